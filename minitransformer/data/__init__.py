@@ -1,0 +1,1 @@
+"""Data pipelines: WikiText for language modelling, labelled text (TREC) for classification."""
