@@ -1,0 +1,28 @@
+"""minitransformer: the NAACL 2019 transfer-learning Transformer, from scratch, teachable and real."""
+
+from .checkpoint import from_tutorial_state_dict, load_checkpoint_state
+from .config import FineTuningConfig, TransformerConfig
+from .generation import generate
+from .model import (
+    MultiHeadSelfAttention,
+    Transformer,
+    TransformerOutput,
+    TransformerWithClfHead,
+    TransformerWithLMHead,
+    init_weights,
+)
+
+__all__ = [
+    "FineTuningConfig",
+    "MultiHeadSelfAttention",
+    "Transformer",
+    "TransformerConfig",
+    "TransformerOutput",
+    "TransformerWithClfHead",
+    "TransformerWithLMHead",
+    "from_tutorial_state_dict",
+    "generate",
+    "init_weights",
+    "load_checkpoint_state",
+]
+__version__ = "0.1.0"

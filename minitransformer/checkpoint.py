@@ -1,0 +1,147 @@
+"""Saving and loading model directories: `config.json` + `model.safetensors` (+ `tokenizer.json`).
+
+The format is Hugging Face's directory layout without its class hierarchy. Weights are stored with
+safetensors (no pickle); the tied LM decoder is stored once, as the token embeddings. Every file is
+written atomically, and every way a directory can be wrong (missing file, corrupt weights, a config
+that does not match the weights) raises an error naming the file or the keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import FineTuningConfig, TransformerConfig
+from .io import atomic_path, write_json_atomic
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TIED_KEY = "lm_head.decoder.weight"  # = transformer.tokens_embeddings.weight, never stored twice
+# Parameters a classifier adds on top of a language model (absent from an LM checkpoint).
+NEW_HEAD_PREFIXES = ("classification_head.", "pooler.", "transformer.adapters_1.", "transformer.adapters_2.")
+
+
+def read_config(directory: str | os.PathLike) -> tuple[str, TransformerConfig, FineTuningConfig | None]:
+    """Read `config.json` of a model directory: (architecture name, backbone config, fine-tuning config)."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: a model directory holds {CONFIG_NAME} and {WEIGHTS_NAME} "
+            "(write one with model.save_pretrained(dir))"
+        )
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); the directory is damaged, re-save it") from None
+    architecture = values.pop("architecture", "TransformerWithLMHead")
+    ft = values.pop("fine_tuning", None)
+    return architecture, TransformerConfig.from_dict(values), FineTuningConfig.from_dict(ft) if ft else None
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning library errors into one message that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is corrupt or truncated ({e}); re-save or re-download it") from None
+
+
+class PretrainedMixin:
+    """`save_pretrained` / `from_pretrained` for the model classes in `model.py`."""
+
+    def save_pretrained(self, directory: str | os.PathLike, tokenizer=None) -> Path:
+        """Write config.json and model.safetensors (and tokenizer.json if a tokenizer is given)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k != TIED_KEY}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
+        config = {"architecture": type(self).__name__, **self.config.to_dict()}
+        if getattr(self, "fine_tuning_config", None) is not None:
+            config["fine_tuning"] = self.fine_tuning_config.to_dict()
+        write_json_atomic(directory / CONFIG_NAME, config)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(directory)
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        fine_tuning_config: FineTuningConfig | None = None,
+        output_loading_info: bool = False,
+        **config_overrides,
+    ):
+        """Build the model from a directory written by `save_pretrained`.
+
+        Loading a language model into a classifier is how adaptation starts: the classifier's new
+        parameters are reported as "added", checkpoint parameters the model has no use for as
+        "discarded" (returned with output_loading_info=True). Within the same class every key must
+        match exactly. `config_overrides` change non-shape fields (e.g. dropout=0.0).
+        """
+        architecture, config, saved_ft = read_config(directory)
+        if config_overrides:
+            config = TransformerConfig.from_dict({**config.to_dict(), **config_overrides})
+        if cls.__name__ == "TransformerWithClfHead":
+            model = cls(config, fine_tuning_config or saved_ft)
+        else:
+            model = cls(config)
+        state = read_weights(Path(directory) / WEIGHTS_NAME)
+        info = load_checkpoint_state(model, state, strict=architecture == cls.__name__, source=directory)
+        return (model, info) if output_loading_info else model
+
+
+def load_checkpoint_state(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], strict: bool, source: object = "state dict"
+) -> dict[str, list[str]]:
+    """Copy `state` into `model` with clear errors; returns {"added": [...], "discarded": [...]}.
+
+    strict: every key must match. Otherwise only a classifier's new-head keys may be missing, and
+    unexpected keys are discarded (e.g. an MLM transform when adapting to classification).
+    """
+    expected = {k: v for k, v in model.state_dict().items() if k != TIED_KEY}
+    state = {k: v for k, v in state.items() if k != TIED_KEY}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    not_new = [k for k in missing if not k.startswith(NEW_HEAD_PREFIXES)]
+    if strict and (missing or unexpected) or not_new:
+        raise ValueError(
+            f"{source}: the checkpoint does not match the model's config: missing keys "
+            f"{not_new if not strict else missing}, unexpected keys {unexpected}. Was it saved from a "
+            "different config or model class?"
+        )
+    for key in sorted(set(expected) & set(state)):
+        if state[key].shape != expected[key].shape:
+            raise ValueError(
+                f"{source}: '{key}' has shape {tuple(state[key].shape)} in the checkpoint but "
+                f"{tuple(expected[key].shape)} in the model; the config does not match the weights"
+            )
+    model.load_state_dict(state, strict=False)
+    model.tie_weights()
+    return {"added": missing, "discarded": unexpected}
+
+
+def from_tutorial_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the NAACL hands-on's state-dict keys to ours.
+
+    The hands-on's modules carry the same names as ours (`transformer.attentions.0.in_proj_weight`,
+    `transformer.feed_forwards.0.0.weight`, ...); only its LM head is a bare Linear (`lm_head.weight`),
+    tied to the embeddings, so it is dropped here and re-tied on load. A bare backbone state dict
+    (keys without the `transformer.` prefix) gets the prefix.
+    """
+    converted = {}
+    for key, value in state_dict.items():
+        if key == "lm_head.weight":
+            continue
+        if not key.startswith(("transformer.", "classification_head.")):
+            key = "transformer." + key
+        converted[key] = value
+    return converted

@@ -1,0 +1,286 @@
+"""Labelled text for classification: TREC and user TSV/CSV files, encoding, dynamic-padding batches.
+
+Label ids are the positions of the label names sorted alphabetically over the training file
+(TREC coarse: ABBR=0, DESC=1, ENTY=2, HUM=3, LOC=4, NUM=5; fine labels are "COARSE:fine", sorted
+the same way), so a given training file always gives the same map.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from minitransformer.data.paths import locate
+from minitransformer.tokenization import Tokenizer
+
+logger = logging.getLogger(__name__)
+
+Row = tuple[int, str, str]  # (line number, label, text)
+
+
+@dataclass
+class LabeledTexts:
+    """Texts with integer labels; `label_names[i]` is the name of label id i."""
+
+    texts: list[str]
+    labels: list[int]
+    label_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def counts(self) -> dict[str, int]:
+        """Examples per label name, in label-id order."""
+        counter = Counter(self.labels)
+        return {name: counter[i] for i, name in enumerate(self.label_names)}
+
+    def subset(self, indices: Sequence[int]) -> LabeledTexts:
+        return LabeledTexts([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names)
+
+
+def _read_text(path: Path) -> str:
+    """File contents as text: UTF-8, or latin-1 (which decodes any byte) when UTF-8 fails."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        logger.warning("%s is not UTF-8 (%s): reading it as latin-1", path, error.reason)
+        return data.decode("latin-1")
+
+
+def _nonblank_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) for each non-blank line; blank lines are skipped and logged."""
+    lines = _read_text(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the piece after the final newline
+    blank = 0
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r")
+        if line.strip():
+            yield number, line
+        else:
+            blank += 1
+    if blank:
+        logger.info("%s: skipped %d blank lines", path, blank)
+
+
+def _malformed(path: Path, number: int, line: str, expected: str) -> ValueError:
+    return ValueError(f"{path}:{number}: malformed line, expected {expected}, got {line[:60]!r}")
+
+
+def _labeled(rows: list[Row], path: Path, label_names: list[str] | None) -> LabeledTexts:
+    """Map label names to ids (sorted names unless `label_names` is given); unknown label -> error."""
+    if not rows:
+        raise ValueError(f"{path} holds no examples")
+    if label_names is None:
+        label_names = sorted({label for _, label, _ in rows})
+    ids = {name: i for i, name in enumerate(label_names)}
+    labels = []
+    for number, label, _ in rows:
+        if label not in ids:
+            raise ValueError(f"{path}:{number}: label {label!r} is not one of the training labels {label_names}")
+        labels.append(ids[label])
+    return LabeledTexts([text for _, _, text in rows], labels, list(label_names))
+
+
+def _trec_rows(path: Path, fine: bool) -> list[Row]:
+    rows = []
+    for number, line in _nonblank_lines(path):
+        label, _, text = line.partition(" ")
+        coarse, colon, _ = label.partition(":")
+        if not colon or not coarse or not text.strip():
+            raise _malformed(path, number, line, "'COARSE:fine question'")
+        rows.append((number, label if fine else coarse, text.strip()))
+    return rows
+
+
+def load_trec(
+    data_dir: str | Path | None = None,
+    fine: bool = False,
+    train_file: str = "train_5500.label",
+    test_file: str = "TREC_10.label",
+) -> tuple[LabeledTexts, LabeledTexts]:
+    """TREC question classification: (train, test), 6 coarse labels or 50 fine ones (`fine=True`).
+
+    Files are found as `trec/<file>` in the data directories (see `paths.find_data_dir`).
+    """
+    fix = "or fetch them with minitransformer.data.download.download_trec()"
+    train_path = locate(f"trec/{train_file}", data_dir, fix=fix)
+    test_path = locate(f"trec/{test_file}", data_dir, fix=fix)
+    train = _labeled(_trec_rows(train_path, fine), train_path, None)
+    return train, _labeled(_trec_rows(test_path, fine), test_path, train.label_names)
+
+
+def read_labeled_file(path: str | Path, label_names: list[str] | None = None) -> LabeledTexts:
+    """A user dataset: `.csv` with a header naming `label` and `text` columns, else TSV `label<TAB>text`
+    (an optional first line `label<TAB>text` is a header). Pass the training `label_names` when
+    reading a validation or test file so ids agree."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"labelled data file not found: {path}")
+    rows: list[Row] = []
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+        if not reader.fieldnames or not {"label", "text"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}:1: CSV header must name 'label' and 'text' columns, got {reader.fieldnames}")
+        for record in reader:
+            label, text = (record["label"] or "").strip(), (record["text"] or "").strip()
+            if not label and not text:
+                continue
+            if not label or not text:
+                raise _malformed(path, reader.line_num, ",".join(map(str, record.values())), "label,text")
+            rows.append((reader.line_num, label, text))
+    else:
+        for number, line in _nonblank_lines(path):
+            label, tab, text = line.partition("\t")
+            if number == 1 and (label.strip(), text.strip()) == ("label", "text"):
+                continue
+            if not tab or not label.strip() or not text.strip():
+                raise _malformed(path, number, line, "'label<TAB>text'")
+            rows.append((number, label.strip(), text.strip()))
+    return _labeled(rows, path, label_names)
+
+
+def stratified_split(data: LabeledTexts, fraction: float = 0.1, seed: int = 0) -> tuple[LabeledTexts, LabeledTexts]:
+    """(train, valid) with `fraction` of each label, chosen with `seed`, moved to valid (order kept)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction={fraction} must be in (0, 1)")
+    rng = np.random.default_rng(seed)
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for index, label in enumerate(data.labels):
+        by_label[label].append(index)
+    valid: list[int] = []
+    for label in sorted(by_label):
+        indices = by_label[label]
+        take = min(round(len(indices) * fraction), len(indices) - 1)
+        valid += rng.permutation(indices)[:take].tolist()
+    chosen = set(valid)
+    train = [i for i in range(len(data)) if i not in chosen]
+    return data.subset(train), data.subset(sorted(valid))
+
+
+def encode_for_classification(
+    texts: list[str], tokenizer: Tokenizer, max_len: int, clf_position: str = "end"
+) -> list[list[int]]:
+    """Token ids with the classification token added, at most `max_len` long.
+
+    "end": ids + [CLS] (the hands-on; a causal model sees the whole text before the token).
+    "start": [CLS] + ids + [SEP] (BERT). Long texts lose their end; the special tokens are kept.
+    """
+    if clf_position not in ("end", "start"):
+        raise ValueError(f"clf_position={clf_position!r} must be 'end' or 'start'")
+    cls = tokenizer.cls_id
+    if clf_position == "end":
+        if max_len < 2:
+            raise ValueError(f"max_len={max_len} leaves no room for text before the classification token")
+        return [ids[: max_len - 1] + [cls] for ids in tokenizer.encode_batch(texts)]
+    if max_len < 3:
+        raise ValueError(f"max_len={max_len} leaves no room for text between [CLS] and [SEP]")
+    sep = tokenizer.sep_id
+    return [[cls] + ids[: max_len - 2] + [sep] for ids in tokenizer.encode_batch(texts)]
+
+
+class ClassificationDataset(torch.utils.data.Dataset):
+    """Encoded texts and their labels; items are {"input_ids": list[int], "label": int}."""
+
+    def __init__(self, ids: list[list[int]], labels: list[int]):
+        if len(ids) != len(labels):
+            raise ValueError(f"{len(ids)} encoded texts but {len(labels)} labels")
+        self.ids = ids
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"input_ids": self.ids[index], "label": self.labels[index]}
+
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.ids]
+
+
+def collate_classification(batch: list[dict], pad_id: int, cls_id: int, pad_to: int | None = None) -> dict:
+    """Pad a list of dataset items into tensors, to the longest row (dynamic padding) or to `pad_to`.
+
+    Returns input_ids Long[B, T], padding_mask Bool[B, T] (True = pad), clf_tokens_mask Bool[B, T]
+    (True at each row's single classification token) and labels Long[B].
+    """
+    lengths = torch.tensor([len(item["input_ids"]) for item in batch])  # (B,)
+    width = pad_to if pad_to is not None else int(lengths.max())
+    if int(lengths.max()) > width:
+        raise ValueError(f"a row has {int(lengths.max())} tokens, more than pad_to={pad_to}: encode with max_len")
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T)
+    for row, item in enumerate(batch):
+        input_ids[row, : len(item["input_ids"])] = torch.tensor(item["input_ids"], dtype=torch.long)
+    padding_mask = torch.arange(width)[None, :] >= lengths[:, None]  # (B, T)
+    clf_tokens_mask = (input_ids == cls_id) & ~padding_mask  # (B, T)
+    per_row = clf_tokens_mask.sum(dim=1)
+    if (per_row != 1).any():
+        row = int((per_row != 1).nonzero()[0])
+        raise ValueError(
+            f"batch row {row} has {int(per_row[row])} classification tokens (id {cls_id}), expected exactly 1:"
+            " encode with encode_for_classification and keep the [CLS] string out of the text"
+        )
+    labels = torch.tensor([item["label"] for item in batch], dtype=torch.long)  # (B,)
+    return {"input_ids": input_ids, "padding_mask": padding_mask, "clf_tokens_mask": clf_tokens_mask, "labels": labels}
+
+
+class LengthBucketSampler(torch.utils.data.Sampler):
+    """Batch sampler grouping rows of similar length, so dynamic padding adds little.
+
+    Each epoch: shuffle the indices (seeded by `seed` and the epoch), sort them by length inside pools
+    of `pool_batches * batch_size`, cut batches, shuffle the batch order. Use as
+    `DataLoader(dataset, batch_sampler=sampler, collate_fn=...)`; call `set_epoch` every epoch.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        pool_batches: int = 50,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.pool = pool_batches * batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
+        pools = [order[i : i + self.pool] for i in range(0, len(order), self.pool)]
+        order = np.concatenate([pool[np.argsort(self.lengths[pool], kind="stable")] for pool in pools])
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        if self.drop_last and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        yield from batches
+
+    def __len__(self) -> int:
+        rounding = math.floor if self.drop_last else math.ceil
+        return rounding(len(self.lengths) / self.batch_size)
+
+
+def tokens_per_epoch(lengths: Sequence[int], batches: Iterable[list[int]], pad_to: int | None = None) -> int:
+    """Positions the model processes in one epoch, padding included (the cost of a padding strategy)."""
+    return sum(len(batch) * (pad_to or max(lengths[i] for i in batch)) for batch in batches)

@@ -1,0 +1,90 @@
+"""Sampling text from a causal language model, with a key/value cache.
+
+Without a cache, every new token re-runs the model over the whole prefix (O(T²) work per token);
+with it, each step feeds only the newest token and reuses the keys and values of earlier positions.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+
+def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """Set to -inf every logit outside the top-k and outside the nucleus of mass top_p. (B, V) → (B, V)."""
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # drop a token when the tokens ranked above it already reach top_p (the first one always stays)
+        drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompt_ids: Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+) -> Tensor:
+    """Continue `prompt_ids` ((T,) or (B, T)) by up to `max_new_tokens` tokens; returns (B, T + new).
+
+    temperature=0 means greedy decoding. Generation stops at the model's num_max_positions with a
+    warning saying so. Masked-LM models cannot generate left to right and raise ValueError.
+    """
+    config = model.config
+    if config.mlm:
+        raise ValueError(
+            "this model was trained as a masked LM (config.mlm=True): it cannot generate text left "
+            "to right; use a causal model (mlm=False)"
+        )
+    ids = prompt_ids.unsqueeze(0) if prompt_ids.dim() == 1 else prompt_ids  # (B, T)
+    if ids.size(1) == 0:
+        raise ValueError("the prompt is empty: give at least one token id")
+    room = config.num_max_positions - ids.size(1)
+    if room <= 0:
+        raise ValueError(
+            f"the prompt has {ids.size(1)} tokens, the model's context is num_max_positions="
+            f"{config.num_max_positions}: shorten the prompt"
+        )
+    if max_new_tokens > room:
+        warnings.warn(
+            f"stopping after {room} new tokens instead of {max_new_tokens}: prompt ({ids.size(1)}) + new "
+            f"tokens would exceed num_max_positions={config.num_max_positions}",
+            stacklevel=2,
+        )
+        max_new_tokens = room
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=ids.device).manual_seed(seed)
+
+    was_training = model.training
+    model.eval()
+    past, step_input = None, ids
+    for _ in range(max_new_tokens):
+        if use_cache:
+            out = model.transformer(step_input, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+        else:
+            out = model.transformer(ids)
+        logits = model.lm_head(out.last_hidden_state[:, -1]).float()  # (B, V)
+        if temperature == 0:
+            next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+        else:
+            probs = filter_logits(logits / temperature, top_k, top_p).softmax(dim=-1)
+            next_ids = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+        ids = torch.cat([ids, next_ids], dim=1)
+        step_input = next_ids
+    model.train(was_training)
+    return ids

@@ -1,0 +1,54 @@
+"""Sampling with and without the key/value cache."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from minitransformer import TransformerWithLMHead
+from minitransformer.generation import filter_logits
+
+
+def test_cache_and_full_recompute_give_identical_greedy_output(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    prompt = torch.randint(0, 50, (2, 4))
+    with_cache = model.generate(prompt, 8, temperature=0)
+    without = model.generate(prompt, 8, temperature=0, use_cache=False)
+    assert with_cache.shape == (2, 12)
+    assert torch.equal(with_cache, without)
+    assert torch.equal(with_cache[:, :4], prompt)
+    assert model.training  # the mode is restored
+
+
+def test_sampling_is_seeded(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    prompt = torch.randint(0, 50, (1, 3))
+    a = model.generate(prompt, 6, top_k=10, seed=1)
+    assert torch.equal(a, model.generate(prompt, 6, top_k=10, seed=1))
+    outputs = {tuple(model.generate(prompt, 6, seed=s)[0].tolist()) for s in range(5)}
+    assert len(outputs) > 1
+
+
+def test_generation_stops_at_the_context_length(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    with pytest.warns(UserWarning, match="stopping after 6 new tokens"):
+        out = model.generate(torch.zeros(1, 10, dtype=torch.long), 20)
+    assert out.shape == (1, 16)
+    with pytest.raises(ValueError, match="num_max_positions=16"):
+        model.generate(torch.zeros(1, 16, dtype=torch.long), 1)
+
+
+def test_mlm_model_refuses_to_generate(tiny_config):
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, mlm=True))
+    with pytest.raises(ValueError, match="masked LM"):
+        model.generate(torch.zeros(1, 3, dtype=torch.long), 2)
+
+
+def test_top_k_and_top_p_filtering():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]
+    # nucleus 0.7: 0.5 alone is not enough, 0.5 + 0.3 reaches it; the rest is dropped
+    assert torch.isinf(filter_logits(logits, top_p=0.7)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, top_p=0.4)).tolist() == [[False, True, True, True]]

@@ -1,0 +1,393 @@
+"""Behaviour of the Transformer backbone and its heads: masks, paths, tying, init, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from minitransformer import (
+    FineTuningConfig,
+    TransformerConfig,
+    TransformerWithClfHead,
+    TransformerWithLMHead,
+)
+
+
+def hidden(model, x, **kw):
+    return model.transformer(x, **kw).last_hidden_state
+
+
+@pytest.mark.parametrize("placement", ["tutorial", "pre", "post"])
+def test_causal_future_tokens_do_not_change_the_past(tiny_config, placement):
+    config = dataclasses.replace(tiny_config, norm_placement=placement, final_layer_norm=placement == "pre")
+    model = TransformerWithLMHead(config).eval()
+    x = torch.randint(0, 50, (2, 12))
+    changed = x.clone()
+    changed[:, 7:] = torch.randint(0, 50, (2, 5))
+    a, b = hidden(model, x), hidden(model, changed)
+    torch.testing.assert_close(a[:, :7], b[:, :7], rtol=0, atol=1e-6)
+    assert not torch.allclose(a[:, 7:], b[:, 7:])  # the changed positions do change
+
+
+def test_mlm_model_is_bidirectional(tiny_config):
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, mlm=True)).eval()
+    x = torch.randint(0, 50, (1, 10))
+    changed = x.clone()
+    changed[0, 9] = (x[0, 9] + 1) % 50
+    assert not torch.allclose(hidden(model, x)[:, 0], hidden(model, changed)[:, 0])
+
+
+@pytest.mark.parametrize("mlm", [False, True])
+def test_padding_tokens_do_not_change_real_tokens(tiny_config, mlm):
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, mlm=mlm)).eval()
+    x = torch.randint(0, 50, (3, 10))
+    padding = torch.zeros(3, 10, dtype=torch.bool)
+    padding[0, 6:] = True
+    padding[2, 3:] = True
+    other = torch.where(padding, torch.randint(0, 50, (3, 10)), x)
+    a = hidden(model, x, padding_mask=padding)
+    b = hidden(model, other, padding_mask=padding)
+    real = ~padding
+    torch.testing.assert_close(a[real], b[real], rtol=0, atol=1e-6)
+    if mlm:  # without the mask, padding would leak into real tokens of a bidirectional model
+        assert not torch.allclose(hidden(model, x)[real], hidden(model, other)[real])
+
+
+@pytest.mark.parametrize("mlm", [False, True])
+def test_all_padding_row_is_finite(tiny_config, mlm):
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, mlm=mlm)).eval()
+    x = torch.randint(0, 50, (2, 8))
+    padding = torch.zeros(2, 8, dtype=torch.bool)
+    padding[1] = True  # every key of row 1 is padding
+    for impl in ("sdpa", "explicit"):
+        for attn in model.transformer.attentions:
+            attn.impl = impl
+        logits = model(x, padding_mask=padding)
+        assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("mlm", [False, True])
+@pytest.mark.parametrize("with_padding", [False, True])
+def test_sdpa_and_explicit_attention_agree(tiny_config, mlm, with_padding):
+    config = dataclasses.replace(tiny_config, mlm=mlm)
+    model = TransformerWithLMHead(config).eval()
+    x = torch.randint(0, 50, (3, 11))
+    padding = None
+    if with_padding:
+        padding = torch.zeros(3, 11, dtype=torch.bool)
+        padding[1, 5:] = True
+    fast = hidden(model, x, padding_mask=padding)
+    out = model.transformer(x, padding_mask=padding, output_attentions=True)  # forces the explicit path
+    torch.testing.assert_close(fast, out.last_hidden_state, rtol=0, atol=1e-5)
+    probs = out.attentions[0]  # (B, nh, T, S)
+    assert probs.shape == (3, 3, 11, 11)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(3, 3, 11))
+    if not mlm:
+        assert probs.triu(diagonal=1).abs().max() == 0  # nothing attends to the future
+
+
+def test_attention_mask_built_from_the_cached_causal_mask(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    mask, is_causal = model.transformer.attention_mask(None, 5, 5)
+    assert mask is None and is_causal  # the fused kernel applies it, no tensor is built
+    padding = torch.tensor([[False, False, False, True, True]])
+    mask, is_causal = model.transformer.attention_mask(padding, 5, 5)
+    expected = torch.ones(5, 5, dtype=torch.bool).tril() & ~padding[0]
+    expected |= torch.eye(5, dtype=torch.bool)
+    assert not is_causal and torch.equal(mask[0, 0], expected)
+
+
+def test_lm_head_is_tied_before_and_after_save_load_and_to(tiny_config, tmp_path):
+    model = TransformerWithLMHead(tiny_config)
+    emb = model.transformer.tokens_embeddings.weight
+    assert model.lm_head.decoder.weight is emb
+    model.to(torch.float64)
+    assert model.lm_head.decoder.weight.data_ptr() == model.transformer.tokens_embeddings.weight.data_ptr()
+    model.to(torch.float32)
+    model.save_pretrained(tmp_path)
+    loaded = TransformerWithLMHead.from_pretrained(tmp_path)
+    assert loaded.lm_head.decoder.weight is loaded.transformer.tokens_embeddings.weight
+    params = dict(model.named_parameters())
+    assert "lm_head.decoder.weight" not in params  # one tensor, counted once
+    with torch.no_grad():
+        loaded.transformer.tokens_embeddings.weight[0, 0] += 1.0
+    assert loaded.lm_head.decoder.weight[0, 0] == loaded.transformer.tokens_embeddings.weight[0, 0]
+
+
+@pytest.mark.parametrize("cls", ["lm", "clf"])
+def test_save_load_gives_identical_logits(tiny_config, tmp_path, cls):
+    if cls == "lm":
+        model = TransformerWithLMHead(tiny_config).eval()
+        run = lambda m, x: m(x)  # noqa: E731
+    else:
+        model = TransformerWithClfHead(tiny_config, FineTuningConfig(num_classes=4, adapters_dim=5)).eval()
+        mask = torch.zeros(2, 9, dtype=torch.bool)
+        mask[:, -1] = True
+        run = lambda m, x: m(x, mask)  # noqa: E731
+    x = torch.randint(0, 50, (2, 9))
+    model.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = type(model).from_pretrained(tmp_path).eval()
+    assert torch.equal(run(model, x), run(loaded, x))
+
+
+class TutorialTransformer(nn.Module):
+    """The hands-on's model, as its code builds it: seq-first, nn.MultiheadAttention, ReLU FFN."""
+
+    def __init__(self, c: TransformerConfig):
+        super().__init__()
+        self.tokens_embeddings = nn.Embedding(c.num_embeddings, c.embed_dim)
+        self.position_embeddings = nn.Embedding(c.num_max_positions, c.embed_dim)
+        self.dropout = nn.Dropout(c.dropout)
+        self.attentions, self.feed_forwards = nn.ModuleList(), nn.ModuleList()
+        self.layer_norms_1, self.layer_norms_2 = nn.ModuleList(), nn.ModuleList()
+        for _ in range(c.num_layers):
+            self.attentions.append(nn.MultiheadAttention(c.embed_dim, c.num_heads, dropout=c.dropout))
+            self.feed_forwards.append(
+                nn.Sequential(nn.Linear(c.embed_dim, c.hidden_dim), nn.ReLU(), nn.Linear(c.hidden_dim, c.embed_dim))
+            )
+            self.layer_norms_1.append(nn.LayerNorm(c.embed_dim, eps=1e-12))
+            self.layer_norms_2.append(nn.LayerNorm(c.embed_dim, eps=1e-12))
+
+    def forward(self, x, padding_mask=None):  # x: [seq, batch]
+        positions = torch.arange(len(x)).unsqueeze(-1)
+        h = self.tokens_embeddings(x) + self.position_embeddings(positions).expand_as(self.tokens_embeddings(x))
+        h = self.dropout(h)
+        attn_mask = torch.ones(len(x), len(x), dtype=torch.bool).triu(diagonal=1)  # True = blocked
+        for ln1, attn, ln2, ff in zip(self.layer_norms_1, self.attentions, self.layer_norms_2, self.feed_forwards):
+            h = ln1(h)
+            a, _ = attn(h, h, h, attn_mask=attn_mask, need_weights=False, key_padding_mask=padding_mask)
+            h = self.dropout(a) + h
+            h = ln2(h)
+            h = self.dropout(ff(h)) + h
+        return h
+
+
+class TutorialLM(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.transformer = TutorialTransformer(c)
+        self.lm_head = nn.Linear(c.embed_dim, c.num_embeddings, bias=False)
+        self.lm_head.weight = self.transformer.tokens_embeddings.weight
+
+    def forward(self, x, padding_mask=None):
+        return self.lm_head(self.transformer(x, padding_mask))
+
+
+def test_tutorial_layout_state_dict_loads_and_matches(tiny_config):
+    from minitransformer import from_tutorial_state_dict, load_checkpoint_state
+
+    reference = TutorialLM(tiny_config).eval()
+    for p in reference.parameters():  # random everything, LayerNorms included
+        nn.init.normal_(p, std=0.3)
+    state = reference.state_dict()
+    assert "transformer.attentions.0.in_proj_weight" in state and "lm_head.weight" in state
+    model = TransformerWithLMHead(TransformerConfig(**{**dataclasses.asdict(tiny_config)})).eval()
+    load_checkpoint_state(model, from_tutorial_state_dict(state), strict=True)
+    x = torch.randint(0, 50, (3, 10))  # [batch, seq] for us, [seq, batch] for the hands-on
+    padding = torch.zeros(3, 10, dtype=torch.bool)
+    padding[2, 7:] = True
+    ours = model(x, padding_mask=padding)
+    theirs = reference(x.t(), padding_mask=padding).transpose(0, 1)
+    real = ~padding
+    torch.testing.assert_close(ours[real], theirs[real], rtol=0, atol=1e-5)
+
+
+def test_default_config_is_the_hands_on():
+    c = TransformerConfig()
+    assert (c.embed_dim, c.hidden_dim, c.num_max_positions, c.num_heads, c.num_layers) == (410, 2100, 256, 10, 16)
+    assert (c.dropout, c.initializer_range, c.mlm, c.sinusoidal_embeddings) == (0.1, 0.02, False, False)
+    assert (c.activation, c.layer_norm_eps, c.norm_placement) == ("relu", 1e-12, "tutorial")
+
+
+@pytest.mark.parametrize("cls", ["lm", "clf"])
+def test_every_parameter_receives_a_gradient(tiny_config, cls):
+    x = torch.randint(0, 50, (2, 8))
+    if cls == "lm":
+        model = TransformerWithLMHead(tiny_config)
+        _, loss = model(x, labels=x)
+    else:
+        config = dataclasses.replace(tiny_config, final_layer_norm=True, norm_placement="pre")
+        ft = FineTuningConfig(num_classes=3, adapters_dim=4, pooling="weighted", pooler=True, lm_loss_coef=0.5)
+        model = TransformerWithClfHead(config, ft)
+        mask = torch.zeros(2, 8, dtype=torch.bool)
+        mask[:, -1] = True
+        _, loss = model(x, mask, clf_labels=torch.tensor([0, 2]), lm_labels=x)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_same_seed_same_loss_in_training_mode(tiny_config):
+    def run(seed):
+        torch.manual_seed(seed)
+        model = TransformerWithLMHead(tiny_config).train()
+        x = torch.randint(0, 50, (2, 8))
+        return model(x, labels=x)[1].item()
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_initialisation_follows_the_hands_on(tiny_config):
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, embed_dim=96, hidden_dim=384, num_heads=4))
+    attn = model.transformer.attentions[0]
+    assert abs(attn.in_proj_weight.std().item() - 0.02) < 0.002
+    assert attn.in_proj_bias.abs().max() == 0 and attn.out_proj.bias.abs().max() == 0
+    ln = model.transformer.layer_norms_1[0]
+    assert torch.all(ln.weight == 1) and torch.all(ln.bias == 0)
+    assert abs(model.transformer.feed_forwards[0][0].weight.std().item() - 0.02) < 0.002
+
+
+def test_sinusoidal_positions_are_fixed(tiny_config):
+    from minitransformer.model import sinusoidal_table
+
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, sinusoidal_embeddings=True))
+    table = model.transformer.position_embeddings.weight
+    assert not table.requires_grad
+    torch.testing.assert_close(table, sinusoidal_table(16, 24))
+    assert table[0, 1] == 1.0 and table[0, 0] == 0.0  # cos(0), sin(0)
+
+
+@pytest.mark.parametrize("placement", ["pre", "post"])
+def test_norm_placements_compute_their_formula(tiny_config, placement):
+    config = dataclasses.replace(tiny_config, num_layers=1, norm_placement=placement, dropout=0.0)
+    model = TransformerWithLMHead(config).eval()
+    t = model.transformer
+    x = torch.randint(0, 50, (1, 6))
+    h = t.tokens_embeddings(x) + t.position_embeddings(torch.arange(6))
+    attn = lambda z: t.attentions[0](z, None, True)[0]  # noqa: E731
+    ln1, ln2, ff = t.layer_norms_1[0], t.layer_norms_2[0], t.feed_forwards[0]
+    if placement == "pre":
+        h = h + attn(ln1(h))
+        h = h + ff(ln2(h))
+    else:
+        h = ln1(h + attn(h))
+        h = ln2(h + ff(h))
+    torch.testing.assert_close(hidden(model, x), h)
+
+
+def test_hidden_states_of_every_layer(tiny_config):
+    model = TransformerWithLMHead(tiny_config).eval()
+    out = model.transformer(torch.randint(0, 50, (2, 5)), output_hidden_states=True)
+    assert len(out.hidden_states) == tiny_config.num_layers + 1
+    assert torch.equal(out.hidden_states[-1], out.last_hidden_state)  # no final norm in this config
+
+
+def test_layer_addressing(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    mods = model.transformer.layer_modules(1)
+    assert model.transformer.attentions[1] in mods and model.transformer.feed_forwards[1] in mods
+    with pytest.raises(IndexError, match="2 layers"):
+        model.transformer.layer_modules(2)
+
+
+def test_lm_losses(tiny_config):
+    model = TransformerWithLMHead(tiny_config).eval()
+    x = torch.randint(0, 50, (2, 6))
+    logits, loss = model(x, labels=x)
+    expected = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 50), x[:, 1:].reshape(-1))
+    torch.testing.assert_close(loss, expected)
+    mlm = TransformerWithLMHead(dataclasses.replace(tiny_config, mlm=True)).eval()
+    labels = torch.full_like(x, -100)
+    labels[0, 2] = x[0, 2]
+    logits, loss = mlm(x, labels=labels)
+    torch.testing.assert_close(loss, nn.functional.cross_entropy(logits[0, 2:3], x[0, 2:3]))
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def test_config_validation_names_values():
+    with pytest.raises(ValueError, match="embed_dim=410.*num_heads=7"):
+        TransformerConfig(num_heads=7)
+    with pytest.raises(ValueError, match="activation='swish'"):
+        TransformerConfig(activation="swish")
+    with pytest.raises(ValueError, match="unknown field"):
+        TransformerConfig.from_dict({"embed_dim": 8, "nope": 1})
+
+
+def test_config_json_round_trip(tiny_config):
+    assert TransformerConfig.from_json(tiny_config.to_json()) == tiny_config
+    ft = FineTuningConfig(num_classes=50, pooling="weighted", pooling_layer_start=1)
+    assert FineTuningConfig.from_json(ft.to_json()) == ft
+
+
+def test_bad_forward_input_raises(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    with pytest.raises(ValueError, match="token id 50 .*\\[0, 50\\)"):
+        model(torch.tensor([[1, 50]]))
+    with pytest.raises(ValueError, match="token id -1"):
+        model(torch.tensor([[-1, 2]]))
+    with pytest.raises(ValueError, match="length 17 exceeds num_max_positions=16"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+    with pytest.raises(ValueError, match="padding_mask"):
+        model(torch.zeros(2, 5, dtype=torch.long), padding_mask=torch.zeros(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="padding_mask"):
+        model(torch.zeros(2, 5, dtype=torch.long), padding_mask=torch.zeros(2, 5))
+
+
+def test_classification_token_must_be_unique(tiny_config):
+    model = TransformerWithClfHead(tiny_config, FineTuningConfig(num_classes=2))
+    x = torch.randint(0, 50, (2, 5))
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[0, -1] = True
+    with pytest.raises(ValueError, match="row 1 has 0"):
+        model(x, mask)
+    mask[1, 1:3] = True
+    with pytest.raises(ValueError, match="row 1 has 2"):
+        model(x, mask)
+
+
+def test_clf_pooling_modes(tiny_config):
+    x = torch.randint(0, 50, (2, 6))
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[:, -1] = True
+    padding = torch.zeros(2, 6, dtype=torch.bool)
+    padding[0, :2] = True
+    for pooling in ("clf", "mean", "max", "weighted"):
+        model = TransformerWithClfHead(tiny_config, FineTuningConfig(num_classes=3, pooling=pooling)).eval()
+        logits = model(x, mask, padding_mask=padding)
+        assert logits.shape == (2, 3) and torch.isfinite(logits).all()
+    weighted = TransformerWithClfHead(tiny_config, FineTuningConfig(num_classes=3, pooling="weighted"))
+    assert "pooler.layer_weights" in dict(weighted.named_parameters())
+
+
+def test_checkpoint_errors_name_the_problem(tiny_config, tmp_path):
+    model = TransformerWithLMHead(tiny_config)
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        TransformerWithLMHead.from_pretrained(tmp_path)
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="model.safetensors is corrupt or truncated"):
+        TransformerWithLMHead.from_pretrained(tmp_path)
+    weights.write_bytes(good)
+    other = dataclasses.replace(tiny_config, embed_dim=30)
+    (tmp_path / "config.json").write_text(
+        '{"architecture": "TransformerWithLMHead", ' + other.to_json()[1:], encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="has shape"):
+        TransformerWithLMHead.from_pretrained(tmp_path)
+    deeper = dataclasses.replace(tiny_config, num_layers=3)
+    (tmp_path / "config.json").write_text(
+        '{"architecture": "TransformerWithLMHead", ' + deeper.to_json()[1:], encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="missing keys .*attentions.2"):
+        TransformerWithLMHead.from_pretrained(tmp_path)
+
+
+def test_lm_checkpoint_adapts_into_a_classifier(tiny_config, tmp_path):
+    lm = TransformerWithLMHead(tiny_config)
+    lm.save_pretrained(tmp_path)
+    clf, info = TransformerWithClfHead.from_pretrained(
+        tmp_path, FineTuningConfig(num_classes=6), output_loading_info=True
+    )
+    assert info["added"] == ["classification_head.bias", "classification_head.weight"]
+    assert info["discarded"] == []
+    assert torch.equal(clf.transformer.attentions[1].in_proj_weight, lm.transformer.attentions[1].in_proj_weight)
+    assert clf.lm_head.decoder.weight is clf.transformer.tokens_embeddings.weight
