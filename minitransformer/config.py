@@ -32,9 +32,7 @@ class _JsonConfig:
         known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
-                f"{cls.__name__}: unknown field(s) {unknown}; known fields are {sorted(known)}"
-            )
+            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known fields are {sorted(known)}")
         return cls(**values)
 
     def to_json(self) -> str:
@@ -90,16 +88,23 @@ class TransformerConfig(_JsonConfig):
     embedding_layer_norm: bool = False
     token_type_vocab_size: int = 0  # 0 = no token-type (segment) embeddings
     bias: bool = True  # biases in attention projections and feed-forward layers
-    lm_head_transform: bool = False  # BERT's MLM transform (dense + activation + LayerNorm) before the decoder
+    lm_head_transform: bool = (
+        False  # BERT's MLM transform (dense + activation + LayerNorm) before the decoder
+    )
     lm_head_bias: bool = False  # an output bias on the (tied) LM decoder, as BERT has
     attention_impl: str = "sdpa"  # "sdpa": fused kernel; "explicit": written out, can return probabilities
 
     def __post_init__(self) -> None:
-        for name in ("embed_dim", "hidden_dim", "num_max_positions", "num_embeddings", "num_heads", "num_layers"):
+        for name in (
+            "embed_dim",
+            "hidden_dim",
+            "num_max_positions",
+            "num_embeddings",
+            "num_heads",
+            "num_layers",
+        ):
             value = getattr(self, name)
-            _require(
-                isinstance(value, int) and value > 0, f"{name}={value!r} must be a positive integer"
-            )
+            _require(isinstance(value, int) and value > 0, f"{name}={value!r} must be a positive integer")
         _require(
             self.embed_dim % self.num_heads == 0,
             f"embed_dim={self.embed_dim} must be divisible by num_heads={self.num_heads} "

@@ -95,7 +95,9 @@ class MultiHeadSelfAttention(nn.Module):
             probs = scores.softmax(dim=-1)
             y = F.dropout(probs, dropout_p, self.training) @ v  # (B, nh, T, hs)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
+            )
         y = y.transpose(1, 2).reshape(B, T, E)  # (B, T, E): heads side by side again
         return self.out_proj(y), probs, (k, v)
 
@@ -193,7 +195,9 @@ class Transformer(nn.Module):
         self.layer_norms_2 = nn.ModuleList(nn.LayerNorm(E, eps=config.layer_norm_eps) for _ in range(L))
         self.adapters_1 = nn.ModuleList(Adapter(E, adapters_dim) for _ in range(L)) if adapters_dim else None
         self.adapters_2 = nn.ModuleList(Adapter(E, adapters_dim) for _ in range(L)) if adapters_dim else None
-        self.final_layer_norm = nn.LayerNorm(E, eps=config.layer_norm_eps) if config.final_layer_norm else None
+        self.final_layer_norm = (
+            nn.LayerNorm(E, eps=config.layer_norm_eps) if config.final_layer_norm else None
+        )
 
         # The causal mask is the same for every sample: build it once for the longest sequence and
         # slice it per call. True = query i may attend to key j (j <= i).

@@ -147,17 +147,23 @@ class TutorialTransformer(nn.Module):
         for _ in range(c.num_layers):
             self.attentions.append(nn.MultiheadAttention(c.embed_dim, c.num_heads, dropout=c.dropout))
             self.feed_forwards.append(
-                nn.Sequential(nn.Linear(c.embed_dim, c.hidden_dim), nn.ReLU(), nn.Linear(c.hidden_dim, c.embed_dim))
+                nn.Sequential(
+                    nn.Linear(c.embed_dim, c.hidden_dim), nn.ReLU(), nn.Linear(c.hidden_dim, c.embed_dim)
+                )
             )
             self.layer_norms_1.append(nn.LayerNorm(c.embed_dim, eps=1e-12))
             self.layer_norms_2.append(nn.LayerNorm(c.embed_dim, eps=1e-12))
 
     def forward(self, x, padding_mask=None):  # x: [seq, batch]
         positions = torch.arange(len(x)).unsqueeze(-1)
-        h = self.tokens_embeddings(x) + self.position_embeddings(positions).expand_as(self.tokens_embeddings(x))
+        h = self.tokens_embeddings(x) + self.position_embeddings(positions).expand_as(
+            self.tokens_embeddings(x)
+        )
         h = self.dropout(h)
         attn_mask = torch.ones(len(x), len(x), dtype=torch.bool).triu(diagonal=1)  # True = blocked
-        for ln1, attn, ln2, ff in zip(self.layer_norms_1, self.attentions, self.layer_norms_2, self.feed_forwards):
+        for ln1, attn, ln2, ff in zip(
+            self.layer_norms_1, self.attentions, self.layer_norms_2, self.feed_forwards
+        ):
             h = ln1(h)
             a, _ = attn(h, h, h, attn_mask=attn_mask, need_weights=False, key_padding_mask=padding_mask)
             h = self.dropout(a) + h
@@ -198,7 +204,13 @@ def test_tutorial_layout_state_dict_loads_and_matches(tiny_config):
 
 def test_default_config_is_the_hands_on():
     c = TransformerConfig()
-    assert (c.embed_dim, c.hidden_dim, c.num_max_positions, c.num_heads, c.num_layers) == (410, 2100, 256, 10, 16)
+    assert (c.embed_dim, c.hidden_dim, c.num_max_positions, c.num_heads, c.num_layers) == (
+        410,
+        2100,
+        256,
+        10,
+        16,
+    )
     assert (c.dropout, c.initializer_range, c.mlm, c.sinusoidal_embeddings) == (0.1, 0.02, False, False)
     assert (c.activation, c.layer_norm_eps, c.norm_placement) == ("relu", 1e-12, "tutorial")
 
@@ -211,7 +223,9 @@ def test_every_parameter_receives_a_gradient(tiny_config, cls):
         _, loss = model(x, labels=x)
     else:
         config = dataclasses.replace(tiny_config, final_layer_norm=True, norm_placement="pre")
-        ft = FineTuningConfig(num_classes=3, adapters_dim=4, pooling="weighted", pooler=True, lm_loss_coef=0.5)
+        ft = FineTuningConfig(
+            num_classes=3, adapters_dim=4, pooling="weighted", pooler=True, lm_loss_coef=0.5
+        )
         model = TransformerWithClfHead(config, ft)
         mask = torch.zeros(2, 8, dtype=torch.bool)
         mask[:, -1] = True
@@ -389,5 +403,7 @@ def test_lm_checkpoint_adapts_into_a_classifier(tiny_config, tmp_path):
     )
     assert info["added"] == ["classification_head.bias", "classification_head.weight"]
     assert info["discarded"] == []
-    assert torch.equal(clf.transformer.attentions[1].in_proj_weight, lm.transformer.attentions[1].in_proj_weight)
+    assert torch.equal(
+        clf.transformer.attentions[1].in_proj_weight, lm.transformer.attentions[1].in_proj_weight
+    )
     assert clf.lm_head.decoder.weight is clf.transformer.tokens_embeddings.weight
