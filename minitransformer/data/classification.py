@@ -44,7 +44,9 @@ class LabeledTexts:
         return {name: counter[i] for i, name in enumerate(self.label_names)}
 
     def subset(self, indices: Sequence[int]) -> LabeledTexts:
-        return LabeledTexts([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names)
+        return LabeledTexts(
+            [self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names
+        )
 
 
 def _read_text(path: Path) -> str:
@@ -87,7 +89,9 @@ def _labeled(rows: list[Row], path: Path, label_names: list[str] | None) -> Labe
     labels = []
     for number, label, _ in rows:
         if label not in ids:
-            raise ValueError(f"{path}:{number}: label {label!r} is not one of the training labels {label_names}")
+            raise ValueError(
+                f"{path}:{number}: label {label!r} is not one of the training labels {label_names}"
+            )
         labels.append(ids[label])
     return LabeledTexts([text for _, _, text in rows], labels, list(label_names))
 
@@ -131,7 +135,9 @@ def read_labeled_file(path: str | Path, label_names: list[str] | None = None) ->
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
         if not reader.fieldnames or not {"label", "text"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}:1: CSV header must name 'label' and 'text' columns, got {reader.fieldnames}")
+            raise ValueError(
+                f"{path}:1: CSV header must name 'label' and 'text' columns, got {reader.fieldnames}"
+            )
         for record in reader:
             label, text = (record["label"] or "").strip(), (record["text"] or "").strip()
             if not label and not text:
@@ -150,7 +156,9 @@ def read_labeled_file(path: str | Path, label_names: list[str] | None = None) ->
     return _labeled(rows, path, label_names)
 
 
-def stratified_split(data: LabeledTexts, fraction: float = 0.1, seed: int = 0) -> tuple[LabeledTexts, LabeledTexts]:
+def stratified_split(
+    data: LabeledTexts, fraction: float = 0.1, seed: int = 0
+) -> tuple[LabeledTexts, LabeledTexts]:
     """(train, valid) with `fraction` of each label, chosen with `seed`, moved to valid (order kept)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction={fraction} must be in (0, 1)")
@@ -217,7 +225,9 @@ def collate_classification(batch: list[dict], pad_id: int, cls_id: int, pad_to: 
     lengths = torch.tensor([len(item["input_ids"]) for item in batch])  # (B,)
     width = pad_to if pad_to is not None else int(lengths.max())
     if int(lengths.max()) > width:
-        raise ValueError(f"a row has {int(lengths.max())} tokens, more than pad_to={pad_to}: encode with max_len")
+        raise ValueError(
+            f"a row has {int(lengths.max())} tokens, more than pad_to={pad_to}: encode with max_len"
+        )
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T)
     for row, item in enumerate(batch):
         input_ids[row, : len(item["input_ids"])] = torch.tensor(item["input_ids"], dtype=torch.long)
@@ -231,7 +241,12 @@ def collate_classification(batch: list[dict], pad_id: int, cls_id: int, pad_to: 
             " encode with encode_for_classification and keep the [CLS] string out of the text"
         )
     labels = torch.tensor([item["label"] for item in batch], dtype=torch.long)  # (B,)
-    return {"input_ids": input_ids, "padding_mask": padding_mask, "clf_tokens_mask": clf_tokens_mask, "labels": labels}
+    return {
+        "input_ids": input_ids,
+        "padding_mask": padding_mask,
+        "clf_tokens_mask": clf_tokens_mask,
+        "labels": labels,
+    }
 
 
 class LengthBucketSampler(torch.utils.data.Sampler):
