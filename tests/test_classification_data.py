@@ -21,18 +21,21 @@ from minitransformer.data.classification import (
 )
 from minitransformer.tokenization import Tokenizer
 
-DATA = os.environ.get("MINITRANSFORMER_DATA")
-needs_trec = pytest.mark.skipif(
-    not DATA or not Path(DATA, "trec").is_dir(), reason="MINITRANSFORMER_DATA with trec/ not set"
-)
 COARSE = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 
 
 @pytest.fixture(scope="module")
-def trec():
-    if not DATA or not Path(DATA, "trec").is_dir():
+def trec_dir():
+    """The shared data folder holding trec/ (tests using it skip without it)."""
+    data = os.environ.get("MINITRANSFORMER_DATA")
+    if not data or not Path(data, "trec").is_dir():
         pytest.skip("MINITRANSFORMER_DATA with trec/ not set")
-    return load_trec()
+    return Path(data)
+
+
+@pytest.fixture(scope="module")
+def trec(trec_dir):
+    return load_trec(trec_dir)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,6 @@ def tokenizer():
     return Tokenizer.train(texts, vocab_size=200, min_frequency=1)
 
 
-@needs_trec
 def test_trec_coarse_rows_and_counts(trec):
     train, test = trec
     assert (len(train), len(test)) == (5452, 500)
@@ -51,21 +53,18 @@ def test_trec_coarse_rows_and_counts(trec):
     assert train.texts[0] == "How did serfdom develop in and then leave Russia ?" and train.labels[0] == 1
 
 
-@needs_trec
-def test_trec_fine_labels():
-    train, test = load_trec(fine=True)
+def test_trec_fine_labels(trec_dir):
+    train, test = load_trec(trec_dir, fine=True)
     assert len(train.label_names) == 50 and train.label_names == sorted(train.label_names)
     assert train.label_names[train.labels[0]] == "DESC:manner"
     assert set(test.label_names[i] for i in test.labels) <= set(train.label_names)
 
 
-@needs_trec
-def test_trec_utf8_subset_reads():
-    train, _ = load_trec(train_file="train_2000.label")
+def test_trec_utf8_subset_reads(trec_dir):
+    train, _ = load_trec(trec_dir, train_file="train_2000.label")
     assert len(train) == 2000
 
 
-@needs_trec
 def test_stratified_split_keeps_proportions(trec):
     train, _ = trec
     kept, valid = stratified_split(train, fraction=0.1, seed=0)
@@ -77,7 +76,6 @@ def test_stratified_split_keeps_proportions(trec):
     assert again.texts == valid.texts and other.texts != valid.texts
 
 
-@needs_trec
 def test_dynamic_padding_with_buckets_halves_tokens_per_epoch(trec, capsys):
     train, _ = trec
     tok = Tokenizer.train(train.texts, vocab_size=4000)
