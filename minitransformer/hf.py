@@ -1,0 +1,729 @@
+"""Hugging Face interop: GPT-2 and BERT checkpoints in and out of our Transformer, and the hands-on's own.
+
+    from_hf(path, task="lm")          a local HF checkpoint directory → our model (reads the files directly)
+    to_hf(model, directory)           our GPT-2-shaped LM → a directory `GPT2LMHeadModel.from_pretrained` loads
+    compare_with_transformers(path)   per-layer max |ours − transformers|; CLI: python -m minitransformer.hf compare PATH
+    convert(path, out_dir)            from_hf + save_pretrained + the tokenizer files + minitransformer_meta.json
+    from_tutorial_checkpoint(pth)     the NAACL hands-on's `model_checkpoint.pth` state dict
+
+How the architectures map onto `TransformerConfig`:
+- GPT-2: norm_placement="pre" with a final norm, learned positions, gelu_new → activation="gelu_tanh",
+  causal. Its Conv1D weights are stored [in, out], the transpose of `nn.Linear`; `c_attn` is already the
+  fused q;k;v projection.
+- BERT: norm_placement="post", token types, embedding LayerNorm, bidirectional (mlm=True). Separate
+  query/key/value projections are concatenated into our `in_proj_weight`.
+
+Decisions worth knowing:
+- task="lm" (default) needs an LM head: always true for GPT-2 (tied to the embeddings), true for BERT
+  only with the masked-LM head (BertForMaskedLM / BertForPreTraining). A bare `BertModel` has none, so
+  task="lm" refuses rather than inventing one; load it with task="classification" (its pooler comes along,
+  the classifier is new) or task="backbone" (returns the `Transformer` alone). The config records what the
+  checkpoint has: `lm_head_transform`/`lm_head_bias` are True only when the MLM head was there.
+- Classification token position: BERT classifies on `[CLS]` at the *start*, GPT-2 / the hands-on on a token
+  at the *end*. `TransformerConfig` has no field for it, so `clf_position(path)` answers "start" or "end",
+  and `convert` writes it into `minitransformer_meta.json` beside the converted model.
+- Refused with an error naming the feature (never a silent load that computes something else):
+  cross-attention, decoders, relative position embeddings, `scale_attn_by_inverse_layer_idx`,
+  `scale_attn_weights=false`, activations we lack, untied output embeddings, unknown architectures/keys.
+- Accepted: GPT-2 `reorder_and_upcast_attn` (it only changes mixed-precision numerics; in fp32 the
+  result is the same). We have one dropout rate: GPT-2's `resid_pdrop`, BERT's `hidden_dropout_prob`.
+  BERT's next-sentence head (`cls.seq_relationship`) and, for task="lm", the pooler are discarded
+  (listed in the loading info).
+
+`transformers` is needed only by `compare_with_transformers` (and the tests); importing this module
+does not import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import Tensor
+
+from .checkpoint import from_tutorial_state_dict, load_checkpoint_state, read_weights
+from .config import FineTuningConfig, TransformerConfig
+from .io import atomic_path, write_json_atomic
+from .model import Transformer, TransformerWithClfHead, TransformerWithLMHead
+
+TASKS = ("lm", "classification", "backbone")
+META_NAME = "minitransformer_meta.json"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json")
+# The architectures we import, by the role of their head.
+GPT2_ARCHITECTURES = ("GPT2Model", "GPT2LMHeadModel")
+BERT_ARCHITECTURES = ("BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification")
+# HF activation name → ours. GPT-2's "gelu_new" and "gelu_pytorch_tanh" are the tanh approximation.
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
+GPT2_ACTIVATION_NAMES = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}  # ours → GPT-2's
+
+# One entry of a key map: (our key, the HF key(s) concatenated along dim 0, HF stores it transposed).
+KeyMap = list[tuple[str, tuple[str, ...], bool]]
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading a checkpoint directory
+# ----------------------------------------------------------------------------------------------
+
+
+def read_hf_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Tensor]]:
+    """(config.json as a dict, every tensor) of a HF checkpoint directory, without `transformers`.
+
+    Reads model.safetensors, a sharded model.safetensors.index.json, or pytorch_model.bin (with
+    `weights_only=True`: a .bin is a pickle, and only tensors are allowed out of it).
+    """
+    path = Path(path)
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{config_path} not found: a Hugging Face checkpoint directory holds config.json"
+        )
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if (path / "model.safetensors").is_file():
+        return config, read_weights(path / "model.safetensors")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        state: dict[str, Tensor] = {}
+        for shard in shards:
+            state.update(read_weights(path / shard))
+        return config, state
+    if (path / "pytorch_model.bin").is_file():
+        try:
+            return config, torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        except Exception as e:  # a damaged file or one holding more than tensors
+            raise ValueError(
+                f"{path / 'pytorch_model.bin'} could not be read with weights_only=True ({e})"
+            ) from None
+    raise FileNotFoundError(f"no weights in {path}: expected model.safetensors or pytorch_model.bin")
+
+
+def _unsupported_model_type(hf_config: dict) -> ValueError:
+    return ValueError(
+        f"model_type={hf_config.get('model_type')!r} is not supported: minitransformer imports "
+        "'gpt2' and 'bert' checkpoints"
+    )
+
+
+def architecture(hf_config: dict, keys) -> str:
+    """The checkpoint's architecture, checked against the ones we import (from config.json, else the keys)."""
+    model_type = hf_config.get("model_type")
+    if model_type not in ("gpt2", "bert"):
+        raise _unsupported_model_type(hf_config)
+    names = hf_config.get("architectures") or []
+    if names:
+        name = names[0]
+    elif model_type == "gpt2":
+        name = "GPT2LMHeadModel"
+    elif any(k.startswith("classifier.") for k in keys):
+        name = "BertForSequenceClassification"
+    else:
+        name = "BertForMaskedLM" if any(k.startswith("cls.predictions.") for k in keys) else "BertModel"
+    supported = GPT2_ARCHITECTURES if model_type == "gpt2" else BERT_ARCHITECTURES
+    if name not in supported:
+        raise ValueError(
+            f"architecture {name} is not supported for model_type={model_type!r}; supported: {supported}"
+        )
+    return name
+
+
+def _refuse(condition: bool, feature: str, fix: str = "") -> None:
+    if condition:
+        raise ValueError(
+            f"{feature} is not implemented by minitransformer; this checkpoint cannot be imported{fix}"
+        )
+
+
+def _activation(name: str) -> str:
+    _refuse(name not in HF_ACTIVATIONS, f"activation {name!r}", f" (supported: {sorted(HF_ACTIVATIONS)})")
+    return HF_ACTIVATIONS[name]
+
+
+def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerConfig:
+    """Translate a GPT-2 or BERT config.json into a `TransformerConfig`, refusing features we lack."""
+    c = hf_config
+    if c.get("model_type") == "gpt2":
+        _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
+        _refuse(bool(c.get("scale_attn_by_inverse_layer_idx")), "scale_attn_by_inverse_layer_idx")
+        _refuse(c.get("scale_attn_weights") is False, "scale_attn_weights=false (attention without 1/√d)")
+        embed_dim = c.get("n_embd", 768)
+        return TransformerConfig(
+            embed_dim=embed_dim,
+            hidden_dim=c.get("n_inner") or 4 * embed_dim,
+            num_max_positions=c.get("n_positions", 1024),
+            num_embeddings=c.get("vocab_size", 50257),
+            num_heads=c.get("n_head", 12),
+            num_layers=c.get("n_layer", 12),
+            dropout=c.get("resid_pdrop", 0.1),
+            initializer_range=c.get("initializer_range", 0.02),
+            activation=_activation(c.get("activation_function", "gelu_new")),
+            layer_norm_eps=c.get("layer_norm_epsilon", 1e-5),
+            norm_placement="pre",
+            final_layer_norm=True,
+        )
+    if c.get("model_type") == "bert":
+        _refuse(bool(c.get("is_decoder")), "is_decoder (a causal BERT decoder)")
+        _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
+        position_type = c.get("position_embedding_type", "absolute")
+        _refuse(position_type != "absolute", f"position_embedding_type={position_type!r}")
+        return TransformerConfig(
+            embed_dim=c.get("hidden_size", 768),
+            hidden_dim=c.get("intermediate_size", 3072),
+            num_max_positions=c.get("max_position_embeddings", 512),
+            num_embeddings=c.get("vocab_size", 30522),
+            num_heads=c.get("num_attention_heads", 12),
+            num_layers=c.get("num_hidden_layers", 12),
+            dropout=c.get("hidden_dropout_prob", 0.1),
+            initializer_range=c.get("initializer_range", 0.02),
+            mlm=True,
+            activation=_activation(c.get("hidden_act", "gelu")),
+            layer_norm_eps=c.get("layer_norm_eps", 1e-12),
+            norm_placement="post",
+            embedding_layer_norm=True,
+            token_type_vocab_size=c.get("type_vocab_size", 2),
+            lm_head_transform=has_mlm_head,
+            lm_head_bias=has_mlm_head,
+        )
+    raise _unsupported_model_type(c)
+
+
+# ----------------------------------------------------------------------------------------------
+# Key maps: one list per architecture, read forwards to import and backwards to export
+# ----------------------------------------------------------------------------------------------
+
+
+def _linear(ours: str, theirs: str, transposed: bool = False) -> KeyMap:
+    """weight + bias of one layer (LayerNorm and Linear alike)."""
+    return [(f"{ours}.{p}", (f"{theirs}.{p}",), transposed and p == "weight") for p in ("weight", "bias")]
+
+
+def gpt2_key_map(num_layers: int, prefix: str = "transformer.") -> KeyMap:
+    """Our keys ↔ GPT-2's. Conv1D weights (c_attn, c_proj, c_fc) are stored [in, out]: transposed."""
+    keys: KeyMap = [
+        ("transformer.tokens_embeddings.weight", (prefix + "wte.weight",), False),
+        ("transformer.position_embeddings.weight", (prefix + "wpe.weight",), False),
+    ]
+    for i in range(num_layers):
+        h = f"{prefix}h.{i}."
+        keys += _linear(f"transformer.layer_norms_1.{i}", h + "ln_1")
+        keys += [
+            (f"transformer.attentions.{i}.in_proj_weight", (h + "attn.c_attn.weight",), True),
+            (f"transformer.attentions.{i}.in_proj_bias", (h + "attn.c_attn.bias",), False),
+        ]
+        keys += _linear(f"transformer.attentions.{i}.out_proj", h + "attn.c_proj", transposed=True)
+        keys += _linear(f"transformer.layer_norms_2.{i}", h + "ln_2")
+        keys += _linear(f"transformer.feed_forwards.{i}.0", h + "mlp.c_fc", transposed=True)
+        keys += _linear(f"transformer.feed_forwards.{i}.2", h + "mlp.c_proj", transposed=True)
+    return keys + _linear("transformer.final_layer_norm", prefix + "ln_f")
+
+
+def bert_key_map(num_layers: int, prefix: str = "bert.") -> KeyMap:
+    """Our backbone keys ↔ BERT's; query, key and value are concatenated into `in_proj_*`."""
+    e = prefix + "embeddings."
+    keys: KeyMap = [
+        ("transformer.tokens_embeddings.weight", (e + "word_embeddings.weight",), False),
+        ("transformer.position_embeddings.weight", (e + "position_embeddings.weight",), False),
+        ("transformer.token_type_embeddings.weight", (e + "token_type_embeddings.weight",), False),
+    ]
+    keys += _linear("transformer.embeddings_layer_norm", e + "LayerNorm")
+    for i in range(num_layers):
+        layer = f"{prefix}encoder.layer.{i}."
+        qkv = [layer + f"attention.self.{name}" for name in ("query", "key", "value")]
+        keys += [
+            (f"transformer.attentions.{i}.in_proj_weight", tuple(k + ".weight" for k in qkv), False),
+            (f"transformer.attentions.{i}.in_proj_bias", tuple(k + ".bias" for k in qkv), False),
+        ]
+        keys += _linear(f"transformer.attentions.{i}.out_proj", layer + "attention.output.dense")
+        keys += _linear(f"transformer.layer_norms_1.{i}", layer + "attention.output.LayerNorm")
+        keys += _linear(f"transformer.feed_forwards.{i}.0", layer + "intermediate.dense")
+        keys += _linear(f"transformer.feed_forwards.{i}.2", layer + "output.dense")
+        keys += _linear(f"transformer.layer_norms_2.{i}", layer + "output.LayerNorm")
+    return keys
+
+
+BERT_MLM_KEYS: KeyMap = [
+    *_linear("lm_head.transform.0", "cls.predictions.transform.dense"),
+    *_linear("lm_head.transform.2", "cls.predictions.transform.LayerNorm"),
+    ("lm_head.decoder.bias", ("cls.predictions.bias",), False),
+]
+BERT_CLASSIFIER_KEYS = _linear("classification_head", "classifier")
+
+
+def _take(state: dict[str, Tensor], key_map: KeyMap, source: object) -> dict[str, Tensor]:
+    """Move the mapped tensors out of `state` (HF keys) into a new dict (our keys)."""
+    missing = sorted({k for _, theirs, _ in key_map for k in theirs} - set(state))
+    if missing:
+        raise ValueError(
+            f"{source}: the weights lack {missing[:6]}{' ...' if len(missing) > 6 else ''}; "
+            "the checkpoint does not match its config.json"
+        )
+    ours = {}
+    for key, theirs, transposed in key_map:
+        value = torch.cat([state.pop(k) for k in theirs], dim=0)
+        ours[key] = value.t().contiguous() if transposed else value
+    return ours
+
+
+def _check_tied(state: dict[str, Tensor], key: str, embeddings: Tensor, source: object) -> None:
+    """Our LM decoder is the embedding matrix itself: a stored, different output matrix is refused."""
+    if key in state and not torch.equal(state.pop(key), embeddings):
+        raise ValueError(
+            f"{source}: '{key}' differs from the token embeddings (tie_word_embeddings=false); "
+            "untied output embeddings are not implemented by minitransformer"
+        )
+
+
+def _hf_state_to_ours(
+    hf_config: dict, state: dict[str, Tensor], arch: str, source: object
+) -> tuple[dict[str, Tensor], list[str]]:
+    """Our state dict (backbone + whichever heads the checkpoint has) and the HF keys discarded."""
+    state = dict(state)
+    if hf_config["model_type"] == "gpt2":
+        prefix = "transformer." if any(k.startswith("transformer.") for k in state) else ""
+        ours = _take(state, gpt2_key_map(hf_config.get("n_layer", 12), prefix), source)
+        _check_tied(state, "lm_head.weight", ours["transformer.tokens_embeddings.weight"], source)
+        # Old checkpoints store the causal-mask buffers; we build the mask ourselves.
+        ignored = [k for k in state if k.endswith(("attn.bias", "attn.masked_bias"))]
+    else:
+        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+        ours = _take(state, bert_key_map(hf_config.get("num_hidden_layers", 12), prefix), source)
+        if "cls.predictions.bias" not in state and "cls.predictions.decoder.bias" in state:
+            state["cls.predictions.bias"] = state.pop("cls.predictions.decoder.bias")
+        if "cls.predictions.transform.dense.weight" in state:
+            ours.update(_take(state, BERT_MLM_KEYS, source))
+            _check_tied(
+                state, "cls.predictions.decoder.weight", ours["transformer.tokens_embeddings.weight"], source
+            )
+            state.pop("cls.predictions.decoder.bias", None)  # the same tensor as cls.predictions.bias
+        if prefix + "pooler.dense.weight" in state:
+            ours.update(_take(state, _linear("pooler.dense", prefix + "pooler.dense"), source))
+        if "classifier.weight" in state:
+            ours.update(_take(state, BERT_CLASSIFIER_KEYS, source))
+        ignored = [k for k in state if k.endswith(("position_ids", "token_type_ids"))]  # index buffers
+        ignored += [k for k in state if k.startswith("cls.seq_relationship.")]  # next-sentence head
+    for key in ignored:
+        del state[key]
+    if state:
+        raise ValueError(
+            f"{source}: unexpected weights {sorted(state)[:6]} for {arch}; refusing to drop them silently "
+            "(the checkpoint may use a feature minitransformer does not implement)"
+        )
+    return ours, ignored
+
+
+# ----------------------------------------------------------------------------------------------
+# Import
+# ----------------------------------------------------------------------------------------------
+
+
+def from_hf(
+    path: str | os.PathLike,
+    task: str = "lm",
+    num_classes: int | None = None,
+    fine_tuning_config: FineTuningConfig | None = None,
+    output_loading_info: bool = False,
+    **config_overrides,
+) -> TransformerWithLMHead | TransformerWithClfHead | Transformer | tuple[torch.nn.Module, dict]:
+    """Load a local GPT-2 or BERT checkpoint directory into our model classes.
+
+    task="lm": `TransformerWithLMHead` (causal for GPT-2, masked LM for BERT; needs the MLM head).
+    task="classification": `TransformerWithClfHead`; for BERT with `pooler=True` and the checkpoint's
+    pooler and classifier when it has them (otherwise they start fresh, as in adaptation). The classes
+    come from `num_classes`, else the checkpoint's classifier, or a full `fine_tuning_config`.
+    task="backbone": the `Transformer` alone (any checkpoint, e.g. a bare `BertModel`).
+    `config_overrides` change non-shape fields (dropout=0.0, attention_impl="explicit").
+    With output_loading_info=True returns (model, {"added": [...], "discarded": [...]}).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is not one of {TASKS}")
+    hf_config, hf_state = read_hf_checkpoint(path)
+    arch = architecture(hf_config, hf_state)
+    state, discarded = _hf_state_to_ours(hf_config, hf_state, arch, path)
+    has_lm_head = hf_config["model_type"] == "gpt2" or "lm_head.transform.0.weight" in state
+    config = config_from_hf(hf_config, has_mlm_head=has_lm_head and hf_config["model_type"] == "bert")
+    if config_overrides:
+        config = TransformerConfig.from_dict({**config.to_dict(), **config_overrides})
+
+    if task == "classification":
+        ft = _fine_tuning_config(hf_config, state, num_classes, fine_tuning_config)
+        stored = state.get("classification_head.weight")
+        if stored is not None and stored.shape[0] != ft.num_classes:  # another label set: start fresh
+            del state["classification_head.weight"], state["classification_head.bias"]
+            discarded += ["classifier.weight", "classifier.bias"]
+        model = TransformerWithClfHead(config, ft)
+    elif task == "lm" and not has_lm_head:
+        raise ValueError(
+            f"{path} is a {arch} without a masked-LM head, so task='lm' has no trained output layer: "
+            "load it with task='classification' or task='backbone'"
+        )
+    else:
+        model = TransformerWithLMHead(config)
+    info = load_checkpoint_state(model, state, strict=False, source=path)  # discards unused heads
+    info["discarded"] = sorted(info["discarded"] + discarded)
+    model.eval()
+    result = model.transformer if task == "backbone" else model
+    return (result, info) if output_loading_info else result
+
+
+def _fine_tuning_config(
+    hf_config: dict, state: dict[str, Tensor], num_classes: int | None, ft: FineTuningConfig | None
+) -> FineTuningConfig:
+    """The classifier's config: given, or BERT's (pooler on [CLS]) / GPT-2's (no pooler) defaults."""
+    if ft is not None:
+        if num_classes is not None and num_classes != ft.num_classes:
+            raise ValueError(
+                f"num_classes={num_classes} contradicts fine_tuning_config.num_classes={ft.num_classes}"
+            )
+        return ft
+    if num_classes is None:
+        if "classification_head.weight" not in state:
+            raise ValueError(
+                "task='classification' needs num_classes: the checkpoint has no classifier to read it from"
+            )
+        num_classes = state["classification_head.weight"].shape[0]
+    return FineTuningConfig(num_classes=num_classes, pooler=hf_config["model_type"] == "bert")
+
+
+def clf_position(path: str | os.PathLike) -> str:
+    """Where the classification token goes for this checkpoint: "start" (BERT's [CLS]) or "end" (GPT-2, ours)."""
+    path = Path(path)
+    if (path / META_NAME).is_file():
+        return json.loads((path / META_NAME).read_text(encoding="utf-8"))["clf_position"]
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: not a model directory")
+    return (
+        "start" if json.loads(config_path.read_text(encoding="utf-8")).get("model_type") == "bert" else "end"
+    )
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """The checkpoint's tokenizer (tokenizer.json, else vocab.txt) as a `minitransformer.tokenization.Tokenizer`."""
+    from .tokenization import Tokenizer
+
+    return Tokenizer.from_pretrained(path)
+
+
+def convert(path: str | os.PathLike, out_dir: str | os.PathLike, task: str = "lm", **from_hf_kwargs) -> Path:
+    """Write a HF checkpoint in our format: config.json + model.safetensors, tokenizer files, meta.
+
+    The tokenizer files are copied as they are (lossless: tokenizer_config.json keeps `do_lower_case`);
+    `minitransformer_meta.json` records the source and the classification-token position.
+    """
+    model = from_hf(path, task=task, **from_hf_kwargs)
+    if task == "backbone":
+        raise ValueError("convert writes a model with a head: use task='lm' or task='classification'")
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    for name in TOKENIZER_FILES:
+        if (Path(path) / name).is_file():
+            with atomic_path(out_dir / name) as tmp:
+                shutil.copyfile(Path(path) / name, tmp)
+    hf_config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    meta = {"source": str(path), "model_type": hf_config["model_type"], "clf_position": clf_position(path)}
+    write_json_atomic(out_dir / META_NAME, meta)
+    return out_dir
+
+
+# ----------------------------------------------------------------------------------------------
+# Export
+# ----------------------------------------------------------------------------------------------
+
+# What GPT-2's architecture fixes; the activation may be any GPT-2 knows (see GPT2_ACTIVATION_NAMES).
+GPT2_SWITCHES = {
+    "norm_placement": "pre",
+    "final_layer_norm": True,
+    "mlm": False,
+    "sinusoidal_embeddings": False,
+    "embedding_layer_norm": False,
+    "token_type_vocab_size": 0,
+    "bias": True,
+    "lm_head_transform": False,
+    "lm_head_bias": False,
+}
+
+
+def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
+    """Export a GPT-2-shaped language model as a GPT-2 checkpoint (config.json + model.safetensors).
+
+    `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads it. Other architectures raise a
+    ValueError naming every switch that differs from GPT-2's.
+    """
+    if type(model) is not TransformerWithLMHead:
+        raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
+    config = model.config
+    differing = [
+        f"{name}={getattr(config, name)!r} (GPT-2 has {value!r})"
+        for name, value in GPT2_SWITCHES.items()
+        if getattr(config, name) != value
+    ]
+    if differing:
+        raise ValueError(f"this model cannot be exported as GPT-2: {', '.join(differing)}")
+    ours = model.state_dict()
+    tensors = {
+        theirs[0]: (ours[key].t() if transposed else ours[key]).detach().contiguous().cpu()
+        for key, theirs, transposed in gpt2_key_map(config.num_layers)
+    }
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    hf_config = {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": config.num_embeddings,
+        "n_positions": config.num_max_positions,
+        "n_embd": config.embed_dim,
+        "n_layer": config.num_layers,
+        "n_head": config.num_heads,
+        "n_inner": config.hidden_dim,
+        "activation_function": GPT2_ACTIVATION_NAMES[config.activation],
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.dropout,
+        "layer_norm_epsilon": config.layer_norm_eps,
+        "initializer_range": config.initializer_range,
+        "tie_word_embeddings": True,
+        "bos_token_id": None,
+        "eos_token_id": None,
+    }
+    write_json_atomic(directory / "config.json", hf_config)
+    return directory
+
+
+# ----------------------------------------------------------------------------------------------
+# The hands-on's own checkpoint
+# ----------------------------------------------------------------------------------------------
+
+
+def from_tutorial_checkpoint(
+    pth: str | os.PathLike,
+    args_file: str | os.PathLike | None = None,
+    trust_pickle: bool = False,
+    fine_tuning_config: FineTuningConfig | None = None,
+    **config_values,
+) -> TransformerWithLMHead | TransformerWithClfHead:
+    """Load the NAACL hands-on's `model_checkpoint.pth` (its state dict) into our model.
+
+    Shapes (vocabulary, sizes, layers, positions, adapters, classes) are read from the weights; what
+    they do not record (num_heads, mlm, dropout...) comes from `config_values` or from the hands-on's
+    args file (`model_training_args.bin`). That file is a pickle, which can run code when read: it is
+    opened only with trust_pickle=True. A state dict with a `classification_head` gives a classifier.
+    """
+    try:
+        raw = torch.load(pth, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"hands-on checkpoint not found: {pth}") from None
+    state = from_tutorial_state_dict({k.removeprefix("module."): v for k, v in raw.items()})
+    if "transformer.tokens_embeddings.weight" not in state:
+        raise ValueError(f"{pth} is not a hands-on state dict: it has no tokens_embeddings.weight")
+
+    values = {}
+    if args_file is not None:
+        if not trust_pickle:
+            raise ValueError(
+                f"{args_file} is a pickle and reading it can run arbitrary code: pass trust_pickle=True "
+                "(CLI: --trust-pickle) if you trust it, or give the config values instead "
+                "(e.g. num_heads=10, mlm=False)"
+            )
+        args = torch.load(args_file, map_location="cpu", weights_only=False)
+        args = args if isinstance(args, dict) else vars(args)
+        fields = {f.name for f in dataclasses.fields(TransformerConfig)}
+        values = {k: v for k, v in args.items() if k in fields}
+    values.update(config_values)
+    missing = [name for name in ("num_heads", "mlm") if name not in values]
+    if missing:
+        raise ValueError(
+            f"{pth}: the weights do not record {missing}; pass them, e.g. from_tutorial_checkpoint(pth, "
+            "num_heads=10, mlm=False), or give the hands-on's args file with trust_pickle=True"
+        )
+    for name, value in _tutorial_shapes(state).items():
+        if values.setdefault(name, value) != value:
+            raise ValueError(f"{name}={values[name]} contradicts the weights, which have {name}={value}")
+    config = TransformerConfig(**values)
+    adapters_dim = (
+        state["transformer.adapters_1.0.0.weight"].shape[0]
+        if "transformer.adapters_1.0.0.weight" in state
+        else 0
+    )
+    if "classification_head.weight" in state:
+        ft = fine_tuning_config or FineTuningConfig(
+            num_classes=state["classification_head.weight"].shape[0], adapters_dim=adapters_dim
+        )
+        model = TransformerWithClfHead(config, ft)
+    else:
+        model = TransformerWithLMHead(config)
+    load_checkpoint_state(model, state, strict=True, source=pth)
+    return model.eval()
+
+
+def _tutorial_shapes(state: dict[str, Tensor]) -> dict[str, int]:
+    """The config values a hands-on state dict records in its tensor shapes."""
+    vocab, embed = state["transformer.tokens_embeddings.weight"].shape
+    return {
+        "num_embeddings": vocab,
+        "embed_dim": embed,
+        "num_max_positions": state["transformer.position_embeddings.weight"].shape[0],
+        "hidden_dim": state["transformer.feed_forwards.0.0.weight"].shape[0],
+        "num_layers": sum(k.endswith(".in_proj_weight") for k in state),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Compare with transformers
+# ----------------------------------------------------------------------------------------------
+
+SAMPLE_TEXTS = [
+    "What is the capital of France?",
+    "How many species of birds live in the Amazon rainforest today?",
+    "Who wrote Hamlet?",
+]
+# Our task for each architecture, and the `transformers` class that computes the same outputs.
+REFERENCE = {
+    "GPT2Model": ("lm", "GPT2LMHeadModel"),
+    "GPT2LMHeadModel": ("lm", "GPT2LMHeadModel"),
+    "BertModel": ("backbone", "BertModel"),
+    "BertForMaskedLM": ("lm", "BertForMaskedLM"),
+    "BertForPreTraining": ("lm", "BertForMaskedLM"),
+    "BertForSequenceClassification": ("classification", "BertForSequenceClassification"),
+}
+
+
+def sample_batch(path: str | os.PathLike, texts: list[str] | None = None) -> tuple[Tensor, Tensor]:
+    """(input_ids, attention_mask) right-padded, for `compare_with_transformers`.
+
+    Uses the checkpoint's tokenizer when it has one (BERT inputs get [CLS] ... [SEP]); otherwise
+    random ids from a fixed seed. attention_mask is HF's convention: 1 = real token, 0 = padding.
+    """
+    hf_config, _ = read_hf_checkpoint(path)
+    config = config_from_hf(hf_config)
+    if any((Path(path) / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+        tokenizer = load_tokenizer(path)
+        rows = tokenizer.encode_batch(texts or SAMPLE_TEXTS)
+        if hf_config["model_type"] == "bert":
+            rows = [[tokenizer.cls_id, *row, tokenizer.sep_id] for row in rows]
+        pad = tokenizer.special_ids.get("pad", 0)
+    else:
+        generator = torch.Generator().manual_seed(0)
+        lengths = [min(12, config.num_max_positions) - k for k in (0, 5, 2)]
+        rows = [
+            torch.randint(config.num_embeddings, (max(n, 1),), generator=generator).tolist() for n in lengths
+        ]
+        pad = 0
+    rows = [row[: config.num_max_positions] for row in rows]
+    width = max(len(row) for row in rows)
+    input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows])  # (B, T)
+    attention_mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])  # (B, T)
+    return input_ids, attention_mask
+
+
+@torch.no_grad()
+def compare_with_transformers(
+    path: str | os.PathLike,
+    input_ids: Tensor | None = None,
+    attention_mask: Tensor | None = None,
+    token_type_ids: Tensor | None = None,
+) -> list[tuple[str, float]]:
+    """Max |ours − transformers| per layer (embeddings, layer 1..N) and for the head's logits.
+
+    Both models run in eval mode and fp32; only real (non-padded) positions are compared, since the two
+    implementations treat padded queries differently (their outputs there are never used).
+    """
+    import transformers
+
+    hf_config, hf_state = read_hf_checkpoint(path)
+    task, reference_class = REFERENCE[architecture(hf_config, hf_state)]
+    if input_ids is None:
+        input_ids, attention_mask = sample_batch(path)
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    real = attention_mask.bool()  # (B, T)
+    reference = (
+        getattr(transformers, reference_class).from_pretrained(path, attn_implementation="eager").eval()
+    )
+    theirs = reference(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
+        output_hidden_states=True,
+    )
+
+    model = from_hf(path, task=task)
+    backbone = model if task == "backbone" else model.transformer
+    ours = backbone(input_ids, padding_mask=~real, token_type_ids=token_type_ids, output_hidden_states=True)
+    states = list(ours.hidden_states)
+    states[-1] = ours.last_hidden_state  # transformers reports the top layer after any final norm
+
+    def diff(a: Tensor, b: Tensor) -> float:
+        return float((a - b).abs()[real].max())
+
+    rows = [("embeddings", diff(states[0], theirs.hidden_states[0]))]
+    rows += [(f"layer {i}", diff(states[i], theirs.hidden_states[i])) for i in range(1, len(states))]
+    if task == "lm":
+        rows.append(("lm logits", diff(model.lm_head(ours.last_hidden_state), theirs.logits)))
+    elif task == "classification":
+        first = torch.zeros_like(real)
+        first[:, 0] = True  # BERT classifies on [CLS], the first token
+        logits = model(input_ids, first, padding_mask=~real, token_type_ids=token_type_ids)
+        rows.append(("classifier logits", float((logits - theirs.logits).abs().max())))
+    return rows
+
+
+def format_table(rows: list[tuple[str, float]]) -> str:
+    """The comparison as a two-column text table."""
+    lines = [f"{'output':<20}{'max |ours - transformers|':>28}"]
+    lines += [f"{name:<20}{value:>28.3e}" for name, value in rows]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m minitransformer.hf compare PATH` and `... convert PATH OUT`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m minitransformer.hf", description="Hugging Face interop for minitransformer."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    compare = commands.add_parser("compare", help="per-layer max difference with transformers (needs it)")
+    compare.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
+    compare.add_argument("--text", action="append", help="a sentence to run (repeatable); default: samples")
+    compare.add_argument("--tol", type=float, default=1e-4, help="exit 1 if any difference exceeds this")
+    conv = commands.add_parser("convert", help="write a HF checkpoint in minitransformer's format")
+    conv.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
+    conv.add_argument("out_dir", help="the output model directory")
+    conv.add_argument("--task", choices=("lm", "classification"), default="lm")
+    conv.add_argument("--num-classes", type=int, help="classes of a new classifier (task=classification)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "convert":
+            out = convert(args.path, args.out_dir, task=args.task, num_classes=args.num_classes)
+            print(f"wrote {out} (classification token: {clf_position(out)})")
+            return 0
+        input_ids, attention_mask = sample_batch(args.path, args.text)
+        rows = compare_with_transformers(args.path, input_ids, attention_mask)
+    except ImportError as e:
+        print(f"error: {e}; compare needs transformers: pip install 'minitransformer[hf]'", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    worst = max(value for _, value in rows)
+    print(
+        f"max difference {worst:.3e} on {int(attention_mask.sum())} real tokens: "
+        f"{'OK' if worst <= args.tol else 'MISMATCH'} (tolerance {args.tol:g})"
+    )
+    return 0 if worst <= args.tol else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
