@@ -204,7 +204,7 @@ def binarize(
     from_cache = meta is not None
     if meta is None:
         separator = line_separator_id(tokenizer)
-        unk = tokenizer.id_to_token(tokenizer.unk_id) if "unk" in tokenizer.special_ids else "<unk>"
+        unk = "[UNK]" if "unk" in tokenizer.special_ids else "<unk>"  # keep <unk> text if no [UNK]
         num_tokens = num_words = num_lines = 0
         digest = hashlib.sha256()
         with atomic_path(bin_path) as tmp, open(tmp, "wb") as out:
