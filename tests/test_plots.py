@@ -1,0 +1,189 @@
+"""Figures: the right panels and lines, readable labels, a non-empty PNG, the same picture twice."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from minitransformer import TransformerConfig, TransformerWithLMHead, plots
+from minitransformer.model import sinusoidal_table
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+
+
+def _records() -> list[dict]:
+    train = [
+        {"event": "train", "step": s, "loss": 6 - s / 100, "lr": 1e-3 * min(1, s / 50)}
+        for s in range(0, 200, 10)
+    ]
+    valid = [{"event": "valid", "step": s, "loss": 5.0, "word_ppl": 300.0} for s in (100, 200)]
+    return train + valid
+
+
+def _attentions(tiny_config: TransformerConfig, tokens: int = 6) -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(0)
+    model = TransformerWithLMHead(tiny_config).eval()
+    x = torch.arange(tokens).unsqueeze(0)
+    with torch.no_grad():
+        return model.transformer(x, output_attentions=True).attentions
+
+
+# Each case: a function drawing one figure from fixed inputs, and the number of axes it must have
+# (colour bars count as axes).
+CASES = {
+    "attention_grid": (lambda cfg: plots.plot_attention_grid(_attentions(cfg), list("abcdef")), 2 * 3 + 1),
+    "mask_causal": (lambda cfg: plots.plot_mask(torch.ones(5, 5, dtype=torch.bool).tril(), list("abcde")), 1),
+    "mask_batch": (lambda cfg: plots.plot_mask(torch.ones(3, 4, 4, dtype=torch.bool)), 3),
+    "positional_encoding": (lambda cfg: plots.plot_positional_encoding(sinusoidal_table(32, 16)), 2),
+    "layer_curves": (
+        lambda cfg: plots.plot_layer_curves({"pre": [1, 2, 3], "post": [1, 1, 1]}, "norm", "t"),
+        1,
+    ),
+    "training_curves": (lambda cfg: plots.plot_training_curves(_records()), 3),
+    "lr_per_group": (lambda cfg: plots.plot_lr_per_group({"head": [1.0, 2.0], "embeddings": [0.5, 1.0]}), 1),
+    "confusion_matrix": (lambda cfg: plots.plot_confusion_matrix(np.eye(6) * 10 + 1, LABELS), 2),
+    "seed_spread": (lambda cfg: plots.plot_seed_spread({"a": [0.8, 0.9, 0.85], "b": [0.7, 0.75]}), 1),
+    "embedding_pca": (
+        lambda cfg: plots.plot_embedding_pca(
+            torch.randn(8, 5, generator=torch.Generator().manual_seed(0)),
+            list("abcdefgh"),
+            ["x"] * 4 + ["y"] * 4,
+        ),
+        1,
+    ),
+    "prediction_vs_context": (
+        lambda cfg: plots.plot_prediction_vs_context([1, 2, 3], {"a": [0.1, 0.2, 0.3]}),
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_figure_saves_a_png_and_is_deterministic(name, tiny_config, tmp_path):
+    draw, num_axes = CASES[name]
+    fig = draw(tiny_config)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == num_axes
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    fig.savefig(first)
+    draw(tiny_config).savefig(second)
+    assert first.read_bytes().startswith(PNG_SIGNATURE) and first.stat().st_size > 1000
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_path_argument_creates_folders(tmp_path):
+    target = tmp_path / "nested" / "pe.png"
+    plots.plot_positional_encoding(sinusoidal_table(8, 4), path=target)
+    assert target.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_every_figure_has_axis_labels_and_a_title(tiny_config):
+    for name, (draw, _) in CASES.items():
+        fig = draw(tiny_config)
+        panels = [ax for ax in fig.axes if ax.get_images() or ax.lines or ax.collections]
+        assert any(ax.get_xlabel() for ax in panels), f"{name}: no x-axis label"
+        assert any(ax.get_ylabel() for ax in panels), f"{name}: no y-axis label"
+        assert fig.get_suptitle() or any(ax.get_title() for ax in fig.axes), f"{name}: no title"
+
+
+def test_attention_grid_selects_layers_and_heads(tiny_config):
+    fig = plots.plot_attention_grid(_attentions(tiny_config), list("abcdef"), layers=[1], heads=[0, 2])
+    panels = [ax for ax in fig.axes if ax.get_title().startswith("head")]
+    assert [ax.get_title() for ax in panels] == ["head 0", "head 2"]
+    shown = fig.axes[1].get_images()[0].get_array()
+    expected = _attentions(tiny_config)[1][0, 2]
+    assert np.allclose(shown, expected.numpy())
+
+
+def test_mask_cells_show_the_mask(tiny_config):
+    mask = torch.ones(4, 4, dtype=torch.bool).tril()
+    fig = plots.plot_mask(mask, list("abcd"))
+    ax = fig.axes[0]
+    assert np.array_equal(np.asarray(ax.get_images()[0].get_array(), dtype=bool), mask.numpy())
+    assert [t.get_text() for t in ax.texts[:4]] == ["1", "0", "0", "0"]  # row 0: only itself
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcd")
+
+
+def test_mask_accepts_the_models_combined_mask(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    padding = torch.tensor([[False] * 4, [False, False, True, True]])
+    mask, _ = model.transformer.attention_mask(padding, 4, 4)  # (2, 1, 4, 4)
+    fig = plots.plot_mask(mask, [list("abcd"), ["x", "y", "[PAD]", "[PAD]"]])
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["x", "y", "[PAD]", "[PAD]"]
+    assert np.array_equal(np.asarray(fig.axes[1].get_images()[0].get_array(), dtype=bool), mask[1, 0].numpy())
+
+
+def test_training_curves_read_jsonl_and_tolerate_missing_keys(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    records = _records() + [{"event": "train", "step": 300}, {"event": "epoch", "epoch": 1}]
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
+    loss_ax, ppl_ax, lr_ax = plots.plot_training_curves(path).axes
+    assert [line.get_label() for line in loss_ax.lines] == ["train loss", "valid loss"]
+    labels = [line.get_label() for line in ppl_ax.lines]
+    assert labels == ["train token-level", "valid token-level", "valid word-level"]
+    assert np.allclose(ppl_ax.lines[1].get_ydata(), math.exp(5.0))  # ppl computed from the loss
+    assert len(lr_ax.lines) == 1 and len(lr_ax.lines[0].get_xdata()) == 20  # the step without lr skipped
+
+
+def test_training_curves_empty_panel_says_so():
+    fig = plots.plot_training_curves([{"event": "train", "step": 1, "loss": 2.0}])
+    assert any(t.get_text() == "nothing logged" for t in fig.axes[2].texts)
+
+
+def test_training_curves_malformed_line_names_it(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"event": "train", "step": 1, "loss": 2.0}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2"):
+        plots.plot_training_curves(path)
+
+
+def test_lr_per_group_keeps_the_order_and_values():
+    history = {"head": [1.0, 2.0, 3.0], "layer 1": [0.5, 1.0, 1.5], "embeddings": [0.25, 0.5, 0.75]}
+    fig = plots.plot_lr_per_group(history, steps=[10, 20, 30])
+    lines = fig.axes[0].lines
+    assert [line.get_label() for line in lines] == list(history)
+    assert list(lines[2].get_xdata()) == [10, 20, 30] and list(lines[2].get_ydata()) == history["embeddings"]
+
+
+def test_confusion_matrix_normalizes_rows_and_reports_accuracy():
+    matrix = np.array([[3, 1], [0, 4]])
+    fig = plots.plot_confusion_matrix(matrix, ["a", "b"], normalize="true")
+    shown = fig.axes[0].get_images()[0].get_array()
+    assert np.allclose(shown, [[0.75, 0.25], [0.0, 1.0]])
+    assert "87.5%" in fig.axes[0].get_title()
+    counts = plots.plot_confusion_matrix(matrix, ["a", "b"], normalize=None)
+    assert [t.get_text() for t in counts.axes[0].texts] == ["3", "1", "0", "4"]
+    with pytest.raises(ValueError, match="3 label names"):
+        plots.plot_confusion_matrix(matrix, ["a", "b", "c"])
+
+
+def test_seed_spread_draws_one_box_and_every_point():
+    results = {"baseline": [0.7, 0.8, 0.9], "re-init": [0.85, 0.86]}
+    ax = plots.plot_seed_spread(results).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["baseline", "re-init"]
+    points = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
+    assert sorted(points.tolist()) == sorted(results["baseline"] + results["re-init"])
+
+
+def test_embedding_pca_separates_groups_along_the_first_component():
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.randn(16, generator=generator)
+    vectors = torch.cat(
+        [
+            direction * 5 + 0.1 * torch.randn(4, 16, generator=generator),
+            -direction * 5 + 0.1 * torch.randn(4, 16, generator=generator),
+        ]
+    )
+    fig = plots.plot_embedding_pca(vectors, [f"w{i}" for i in range(8)], ["a"] * 4 + ["b"] * 4)
+    ax = fig.axes[0]
+    first, second = (c.get_offsets()[:, 0] for c in ax.collections)
+    assert (first.max() < second.min()) or (second.max() < first.min())
+    assert "of the variance" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.texts] == [f"w{i}" for i in range(8)]
