@@ -146,7 +146,10 @@ def _activation(name: str) -> str:
 
 
 def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerConfig:
-    """Translate a GPT-2 or BERT config.json into a `TransformerConfig`, refusing features we lack."""
+    """Translate a GPT-2 or BERT config.json into a `TransformerConfig`, refusing features we lack.
+
+    has_mlm_head: the BERT weights include the masked-LM head (sets lm_head_transform/lm_head_bias).
+    """
     c = hf_config
     if c.get("model_type") == "gpt2":
         _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
@@ -344,9 +347,10 @@ def from_hf(
         raise ValueError(f"task={task!r} is not one of {TASKS}")
     hf_config, hf_state = read_hf_checkpoint(path)
     arch = architecture(hf_config, hf_state)
+    has_mlm_head = "cls.predictions.transform.dense.weight" in hf_state
+    config = config_from_hf(hf_config, has_mlm_head=has_mlm_head)  # refuses unsupported features first
     state, discarded = _hf_state_to_ours(hf_config, hf_state, arch, path)
-    has_lm_head = hf_config["model_type"] == "gpt2" or "lm_head.transform.0.weight" in state
-    config = config_from_hf(hf_config, has_mlm_head=has_lm_head and hf_config["model_type"] == "bert")
+    has_lm_head = hf_config["model_type"] == "gpt2" or has_mlm_head
     if config_overrides:
         config = TransformerConfig.from_dict({**config.to_dict(), **config_overrides})
 
