@@ -133,6 +133,35 @@ def architecture(hf_config: dict, keys) -> str:
     return name
 
 
+# Our config field ← (the HF config.json key, its value when the key is absent: transformers' default).
+GPT2_CONFIG_KEYS = {
+    "embed_dim": ("n_embd", 768),
+    "num_max_positions": ("n_positions", 1024),
+    "num_embeddings": ("vocab_size", 50257),
+    "num_heads": ("n_head", 12),
+    "num_layers": ("n_layer", 12),
+    "dropout": ("resid_pdrop", 0.1),
+    "initializer_range": ("initializer_range", 0.02),
+    "layer_norm_eps": ("layer_norm_epsilon", 1e-5),
+}
+BERT_CONFIG_KEYS = {
+    "embed_dim": ("hidden_size", 768),
+    "hidden_dim": ("intermediate_size", 3072),
+    "num_max_positions": ("max_position_embeddings", 512),
+    "num_embeddings": ("vocab_size", 30522),
+    "num_heads": ("num_attention_heads", 12),
+    "num_layers": ("num_hidden_layers", 12),
+    "dropout": ("hidden_dropout_prob", 0.1),
+    "initializer_range": ("initializer_range", 0.02),
+    "layer_norm_eps": ("layer_norm_eps", 1e-12),
+    "token_type_vocab_size": ("type_vocab_size", 2),
+}
+
+
+def _read(hf_config: dict, keys: dict[str, tuple[str, object]]) -> dict:
+    return {ours: hf_config.get(theirs, default) for ours, (theirs, default) in keys.items()}
+
+
 def _refuse(condition: bool, feature: str, fix: str = "") -> None:
     if condition:
         raise ValueError(
@@ -155,18 +184,11 @@ def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerCo
         _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
         _refuse(bool(c.get("scale_attn_by_inverse_layer_idx")), "scale_attn_by_inverse_layer_idx")
         _refuse(c.get("scale_attn_weights") is False, "scale_attn_weights=false (attention without 1/√d)")
-        embed_dim = c.get("n_embd", 768)
+        values = _read(c, GPT2_CONFIG_KEYS)
         return TransformerConfig(
-            embed_dim=embed_dim,
-            hidden_dim=c.get("n_inner") or 4 * embed_dim,
-            num_max_positions=c.get("n_positions", 1024),
-            num_embeddings=c.get("vocab_size", 50257),
-            num_heads=c.get("n_head", 12),
-            num_layers=c.get("n_layer", 12),
-            dropout=c.get("resid_pdrop", 0.1),
-            initializer_range=c.get("initializer_range", 0.02),
+            **values,
+            hidden_dim=c.get("n_inner") or 4 * values["embed_dim"],
             activation=_activation(c.get("activation_function", "gelu_new")),
-            layer_norm_eps=c.get("layer_norm_epsilon", 1e-5),
             norm_placement="pre",
             final_layer_norm=True,
         )
@@ -176,20 +198,11 @@ def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerCo
         position_type = c.get("position_embedding_type", "absolute")
         _refuse(position_type != "absolute", f"position_embedding_type={position_type!r}")
         return TransformerConfig(
-            embed_dim=c.get("hidden_size", 768),
-            hidden_dim=c.get("intermediate_size", 3072),
-            num_max_positions=c.get("max_position_embeddings", 512),
-            num_embeddings=c.get("vocab_size", 30522),
-            num_heads=c.get("num_attention_heads", 12),
-            num_layers=c.get("num_hidden_layers", 12),
-            dropout=c.get("hidden_dropout_prob", 0.1),
-            initializer_range=c.get("initializer_range", 0.02),
+            **_read(c, BERT_CONFIG_KEYS),
             mlm=True,
             activation=_activation(c.get("hidden_act", "gelu")),
-            layer_norm_eps=c.get("layer_norm_eps", 1e-12),
             norm_placement="post",
             embedding_layer_norm=True,
-            token_type_vocab_size=c.get("type_vocab_size", 2),
             lm_head_transform=has_mlm_head,
             lm_head_bias=has_mlm_head,
         )
@@ -481,20 +494,13 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
     hf_config = {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
-        "vocab_size": config.num_embeddings,
-        "n_positions": config.num_max_positions,
-        "n_embd": config.embed_dim,
-        "n_layer": config.num_layers,
-        "n_head": config.num_heads,
+        **{theirs: getattr(config, ours) for ours, (theirs, _) in GPT2_CONFIG_KEYS.items()},
         "n_inner": config.hidden_dim,
         "activation_function": GPT2_ACTIVATION_NAMES[config.activation],
-        "resid_pdrop": config.dropout,
         "embd_pdrop": config.dropout,
         "attn_pdrop": config.dropout,
-        "layer_norm_epsilon": config.layer_norm_eps,
-        "initializer_range": config.initializer_range,
         "tie_word_embeddings": True,
-        "bos_token_id": None,
+        "bos_token_id": None,  # transformers' defaults (50256) would not fit a smaller vocabulary
         "eos_token_id": None,
     }
     write_json_atomic(directory / "config.json", hf_config)
