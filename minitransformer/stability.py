@@ -151,20 +151,27 @@ def reinit_top_layers(model: nn.Module, k: int) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def model_blocks(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
-    """The model from the top down: ("head", ...), ("layer_{L-1}", ...), ..., ("layer_0", ...), ("embeddings", ...).
+def block_parameters(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
+    """The trainable parameters by block, top down: "head", "layer_{L-1}", ..., "layer_0", "embeddings".
 
-    The head holds what sits above the last layer: the final norm, the LM head (its decoder weight is the
-    token-embedding matrix and stays with the embeddings), the pooler with its layer weights and the
-    classifier.
+    The head holds what sits above the last layer: the final norm, the LM head, the pooler with its
+    layer weights and the classifier. The LM decoder's weight *is* the token-embedding matrix: it is
+    listed once, with the embeddings.
     """
     transformer = model.transformer
-    layers = [(f"layer_{i}", transformer.layer_modules(i)) for i in reversed(range(model.config.num_layers))]
-    return [
-        ("head", model.head_modules() + [model.lm_head.decoder]),
-        *layers,
-        ("embeddings", transformer.embedding_modules()),
-    ]
+    layers = [(f"layer_{i}", transformer.layer_modules(i)) for i in range(model.config.num_layers)]
+    bottom_up = [("embeddings", transformer.embedding_modules()), *layers]
+    bottom_up.append(("head", model.head_modules() + [model.lm_head.decoder]))
+    seen: set[int] = set()
+    blocks = []
+    for block, modules in bottom_up:  # bottom-up, so that the tied decoder weight meets the embeddings first
+        params = []
+        for p in (p for m in modules for p in m.parameters()):
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+        blocks.append((block, params))
+    return blocks[::-1]
 
 
 def llrd_parameter_groups(
@@ -180,24 +187,14 @@ def llrd_parameter_groups(
     if not 0.0 < decay <= 1.0:
         raise ValueError(f"LLRD decay γ={decay} must be in (0, 1] (e.g. 0.9; 1 = no decay)")
     names = {id(p): name for name, p in model.named_parameters()}
-    assigned: set[int] = set()  # a tied tensor is shared by two modules: it joins the first group it meets
-    blocks = model_blocks(model)
     groups = []
-    for depth, (block, modules) in enumerate(
-        blocks[::-1]
-    ):  # bottom-up, so the tied decoder joins the embeddings
-        params = []
-        for p in (p for m in modules for p in m.parameters()):
-            if p.requires_grad and id(p) not in assigned:
-                assigned.add(id(p))
-                params.append(p)
-        block_lr = lr * decay ** (len(blocks) - 1 - depth)
+    for depth, (block, params) in enumerate(block_parameters(model)):
+        block_lr = lr * decay**depth
         with_decay = [p for p in params if decays(names[id(p)], p, decay_embeddings)]
         without = [p for p in params if not decays(names[id(p)], p, decay_embeddings)]
         for suffix, ps, wd in (("", with_decay, weight_decay), ("/no_decay", without, 0.0)):
             if ps:
                 groups.append({"name": block + suffix, "params": ps, "lr": block_lr, "weight_decay": wd})
-    groups.reverse()  # head first, embeddings last, as in the figure
     check_groups_cover(model, groups)
     return groups
 
@@ -385,7 +382,7 @@ def attach_swa(
                     engine.remove_event_handler(lr_scheduler, event)
         state["swalr"] = SWALR(optimizer, swa_lr=swa_lrs, anneal_epochs=anneal_steps)
 
-    def step_schedule(_: Engine) -> None:
+    def step_schedule(_: Engine) -> None:  # after the optimizer step: sets the next iteration's lr
         state["swalr"].step()
 
     def average(_: Engine) -> None:
@@ -395,6 +392,6 @@ def attach_swa(
         return engine.state.epoch >= start_epoch
 
     trainer.add_event_handler(Events.EPOCH_STARTED(once=start_epoch), switch_schedule)
-    trainer.add_event_handler(Events.ITERATION_STARTED(event_filter=in_swa), step_schedule)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=in_swa), step_schedule)
     trainer.add_event_handler(Events.EPOCH_COMPLETED(event_filter=in_swa), average)
     return swa_model
