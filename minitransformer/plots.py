@@ -36,8 +36,9 @@ def _numpy(values: ArrayLike) -> np.ndarray:
     return np.asarray(values)
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+def _new_figure(width: float, height: float, title: str = "") -> Figure:
+    """An empty figure, made wide enough for its title to fit on one line."""
+    return Figure(figsize=(max(width, 0.09 * len(title)), height), layout="constrained")
 
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
@@ -60,7 +61,7 @@ def _line_chart(
     marker: str | None = "o",
 ) -> tuple[Figure, object]:
     """A figure with one line per named series, a grid and a legend; returns (figure, axes)."""
-    fig = _new_figure(7.0, 4.2)
+    fig = _new_figure(7.0, 4.2, title)
     ax = fig.subplots()
     for i, (name, values) in enumerate(series.items()):
         values = list(values)
@@ -69,7 +70,7 @@ def _line_chart(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    fig.legend(title=legend_title, fontsize=8, loc="outside right upper")
+    ax.legend(title=legend_title, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.set_title(title)
     return fig, ax
 
@@ -113,7 +114,7 @@ def plot_attention_grid(
     vmax = max(float(maps[layer][head].max()) for layer in layers for head in heads)
 
     size = 1.2 + 0.16 * len(tokens)
-    fig = _new_figure(1.2 + size * len(heads), 0.8 + size * len(layers))
+    fig = _new_figure(1.2 + size * len(heads), 0.8 + size * len(layers), title)
     axes = fig.subplots(len(layers), len(heads), squeeze=False)
     image = None
     for r, layer in enumerate(layers):
@@ -161,7 +162,7 @@ def plot_mask(
 
     rows, cols = panels.shape[1:]
     cell = 0.42 if cols <= _ANNOTATE_MAX_CELLS else 0.22
-    fig = _new_figure(1.8 + panels.shape[0] * (1.2 + cell * cols), 1.8 + cell * rows)
+    fig = _new_figure(1.8 + panels.shape[0] * (1.2 + cell * cols), 1.8 + cell * rows, title)
     axes = fig.subplots(1, panels.shape[0], squeeze=False)[0]
     colours = ListedColormap(["#d9d9d9", "#3b7dd8"])  # False: grey, True: blue
     for i, (ax, panel) in enumerate(zip(axes, panels)):
@@ -206,7 +207,7 @@ def plot_positional_encoding(
 ) -> Figure:
     """Heatmap of a position table (P, E): one row per position, one column per embedding dimension."""
     values = _numpy(table)
-    fig = _new_figure(8.0, 4.5)
+    fig = _new_figure(8.0, 4.5, title)
     ax = fig.subplots()
     limit = float(np.abs(values).max()) or 1.0
     image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
@@ -253,7 +254,7 @@ def plot_embedding_pca(
     points = (x @ (components * signs).T).numpy()  # (N, 2)
     explained = (singular**2 / (singular**2).sum()).numpy()
 
-    fig = _new_figure(7.5, 6.0)
+    fig = _new_figure(7.5, 6.0, title)
     ax = fig.subplots()
     group_names = list(dict.fromkeys(groups)) if groups is not None else [None]
     colours = [f"C{i % 10}" for i in range(len(group_names))]
@@ -423,7 +424,7 @@ def plot_confusion_matrix(
         shown = counts
 
     n = len(label_names)
-    fig = _new_figure(2.5 + 0.75 * n, 2.0 + 0.65 * n)
+    fig = _new_figure(2.5 + 0.75 * n, 2.0 + 0.65 * n, title + " (accuracy 100.0%)")
     ax = fig.subplots()
     image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else max(shown.max(), 1.0))
     threshold = (1.0 if normalize else shown.max()) / 2
@@ -453,7 +454,7 @@ def plot_seed_spread(
     The points are spread sideways by a fixed-seed jitter so that equal values stay visible.
     """
     names = list(results)
-    fig = _new_figure(1.8 + 1.3 * len(names), 4.5)
+    fig = _new_figure(1.8 + 1.3 * len(names), 4.5, title)
     ax = fig.subplots()
     data = [list(results[name]) for name in names]
     ax.boxplot(data, tick_labels=names, widths=0.5, showfliers=False)
