@@ -298,14 +298,15 @@ def _check_tied(state: dict[str, Tensor], key: str, embeddings: Tensor, source: 
 def _hf_state_to_ours(
     hf_config: dict, state: dict[str, Tensor], arch: str, source: object
 ) -> tuple[dict[str, Tensor], list[str]]:
-    """Our state dict (backbone + whichever heads the checkpoint has) and the HF keys discarded."""
+    """Our state dict (backbone + whichever heads the checkpoint has) and the HF weights we discard."""
     state = dict(state)
     if hf_config["model_type"] == "gpt2":
         prefix = "transformer." if any(k.startswith("transformer.") for k in state) else ""
         ours = _take(state, gpt2_key_map(hf_config.get("n_layer", 12), prefix), source)
         _check_tied(state, "lm_head.weight", ours["transformer.tokens_embeddings.weight"], source)
-        # Old checkpoints store the causal-mask buffers; we build the mask ourselves.
-        ignored = [k for k in state if k.endswith(("attn.bias", "attn.masked_bias"))]
+        # Old checkpoints store the causal-mask buffers: not weights, we build the mask ourselves.
+        buffers = [k for k in state if k.endswith(("attn.bias", "attn.masked_bias"))]
+        discarded = []
     else:
         prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
         ours = _take(state, bert_key_map(hf_config.get("num_hidden_layers", 12), prefix), source)
@@ -321,16 +322,16 @@ def _hf_state_to_ours(
             ours.update(_take(state, _linear("pooler.dense", prefix + "pooler.dense"), source))
         if "classifier.weight" in state:
             ours.update(_take(state, BERT_CLASSIFIER_KEYS, source))
-        ignored = [k for k in state if k.endswith(("position_ids", "token_type_ids"))]  # index buffers
-        ignored += [k for k in state if k.startswith("cls.seq_relationship.")]  # next-sentence head
-    for key in ignored:
+        buffers = [k for k in state if k.endswith(("position_ids", "token_type_ids"))]  # index tables
+        discarded = [k for k in state if k.startswith("cls.seq_relationship.")]  # next-sentence head
+    for key in buffers + discarded:
         del state[key]
     if state:
         raise ValueError(
             f"{source}: unexpected weights {sorted(state)[:6]} for {arch}; refusing to drop them silently "
             "(the checkpoint may use a feature minitransformer does not implement)"
         )
-    return ours, ignored
+    return ours, discarded
 
 
 # ----------------------------------------------------------------------------------------------
@@ -354,7 +355,8 @@ def from_hf(
     come from `num_classes`, else the checkpoint's classifier, or a full `fine_tuning_config`.
     task="backbone": the `Transformer` alone (any checkpoint, e.g. a bare `BertModel`).
     `config_overrides` change non-shape fields (dropout=0.0, attention_impl="explicit").
-    With output_loading_info=True returns (model, {"added": [...], "discarded": [...]}).
+    The model comes back in eval mode, as transformers' `from_pretrained` does. With
+    output_loading_info=True returns (model, {"added": [...], "discarded": [...]}).
     """
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {TASKS}")

@@ -202,6 +202,26 @@ def test_bert_without_mlm_head_loads_for_classification_not_lm(tmp_path):
     assert isinstance(hf.from_hf(path, task="backbone"), nn.Module)
 
 
+def test_pretraining_checkpoint_discards_next_sentence_head_visibly(tmp_path):
+    path = save_bert(
+        tmp_path, transformers.BertForPreTraining, hidden_size=15, num_attention_heads=5, num_hidden_layers=2
+    )
+    model, info = hf.from_hf(path, output_loading_info=True)
+    assert info == {
+        "added": [],
+        "discarded": sorted(
+            [
+                "cls.seq_relationship.weight",
+                "cls.seq_relationship.bias",
+                "pooler.dense.bias",
+                "pooler.dense.weight",
+            ]
+        ),
+    }
+    rows = hf.compare_with_transformers(path, *padded_batch(40))
+    assert rows[-1][0] == "lm logits" and max(value for _, value in rows) <= TOL
+
+
 def test_mlm_checkpoint_as_classifier_keeps_mlm_head_and_adds_pooler(checkpoints):
     model, info = hf.from_hf(
         checkpoints["bert"], task="classification", num_classes=3, output_loading_info=True
