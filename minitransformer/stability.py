@@ -105,7 +105,7 @@ def make_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-6,
 ) -> BertAdam:
-    """ "adamw" or "bertadam": the same code, differing only in the bias-correction terms.
+    """The optimizer for `--optimizer adamw|bertadam`: the same code, differing only in bias correction.
 
     `lr` is the default for groups that carry none (LLRD groups carry their own); each group's
     "weight_decay" is used as given. eps = 1e-6 is BERT's, for both, so that the ablation changes one
@@ -240,9 +240,8 @@ class Mixout(nn.Module):
     def forward(self, weight: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return weight
-        replaced = (
-            torch.rand(1, weight.size(1), device=weight.device) < self.p
-        )  # (1, in): one draw per column
+        # (1, in): one draw per input column, shared by every row (output) of the weight
+        replaced = torch.rand(1, weight.size(1), device=weight.device) < self.p
         mixed = torch.where(replaced, self.target, weight)
         return (mixed - self.p * self.target) / (1 - self.p)
 
@@ -279,7 +278,8 @@ def apply_mixout(model: nn.Module, p: float) -> None:
     attention-probability dropout of every layer and the shared `transformer.dropout` module, i.e. the
     residual dropout after attention and feed-forward and the embedding dropout. The classifier's own
     dropout stays. Parameter names and state-dict keys do not change, so checkpoints save and load as
-    before; `remove_mixout` restores plain modules.
+    before; `remove_mixout` restores plain modules. In training mode `module.weight` reads a freshly
+    mixed copy: to change a parameter in place, go through `named_parameters()` (or switch to eval).
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"mixout p={p} must be in [0, 1) (the probability of reverting a weight column)")
