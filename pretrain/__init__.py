@@ -1,0 +1,1 @@
+"""`python -m pretrain`: pretrain the Transformer as a causal or masked language model on WikiText."""

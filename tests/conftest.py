@@ -27,7 +27,7 @@ def tiny_config() -> TransformerConfig:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data beside the project (MINITRANSFORMER_DATA, else ../shared/data); skip if absent."""
     candidates = [os.environ.get("MINITRANSFORMER_DATA"), REPO.parent / "shared" / "data"]

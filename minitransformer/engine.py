@@ -1,0 +1,267 @@
+"""Ignite building blocks shared by `pretrain` and `adapt`.
+
+Ignite runs the loop; this module only supplies what it does not have: a process function with
+gradient accumulation, clipping and autocast; device/precision choices with clear errors; a JSON-lines
+metrics log; per-iteration seeding so that a resumed run replays the same dropout masks; and the
+training-state checkpoint (Ignite `Checkpoint` + `DiskSaver`, atomic) that `--resume` reads back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import logging
+
+import ignite.distributed as idist
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver, ProgressBar, TerminateOnNan
+from ignite.handlers.param_scheduler import (
+    CosineAnnealingScheduler,
+    PiecewiseLinear,
+    create_lr_scheduler_with_warmup,
+)
+
+from .io import atomic_path
+
+# Keep Ignite's INFO chatter (launcher, auto_dataloader) out of the run log.
+for _name in ("ignite", "ignite.distributed.launcher.Parallel", "ignite.distributed.auto.auto_dataloader"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+
+
+# -- device and precision -------------------------------------------------------------------------
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto" → this process's CUDA device when present, else CPU. Errors for an absent CUDA."""
+    if name == "auto":
+        return idist.device()
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def check_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `--amp`, refusing combinations the hardware cannot run."""
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"--amp {amp!r}: expected one of {sorted(AMP_DTYPES)}")
+    if amp == "none":
+        return None
+    if device.type == "cpu":
+        if amp == "fp16":
+            raise ValueError("--amp fp16 needs a CUDA GPU; on CPU use --amp bf16 (if supported) or none")
+        if not _cpu_has_bf16():
+            raise ValueError("--amp bf16: this CPU has no native bfloat16 support (AVX512-BF16/AMX); use --amp none")
+    elif amp == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError("--amp bf16: this GPU does not support bfloat16; use --amp fp16")
+    return AMP_DTYPES[amp]
+
+
+def _cpu_has_bf16() -> bool:
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to `dtype` on `device`, or a no-op context when dtype is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def set_cpu_threads(threads: int | None = None) -> int:
+    """Use the physical cores we are allowed (or `threads`), split between distributed processes."""
+    if threads is None:
+        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, available // max(1, idist.get_nproc_per_node()))
+    torch.set_num_threads(threads)
+    return threads
+
+
+# -- the training step ----------------------------------------------------------------------------
+
+
+def create_trainer(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    split_batch: Callable[[Any, int], list[Any]],
+    accumulation_steps: int = 1,
+    max_norm: float | None = 1.0,
+    device: torch.device | None = None,
+    amp_dtype: torch.dtype | None = None,
+    seed: int = 0,
+) -> Engine:
+    """An Ignite trainer whose iteration is one optimizer step.
+
+    Each batch is split into `accumulation_steps` micro-batches (`split_batch(batch, n)`) whose
+    gradients add up before one clipped step, so `--accumulation-steps` trades memory for time
+    without changing the maths. `loss_fn(model, micro_batch)` returns the mean loss of a micro-batch.
+    Dropout is seeded with (seed, iteration, rank): a resumed run replays the same masks.
+    The output is {"loss": mean loss (averaged over processes), "grad_norm": norm before clipping}.
+    """
+    device = device or torch.device("cpu")
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+
+    def step(engine: Engine, batch: Any) -> dict[str, float]:
+        torch.manual_seed(seed * 1_000_003 + engine.state.iteration * 1009 + idist.get_rank())
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for micro in split_batch(batch, accumulation_steps):
+            with autocast(device, amp_dtype):
+                loss = loss_fn(model, micro) / accumulation_steps
+            (scaler.scale(loss) if scaler else loss).backward()
+            total += loss.detach()
+        loss_value = float(idist.all_reduce(total.float()) / idist.get_world_size())
+        if scaler:
+            scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm else math.inf))
+        if not math.isfinite(loss_value):  # keep the weights good; TerminateOnNan stops the run
+            return {"loss": loss_value, "grad_norm": grad_norm}
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        return {"loss": loss_value, "grad_norm": grad_norm}
+
+    trainer = Engine(step)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(lambda out: out["loss"]))
+    return trainer
+
+
+def split_tensors(batch: Any, parts: int) -> list[Any]:
+    """Split a tensor, or a dict/tuple of tensors sharing a batch dimension, into `parts` chunks."""
+    if parts == 1:
+        return [batch]
+    if isinstance(batch, torch.Tensor):
+        return list(batch.chunk(parts))
+    if isinstance(batch, dict):
+        chunks = {k: v.chunk(parts) for k, v in batch.items()}
+        return [{k: c[i] for k, c in chunks.items()} for i in range(len(next(iter(chunks.values()))))]
+    return list(zip(*(t.chunk(parts) for t in batch)))
+
+
+def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = None) -> None:
+    """A tqdm bar (rank 0 only) with the running-average loss `avg_loss` and whatever `extra` reports."""
+    if idist.get_rank() != 0:
+        return
+    bar = ProgressBar(persist=True)
+    if extra is None:
+        bar.attach(trainer, metric_names=["avg_loss"])
+    else:
+        bar.attach(
+            trainer,
+            output_transform=lambda out: {"loss": trainer.state.metrics.get("avg_loss", out["loss"]), **extra(trainer)},
+        )
+
+
+# -- learning-rate schedules ----------------------------------------------------------------------
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, total_steps: int):
+    """Linear warm-up 0 → lr over `warmup_steps`, then cosine lr → 0 at `total_steps` (Ignite schedulers)."""
+    decay_steps = max(1, total_steps - warmup_steps)
+    cosine = CosineAnnealingScheduler(optimizer, "lr", start_value=lr, end_value=0.0, cycle_size=decay_steps + 1)
+    if warmup_steps <= 0:
+        return cosine
+    return create_lr_scheduler_with_warmup(
+        cosine, warmup_start_value=0.0, warmup_end_value=lr, warmup_duration=warmup_steps
+    )
+
+
+def warmup_linear(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, total_steps: int):
+    """Linear warm-up 0 → lr, then linear decay to 0 at `total_steps` (the hands-on's fine-tuning)."""
+    milestones = [(0, 0.0), (max(warmup_steps, 1), lr), (max(total_steps, warmup_steps + 1), 0.0)]
+    return PiecewiseLinear(optimizer, "lr", milestones_values=milestones)
+
+
+# -- metrics log ----------------------------------------------------------------------------------
+
+
+class MetricsLog:
+    """`metrics.jsonl`: one JSON object per log event ({"event": ..., "step": ..., ...}), rank 0 only.
+
+    On resume, events logged after the checkpoint's step are dropped first (they will be replayed).
+    """
+
+    def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
+        self.path = Path(path)
+        self.enabled = idist.get_rank() == 0
+        if self.enabled and resume_step is not None and self.path.exists():
+            kept = [line for line in self.read(self.path) if line.get("step", 0) <= resume_step]
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(json.dumps(e) + "\n" for e in kept), encoding="utf-8")
+
+    def log(self, event: str, step: int, **values: Any) -> None:
+        if not self.enabled:
+            return
+        record = {"event": event, "step": step, **values}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    @staticmethod
+    def read(path: str | os.PathLike) -> list[dict]:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+
+# -- training-state checkpoints -------------------------------------------------------------------
+
+
+def training_checkpoint(to_save: dict[str, Any], directory: str | os.PathLike, n_saved: int = 1) -> Checkpoint:
+    """Ignite `Checkpoint` of everything `--resume` needs, written atomically by `DiskSaver`."""
+    saver = DiskSaver(str(directory), require_empty=False, atomic=True)
+    return Checkpoint(
+        to_save,
+        saver,
+        filename_prefix="training",
+        n_saved=n_saved,
+        global_step_transform=lambda engine, _: engine.state.iteration,
+    )
+
+
+def best_model_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, trainer: Engine, score_name: str, sign: float):
+    """Ignite `Checkpoint` keeping the single best model by `sign * evaluator.state.metrics[score_name]`."""
+    saver = DiskSaver(str(directory), require_empty=False, atomic=True)
+    return Checkpoint(
+        {"model": model},
+        saver,
+        filename_prefix="best",
+        n_saved=1,
+        score_name=score_name,
+        score_function=lambda engine: sign * engine.state.metrics[score_name],
+        global_step_transform=lambda *_: trainer.state.iteration,
+    )
+
+
+def latest_training_checkpoint(directory: str | os.PathLike) -> Path:
+    """The newest `training_checkpoint_<iteration>.pt` in `directory`, with a clear error if none."""
+    directory = Path(directory)
+    found = sorted(directory.glob("training_checkpoint_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    if not found:
+        raise FileNotFoundError(
+            f"no training checkpoint in {directory}: --resume needs a run directory written by an "
+            "earlier run that reached at least one checkpoint"
+        )
+    return found[-1]
+
+
+def load_training_state(path: str | os.PathLike, to_load: dict[str, Any]) -> None:
+    """Restore model, optimizer, scheduler and trainer state (tensors only: weights_only=True)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file
+        raise ValueError(f"{path} is not a readable training checkpoint ({e})") from None
+    Checkpoint.load_objects(to_load=to_load, checkpoint=state)

@@ -1,0 +1,29 @@
+"""How the command-line programs report mistakes a user can make: one line, non-zero exit, no traceback.
+
+Set MINITRANSFORMER_DEBUG=1 to see the traceback anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+# Errors that describe a problem with the user's input or files rather than a bug in this library.
+USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, PermissionError)
+
+
+def run_cli(main: Callable[[], object]) -> int:
+    """Run `main`; print a user error as `error: ...` on stderr and return 1 instead of raising."""
+    try:
+        main()
+    except USER_ERRORS as e:
+        if os.environ.get("MINITRANSFORMER_DEBUG"):
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

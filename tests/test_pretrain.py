@@ -1,0 +1,168 @@
+"""`python -m pretrain` end to end on a slice of the real WikiText-2, with a very small model."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from minitransformer import TransformerWithLMHead
+from minitransformer.data.wikitext import read_lines
+from minitransformer.engine import MetricsLog
+from minitransformer.tokenization import Tokenizer
+from pretrain.run import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, request) -> tuple[Path, Path]:
+    """A WikiText-style folder (first lines of the real valid/test splits) and a tokenizer for it."""
+    data = request.getfixturevalue("shared_data")
+    root = tmp_path_factory.mktemp("wiki")
+    for split, lines in (("valid", 600), ("test", 200)):
+        with open(data / "wikitext-2" / f"wiki.{split}.tokens", encoding="utf-8") as f:
+            head = [next(f) for _ in range(lines)]
+        (root / f"wiki.{split}.tokens").write_text("".join(head), encoding="utf-8")
+    tokenizer = Tokenizer.train(read_lines(root / "wiki.valid.tokens"), vocab_size=600)
+    tokenizer.save_pretrained(root / "tok")
+    return root, root / "tok" / "tokenizer.json"
+
+
+def small_run(corpus, out: Path, *extra: str) -> list[str]:
+    root, tokenizer = corpus
+    return [
+        "--dataset", str(root), "--tokenizer", str(tokenizer), "--output-dir", str(out),
+        "--cache-dir", str(out.parent / "cache"), "--embed-dim", "32", "--hidden-dim", "64",
+        "--num-heads", "2", "--num-layers", "2", "--num-max-positions", "32", "--batch-size", "8",
+        "--lr", "3e-3", "--warmup-steps", "5", "--max-steps", "30", "--eval-every", "15",
+        "--eval-batch-size", "16", "--sample-tokens", "4", "--no-progress", "--threads", "1", *extra,
+    ]  # fmt: skip
+
+
+def events(out: Path, kind: str) -> list[dict]:
+    return [e for e in MetricsLog.read(out / "metrics.jsonl") if e["event"] == kind]
+
+
+@pytest.mark.parametrize("objective", ["clm", "mlm"])
+def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
+    out = tmp_path / "run"
+    assert main(small_run(corpus, out, "--objective", objective)) == 0
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "training_args.json", "plots/training_curves.png"):
+        assert (out / name).is_file(), name
+    valid = events(out, "valid")
+    final = events(out, "final")[0]
+    assert valid[0]["step"] == 0 and final["step"] == 30
+    assert final["loss"] < valid[0]["loss"] - 0.3  # learned something in 30 steps
+    key = "word_ppl" if objective == "clm" else "mlm_ppl"
+    assert math.isfinite(final[key])
+    assert len(events(out, "train")) == 3  # every 10 steps
+    assert bool(events(out, "sample")) == (objective == "clm")
+    args = json.loads((out / "training_args.json").read_text())
+    assert "trained on" in args["splits"] and args["train_split"] == "valid" and args["valid_split"] == "test"
+    model = TransformerWithLMHead.from_pretrained(out)
+    assert model.config.mlm == (objective == "mlm")
+    assert Tokenizer.from_pretrained(out).vocab_size == model.config.num_embeddings
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(corpus, tmp_path):
+    base = ["--max-steps", "40", "--checkpoint-every", "10", "--eval-every", "20"]
+    reference = tmp_path / "reference"
+    assert main(small_run(corpus, reference, *base)) == 0
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pretrain", *small_run(corpus, killed, *base)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not list((killed / "checkpoints").glob("training_checkpoint_2*.pt")) and time.time() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.safetensors").exists()  # killed before the end
+
+    assert main(["--resume", str(killed), "--no-progress", "--threads", "1"]) == 0
+    a, b = events(reference, "final")[0], events(killed, "final")[0]
+    assert a["step"] == b["step"] == 40
+    assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+    steps = [e["step"] for e in events(killed, "train")]
+    assert steps == sorted(set(steps))  # no duplicated events after the resume
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch, capsys):
+    forward = TransformerWithLMHead.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, labels=None, **kw):
+        out = forward(self, x, labels=labels, **kw)
+        if labels is not None and self.training:
+            calls["n"] += 1
+            if calls["n"] > 12:
+                return out[0], out[1] * float("nan")
+        return out
+
+    monkeypatch.setattr(TransformerWithLMHead, "forward", poisoned)
+    out = tmp_path / "run"
+    assert main(small_run(corpus, out, "--checkpoint-every", "5")) == 1
+    assert "loss became nan at step 13" in capsys.readouterr().err
+    saved = sorted(p.name for p in (out / "checkpoints").glob("training_checkpoint_*.pt"))
+    assert saved == ["training_checkpoint_10.pt"]
+    state = torch.load(out / "checkpoints" / saved[0], weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert not (out / "model.safetensors").exists()
+
+
+def test_two_gloo_processes_follow_the_single_process_loss_curve(corpus, tmp_path):
+    common = ["--dropout", "0", "--max-steps", "8", "--log-every", "1", "--eval-every", "100", "--max-eval-batches", "1"]
+    single, double = tmp_path / "one", tmp_path / "two"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "pretrain", *small_run(corpus, single, *common)], env=env, check=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    subprocess.run([*torchrun, "-m", "pretrain", *small_run(corpus, double, *common)], env=env, check=True)
+    one = [e["loss"] for e in events(single, "train")]
+    two = [e["loss"] for e in events(double, "train")]
+    assert len(one) == len(two) == 8
+    assert max(abs(x - y) for x, y in zip(one, two)) < 1e-4
+
+
+def test_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("{}\n")
+    assert main(small_run(corpus, out)) == 1
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--overwrite" in err and "Traceback" not in err
+
+
+def test_clear_errors_before_training(corpus, tmp_path, capsys):
+    assert main(small_run(corpus, tmp_path / "a", "--amp", "fp16", "--device", "cpu")) == 1
+    assert "--amp fp16 needs a CUDA GPU" in capsys.readouterr().err
+    assert main(small_run(corpus, tmp_path / "b", "--dataset", str(tmp_path / "nowhere"))) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "nowhere" in err
+    assert not (tmp_path / "b" / "checkpoints").exists()
+
+
+def test_config_file_and_presets(tmp_path):
+    from pretrain.cli import parse_args
+
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"embed_dim": 48, "lr": 0.01}))
+    args = parse_args(["--config", str(config), "--lr", "0.02"])
+    assert (args.embed_dim, args.lr, args.num_layers) == (48, 0.02, 4)  # file < flag; preset tiny
+    args = parse_args(["--preset", "tutorial", "--max-steps", "5"])
+    assert (args.embed_dim, args.num_layers, args.max_steps, args.epochs) == (410, 16, 5, None)
+    config.write_text(json.dumps({"embed_dimm": 48}))
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(config)])
