@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import logging
 
 import ignite.distributed as idist
 import torch
@@ -40,7 +39,7 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" → this process's CUDA device when present, else CPU. Errors for an absent CUDA."""
+    """ "auto" → this process's CUDA device when present, else CPU. Errors for an absent CUDA."""
     if name == "auto":
         return idist.device()
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -60,7 +59,9 @@ def check_amp(amp: str, device: torch.device) -> torch.dtype | None:
         if amp == "fp16":
             raise ValueError("--amp fp16 needs a CUDA GPU; on CPU use --amp bf16 (if supported) or none")
         if not _cpu_has_bf16():
-            raise ValueError("--amp bf16: this CPU has no native bfloat16 support (AVX512-BF16/AMX); use --amp none")
+            raise ValueError(
+                "--amp bf16: this CPU has no native bfloat16 support (AVX512-BF16/AMX); use --amp none"
+            )
     elif amp == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError("--amp bf16: this GPU does not support bfloat16; use --amp fp16")
     return AMP_DTYPES[amp]
@@ -163,7 +164,10 @@ def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = No
     else:
         bar.attach(
             trainer,
-            output_transform=lambda out: {"loss": trainer.state.metrics.get("avg_loss", out["loss"]), **extra(trainer)},
+            output_transform=lambda out: {
+                "loss": trainer.state.metrics.get("avg_loss", out["loss"]),
+                **extra(trainer),
+            },
         )
 
 
@@ -173,7 +177,9 @@ def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = No
 def warmup_cosine(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, total_steps: int):
     """Linear warm-up 0 → lr over `warmup_steps`, then cosine lr → 0 at `total_steps` (Ignite schedulers)."""
     decay_steps = max(1, total_steps - warmup_steps)
-    cosine = CosineAnnealingScheduler(optimizer, "lr", start_value=lr, end_value=0.0, cycle_size=decay_steps + 1)
+    cosine = CosineAnnealingScheduler(
+        optimizer, "lr", start_value=lr, end_value=0.0, cycle_size=decay_steps + 1
+    )
     if warmup_steps <= 0:
         return cosine
     return create_lr_scheduler_with_warmup(
@@ -220,7 +226,9 @@ class MetricsLog:
 # -- training-state checkpoints -------------------------------------------------------------------
 
 
-def training_checkpoint(to_save: dict[str, Any], directory: str | os.PathLike, n_saved: int = 1) -> Checkpoint:
+def training_checkpoint(
+    to_save: dict[str, Any], directory: str | os.PathLike, n_saved: int = 1
+) -> Checkpoint:
     """Ignite `Checkpoint` of everything `--resume` needs, written atomically by `DiskSaver`."""
     saver = DiskSaver(str(directory), require_empty=False, atomic=True)
     return Checkpoint(
@@ -232,7 +240,9 @@ def training_checkpoint(to_save: dict[str, Any], directory: str | os.PathLike, n
     )
 
 
-def best_model_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, trainer: Engine, score_name: str, sign: float):
+def best_model_checkpoint(
+    model: torch.nn.Module, directory: str | os.PathLike, trainer: Engine, score_name: str, sign: float
+):
     """Ignite `Checkpoint` keeping the single best model by `sign * evaluator.state.metrics[score_name]`."""
     saver = DiskSaver(str(directory), require_empty=False, atomic=True)
     return Checkpoint(

@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     g = p.add_argument_group("run")
-    g.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="starting values for every option")
+    g.add_argument(
+        "--preset", choices=sorted(PRESETS), default="tiny", help="starting values for every option"
+    )
     g.add_argument("--config", type=Path, help="JSON or YAML file of option values (keys as below, with _)")
     g.add_argument("--objective", choices=["clm", "mlm"], default="clm", help="causal LM or masked LM (BERT)")
     g.add_argument("--output-dir", type=Path, default=Path("runs/pretrain"), help="where the run is written")
@@ -69,20 +71,46 @@ def build_parser() -> argparse.ArgumentParser:
         default="wikitext-2",
         help="wikitext-2, wikitext-103, their -raw variants, or a directory holding wiki.{split}.tokens",
     )
-    g.add_argument("--data-dir", type=Path, help="data folder (else $MINITRANSFORMER_DATA, else ~/.cache/minitransformer)")
+    g.add_argument(
+        "--data-dir",
+        type=Path,
+        help="data folder (else $MINITRANSFORMER_DATA, else ~/.cache/minitransformer)",
+    )
     g.add_argument(
         "--train-split",
         default=None,
         help="split to train on (default: train if present, else valid — the offline WikiText-2 case)",
     )
-    g.add_argument("--valid-split", default=None, help="split to evaluate on (default: valid, or test when training on valid)")
-    g.add_argument("--download", action="store_true", help="download missing WikiText files from the official source")
-    g.add_argument("--cache-dir", type=Path, help="where binarized token files go (default ~/.cache/minitransformer/binarized)")
-    g.add_argument("--random-offsets", action=argparse.BooleanOptionalAction, default=True, help="shift training block boundaries each epoch")
+    g.add_argument(
+        "--valid-split",
+        default=None,
+        help="split to evaluate on (default: valid, or test when training on valid)",
+    )
+    g.add_argument(
+        "--download", action="store_true", help="download missing WikiText files from the official source"
+    )
+    g.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where binarized token files go (default ~/.cache/minitransformer/binarized)",
+    )
+    g.add_argument(
+        "--random-offsets",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="shift training block boundaries each epoch",
+    )
 
     g = p.add_argument_group("tokenizer")
-    g.add_argument("--tokenizer", type=Path, help="use this tokenizer.json (or model directory) instead of training one")
-    g.add_argument("--tokenizer-kind", choices=["wordpiece", "bpe"], default="wordpiece", help="kind of tokenizer to train")
+    g.add_argument(
+        "--tokenizer", type=Path, help="use this tokenizer.json (or model directory) instead of training one"
+    )
+    g.add_argument(
+        "--tokenizer-kind",
+        choices=["wordpiece", "bpe"],
+        default="wordpiece",
+        help="kind of tokenizer to train",
+    )
     g.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size of the trained tokenizer")
     g.add_argument("--lowercase", action="store_true", help="lowercase text in the trained tokenizer")
 
@@ -96,36 +124,66 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--initializer-range", type=float, default=0.02)
     g.add_argument("--activation", choices=["relu", "gelu", "gelu_tanh"], default="relu")
     g.add_argument("--norm-placement", choices=["tutorial", "pre", "post"], default="tutorial")
-    g.add_argument("--final-layer-norm", action=argparse.BooleanOptionalAction, default=None, help="default: on for pre-norm")
-    g.add_argument("--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned")
+    g.add_argument(
+        "--final-layer-norm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default: on for pre-norm",
+    )
+    g.add_argument(
+        "--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned"
+    )
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, default=16, help="blocks per optimizer step (all processes together)")
-    g.add_argument("--accumulation-steps", type=int, default=1, help="split each batch into this many micro-batches")
+    g.add_argument(
+        "--batch-size", type=int, default=16, help="blocks per optimizer step (all processes together)"
+    )
+    g.add_argument(
+        "--accumulation-steps", type=int, default=1, help="split each batch into this many micro-batches"
+    )
     g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
-    g.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps before the cosine decay to 0")
+    g.add_argument(
+        "--warmup-steps", type=int, default=50, help="linear warm-up steps before the cosine decay to 0"
+    )
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decay on weight matrices only")
     g.add_argument("--decay-embeddings", action="store_true", help="also decay the embeddings")
     g.add_argument("--max-norm", type=float, default=1.0, help="gradient clipping norm (0 = off)")
-    g.add_argument("--mlm-probability", type=float, default=0.15, help="share of tokens masked (--objective mlm)")
+    g.add_argument(
+        "--mlm-probability", type=float, default=0.15, help="share of tokens masked (--objective mlm)"
+    )
     length = g.add_mutually_exclusive_group()
     length.add_argument("--max-steps", type=int, default=600, help="optimizer steps to train")
-    length.add_argument("--epochs", type=int, help="train for this many passes over the training blocks instead")
+    length.add_argument(
+        "--epochs", type=int, help="train for this many passes over the training blocks instead"
+    )
 
     g = p.add_argument_group("evaluation and logging")
     g.add_argument("--eval-every", type=int, default=200, help="evaluate every N steps (and at the end)")
     g.add_argument("--eval-batch-size", type=int, default=32)
-    g.add_argument("--max-eval-batches", type=int, help="evaluate on at most this many batches (default: all)")
-    g.add_argument("--checkpoint-every", type=int, help="save the training state every N steps (default: --eval-every)")
-    g.add_argument("--log-every", type=int, default=10, help="write a train event to metrics.jsonl every N steps")
-    g.add_argument("--sample-prompts", nargs="*", default=["The history of", "In 1995 , the"], help="prompts sampled at each evaluation (causal)")
+    g.add_argument(
+        "--max-eval-batches", type=int, help="evaluate on at most this many batches (default: all)"
+    )
+    g.add_argument(
+        "--checkpoint-every", type=int, help="save the training state every N steps (default: --eval-every)"
+    )
+    g.add_argument(
+        "--log-every", type=int, default=10, help="write a train event to metrics.jsonl every N steps"
+    )
+    g.add_argument(
+        "--sample-prompts",
+        nargs="*",
+        default=["The history of", "In 1995 , the"],
+        help="prompts sampled at each evaluation (causal)",
+    )
     g.add_argument("--sample-tokens", type=int, default=24, help="new tokens per sample")
 
     g = p.add_argument_group("hardware")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none", help="autocast precision")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (GPU users)")
-    g.add_argument("--threads", type=int, help="CPU threads (default: the cores available, shared between processes)")
+    g.add_argument(
+        "--threads", type=int, help="CPU threads (default: the cores available, shared between processes)"
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return p
 
@@ -139,7 +197,9 @@ def load_config_file(path: Path) -> dict:
         try:
             import yaml
         except ImportError:
-            raise ValueError(f"--config {path}: YAML needs PyYAML (pip install pyyaml), or use JSON") from None
+            raise ValueError(
+                f"--config {path}: YAML needs PyYAML (pip install pyyaml), or use JSON"
+            ) from None
         values = yaml.safe_load(text) or {}
     else:
         try:
@@ -151,7 +211,9 @@ def load_config_file(path: Path) -> dict:
     return {k.replace("-", "_"): v for k, v in values.items()}
 
 
-def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
     """Parse with the precedence defaults < preset < config file < command line."""
     argv = sys.argv[1:] if argv is None else argv
     parser = parser or build_parser()

@@ -72,7 +72,9 @@ def resolve_splits(args: Namespace) -> tuple[Path, Path]:
             except FileNotFoundError:
                 download_wikitext(args.dataset, args.data_dir)
     args.train_split, args.valid_split = train_split, valid_split
-    return wikitext_path(args.dataset, train_split, args.data_dir), wikitext_path(args.dataset, valid_split, args.data_dir)
+    return wikitext_path(args.dataset, train_split, args.data_dir), wikitext_path(
+        args.dataset, valid_split, args.data_dir
+    )
 
 
 class BlockBatches:
@@ -104,7 +106,9 @@ class BlockBatches:
             if e != epoch:
                 epoch = e
                 self.dataset.set_epoch(e)
-                order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed * 7919 + e))
+                order = torch.randperm(
+                    len(self.dataset), generator=torch.Generator().manual_seed(self.seed * 7919 + e)
+                )
             rows = order[j * self.batch_size : (j + 1) * self.batch_size][rank::world]
             yield torch.stack([self.dataset[int(k)] for k in rows])  # (B / world, block)
 
@@ -120,14 +124,19 @@ def load_tokenizer(args: Namespace, train_file: Path, output_dir: Path) -> Token
         else:
             print(f"training a {args.tokenizer_kind} tokenizer ({args.vocab_size} tokens) on {train_file}")
             tokenizer = Tokenizer.train(
-                read_lines(train_file), kind=args.tokenizer_kind, vocab_size=args.vocab_size, lowercase=args.lowercase
+                read_lines(train_file),
+                kind=args.tokenizer_kind,
+                vocab_size=args.vocab_size,
+                lowercase=args.lowercase,
             )
         tokenizer.save_pretrained(output_dir)  # the run directory always carries its own tokenizer
     idist.barrier()
     return Tokenizer.from_pretrained(output_dir)
 
 
-def binarize_splits(args: Namespace, tokenizer: Tokenizer, files: tuple[Path, Path]) -> tuple[TokenFile, TokenFile]:
+def binarize_splits(
+    args: Namespace, tokenizer: Tokenizer, files: tuple[Path, Path]
+) -> tuple[TokenFile, TokenFile]:
     if idist.get_rank() == 0:  # one process writes the cache, the others then read it
         for f in files:
             binarize(f, tokenizer, args.cache_dir)
@@ -145,7 +154,9 @@ def prepare_output_dir(args: Namespace) -> Path:
         out = Path(args.resume)
         saved = out / "training_args.json"
         if not saved.is_file():
-            raise FileNotFoundError(f"--resume {out}: no training_args.json there; is it a pretraining run directory?")
+            raise FileNotFoundError(
+                f"--resume {out}: no training_args.json there; is it a pretraining run directory?"
+            )
         import json
 
         values = json.loads(saved.read_text(encoding="utf-8"))
@@ -193,7 +204,9 @@ def train(local_rank: int, args: Namespace) -> None:
     rank0 = idist.get_rank() == 0
 
     train_file, valid_file = resolve_splits(args)
-    split_note = f"trained on {args.dataset}/{args.train_split}, evaluated on {args.dataset}/{args.valid_split}"
+    split_note = (
+        f"trained on {args.dataset}/{args.train_split}, evaluated on {args.dataset}/{args.valid_split}"
+    )
     tokenizer = load_tokenizer(args, train_file, out)
     train_tokens, valid_tokens = binarize_splits(args, tokenizer, (train_file, valid_file))
 
@@ -210,7 +223,9 @@ def train(local_rank: int, args: Namespace) -> None:
         sinusoidal_embeddings=args.sinusoidal_embeddings,
         activation=args.activation,
         norm_placement=args.norm_placement,
-        final_layer_norm=args.norm_placement == "pre" if args.final_layer_norm is None else args.final_layer_norm,
+        final_layer_norm=args.norm_placement == "pre"
+        if args.final_layer_norm is None
+        else args.final_layer_norm,
     )
     raw_model = TransformerWithLMHead(config).to(device)
     model = idist.auto_model(raw_model, sync_bn=False)
@@ -218,19 +233,25 @@ def train(local_rank: int, args: Namespace) -> None:
         model = torch.compile(model)
     optimizer = idist.auto_optim(
         torch.optim.AdamW(
-            parameter_groups(raw_model, args.weight_decay, args.decay_embeddings), lr=args.lr, betas=(0.9, 0.999)
+            parameter_groups(raw_model, args.weight_decay, args.decay_embeddings),
+            lr=args.lr,
+            betas=(0.9, 0.999),
         )
     )
 
     block = args.num_max_positions
-    batches = BlockBatches(LMBlockDataset(train_tokens, block, args.random_offsets, args.seed), args.batch_size, args.seed)
+    batches = BlockBatches(
+        LMBlockDataset(train_tokens, block, args.random_offsets, args.seed), args.batch_size, args.seed
+    )
     total_steps = args.max_steps or args.epochs * batches.batches_per_epoch
     special = list(tokenizer.special_ids.values())
     mask_id = tokenizer.special_ids.get("mask")
     if config.mlm and mask_id is None:
         raise ValueError("--objective mlm needs a [MASK] token in the tokenizer")
 
-    def mlm_inputs(x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def mlm_inputs(
+        x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not config.mlm:
             return x, x
         return mask_tokens(x, config.num_embeddings, special, mask_id, args.mlm_probability, generator)
@@ -271,7 +292,9 @@ def train(local_rank: int, args: Namespace) -> None:
         lambda logits, y: F.cross_entropy(logits, y, ignore_index=-100),
         batch_size=lambda y: int((y != -100).sum()),
     ).attach(evaluator, "nll")
-    evaluator.add_event_handler(Events.STARTED, lambda _: eval_generator.manual_seed(1234))  # same masks each time
+    evaluator.add_event_handler(
+        Events.STARTED, lambda _: eval_generator.manual_seed(1234)
+    )  # same masks each time
     valid_loader = idist.auto_dataloader(
         LMBlockDataset(valid_tokens, block), batch_size=args.eval_batch_size, shuffle=False, drop_last=False
     )
@@ -290,7 +313,11 @@ def train(local_rank: int, args: Namespace) -> None:
         write_json_atomic(out / "training_args.json", {**jsonable(args), "splits": split_note})
 
     def evaluate(final: bool) -> dict:
-        length = len(valid_loader) if final or not args.max_eval_batches else min(args.max_eval_batches, len(valid_loader))
+        length = (
+            len(valid_loader)
+            if final or not args.max_eval_batches
+            else min(args.max_eval_batches, len(valid_loader))
+        )
         evaluator.run(valid_loader, epoch_length=length)
         nll = evaluator.state.metrics["nll"]
         step = trainer.state.iteration
@@ -302,7 +329,9 @@ def train(local_rank: int, args: Namespace) -> None:
         log.log("final" if final else "valid", step, split=args.valid_split, **values)
         if rank0:
             shown = ", ".join(f"{k}={v:.3f}" for k, v in values.items() if isinstance(v, float))
-            print(f"[step {step}] {'final ' if final else ''}valid ({args.dataset}/{args.valid_split}): {shown}")
+            print(
+                f"[step {step}] {'final ' if final else ''}valid ({args.dataset}/{args.valid_split}): {shown}"
+            )
             if config.causal:
                 log_samples(step)
         return values
@@ -315,9 +344,14 @@ def train(local_rank: int, args: Namespace) -> None:
             n = min(args.sample_tokens, config.num_max_positions - ids.size(1))
             greedy = raw_model.generate(ids, n, temperature=0)
             nucleus = raw_model.generate(ids, n, top_p=0.9, seed=args.seed)
-            texts = {name: tokenizer.decode(t[0, ids.size(1) :].tolist()) for name, t in (("greedy", greedy), ("top_p", nucleus))}
+            texts = {
+                name: tokenizer.decode(t[0, ids.size(1) :].tolist())
+                for name, t in (("greedy", greedy), ("top_p", nucleus))
+            }
             log.log("sample", step, prompt=prompt, **texts)
-            print(f"  {prompt!r} → greedy: {texts['greedy']!r}\n  {' ' * len(repr(prompt))}   top-p: {texts['top_p']!r}")
+            print(
+                f"  {prompt!r} → greedy: {texts['greedy']!r}\n  {' ' * len(repr(prompt))}   top-p: {texts['top_p']!r}"
+            )
 
     # -- handlers -------------------------------------------------------------------------------
     tokens_per_step = args.batch_size * block
@@ -346,7 +380,9 @@ def train(local_rank: int, args: Namespace) -> None:
         timer.update(t=time.time(), step=engine.state.iteration)
 
     finite = lambda engine, _: math.isfinite(engine.state.output["loss"])  # noqa: E731
-    trainer.add_event_handler(Events.ITERATION_COMPLETED(every=args.eval_every), lambda _: evaluate(final=False))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED(every=args.eval_every), lambda _: evaluate(final=False)
+    )
     every = args.checkpoint_every or args.eval_every
     saver = training_checkpoint(to_save, out / "checkpoints")
     trainer.add_event_handler(
@@ -357,11 +393,17 @@ def train(local_rank: int, args: Namespace) -> None:
     )
 
     if resume_step is None and rank0:
-        print(f"{config.num_layers} layers × {config.embed_dim} dims, {raw_model.num_parameters():,} parameters; {split_note}")
+        print(
+            f"{config.num_layers} layers × {config.embed_dim} dims, {raw_model.num_parameters():,} parameters; {split_note}"
+        )
     if resume_step is None:
         evaluate(final=False)  # the untrained model at step 0: perplexity ≈ vocabulary size
 
-    trainer.run(batches.iterate(trainer.state.iteration), max_iters=total_steps, epoch_length=batches.batches_per_epoch)
+    trainer.run(
+        batches.iterate(trainer.state.iteration),
+        max_iters=total_steps,
+        epoch_length=batches.batches_per_epoch,
+    )
 
     if not math.isfinite(trainer.state.output["loss"] if trainer.state.output else 0.0):
         raise FloatingPointError(

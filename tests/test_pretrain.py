@@ -56,7 +56,13 @@ def events(out: Path, kind: str) -> list[dict]:
 def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
     out = tmp_path / "run"
     assert main(small_run(corpus, out, "--objective", objective)) == 0
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "training_args.json", "plots/training_curves.png"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "training_args.json",
+        "plots/training_curves.png",
+    ):
         assert (out / name).is_file(), name
     valid = events(out, "valid")
     final = events(out, "final")[0]
@@ -124,11 +130,32 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, mon
 
 
 def test_two_gloo_processes_follow_the_single_process_loss_curve(corpus, tmp_path):
-    common = ["--dropout", "0", "--max-steps", "8", "--log-every", "1", "--eval-every", "100", "--max-eval-batches", "1"]
+    common = [
+        "--dropout",
+        "0",
+        "--max-steps",
+        "8",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "100",
+        "--max-eval-batches",
+        "1",
+    ]
     single, double = tmp_path / "one", tmp_path / "two"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "pretrain", *small_run(corpus, single, *common)], env=env, check=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    subprocess.run(
+        [sys.executable, "-m", "pretrain", *small_run(corpus, single, *common)], env=env, check=True
+    )
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+    ]
     subprocess.run([*torchrun, "-m", "pretrain", *small_run(corpus, double, *common)], env=env, check=True)
     one = [e["loss"] for e in events(single, "train")]
     two = [e["loss"] for e in events(double, "train")]
