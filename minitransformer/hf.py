@@ -435,9 +435,9 @@ def convert(path: str | os.PathLike, out_dir: str | os.PathLike, task: str = "lm
     The tokenizer files are copied as they are (lossless: tokenizer_config.json keeps `do_lower_case`);
     `minitransformer_meta.json` records the source and the classification-token position.
     """
-    model = from_hf(path, task=task, **from_hf_kwargs)
     if task == "backbone":
         raise ValueError("convert writes a model with a head: use task='lm' or task='classification'")
+    model = from_hf(path, task=task, **from_hf_kwargs)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     for name in TOKENIZER_FILES:
