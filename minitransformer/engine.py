@@ -22,9 +22,10 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, ProgressBar, TerminateOnNan
 from ignite.handlers.param_scheduler import (
+    ConcatScheduler,
     CosineAnnealingScheduler,
+    ParamGroupScheduler,
     PiecewiseLinear,
-    create_lr_scheduler_with_warmup,
 )
 
 from .io import atomic_path
@@ -174,23 +175,51 @@ def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = No
 # -- learning-rate schedules ----------------------------------------------------------------------
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, total_steps: int):
-    """Linear warm-up 0 → lr over `warmup_steps`, then cosine lr → 0 at `total_steps` (Ignite schedulers)."""
+def _per_group(optimizer: torch.optim.Optimizer, make) -> ParamGroupScheduler:
+    """One Ignite scheduler per parameter group, each scaled to that group's own peak lr.
+
+    A single scheduler would set one lr on every group and erase layer-wise lr decay ratios.
+    """
+    peaks = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
+    schedulers = [make(peak, i) for i, peak in enumerate(peaks)]
+    return ParamGroupScheduler(schedulers, names=[f"group_{i}" for i in range(len(schedulers))])
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> ParamGroupScheduler:
+    """Linear warm-up 0 → peak over `warmup_steps`, then cosine peak → 0 at `total_steps`, per group."""
     decay_steps = max(1, total_steps - warmup_steps)
-    cosine = CosineAnnealingScheduler(
-        optimizer, "lr", start_value=lr, end_value=0.0, cycle_size=decay_steps + 1
-    )
-    if warmup_steps <= 0:
-        return cosine
-    return create_lr_scheduler_with_warmup(
-        cosine, warmup_start_value=0.0, warmup_end_value=lr, warmup_duration=warmup_steps
-    )
+
+    def make(peak: float, index: int):
+        cosine = CosineAnnealingScheduler(
+            optimizer,
+            "lr",
+            start_value=peak,
+            end_value=0.0,
+            cycle_size=decay_steps + 1,
+            param_group_index=index,
+        )
+        if warmup_steps <= 0:
+            return cosine
+        warmup = PiecewiseLinear(
+            optimizer, "lr", milestones_values=[(0, 0.0), (warmup_steps, peak)], param_group_index=index
+        )
+        return ConcatScheduler([warmup, cosine], durations=[warmup_steps])
+
+    return _per_group(optimizer, make)
 
 
-def warmup_linear(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, total_steps: int):
-    """Linear warm-up 0 → lr, then linear decay to 0 at `total_steps` (the hands-on's fine-tuning)."""
-    milestones = [(0, 0.0), (max(warmup_steps, 1), lr), (max(total_steps, warmup_steps + 1), 0.0)]
-    return PiecewiseLinear(optimizer, "lr", milestones_values=milestones)
+def warmup_linear(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> ParamGroupScheduler:
+    """Linear warm-up 0 → peak, then linear decay to 0 at `total_steps`, per group (the hands-on's)."""
+
+    def make(peak: float, index: int):
+        milestones = [(0, 0.0), (max(warmup_steps, 1), peak), (max(total_steps, warmup_steps + 1), 0.0)]
+        return PiecewiseLinear(optimizer, "lr", milestones_values=milestones, param_group_index=index)
+
+    return _per_group(optimizer, make)
 
 
 # -- metrics log ----------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ Precedence, lowest to highest: built-in defaults < `--preset` < `--config FILE` 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from minitransformer.options import parse_layered
 
 # Presets set model and training options; anything can still be overridden on the command line.
 PRESETS: dict[str, dict] = {
@@ -188,45 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config_file(path: Path) -> dict:
-    """Option values from a JSON or YAML file, keys spelled like the options with underscores."""
-    if not path.is_file():
-        raise FileNotFoundError(f"--config {path}: file not found")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(
-                f"--config {path}: YAML needs PyYAML (pip install pyyaml), or use JSON"
-            ) from None
-        values = yaml.safe_load(text) or {}
-    else:
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--config {path}: not valid JSON ({e})") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"--config {path}: expected a mapping of option names to values")
-    return {k.replace("-", "_"): v for k, v in values.items()}
-
-
 def parse_args(
     argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None
 ) -> argparse.Namespace:
     """Parse with the precedence defaults < preset < config file < command line."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = parser or build_parser()
-    first, _ = parser.parse_known_args(argv)
-    known = {a.dest for a in parser._actions}
-    layered = dict(PRESETS.get(getattr(first, "preset", None), {}))
-    if getattr(first, "config", None):
-        layered.update(load_config_file(first.config))
-    unknown = sorted(set(layered) - known)
-    if unknown:
-        parser.error(f"unknown option(s) in --config: {unknown}")
-    parser.set_defaults(**layered)
-    args = parser.parse_args(argv)
+    args = parse_layered(parser or build_parser(), argv, PRESETS)
     if "--max-steps" in argv:  # an explicit length wins over the preset's
         args.epochs = None
     elif args.epochs is not None:

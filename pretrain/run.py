@@ -271,7 +271,7 @@ def train(local_rank: int, args: Namespace) -> None:
         amp_dtype,
         args.seed,
     )
-    scheduler = warmup_cosine(optimizer, args.lr, args.warmup_steps, total_steps)
+    scheduler = warmup_cosine(optimizer, args.warmup_steps, total_steps)
     trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
 
     # -- evaluation: token NLL with Ignite's Loss, weighted by the number of scored tokens --------

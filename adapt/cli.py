@@ -1,0 +1,153 @@
+"""Command line of `python -m adapt`: every option, with the hands-on's fine-tuning defaults."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from minitransformer.options import parse_layered
+
+SCHEMES = ("finetune", "features", "adapters", "gradual")
+
+
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seeds {text!r}: expected integers separated by commas, e.g. 0,1,2"
+        )
+    if not seeds:
+        raise argparse.ArgumentTypeError("--seeds needs at least one seed")
+    return seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m adapt",
+        description="Fine-tune a pretrained minitransformer model (or a random-init baseline, or an imported "
+        "Hugging Face checkpoint) as a text classifier on TREC or any labelled text, with pytorch-ignite. "
+        "Writes one model directory per seed, results.json (test metrics per seed, mean ± std), metrics.jsonl "
+        "and plots/.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = p.add_argument_group("what to adapt")
+    g.add_argument(
+        "--pretrained",
+        required=True,
+        help="a model directory from `python -m pretrain`, `hf:DIR` for a Hugging Face BERT/GPT-2 checkpoint, "
+        "or `none` for the same architecture from random initialisation (see --architecture-from)",
+    )
+    g.add_argument(
+        "--architecture-from",
+        type=Path,
+        help="with --pretrained none: take the config and tokenizer from this model directory, not its weights",
+    )
+    g.add_argument("--config", type=Path, help="JSON or YAML file of option values (keys as below, with _)")
+    g.add_argument(
+        "--task",
+        default="trec-6",
+        help="trec-6, trec-50, or a labelled file (TSV `label<TAB>text`, or CSV with label,text columns)",
+    )
+    g.add_argument(
+        "--test-file", type=Path, help="test file for a --task FILE (default: hold out 10 %% of it)"
+    )
+    g.add_argument(
+        "--train-file", default="train_5500.label", help="TREC training file (e.g. train_1000.label)"
+    )
+    g.add_argument(
+        "--data-dir",
+        type=Path,
+        help="data folder (else $MINITRANSFORMER_DATA, else ~/.cache/minitransformer)",
+    )
+    g.add_argument(
+        "--download", action="store_true", help="download missing TREC files from the official source"
+    )
+    g.add_argument("--output-dir", type=Path, default=Path("runs/adapt"), help="where the run is written")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
+
+    g = p.add_argument_group("how to adapt")
+    g.add_argument(
+        "--scheme",
+        choices=SCHEMES,
+        default="finetune",
+        help="finetune: train everything; features: frozen backbone, train the head; adapters: frozen "
+        "backbone, train adapters + head; gradual: unfreeze one more layer from the top each epoch",
+    )
+    g.add_argument("--adapters-dim", type=int, default=32, help="adapter bottleneck size (--scheme adapters)")
+    g.add_argument(
+        "--lm-coef", type=float, default=0.0, help="weight of the auxiliary LM loss (causal models)"
+    )
+    g.add_argument("--clf-position", choices=["auto", "start", "end"], default="auto",
+                   help="where the classification token goes; auto: end for causal models, start for BERT-style")  # fmt: skip
+    g.add_argument(
+        "--max-len", type=int, help="truncate inputs to this many tokens (default: the model's context)"
+    )
+    g.add_argument(
+        "--vocab-size", type=int, default=8000, help="tokenizer size when one is trained (--pretrained none)"
+    )
+
+    g = p.add_argument_group("optimisation (defaults: the hands-on's)")
+    g.add_argument(
+        "--seeds", type=seed_list, default=[0], help="run once per seed, e.g. 0,1,2; reports mean ± std"
+    )
+    length = g.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=3)
+    length.add_argument("--max-steps", type=int, help="optimizer steps instead of --epochs")
+    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--lr", type=float, default=6.5e-5, help="peak learning rate (the head's, with --llrd)")
+    g.add_argument("--warmup-steps", type=int, default=10, help="linear warm-up, then linear decay to 0")
+    g.add_argument(
+        "--weight-decay", type=float, default=0.0, help="decoupled weight decay on weight matrices"
+    )
+    g.add_argument("--max-norm", type=float, default=1.0, help="gradient clipping norm (0 = off)")
+    g.add_argument(
+        "--dropout", type=float, default=0.1, help="dropout in the backbone and before the classifier"
+    )
+    g.add_argument(
+        "--initializer-range", type=float, default=0.02, help="std of the new head's initial weights"
+    )
+    g.add_argument("--valid-fraction", type=float, default=0.1, help="share of train held out for validation")
+    g.add_argument("--eval-every", type=int, default=50, help="validate every N steps as well as every epoch")
+    g.add_argument("--bucketing", action=argparse.BooleanOptionalAction, default=True,
+                   help="batch questions of similar length together (less padding)")  # fmt: skip
+    g.add_argument(
+        "--pad-to-max", action="store_true", help="pad every batch to the longest input (the hands-on's way)"
+    )
+
+    g = p.add_argument_group("fine-tuning stability techniques")
+    g.add_argument("--optimizer", choices=["adamw", "bertadam"], default="adamw",
+                   help="bertadam: Adam without bias correction (BERT's optimizer)")  # fmt: skip
+    g.add_argument("--reinit-layers", type=int, default=0, help="re-initialise the top k layers and the head")
+    g.add_argument("--pooling", choices=["clf", "mean", "max", "weighted"], default="clf",
+                   help="clf token, mean/max over tokens, or learned weighted sum of layers")  # fmt: skip
+    g.add_argument(
+        "--layer-start", type=int, default=0, help="first layer in weighted pooling (0 = embeddings)"
+    )
+    g.add_argument("--llrd", type=float, default=1.0, help="layer-wise lr decay γ (1 = off; e.g. 0.9)")
+    g.add_argument(
+        "--mixout", type=float, default=0.0, help="Mixout probability toward pretrained weights (0 = off)"
+    )
+    g.add_argument(
+        "--prior-wd", type=float, default=0.0, help="weight decay toward the pretrained weights λ (0 = off)"
+    )
+    g.add_argument("--swa-start", type=int, default=0, help="average weights from this epoch on (0 = off)")
+    g.add_argument(
+        "--swa-lr", type=float, default=2e-5, help="SWA learning rate (fine-tuning scale, not 0.05)"
+    )
+
+    g = p.add_argument_group("hardware")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none", help="autocast precision")
+    g.add_argument("--threads", type=int, help="CPU threads (default: all available)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_layered(build_parser(), argv)
+    if args.max_steps is not None:
+        args.epochs = None
+    return args

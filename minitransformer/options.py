@@ -1,0 +1,51 @@
+"""Option files and layered defaults for the command-line programs (`pretrain`, `adapt`).
+
+Precedence, lowest to highest: the parser's defaults < a preset < a `--config` file < explicit flags.
+The library never reads `sys.argv` itself: the programs pass their argv in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def load_config_file(path: Path) -> dict:
+    """Option values from a JSON or YAML file, keys spelled like the options (dashes or underscores)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: file not found")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(
+                f"--config {path}: YAML needs PyYAML (pip install pyyaml), or use JSON"
+            ) from None
+        values = yaml.safe_load(text) or {}
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--config {path}: not valid JSON ({e})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path}: expected a mapping of option names to values")
+    return {k.replace("-", "_"): v for k, v in values.items()}
+
+
+def parse_layered(
+    parser: argparse.ArgumentParser, argv: list[str], presets: dict[str, dict] | None = None
+) -> argparse.Namespace:
+    """Parse `argv` after layering a preset (option `--preset`) and a `--config` file under it."""
+    first, _ = parser.parse_known_args(argv)
+    layered = dict((presets or {}).get(getattr(first, "preset", None), {}))
+    if getattr(first, "config", None):
+        layered.update(load_config_file(first.config))
+    known = {a.dest for a in parser._actions}
+    unknown = sorted(set(layered) - known)
+    if unknown:
+        parser.error(f"unknown option(s) in --config: {unknown}")
+    parser.set_defaults(**layered)
+    return parser.parse_args(argv)
