@@ -17,7 +17,7 @@ def seed_list(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--seeds {text!r}: expected integers separated by commas, e.g. 0,1,2"
-        )
+        ) from None
     if not seeds:
         raise argparse.ArgumentTypeError("--seeds needs at least one seed")
     return seeds
