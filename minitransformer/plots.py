@@ -36,9 +36,9 @@ def _numpy(values: ArrayLike) -> np.ndarray:
     return np.asarray(values)
 
 
-def _new_figure(width: float, height: float, title: str = "") -> Figure:
-    """An empty figure, made wide enough for its title to fit on one line."""
-    return Figure(figsize=(max(width, 0.09 * len(title)), height), layout="constrained")
+def _new_figure(width: float, height: float, title: str = "", beside_title: float = 0.0) -> Figure:
+    """An empty figure, wide enough for its title on one line plus `beside_title` inches (a legend)."""
+    return Figure(figsize=(max(width, 0.09 * len(title) + beside_title), height), layout="constrained")
 
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
@@ -61,7 +61,7 @@ def _line_chart(
     marker: str | None = "o",
 ) -> tuple[Figure, object]:
     """A figure with one line per named series, a grid and a legend; returns (figure, axes)."""
-    fig = _new_figure(7.0, 4.2, title)
+    fig = _new_figure(7.0, 4.2, title, beside_title=2.0)  # the legend sits right of the axes
     ax = fig.subplots()
     for i, (name, values) in enumerate(series.items()):
         values = list(values)
@@ -285,7 +285,7 @@ def plot_prediction_vs_context(
     fig, ax = _line_chart(
         probabilities, context_sizes, xlabel, "predicted probability", title, "candidate next token"
     )
-    ax.set_ylim(0.0, 1.0)
+    ax.set_ylim(bottom=0.0)
     return _finish(fig, path)
 
 
