@@ -24,6 +24,7 @@ from ignite.metrics import Accuracy, ConfusionMatrix, Fbeta, Loss, Precision, Re
 
 from minitransformer import FineTuningConfig, TransformerConfig, TransformerWithClfHead
 from minitransformer import stability as st
+from minitransformer.checkpoint import read_config
 from minitransformer.data.classification import (
     ClassificationDataset,
     LabeledTexts,
@@ -143,7 +144,7 @@ def load_model(args: Namespace, num_classes: int, train_texts: list[str]):
         ft = fine_tuning_config(args, num_classes)
         if args.architecture_from:
             tokenizer = Tokenizer.from_pretrained(args.architecture_from)
-            config = TransformerConfig.load(Path(args.architecture_from) / "config.json")
+            config = read_config(args.architecture_from)[1]
         else:  # the `pretrain` tiny preset's shape, with a tokenizer trained on the training texts
             tokenizer = Tokenizer.train(train_texts, vocab_size=args.vocab_size)
             config = TransformerConfig(
@@ -341,16 +342,19 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
     evaluator.add_event_handler(Events.COMPLETED, best)
 
     def validate(engine: Engine) -> None:
+        if getattr(engine.state, "validated_at", None) == engine.state.iteration:
+            return  # already evaluated at this step
+        engine.state.validated_at = engine.state.iteration
         evaluator.run(valid_loader)
         m = evaluator.state.metrics
         log.log("valid", engine.state.iteration, seed=seed, loss=m["loss"], accuracy=m["accuracy"])
 
     trainer.add_event_handler(Events.ITERATION_COMPLETED(every=args.eval_every), validate)
+    trainer.add_event_handler(Events.COMPLETED, validate)  # a run may stop mid-epoch (--max-steps)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def end_of_epoch(engine: Engine) -> None:
-        if engine.state.iteration % args.eval_every:
-            validate(engine)
+        validate(engine)
         seconds = time.time() - engine.state.epoch_start
         log.log("epoch", engine.state.iteration, seed=seed, epoch=engine.state.epoch,
                 tokens=engine.state.epoch_tokens, seconds=seconds)  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -40,3 +41,36 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory, shared_data) -> SimpleNamespace:
+    """A small WikiText-style folder (first lines of the real valid/test splits) and a tokenizer for it."""
+    from minitransformer.data.wikitext import read_lines
+    from minitransformer.tokenization import Tokenizer
+
+    root = tmp_path_factory.mktemp("wiki")
+    for split, lines in (("valid", 600), ("test", 200)):
+        with open(shared_data / "wikitext-2" / f"wiki.{split}.tokens", encoding="utf-8") as f:
+            head = [next(f) for _ in range(lines)]
+        (root / f"wiki.{split}.tokens").write_text("".join(head), encoding="utf-8")
+    tokenizer = Tokenizer.train(read_lines(root / "wiki.valid.tokens"), vocab_size=600)
+    tokenizer.save_pretrained(root / "tok")
+    return SimpleNamespace(root=root, tokenizer=root / "tok" / "tokenizer.json")
+
+
+@pytest.fixture(scope="session")
+def pretrained_dir(tmp_path_factory, corpus) -> Path:
+    """A causal model pretrained for 60 steps by `python -m pretrain` (a few seconds)."""
+    from pretrain.run import main
+
+    out = tmp_path_factory.mktemp("pretrained") / "run"
+    argv = [
+        "--dataset", str(corpus.root), "--tokenizer", str(corpus.tokenizer), "--output-dir", str(out),
+        "--cache-dir", str(out.parent / "cache"), "--embed-dim", "48", "--hidden-dim", "96", "--num-heads", "2",
+        "--num-layers", "2", "--num-max-positions", "64", "--batch-size", "8", "--lr", "3e-3",
+        "--warmup-steps", "5", "--max-steps", "60", "--eval-every", "60", "--sample-prompts",
+        "--no-progress", "--threads", "1",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return out

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from minitransformer import TransformerWithLMHead
-from minitransformer.data.wikitext import read_lines
 from minitransformer.engine import MetricsLog
 from minitransformer.tokenization import Tokenizer
 from pretrain.run import main
@@ -23,24 +22,9 @@ from pretrain.run import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, request) -> tuple[Path, Path]:
-    """A WikiText-style folder (first lines of the real valid/test splits) and a tokenizer for it."""
-    data = request.getfixturevalue("shared_data")
-    root = tmp_path_factory.mktemp("wiki")
-    for split, lines in (("valid", 600), ("test", 200)):
-        with open(data / "wikitext-2" / f"wiki.{split}.tokens", encoding="utf-8") as f:
-            head = [next(f) for _ in range(lines)]
-        (root / f"wiki.{split}.tokens").write_text("".join(head), encoding="utf-8")
-    tokenizer = Tokenizer.train(read_lines(root / "wiki.valid.tokens"), vocab_size=600)
-    tokenizer.save_pretrained(root / "tok")
-    return root, root / "tok" / "tokenizer.json"
-
-
 def small_run(corpus, out: Path, *extra: str) -> list[str]:
-    root, tokenizer = corpus
     return [
-        "--dataset", str(root), "--tokenizer", str(tokenizer), "--output-dir", str(out),
+        "--dataset", str(corpus.root), "--tokenizer", str(corpus.tokenizer), "--output-dir", str(out),
         "--cache-dir", str(out.parent / "cache"), "--embed-dim", "32", "--hidden-dim", "64",
         "--num-heads", "2", "--num-layers", "2", "--num-max-positions", "32", "--batch-size", "8",
         "--lr", "3e-3", "--warmup-steps", "5", "--max-steps", "30", "--eval-every", "15",
