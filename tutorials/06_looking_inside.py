@@ -186,7 +186,8 @@ within, across = group_cohesion(vectors, groups)
 print(f"mean cosine similarity: within a group {within:.2f}, across groups {across:.2f}")
 
 # %% [markdown]
-# After a minute, the groups have started to separate: in our run the countries spread over one
+# After a minute, the groups have started to separate (the exact picture changes a little from
+# machine to machine, since CPU thread scheduling changes the rounding): in our runs the countries spread over one
 # side of the picture and the months gather on the other, with the numbers in between and partly
 # mixed in. The cosine similarities printed above say the same without the projection: words of a
 # group are more alike than words of different groups. Two dimensions show only part of the
