@@ -23,9 +23,10 @@ PRESETS: dict[str, dict] = {
         vocab_size=8000,
         batch_size=16,
         lr=1e-3,
-        warmup_steps=50,
-        max_steps=600,
-        eval_every=200,
+        warmup_steps=30,
+        max_steps=300,
+        eval_every=100,
+        max_eval_batches=10,
     ),
     # The NAACL 2019 hands-on's model and optimisation, for GPU users (50M parameters).
     "tutorial": dict(
@@ -153,13 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--mlm-probability", type=float, default=0.15, help="share of tokens masked (--objective mlm)"
     )
     length = g.add_mutually_exclusive_group()
-    length.add_argument("--max-steps", type=int, default=600, help="optimizer steps to train")
+    length.add_argument("--max-steps", type=int, default=300, help="optimizer steps to train")
     length.add_argument(
         "--epochs", type=int, help="train for this many passes over the training blocks instead"
     )
 
     g = p.add_argument_group("evaluation and logging")
-    g.add_argument("--eval-every", type=int, default=200, help="evaluate every N steps (and at the end)")
+    g.add_argument("--eval-every", type=int, default=100, help="evaluate every N steps (and at the end)")
     g.add_argument("--eval-batch-size", type=int, default=32)
     g.add_argument(
         "--max-eval-batches", type=int, help="evaluate on at most this many batches (default: all)"

@@ -1,0 +1,66 @@
+"""The Ignite building blocks shared by pretrain and adapt."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+
+from minitransformer.engine import MetricsLog, check_amp, split_tensors, warmup_cosine, warmup_linear
+
+
+def lr_trace(make_schedule, steps: int = 10) -> list[list[float]]:
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    optimizer = torch.optim.SGD([{"params": [params[0]], "lr": 1.0}, {"params": [params[1]], "lr": 0.5}])
+    scheduler = make_schedule(optimizer, 3, steps)
+    engine, trace = Engine(lambda e, b: None), []
+    engine.add_event_handler(Events.ITERATION_STARTED, scheduler)
+    engine.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda _: trace.append([g["lr"] for g in optimizer.param_groups])
+    )
+    engine.run([0] * steps, max_epochs=1)
+    return trace
+
+
+@pytest.mark.parametrize("make_schedule", [warmup_cosine, warmup_linear])
+def test_schedules_warm_up_then_decay_and_keep_group_ratios(make_schedule):
+    trace = lr_trace(make_schedule)
+    assert trace[0] == [0.0, 0.0]
+    assert trace[3] == pytest.approx([1.0, 0.5])  # the peak, reached after the warm-up
+    for high, low in trace[1:]:
+        assert low == pytest.approx(high / 2)  # layer-wise lr ratios survive the schedule
+    peaks = [high for high, _ in trace[3:]]
+    assert peaks == sorted(peaks, reverse=True) and peaks[-1] < 0.2
+
+
+def test_cosine_shape():
+    trace = lr_trace(warmup_cosine)  # 3 warm-up steps, then cosine from 1 toward 0 over 7 steps
+    for k in range(7):
+        assert trace[3 + k][0] == pytest.approx(0.5 * (1 + math.cos(math.pi * k / 7)))
+
+
+def test_split_tensors_keeps_rows_together():
+    batch = {"input_ids": torch.arange(12).view(6, 2), "labels": torch.arange(6)}
+    parts = split_tensors(batch, 3)
+    assert len(parts) == 3 and all(p["input_ids"].shape == (2, 2) for p in parts)
+    assert torch.equal(torch.cat([p["labels"] for p in parts]), batch["labels"])
+    assert split_tensors(batch, 1) == [batch]
+
+
+def test_metrics_log_drops_events_after_the_resume_step(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    log = MetricsLog(path)
+    for step in (10, 20, 30):
+        log.log("train", step, loss=1.0 / step)
+    MetricsLog(path, resume_step=20).log("train", 30, loss=0.5)
+    assert [(e["step"], e["loss"]) for e in MetricsLog.read(path)] == [(10, 0.1), (20, 0.05), (30, 0.5)]
+
+
+def test_amp_choices_are_checked():
+    assert check_amp("none", torch.device("cpu")) is None
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
+        check_amp("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="expected one of"):
+        check_amp("int8", torch.device("cpu"))
