@@ -197,7 +197,7 @@ def warmup_cosine(
             "lr",
             start_value=peak,
             end_value=0.0,
-            cycle_size=decay_steps + 1,
+            cycle_size=max(decay_steps, 2),
             param_group_index=index,
         )
         if warmup_steps <= 0:
