@@ -373,9 +373,13 @@ class LMHead(nn.Module):
 
 
 def lm_loss(logits: Tensor, labels: Tensor, causal: bool) -> Tensor:
-    """Cross-entropy over tokens, -100 ignored. Causal: position t predicts token t + 1."""
+    """Cross-entropy over tokens, -100 ignored. Causal: position t predicts token t + 1.
+
+    The causal shift moves the labels (one column, cheap) rather than slicing the logits, which would
+    copy the whole (B, T, V) tensor forward and backward.
+    """
     if causal:
-        logits, labels = logits[:, :-1], labels[:, 1:]
+        labels = F.pad(labels[:, 1:], (0, 1), value=-100)  # (B, T): the last position predicts nothing
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
 
 
