@@ -1,0 +1,214 @@
+"""Item 1: training-step throughput (forward + backward + AdamW) at identical dimensions.
+
+Sides, all causal LMs with tied output weights, ReLU feed-forward, dropout 0.1, in training mode:
+  - ours: `minitransformer.TransformerWithLMHead`;
+  - hands-on: the NAACL 2019 hands-on's formulation, rebuilt below from standard torch modules
+    (seq-first `nn.MultiheadAttention`, a float -inf causal mask rebuilt on every forward);
+  - GPT-2 sdpa / eager: `transformers.GPT2LMHeadModel` with the same shape.
+Every side uses the same `torch.optim.AdamW` settings. MFU divides the achieved FLOP rate by the
+fp32 matmul rate this machine reaches in the same run (a large square matmul, same threads), timed
+interleaved with the models so that contention lowers both alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmarks import Result, interleaved, machine_line
+from minitransformer import TransformerConfig
+from minitransformer.model import TransformerWithLMHead
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Model and batch dimensions shared by every side."""
+
+    name: str
+    embed_dim: int
+    hidden_dim: int
+    num_heads: int
+    num_layers: int
+    seq_len: int
+    vocab_size: int
+    batch_size: int
+
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token: 6·N + 12·L·T·E.
+
+        N counts the matmul weights a token passes through: per layer the attention projections
+        (4·E²) and the feed-forward (2·E·H), plus the LM head (E·V); 6 = 2 (multiply-add) × 3
+        (forward, and backward for inputs and weights). 12·L·T·E is the attention itself (QKᵀ and
+        probabilities·V, 2·T·E FLOPs each per token and layer, × 3), counted over the full T×T square
+        as nanoGPT and PaLM do, although a causal kernel may skip half of it.
+        """
+        E, H, L, T, V = self.embed_dim, self.hidden_dim, self.num_layers, self.seq_len, self.vocab_size
+        n = L * (4 * E * E + 2 * E * H) + E * V
+        return 6 * n + 12 * L * T * E
+
+
+TINY = Shape("tiny", 256, 1024, 4, 4, 128, 8000, 16)  # the `pretrain --preset tiny` model
+LARGE = Shape("4x", 512, 2048, 8, 4, 128, 8000, 16)  # 4× the tiny preset's non-embedding parameters
+QUICK = Shape("quick", 64, 256, 2, 2, 32, 1000, 4)  # for the crash test only
+
+
+class HandsOnTransformer(nn.Module):
+    """The hands-on's causal LM as its code was written: seq-first, `nn.MultiheadAttention` blocks."""
+
+    def __init__(self, s: Shape, dropout: float = 0.1):
+        super().__init__()
+        E = s.embed_dim
+        self.tokens_embeddings = nn.Embedding(s.vocab_size, E)
+        self.position_embeddings = nn.Embedding(s.seq_len, E)
+        self.dropout = nn.Dropout(dropout)
+        self.attentions = nn.ModuleList(
+            nn.MultiheadAttention(E, s.num_heads, dropout=dropout) for _ in range(s.num_layers)
+        )
+        self.feed_forwards = nn.ModuleList(
+            nn.Sequential(nn.Linear(E, s.hidden_dim), nn.ReLU(), nn.Linear(s.hidden_dim, E))
+            for _ in range(s.num_layers)
+        )
+        self.layer_norms_1 = nn.ModuleList(nn.LayerNorm(E, eps=1e-12) for _ in range(s.num_layers))
+        self.layer_norms_2 = nn.ModuleList(nn.LayerNorm(E, eps=1e-12) for _ in range(s.num_layers))
+        self.lm_head = nn.Linear(E, s.vocab_size, bias=False)
+        self.lm_head.weight = self.tokens_embeddings.weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (T, B) token ids → next-token cross-entropy."""
+        positions = torch.arange(len(x), device=x.device).unsqueeze(-1)  # (T, 1)
+        h = self.tokens_embeddings(x)  # (T, B, E)
+        h = h + self.position_embeddings(positions).expand_as(h)
+        h = self.dropout(h)
+        attn_mask = torch.full((len(x), len(x)), -float("Inf"), device=h.device, dtype=h.dtype)
+        attn_mask = torch.triu(attn_mask, diagonal=1)  # (T, T)
+        for ln_1, attention, ln_2, feed_forward in zip(
+            self.layer_norms_1, self.attentions, self.layer_norms_2, self.feed_forwards
+        ):
+            h = ln_1(h)
+            a, _ = attention(h, h, h, attn_mask=attn_mask, need_weights=False)
+            h = self.dropout(a) + h
+            h = ln_2(h)
+            h = self.dropout(feed_forward(h)) + h
+        logits = self.lm_head(h)  # (T, B, V)
+        return F.cross_entropy(logits[:-1].reshape(-1, logits.size(-1)), x[1:].reshape(-1))
+
+
+def build_ours(s: Shape) -> nn.Module:
+    config = TransformerConfig(
+        embed_dim=s.embed_dim,
+        hidden_dim=s.hidden_dim,
+        num_heads=s.num_heads,
+        num_layers=s.num_layers,
+        num_max_positions=s.seq_len,
+        num_embeddings=s.vocab_size,
+        dropout=0.1,
+    )
+    return TransformerWithLMHead(config)
+
+
+def build_gpt2(s: Shape, attn_implementation: str) -> nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=s.vocab_size,
+        n_positions=s.seq_len,
+        n_embd=s.embed_dim,
+        n_inner=s.hidden_dim,
+        n_head=s.num_heads,
+        n_layer=s.num_layers,
+        activation_function="relu",
+        bos_token_id=0,
+        eos_token_id=0,
+        attn_implementation=attn_implementation,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def train_step(model: nn.Module, loss_fn: Callable[[], Tensor]) -> Callable[[], None]:
+    """A closure running one forward + backward + AdamW step of `model`."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn().backward()
+        optimizer.step()
+
+    return step
+
+
+def sides(s: Shape, x: Tensor) -> dict[str, Callable[[], None]]:
+    """One training-step closure per side, all on the same batch x: (B, T)."""
+    torch.manual_seed(0)
+    ours, hands_on = build_ours(s), HandsOnTransformer(s)
+    gpt2_sdpa, gpt2_eager = build_gpt2(s, "sdpa"), build_gpt2(s, "eager")
+    x_seq_first = x.t().contiguous()  # (T, B)
+    return {
+        "ours": train_step(ours, lambda: ours(x, labels=x)[1]),
+        "hands-on": train_step(hands_on, lambda: hands_on(x_seq_first)),
+        "gpt2-sdpa": train_step(gpt2_sdpa, lambda: gpt2_sdpa(x, labels=x).loss),
+        "gpt2-eager": train_step(gpt2_eager, lambda: gpt2_eager(x, labels=x).loss),
+    }
+
+
+def matmul_peak(n: int = 2048, iterations: int = 4) -> tuple[Callable[[], None], float]:
+    """A closure running `iterations` n×n fp32 matmuls, and the FLOPs it performs."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+
+    def run() -> None:
+        for _ in range(iterations):
+            torch.mm(a, b, out=out)
+
+    return run, 2.0 * n**3 * iterations
+
+
+def profile_ours(s: Shape, x: Tensor, steps: int = 3, top: int = 12) -> str:
+    """torch.profiler table of our training step's top ops by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = build_ours(s)
+    step = train_step(model, lambda: model(x, labels=x)[1])
+    step()  # warm-up outside the trace
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
+def run(quick: bool = False, profile: bool = False) -> list[Result]:
+    """Benchmark each shape; print a table per shape and return the headline result per shape."""
+    shapes = [QUICK] if quick else [TINY, LARGE]
+    repeats = 2 if quick else 7
+    results = []
+    for s in shapes:
+        x = torch.randint(
+            0, s.vocab_size, (s.batch_size, s.seq_len), generator=torch.Generator().manual_seed(0)
+        )
+        candidates = sides(s, x)
+        peak_fn, peak_flops = matmul_peak(256 if quick else 2048)
+        seconds = interleaved({**candidates, "matmul-peak": peak_fn}, repeats=repeats)
+        peak = peak_flops / seconds.pop("matmul-peak")
+        tokens = s.batch_size * s.seq_len
+        flops = s.flops_per_token() * tokens
+        print(f"\n[throughput] shape {s} | {machine_line()}")
+        print(
+            f"fp32 matmul peak measured: {peak / 1e9:.1f} GFLOP/s | FLOPs/token (6N + 12LTE): {s.flops_per_token():,}"
+        )
+        print(f"{'side':<11} {'ms/step':>8} {'tokens/s':>9} {'MFU':>6} {'ours vs':>8}")
+        for name, t in seconds.items():
+            print(
+                f"{name:<11} {t * 1e3:8.1f} {tokens / t:9.0f} {flops / t / peak:6.1%} {t / seconds['ours']:7.2f}x"
+            )
+        fastest_baseline = min(seconds[n] for n in seconds if n != "ours")
+        results.append(
+            Result(f"throughput-{s.name}", tokens / seconds["ours"], tokens / fastest_baseline, "tokens/s")
+        )
+        print(f"MFU ours: {flops / seconds['ours'] / peak:.1%}")
+        if profile:
+            print(f"\ntop ops of our training step ({s.name}):\n{profile_ours(s, x)}")
+    return results
