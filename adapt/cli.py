@@ -35,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("what to adapt")
     g.add_argument(
         "--pretrained",
-        required=True,
         help="a model directory from `python -m pretrain`, `hf:DIR` for a Hugging Face BERT/GPT-2 checkpoint, "
         "or `none` for the same architecture from random initialisation (see --architecture-from)",
     )
@@ -45,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --pretrained none: take the config and tokenizer from this model directory, not its weights",
     )
     g.add_argument("--config", type=Path, help="JSON or YAML file of option values (keys as below, with _)")
+    g.add_argument(
+        "--baseline",
+        choices=["tfidf"],
+        help="also fit TF-IDF word 1-2-grams + a linear SVM on the same split and report it beside "
+        "(needs scikit-learn); alone when --pretrained is not given",
+    )
     g.add_argument(
         "--task",
         default="trec-6",
@@ -89,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     g = p.add_argument_group("optimisation (defaults: the hands-on's)")
+    g.add_argument(
+        "--lr-find", action="store_true", help="run Ignite's FastaiLRFinder and fine-tune with its suggestion"
+    )
     g.add_argument(
         "--seeds", type=seed_list, default=[0], help="run once per seed, e.g. 0,1,2; reports mean ± std"
     )
@@ -150,4 +158,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parse_layered(build_parser(), argv)
     if args.max_steps is not None:
         args.epochs = None
+    if args.pretrained is None and args.baseline is None:
+        build_parser().error("give --pretrained DIR|hf:DIR|none (and/or --baseline tfidf)")
     return args

@@ -42,7 +42,9 @@ from minitransformer.engine import (
     best_model_checkpoint,
     check_amp,
     create_trainer,
+    find_learning_rate,
     resolve_device,
+    scale_learning_rates,
     set_cpu_threads,
     split_tensors,
     warmup_linear,
@@ -230,7 +232,11 @@ def create_evaluator(model: torch.nn.Module, device, amp_dtype, num_classes: int
             logits = model(batch["input_ids"], batch["clf_tokens_mask"], padding_mask=batch["padding_mask"])
         return logits.float(), batch["labels"]
 
-    evaluator = Engine(step)
+    return attach_classification_metrics(Engine(step), num_classes)
+
+
+def attach_classification_metrics(evaluator: Engine, num_classes: int) -> Engine:
+    """Ignite metrics on (logits, labels) outputs; the same for Transformers and the TF-IDF baseline."""
     precision, recall = Precision(average=False), Recall(average=False)
     Accuracy().attach(evaluator, "accuracy")
     Loss(F.cross_entropy).attach(evaluator, "loss")
@@ -302,9 +308,22 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
             lm_labels=lm_labels,
         )[1]
 
-    trainer = create_trainer(
-        model, optimizer, loss_fn, split_tensors, 1, args.max_norm or None, device, amp_dtype, seed
-    )
+    def new_trainer() -> Engine:
+        return create_trainer(
+            model, optimizer, loss_fn, split_tensors, 1, args.max_norm or None, device, amp_dtype, seed
+        )
+
+    if args.lr_find:
+        suggestion = find_learning_rate(
+            new_trainer(), model, optimizer, train_loader, num_iter=min(100, total_steps),
+            plot_path=out / "plots" / f"lr_finder_seed_{seed}.png",
+        )  # fmt: skip
+        scale_learning_rates(optimizer, suggestion / args.lr)
+        print(
+            f"[seed {seed}] learning-rate finder suggests {suggestion:.3g} (was {args.lr:.3g}); fine-tuning with it"
+        )
+        log.log("lr_find", 0, seed=seed, suggestion=suggestion)
+    trainer = new_trainer()
     if args.scheme == "gradual":
         attach_gradual_unfreezing(trainer, model)
     scheduler = warmup_linear(optimizer, args.warmup_steps, total_steps)
@@ -446,29 +465,48 @@ def adapt(args: Namespace) -> dict:
         out / "training_args.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     )
     log = MetricsLog(out / "metrics.jsonl")
-    runs = [run_seed(args, seed, data, out, log) for seed in args.seeds]
-    accuracies = [r["test"]["accuracy"] for r in runs]
-    results = {
-        "task": data[2],
-        "pretrained": args.pretrained,
-        "scheme": args.scheme,
-        "test_accuracy": mean_std(accuracies),
-        "test_macro_f1": mean_std([r["test"]["macro_f1"] for r in runs]),
-        "runs": runs,
-    }
-    write_json_atomic(out / "results.json", results)
-    from minitransformer import plots
+    results: dict = {"task": data[2], "pretrained": args.pretrained, "scheme": args.scheme}
+    if args.baseline:
+        from .baseline import tfidf_baseline
 
-    plots.plot_training_curves(
-        out / "metrics.jsonl", title=f"Fine-tuning on {data[2]}", path=out / "plots" / "curves.png"
-    )
-    summary = results["test_accuracy"]
-    print(
-        f"test accuracy over {len(runs)} seed(s): {100 * summary['mean']:.2f} ± {100 * summary['std']:.2f} % "
-        f"(min {100 * summary['min']:.2f}, max {100 * summary['max']:.2f}); every run: "
-        + ", ".join(f"{100 * a:.2f}" for a in accuracies)
-    )
+        predictions = tfidf_baseline(data[0], data[1])
+        results["baseline"] = {
+            "name": "tfidf-1-2gram-linearsvc",
+            "test": score_predictions(predictions, data[1]),
+        }
+        print(
+            f"TF-IDF 1-2-gram + LinearSVC baseline: test accuracy {100 * results['baseline']['test']['accuracy']:.2f} %"
+        )
+    if args.pretrained is not None:
+        runs = [run_seed(args, seed, data, out, log) for seed in args.seeds]
+        accuracies = [r["test"]["accuracy"] for r in runs]
+        results["test_accuracy"] = mean_std(accuracies)
+        results["test_macro_f1"] = mean_std([r["test"]["macro_f1"] for r in runs])
+        results["runs"] = runs
+        from minitransformer import plots
+
+        plots.plot_training_curves(
+            out / "metrics.jsonl", title=f"Fine-tuning on {data[2]}", path=out / "plots" / "curves.png"
+        )
+        summary = results["test_accuracy"]
+        print(
+            f"test accuracy over {len(runs)} seed(s): {100 * summary['mean']:.2f} ± {100 * summary['std']:.2f} % "
+            f"(min {100 * summary['min']:.2f}, max {100 * summary['max']:.2f}); every run: "
+            + ", ".join(f"{100 * a:.2f}" for a in accuracies)
+        )
+    write_json_atomic(out / "results.json", results)
     return results
+
+
+def score_predictions(predictions: list[int], data: LabeledTexts) -> dict:
+    """The Transformer runs' test metrics for plain predicted label ids (e.g. the TF-IDF baseline's)."""
+    num_classes = len(data.label_names)
+    logits = F.one_hot(
+        torch.tensor(predictions), num_classes
+    ).float()  # (N, C): a vote for the predicted class
+    evaluator = attach_classification_metrics(Engine(lambda engine, batch: batch), num_classes)
+    evaluator.run([(logits, torch.tensor(data.labels))])
+    return summarize(evaluator.state.metrics, data.label_names)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver, ProgressBar, TerminateOnNan
+from ignite.handlers import Checkpoint, DiskSaver, FastaiLRFinder, ProgressBar, TerminateOnNan
 from ignite.handlers.param_scheduler import (
     ConcatScheduler,
     CosineAnnealingScheduler,
@@ -220,6 +220,51 @@ def warmup_linear(
         return PiecewiseLinear(optimizer, "lr", milestones_values=milestones, param_group_index=index)
 
     return _per_group(optimizer, make)
+
+
+def find_learning_rate(
+    trainer: Engine,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data,
+    num_iter: int = 100,
+    start_lr: float = 1e-7,
+    end_lr: float = 1.0,
+    plot_path: str | os.PathLike | None = None,
+) -> float:
+    """Ignite's `FastaiLRFinder`: raise the lr exponentially over `num_iter` steps, suggest one.
+
+    `trainer` must be a bare trainer (no lr schedule attached). Model and optimizer are restored
+    afterwards; the suggestion is the lr of the steepest loss descent (for several optimizer groups, the
+    largest group's lr). The loss-vs-lr curve is saved to `plot_path`.
+    """
+    finder = FastaiLRFinder()
+    to_save = {"model": model, "optimizer": optimizer}
+    with finder.attach(
+        trainer,
+        to_save,
+        output_transform=lambda out: out["loss"],
+        num_iter=num_iter,
+        start_lr=start_lr,
+        end_lr=end_lr,
+    ) as finding:
+        finding.run(data, max_epochs=1, epoch_length=num_iter)
+    results = finder.get_results()
+    lrs = [max(lr) if isinstance(lr, list) else lr for lr in results["lr"]]
+    suggestion = finder.lr_suggestion()
+    suggestion = max(suggestion) if isinstance(suggestion, list) else float(suggestion)
+    if plot_path is not None and idist.get_rank() == 0:
+        from . import plots
+
+        plots.plot_lr_finder(lrs, results["loss"], suggestion, path=plot_path)
+    return suggestion
+
+
+def scale_learning_rates(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Multiply every group's lr by `factor` (keeps layer-wise ratios), before a schedule is attached."""
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+        group.pop("initial_lr", None)
 
 
 # -- metrics log ----------------------------------------------------------------------------------

@@ -470,3 +470,25 @@ def plot_seed_spread(
         ax.legend(loc="best", fontsize=8)
     ax.set_title(title)
     return _finish(fig, path)
+
+
+def plot_lr_finder(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    suggestion: float | None = None,
+    title: str = "Learning-rate finder",
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Smoothed training loss while the learning rate grows exponentially, with the suggested lr marked."""
+    fig = _new_figure(6.0, 4.0, title)
+    ax = fig.subplots()
+    ax.set_title(title)
+    ax.plot(lrs, losses, color="tab:blue")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (smoothed)")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggestion {suggestion:.2g}")
+        ax.legend()
+    ax.grid(True, alpha=0.3)
+    return _finish(fig, path)

@@ -61,7 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", choices=sorted(PRESETS), default="tiny", help="starting values for every option"
     )
     g.add_argument("--config", type=Path, help="JSON or YAML file of option values (keys as below, with _)")
-    g.add_argument("--objective", choices=["clm", "mlm"], default="clm", help="causal LM or masked LM (BERT)")
+    g.add_argument(
+        "--objective",
+        choices=["clm", "mlm"],
+        help="causal LM or masked LM (BERT); default: clm, or the --init-from checkpoint's objective",
+    )
+    g.add_argument(
+        "--init-from",
+        type=Path,
+        help="continue pretraining this model directory (its config and tokenizer are kept; "
+        "the model options below are then ignored)",
+    )
+    g.add_argument(
+        "--lr-find",
+        action="store_true",
+        help="run Ignite's FastaiLRFinder first and train with its suggestion",
+    )
     g.add_argument("--output-dir", type=Path, default=Path("runs/pretrain"), help="where the run is written")
     g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
     g.add_argument("--resume", type=Path, help="continue the run in this directory from its last checkpoint")
@@ -71,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--dataset",
         default="wikitext-2",
-        help="wikitext-2, wikitext-103, their -raw variants, or a directory holding wiki.{split}.tokens",
+        help="wikitext-2, wikitext-103, their -raw variants, trec-questions (TREC training questions without "
+        "labels, for continued pretraining), a directory holding wiki.{split}.tokens or {split}.txt, or a text file",
     )
     g.add_argument(
         "--data-dir",

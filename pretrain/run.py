@@ -22,7 +22,10 @@ from ignite.engine import Engine, Events
 from ignite.metrics import Loss, RunningAverage
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
+from minitransformer.checkpoint import read_config
+from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.masking import mask_tokens
+from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
 from minitransformer.engine import (
     MetricsLog,
@@ -31,9 +34,11 @@ from minitransformer.engine import (
     best_model_checkpoint,
     check_amp,
     create_trainer,
+    find_learning_rate,
     latest_training_checkpoint,
     load_training_state,
     resolve_device,
+    scale_learning_rates,
     set_cpu_threads,
     split_tensors,
     training_checkpoint,
@@ -53,12 +58,22 @@ HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp")  # may
 # -- data -----------------------------------------------------------------------------------------
 
 
+def trec_questions_corpus(args: Namespace) -> Path:
+    """TREC training questions without labels as train.txt/valid.txt (built once, in the cache)."""
+    directory = (args.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
+    if not (directory / "valid.txt").is_file():
+        train, _ = load_trec(args.data_dir)
+        write_lm_corpus(train, directory)
+    return directory
+
+
 def resolve_splits(args: Namespace) -> tuple[Path, Path]:
     """Train/valid files. Without a train split (offline WikiText-2), train on valid, evaluate on test."""
+    dataset = str(trec_questions_corpus(args)) if args.dataset == "trec-questions" else args.dataset
     train_split = args.train_split
     if train_split is None:
         try:
-            wikitext_path(args.dataset, "train", args.data_dir)
+            wikitext_path(dataset, "train", args.data_dir)
             train_split = "train"
         except FileNotFoundError:
             train_split = "valid"
@@ -68,12 +83,12 @@ def resolve_splits(args: Namespace) -> tuple[Path, Path]:
 
         for split in (train_split, valid_split):
             try:
-                wikitext_path(args.dataset, split, args.data_dir)
+                wikitext_path(dataset, split, args.data_dir)
             except FileNotFoundError:
-                download_wikitext(args.dataset, args.data_dir)
+                download_wikitext(dataset, args.data_dir)
     args.train_split, args.valid_split = train_split, valid_split
-    return wikitext_path(args.dataset, train_split, args.data_dir), wikitext_path(
-        args.dataset, valid_split, args.data_dir
+    return wikitext_path(dataset, train_split, args.data_dir), wikitext_path(
+        dataset, valid_split, args.data_dir
     )
 
 
@@ -118,7 +133,9 @@ def load_tokenizer(args: Namespace, train_file: Path, output_dir: Path) -> Token
     if args.resume:
         return Tokenizer.from_pretrained(output_dir)
     if idist.get_rank() == 0:
-        if args.tokenizer:
+        if args.init_from:  # continued pretraining reuses the checkpoint's tokenizer, never retrains it
+            tokenizer = Tokenizer.from_pretrained(args.init_from)
+        elif args.tokenizer:
             path = Path(args.tokenizer)
             tokenizer = Tokenizer.from_pretrained(path) if path.is_dir() else Tokenizer.from_file(path)
         else:
@@ -143,6 +160,39 @@ def binarize_splits(
     idist.barrier()
     train, valid = (binarize(f, tokenizer, args.cache_dir) for f in files)
     return train, valid
+
+
+def build_model(args: Namespace, tokenizer: Tokenizer) -> TransformerWithLMHead:
+    """A new model shaped by the options, or the --init-from checkpoint (its own shape) to continue."""
+    if args.init_from:
+        _, saved, _ = read_config(args.init_from)
+        mlm = saved.mlm if args.objective is None else args.objective == "mlm"
+        args.objective = "mlm" if mlm else "clm"
+        if tokenizer.vocab_size != saved.num_embeddings:
+            raise ValueError(
+                f"--init-from {args.init_from}: its tokenizer has {tokenizer.vocab_size} tokens, the model "
+                f"{saved.num_embeddings}: the directory mixes files from different runs"
+            )
+        return TransformerWithLMHead.from_pretrained(args.init_from, mlm=mlm, dropout=args.dropout)
+    args.objective = args.objective or "clm"
+    config = TransformerConfig(
+        embed_dim=args.embed_dim,
+        hidden_dim=args.hidden_dim,
+        num_heads=args.num_heads,
+        num_layers=args.num_layers,
+        num_max_positions=args.num_max_positions,
+        num_embeddings=tokenizer.vocab_size,
+        dropout=args.dropout,
+        initializer_range=args.initializer_range,
+        mlm=args.objective == "mlm",
+        sinusoidal_embeddings=args.sinusoidal_embeddings,
+        activation=args.activation,
+        norm_placement=args.norm_placement,
+        final_layer_norm=args.norm_placement == "pre"
+        if args.final_layer_norm is None
+        else args.final_layer_norm,
+    )
+    return TransformerWithLMHead(config)
 
 
 # -- output directory -----------------------------------------------------------------------------
@@ -198,8 +248,6 @@ def train(local_rank: int, args: Namespace) -> None:
     amp_dtype = check_amp(args.amp, device)
     if device.type == "cpu":
         set_cpu_threads(args.threads)
-    if args.objective == "mlm" and args.sample_prompts and idist.get_rank() == 0:
-        print("note: masked-LM models do not generate text; samples are skipped")
     torch.manual_seed(args.seed)
     rank0 = idist.get_rank() == 0
 
@@ -210,24 +258,10 @@ def train(local_rank: int, args: Namespace) -> None:
     tokenizer = load_tokenizer(args, train_file, out)
     train_tokens, valid_tokens = binarize_splits(args, tokenizer, (train_file, valid_file))
 
-    config = TransformerConfig(
-        embed_dim=args.embed_dim,
-        hidden_dim=args.hidden_dim,
-        num_heads=args.num_heads,
-        num_layers=args.num_layers,
-        num_max_positions=args.num_max_positions,
-        num_embeddings=tokenizer.vocab_size,
-        dropout=args.dropout,
-        initializer_range=args.initializer_range,
-        mlm=args.objective == "mlm",
-        sinusoidal_embeddings=args.sinusoidal_embeddings,
-        activation=args.activation,
-        norm_placement=args.norm_placement,
-        final_layer_norm=args.norm_placement == "pre"
-        if args.final_layer_norm is None
-        else args.final_layer_norm,
-    )
-    raw_model = TransformerWithLMHead(config).to(device)
+    raw_model = build_model(args, tokenizer).to(device)
+    config = raw_model.config
+    if config.mlm and args.sample_prompts and rank0:
+        print("note: masked-LM models do not generate text; samples are skipped")
     model = idist.auto_model(raw_model, sync_bn=False)
     if args.compile:
         model = torch.compile(model)
@@ -239,7 +273,7 @@ def train(local_rank: int, args: Namespace) -> None:
         )
     )
 
-    block = args.num_max_positions
+    block = config.num_max_positions
     batches = BlockBatches(
         LMBlockDataset(train_tokens, block, args.random_offsets, args.seed), args.batch_size, args.seed
     )
@@ -260,17 +294,21 @@ def train(local_rank: int, args: Namespace) -> None:
         inputs, labels = mlm_inputs(x)
         return m(inputs.to(device), labels=labels.to(device))[1]
 
-    trainer = create_trainer(
-        model,
-        optimizer,
-        loss_fn,
-        split_tensors,
-        args.accumulation_steps,
-        args.max_norm or None,
-        device,
-        amp_dtype,
-        args.seed,
-    )
+    def new_trainer() -> Engine:
+        return create_trainer(
+            model, optimizer, loss_fn, split_tensors, args.accumulation_steps, args.max_norm or None,
+            device, amp_dtype, args.seed,
+        )  # fmt: skip
+
+    if args.lr_find and not args.resume:
+        suggestion = find_learning_rate(
+            new_trainer(), raw_model, optimizer, batches.iterate(0), plot_path=out / "plots" / "lr_finder.png"
+        )
+        scale_learning_rates(optimizer, suggestion / args.lr)
+        if rank0:
+            print(f"learning-rate finder suggests {suggestion:.3g} (was {args.lr:.3g}); training with it")
+        args.lr = suggestion
+    trainer = new_trainer()
     scheduler = warmup_cosine(optimizer, args.warmup_steps, total_steps)
     trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
 

@@ -299,3 +299,20 @@ class LengthBucketSampler(torch.utils.data.Sampler):
 def tokens_per_epoch(lengths: Sequence[int], batches: Iterable[list[int]], pad_to: int | None = None) -> int:
     """Positions the model processes in one epoch, padding included (the cost of a padding strategy)."""
     return sum(len(batch) * (pad_to or max(lengths[i] for i in batch)) for batch in batches)
+
+
+def write_lm_corpus(
+    data: LabeledTexts, directory: str | Path, valid_fraction: float = 0.1, seed: int = 0
+) -> Path:
+    """Write the texts of `data` (labels stripped) as `train.txt` / `valid.txt`, one per line.
+
+    This is the target-domain text for ULMFiT's middle step: continued LM pretraining on the task's
+    own (unlabelled) questions before fine-tuning. The valid split is a stratified, seeded hold-out.
+    """
+    from minitransformer.io import write_text_atomic
+
+    directory = Path(directory)
+    train, valid = stratified_split(data, fraction=valid_fraction, seed=seed)
+    for name, part in (("train", train), ("valid", valid)):
+        write_text_atomic(directory / f"{name}.txt", "".join(text + "\n" for text in part.texts))
+    return directory
