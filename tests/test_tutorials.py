@@ -3,7 +3,10 @@
 A tutorial declares, at module level and as literals:
 - `FIGURES = ["name.png", ...]`: the figures it writes into `$MINITRANSFORMER_TUTORIAL_OUT`;
 - optionally `DATA = ["wikitext-2/wiki.valid.tokens", ...]`: files it reads from the data directory
-  (`$MINITRANSFORMER_DATA`); the test is skipped when one is missing.
+  (`$MINITRANSFORMER_DATA`); the test is skipped when one is missing;
+- optionally `MODULES = ["transformers"]`: optional packages it imports (skipped when absent);
+- optionally `CHECKPOINTS = {"ENV_VAR": "~/default/dir"}`: model directories it reads, each from the
+  environment variable or else the default path; skipped when the directory has no config.json.
 New tutorials named `tutorials/NN_*.py` are picked up without touching this file.
 """
 
@@ -25,14 +28,14 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMOKE_TIMEOUT_S = 300  # generous: each tutorial takes well under a minute in smoke mode
 
 
-def declared(path: Path, name: str) -> list[str]:
-    """The literal list assigned to `name` at the top level of a tutorial ([] when absent)."""
+def declared(path: Path, name: str, default=()):
+    """The literal assigned to `name` at the top level of a tutorial (`default` when absent)."""
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == name for t in node.targets
         ):
-            return list(ast.literal_eval(node.value))
-    return []
+            return ast.literal_eval(node.value)
+    return default
 
 
 def test_tutorials_are_found_and_declare_figures():
@@ -49,6 +52,13 @@ def test_tutorial_runs_in_smoke_mode(path, tmp_path, shared_data_dir):
             locate(relative, shared_data_dir)
         except FileNotFoundError:
             pytest.skip(f"{path.name} needs {relative}: set MINITRANSFORMER_DATA")
+    for module in declared(path, "MODULES"):
+        pytest.importorskip(module, reason=f"{path.name} needs the optional package {module}")
+    checkpoints = {}
+    for variable, default in declared(path, "CHECKPOINTS", {}).items():
+        checkpoints[variable] = Path(os.environ.get(variable) or default).expanduser()
+        if not (checkpoints[variable] / "config.json").is_file():
+            pytest.skip(f"{path.name} needs the checkpoint {checkpoints[variable]} (or set {variable})")
     out = tmp_path / "figures"
     env = {
         **os.environ,
@@ -56,6 +66,7 @@ def test_tutorial_runs_in_smoke_mode(path, tmp_path, shared_data_dir):
         "MINITRANSFORMER_TUTORIAL_OUT": str(out),
         "MPLBACKEND": "Agg",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **{variable: str(directory) for variable, directory in checkpoints.items()},
     }
     if shared_data_dir is not None:
         env["MINITRANSFORMER_DATA"] = str(shared_data_dir)
