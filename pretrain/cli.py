@@ -14,7 +14,10 @@ from minitransformer.options import parse_layered
 # Presets set model and training options; anything can still be overridden on the command line.
 PRESETS: dict[str, dict] = {
     # Trains meaningfully on 2 CPU cores in about 5 minutes on the WikiText-2 data found offline.
+    # GPT-2's pre-norm placement: in 150-step runs here the tutorial's placement learned more slowly
+    # (valid loss 6.72 vs 6.43 for the same model, lr and data).
     "tiny": dict(
+        norm_placement="pre",
         embed_dim=256,
         hidden_dim=1024,
         num_heads=4,
@@ -36,6 +39,7 @@ PRESETS: dict[str, dict] = {
         num_layers=16,
         num_max_positions=256,
         vocab_size=28996,
+        norm_placement="tutorial",
         batch_size=64,
         lr=2.5e-4,
         warmup_steps=1000,
