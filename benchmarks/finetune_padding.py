@@ -18,7 +18,7 @@ from functools import partial
 import torch
 
 from benchmarks import Result, machine_line
-from minitransformer import TransformerConfig
+from benchmarks.throughput import QUICK, TINY
 from minitransformer.config import FineTuningConfig
 from minitransformer.data.classification import (
     ClassificationDataset,
@@ -74,12 +74,8 @@ def run(quick: bool = False, data_dir: str | None = None) -> list[Result]:
     test_loader = torch.utils.data.DataLoader(
         ClassificationDataset(test_ids, test.labels), batch_size=64, collate_fn=collate
     )
-    dims = dict(embed_dim=64, hidden_dim=256, num_heads=2, num_layers=2) if quick else {}
-    config = TransformerConfig(
-        **{**dict(embed_dim=256, hidden_dim=1024, num_heads=4, num_layers=4), **dims},
-        num_max_positions=max_positions,
-        num_embeddings=tokenizer.vocab_size,
-    )
+    shape = QUICK if quick else TINY
+    config = shape.config(num_max_positions=max_positions, num_embeddings=tokenizer.vocab_size)
     models, optimizers = {}, {}
     for side in loaders:
         torch.manual_seed(0)  # the same initial weights and dropout stream for both sides

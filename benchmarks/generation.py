@@ -11,27 +11,14 @@ from __future__ import annotations
 import torch
 
 from benchmarks import Result, interleaved, machine_line
-from minitransformer import TransformerConfig
+from benchmarks.throughput import QUICK, TINY
 from minitransformer.model import TransformerWithLMHead
 
 
 def run(quick: bool = False) -> list[Result]:
     """Time both decoding modes; check that they produce the same tokens."""
-    if quick:
-        dims, prompt_len, new_tokens, repeats = (
-            dict(embed_dim=64, hidden_dim=256, num_heads=2, num_layers=2),
-            8,
-            32,
-            2,
-        )
-    else:
-        dims, prompt_len, new_tokens, repeats = (
-            dict(embed_dim=256, hidden_dim=1024, num_heads=4, num_layers=4),
-            64,
-            256,
-            3,
-        )
-    config = TransformerConfig(**dims, num_max_positions=prompt_len + new_tokens, num_embeddings=8000)
+    shape, prompt_len, new_tokens, repeats = (QUICK, 8, 32, 2) if quick else (TINY, 64, 256, 3)
+    config = shape.config(num_max_positions=prompt_len + new_tokens)
     torch.manual_seed(0)
     model = TransformerWithLMHead(config).eval()
     prompt = torch.randint(
@@ -50,7 +37,7 @@ def run(quick: bool = False) -> list[Result]:
         raise AssertionError(f"greedy outputs differ with and without the cache from position {first}")
     ours, baseline = new_tokens / seconds["kv-cache"], new_tokens / seconds["recompute"]
     print(
-        f"\n[generation] {new_tokens} new tokens after a {prompt_len}-token prompt, {dims}, greedy | {machine_line()}"
+        f"\n[generation] {new_tokens} new tokens after a {prompt_len}-token prompt, {shape.name} shape, greedy | {machine_line()}"
     )
     print(f"kv-cache {ours:8.1f} tokens/s | recompute {baseline:8.1f} tokens/s | outputs identical")
     return [Result("generation", ours, baseline, "tokens/s")]

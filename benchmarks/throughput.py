@@ -50,6 +50,19 @@ class Shape:
         n = L * (4 * E * E + 2 * E * H) + E * V
         return 6 * n + 12 * L * T * E
 
+    def config(self, **overrides) -> TransformerConfig:
+        """Our model's config at these dimensions (dropout 0.1, the hands-on's), with `overrides`."""
+        dims = dict(
+            embed_dim=self.embed_dim,
+            hidden_dim=self.hidden_dim,
+            num_heads=self.num_heads,
+            num_layers=self.num_layers,
+            num_max_positions=self.seq_len,
+            num_embeddings=self.vocab_size,
+            dropout=0.1,
+        )
+        return TransformerConfig(**{**dims, **overrides})
+
 
 TINY = Shape("tiny", 256, 1024, 4, 4, 128, 8000, 16)  # the `pretrain --preset tiny` model
 LARGE = Shape("4x", 512, 2048, 8, 4, 128, 8000, 16)  # 4× the tiny preset's non-embedding parameters
@@ -98,16 +111,7 @@ class HandsOnTransformer(nn.Module):
 
 
 def build_ours(s: Shape) -> nn.Module:
-    config = TransformerConfig(
-        embed_dim=s.embed_dim,
-        hidden_dim=s.hidden_dim,
-        num_heads=s.num_heads,
-        num_layers=s.num_layers,
-        num_max_positions=s.seq_len,
-        num_embeddings=s.vocab_size,
-        dropout=0.1,
-    )
-    return TransformerWithLMHead(config)
+    return TransformerWithLMHead(s.config())
 
 
 def build_gpt2(s: Shape, attn_implementation: str) -> nn.Module:
