@@ -5,7 +5,7 @@ Training steps (forward + backward + AdamW, dropout 0.1) at embed 410, hidden 21
 16 layers, 256 positions, vocab 28996, batch 32; tokens/s and MFU against the dense bf16 peak of an
 H100/H200 SXM, 989 TFLOP/s (NVIDIA's datasheet figure without sparsity; H200 has H100's compute).
 FLOPs per token use the same 6N + 12LTE formula as the CPU benchmark. Note that 410 / 10 = 41-dim
-heads are not a multiple of 8, so PyTorch's flash kernel cannot be used and SDPA picks another one.
+heads are not a multiple of 8: PyTorch pads them to 48 for its flash kernel, which costs a little.
 
 Without a CUDA GPU, the same code path runs once on the CPU at a toy size as a smoke check and says so.
 """
