@@ -84,9 +84,9 @@ status = pretrain(
         "--cache-dir", str(OUT / "binarized"),
         "--embed-dim", embed_dim, "--hidden-dim", hidden_dim, "--num-heads", "4", "--num-layers", num_layers,
         "--num-max-positions", "64", "--vocab-size", "2000" if SMOKE else "4000",
-        "--norm-placement", "pre", "--dropout", "0.0", "--lr", "3e-3",
-        "--max-steps", "10" if SMOKE else "300", "--warmup-steps", "30",
-        "--eval-every", "300", "--max-eval-batches", "5", "--sample-prompts", "--no-progress",
+        "--norm-placement", "pre", "--lr", "1e-3",
+        "--max-steps", "10" if SMOKE else "200", "--warmup-steps", "20",
+        "--eval-every", "200", "--max-eval-batches", "5", "--sample-prompts", "--no-progress",
     ]
 )  # fmt: skip
 assert status == 0, "pretraining failed (see the message above)"
