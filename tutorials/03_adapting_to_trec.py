@@ -154,18 +154,22 @@ questions = ["Who invented the telephone ?", "When invented the telephone ?"]
 lm = TransformerWithClfHead.from_pretrained(pretrained).eval()  # the backbone, no head trained yet
 for position in ("end", "start"):
     ids = encode_for_classification(questions, tokenizer, max_len=64, clf_position=position)
-    batch = torch.tensor(ids)  # (2, T): same length here, no padding needed
-    with torch.no_grad():
-        h = lm.transformer(batch).last_hidden_state  # (2, T, E)
-    at_clf = h[batch == tokenizer.cls_id]  # (2, E): the state at each row's [CLS]
+    at_clf = []
+    for question_ids in ids:  # one question at a time: no padding needed
+        x = torch.tensor([question_ids])  # (1, T)
+        with torch.no_grad():
+            h = lm.transformer(x).last_hidden_state  # (1, T, E)
+        at_clf.append(h[x == tokenizer.cls_id][0])  # (E,): the state at the [CLS] position
     print(f"[CLS] at the {position:>5}: {[tokenizer.id_to_token(i) for i in ids[0]]}")
     print(f"   distance between the two questions' [CLS] states: {(at_clf[0] - at_clf[1]).norm():.3f}")
 
 # %% [markdown]
 # At the start, the `[CLS]` state is the same for both questions (distance 0): the causal mask hides
 # the whole question from it, so a classifier reading it could only ever predict one class. At the
-# end it differs. The same picture, as the causal mask of the question with `[CLS]` appended: the
-# last row, the one the classifier reads, is the only one that sees every token.
+# end it differs. (Notice also how the WikiText tokenizer cuts `Who` into `Wh ##o`: Wikipedia
+# asks few questions, and the tokenizer is part of what was pretrained.) The same picture, as the
+# causal mask of the question with `[CLS]` appended: the last row, the one the classifier reads, is
+# the only one that sees every token.
 
 # %%
 end_tokens = [tokenizer.id_to_token(i) for i in encode_for_classification(questions[:1], tokenizer, 64)[0]]
@@ -290,20 +294,20 @@ for scheme in ("finetune", "features", "adapters"):
     candidate = TransformerWithClfHead.from_pretrained(pretrained, ft)
     adapt.run.freeze_for_scheme(candidate, scheme)
     trainable, total = candidate.num_parameters(trainable_only=True), candidate.num_parameters()
-    print(f"{scheme:>9}: trains {trainable:>9,} of {total:,} parameters ({trainable / total:6.1%})")
+    print(f"{scheme:>9}: trains {trainable:>9,} of {total:,} parameters ({trainable / total:7.2%})")
 
 # %% [markdown]
 # Now the runs, with `python -m adapt` called from Python (`adapt.run.adapt` returns the results).
 # The **baseline** is the very same architecture and tokenizer with random weights
 # (`--pretrained none --architecture-from DIR`): whatever it lacks is what pretraining brought.
 # Every run holds out 10 % of the training questions for validation, keeps the checkpoint with the
-# best validation accuracy and reports accuracy on the 500 test questions. The learning rates
-# follow the usual practice: small when the whole pretrained network moves (fine-tuning), larger
-# when only a few new weights train (features, adapters) or when nothing is pretrained.
+# best validation accuracy and reports accuracy on the 500 test questions. Fine-tuning and the
+# baseline train the same weights with the same learning rate; the frozen schemes, which train only
+# a few new weights, get a larger one (the usual practice).
 
 # %%
 setups = {
-    "fine-tuning": ["--pretrained", str(pretrained), "--scheme", "finetune", "--lr", "1e-4"],
+    "fine-tuning": ["--pretrained", str(pretrained), "--scheme", "finetune", "--lr", "3e-4"],
     "feature extraction": ["--pretrained", str(pretrained), "--scheme", "features", "--lr", "2e-3"],
     "adapters": ["--pretrained", str(pretrained), "--scheme", "adapters", "--lr", "1e-3"],
     "random init": ["--pretrained", "none", "--architecture-from", str(pretrained), "--lr", "3e-4"],
@@ -315,7 +319,7 @@ common = [
 ]
 results = {}
 for name, options in setups.items():
-    run_dir = OUT / "runs" / name.replace(" ", "_")
+    run_dir = (OUT / "runs" / name.replace(" ", "_")).resolve()
     args = adapt.cli.parse_args([*options, *common, "--output-dir", str(run_dir)])
     results[name] = adapt.run.adapt(args)
 
