@@ -387,7 +387,7 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
     if swa_model is not None:  # the averaged weights are the model evaluated and saved
         final_model = swa_model.module
     else:  # the best validation checkpoint
-        state = torch.load(checkpoints / best.last_checkpoint, map_location="cpu", weights_only=True)
+        state = torch.load(best.last_checkpoint, map_location="cpu", weights_only=True)  # the full path
         Checkpoint.load_objects({"model": model}, state)
         final_model = model
     if args.mixout:

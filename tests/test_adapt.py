@@ -104,8 +104,9 @@ def test_random_init_baseline_and_several_seeds(pretrained_dir, tmp_path, capsys
     assert "random initialisation" in out and "over 2 seed(s)" in out
 
 
-def test_predict_from_a_run_directory(pretrained_dir, tmp_path, capsys):
-    run_adapt(tmp_path / "run", pretrained_dir, "--max-steps", "10")
+def test_predict_from_a_run_directory(pretrained_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --output-dir, as users type it
+    run_adapt(Path("run"), pretrained_dir, "--max-steps", "10")
     capsys.readouterr()
     assert (
         predict_main(["--model", str(tmp_path / "run"), "--json", "Who wrote Hamlet ?", "How far is it ?"])
