@@ -147,8 +147,7 @@ def run_one(options: list[str], out: Path) -> tuple[dict, float]:
     start = time.perf_counter()
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
-        # absolute: adapt.run joins Ignite's checkpoint name to a relative folder twice (reported)
-        results = adapt(parse_args([*options, "--output-dir", str(out.resolve())]))
+        results = adapt(parse_args([*options, "--output-dir", str(out)]))
     (out / "adapt.log").write_text(log.getvalue(), encoding="utf-8")
     return results["runs"][0], time.perf_counter() - start
 
