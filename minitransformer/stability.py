@@ -394,4 +394,10 @@ def attach_swa(
     trainer.add_event_handler(Events.EPOCH_STARTED(once=start_epoch), switch_schedule)
     trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=in_swa), step_schedule)
     trainer.add_event_handler(Events.EPOCH_COMPLETED(event_filter=in_swa), average)
+
+    def average_partial_epoch(engine: Engine) -> None:  # a run stopped mid-epoch (max_iters) ends here
+        if engine.state.iteration % engine.state.epoch_length and in_swa(engine, 0):
+            average(engine)
+
+    trainer.add_event_handler(Events.COMPLETED, average_partial_epoch)
     return swa_model

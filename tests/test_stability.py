@@ -326,3 +326,20 @@ def test_swa_averages_the_epoch_end_weights_with_its_own_schedule(tiny_config, t
     averaged.save_pretrained(tmp_path)
     reloaded = TransformerWithClfHead.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(reloaded(x, clf_mask), averaged.eval()(x, clf_mask))
+
+
+def test_swa_averages_a_run_that_stops_mid_epoch():
+    from ignite.engine import Engine
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(engine, batch):
+        with torch.no_grad():
+            model.weight.add_(1.0)  # a visible change per iteration
+
+    trainer = Engine(step)
+    swa = attach_swa(trainer, model, optimizer, start_epoch=1, swa_lr=0.01)
+    trainer.run([0] * 4, max_iters=6, epoch_length=4)  # epoch 1 complete, epoch 2 stops after 2 of 4
+    assert int(swa.n_averaged) == 2  # end of epoch 1, and the partial epoch 2
+    torch.testing.assert_close(swa.module.weight, (model.weight - 2.0 + model.weight) / 2)

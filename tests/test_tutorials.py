@@ -25,7 +25,7 @@ from minitransformer.data.paths import locate
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((REPO / "tutorials").glob("[0-9][0-9]_*.py"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SMOKE_TIMEOUT_S = 300  # generous: each tutorial takes well under a minute in smoke mode
+SMOKE_TIMEOUT_S = 900  # generous: smoke runs take seconds alone, minutes on a loaded 2-core machine
 
 
 def declared(path: Path, name: str, default=()):
