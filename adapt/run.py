@@ -22,7 +22,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.metrics import Accuracy, ConfusionMatrix, Fbeta, Loss, Precision, Recall, RunningAverage
 
-from minitransformer import FineTuningConfig, TransformerConfig, TransformerWithClfHead
+from minitransformer import FineTuningConfig, TransformerWithClfHead
 from minitransformer import stability as st
 from minitransformer.checkpoint import read_config
 from minitransformer.data.classification import (
@@ -52,6 +52,7 @@ from minitransformer.engine import (
 from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
 from minitransformer.optim import parameter_groups
+from minitransformer.options import options_to_json
 from minitransformer.tokenization import Tokenizer
 
 from .cli import parse_args
@@ -148,10 +149,11 @@ def load_model(args: Namespace, num_classes: int, train_texts: list[str]):
             tokenizer = Tokenizer.from_pretrained(args.architecture_from)
             config = read_config(args.architecture_from)[1]
         else:  # the `pretrain` tiny preset's shape, with a tokenizer trained on the training texts
+            from pretrain.cli import parse_args as pretrain_options
+            from pretrain.run import model_config
+
             tokenizer = Tokenizer.train(train_texts, vocab_size=args.vocab_size)
-            config = TransformerConfig(
-                embed_dim=256, hidden_dim=1024, num_heads=4, num_layers=4, num_max_positions=128
-            )
+            config = model_config(pretrain_options([]), tokenizer.vocab_size)
         config = dataclasses.replace(config, num_embeddings=tokenizer.vocab_size)
         model = TransformerWithClfHead(config, ft)
         info = {"added": ["(everything: random initialisation)"], "discarded": []}
@@ -461,9 +463,7 @@ def adapt(args: Namespace) -> dict:
     if args.scheme == "adapters" and args.adapters_dim <= 0:
         raise ValueError(f"--scheme adapters needs --adapters-dim > 0, got {args.adapters_dim}")
     out = prepare_output_dir(args)
-    write_json_atomic(
-        out / "training_args.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    )
+    write_json_atomic(out / "training_args.json", options_to_json(args))
     log = MetricsLog(out / "metrics.jsonl")
     results: dict = {"task": data[2], "pretrained": args.pretrained, "scheme": args.scheme}
     if args.baseline:

@@ -49,3 +49,8 @@ def parse_layered(
         parser.error(f"unknown option(s) in --config: {unknown}")
     parser.set_defaults(**layered)
     return parser.parse_args(argv)
+
+
+def options_to_json(args: argparse.Namespace) -> dict:
+    """The parsed options as a JSON-ready dict (paths as strings), for `training_args.json`."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}

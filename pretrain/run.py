@@ -7,7 +7,9 @@ splits → tokenizer → binarized blocks → model → optimizer/schedule → t
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -47,6 +49,7 @@ from minitransformer.engine import (
 from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
 from minitransformer.optim import parameter_groups
+from minitransformer.options import options_to_json
 from minitransformer.tokenization import Tokenizer
 
 from .cli import parse_args
@@ -175,13 +178,18 @@ def build_model(args: Namespace, tokenizer: Tokenizer) -> TransformerWithLMHead:
             )
         return TransformerWithLMHead.from_pretrained(args.init_from, mlm=mlm, dropout=args.dropout)
     args.objective = args.objective or "clm"
-    config = TransformerConfig(
+    return TransformerWithLMHead(model_config(args, tokenizer.vocab_size))
+
+
+def model_config(args: Namespace, vocab_size: int) -> TransformerConfig:
+    """The model shape the options describe (e.g. a preset's), for a vocabulary of `vocab_size`."""
+    return TransformerConfig(
         embed_dim=args.embed_dim,
         hidden_dim=args.hidden_dim,
         num_heads=args.num_heads,
         num_layers=args.num_layers,
         num_max_positions=args.num_max_positions,
-        num_embeddings=tokenizer.vocab_size,
+        num_embeddings=vocab_size,
         dropout=args.dropout,
         initializer_range=args.initializer_range,
         mlm=args.objective == "mlm",
@@ -192,7 +200,6 @@ def build_model(args: Namespace, tokenizer: Tokenizer) -> TransformerWithLMHead:
         if args.final_layer_norm is None
         else args.final_layer_norm,
     )
-    return TransformerWithLMHead(config)
 
 
 # -- output directory -----------------------------------------------------------------------------
@@ -207,8 +214,6 @@ def prepare_output_dir(args: Namespace) -> Path:
             raise FileNotFoundError(
                 f"--resume {out}: no training_args.json there; is it a pretraining run directory?"
             )
-        import json
-
         values = json.loads(saved.read_text(encoding="utf-8"))
         for key, value in values.items():
             if key not in HARDWARE_OPTIONS and key not in ("resume", "output_dir"):
@@ -232,10 +237,6 @@ def prepare_output_dir(args: Namespace) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     idist.barrier()
     return out
-
-
-def jsonable(args: Namespace) -> dict:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -348,7 +349,7 @@ def train(local_rank: int, args: Namespace) -> None:
         if rank0:
             print(f"resuming from {checkpoint} (step {resume_step})")
     elif rank0:
-        write_json_atomic(out / "training_args.json", {**jsonable(args), "splits": split_note})
+        write_json_atomic(out / "training_args.json", {**options_to_json(args), "splits": split_note})
 
     def evaluate(final: bool) -> dict:
         length = (
@@ -467,8 +468,6 @@ def write_plots(out: Path) -> None:
 
 def backend() -> str | None:
     """gloo/nccl when launched by torchrun (WORLD_SIZE set), None for a single process."""
-    import os
-
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     return "nccl" if torch.cuda.is_available() else "gloo"
