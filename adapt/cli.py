@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import parse_layered
+from minitransformer.options import add_hardware_options, parse_layered
 
 SCHEMES = ("finetune", "features", "adapters", "gradual")
 
@@ -145,11 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--swa-lr", type=float, default=2e-5, help="SWA learning rate (fine-tuning scale, not 0.05)"
     )
 
-    g = p.add_argument_group("hardware")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none", help="autocast precision")
-    g.add_argument("--threads", type=int, help="CPU threads (default: all available)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_hardware_options(p)
     return p
 
 

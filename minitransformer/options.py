@@ -35,6 +35,18 @@ def load_config_file(path: Path) -> dict:
     return {k.replace("-", "_"): v for k, v in values.items()}
 
 
+def add_hardware_options(parser: argparse.ArgumentParser):
+    """The device/precision/threads/progress options both programs share; returns the group."""
+    g = parser.add_argument_group("hardware")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none", help="autocast precision")
+    g.add_argument(
+        "--threads", type=int, help="CPU threads (default: the cores available, shared between processes)"
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    return g
+
+
 def parse_layered(
     parser: argparse.ArgumentParser, argv: list[str], presets: dict[str, dict] | None = None
 ) -> argparse.Namespace:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import parse_layered
+from minitransformer.options import add_hardware_options, parse_layered
 
 # Presets set model and training options; anything can still be overridden on the command line.
 PRESETS: dict[str, dict] = {
@@ -199,14 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--sample-tokens", type=int, default=24, help="new tokens per sample")
 
-    g = p.add_argument_group("hardware")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none", help="autocast precision")
+    g = add_hardware_options(p)
     g.add_argument("--compile", action="store_true", help="torch.compile the model (GPU users)")
-    g.add_argument(
-        "--threads", type=int, help="CPU threads (default: the cores available, shared between processes)"
-    )
-    g.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return p
 
 
