@@ -139,10 +139,10 @@ def load_model(args: Namespace, num_classes: int, train_texts: list[str]):
         from minitransformer import hf
 
         path = Path(source[3:])
-        is_bert = hf.clf_position(path) == "start"
-        ft = fine_tuning_config(args, num_classes, pooler=is_bert)
+        position = hf.clf_position(path)  # "start": BERT, whose pooler the classifier uses
+        ft = fine_tuning_config(args, num_classes, pooler=position == "start")
         model, info = hf.from_hf(path, task="classification", fine_tuning_config=ft, output_loading_info=True)
-        tokenizer, position = hf.load_tokenizer(path), hf.clf_position(path)
+        tokenizer = hf.load_tokenizer(path)
     elif source == "none":
         ft = fine_tuning_config(args, num_classes)
         if args.architecture_from:
