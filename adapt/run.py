@@ -317,7 +317,7 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
 
     if args.lr_find:
         suggestion = find_learning_rate(
-            new_trainer(), model, optimizer, train_loader, num_iter=min(100, total_steps),
+            new_trainer(), model, optimizer, train_loader,
             plot_path=out / "plots" / f"lr_finder_seed_{seed}.png",
         )  # fmt: skip
         scale_learning_rates(optimizer, suggestion / args.lr)

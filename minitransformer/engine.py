@@ -251,7 +251,13 @@ def find_learning_rate(
         finding.run(data, max_epochs=1, epoch_length=num_iter)
     results = finder.get_results()
     lrs = [max(lr) if isinstance(lr, list) else lr for lr in results["lr"]]
-    suggestion = finder.lr_suggestion()
+    try:
+        suggestion = finder.lr_suggestion()
+    except RuntimeError as e:  # the loss never fell before rising: no steepest descent to suggest
+        raise ValueError(
+            f"the learning-rate finder found no descending part in the loss curve ({e}); "
+            "set the learning rate with --lr instead of --lr-find"
+        ) from None
     suggestion = max(suggestion) if isinstance(suggestion, list) else float(suggestion)
     if plot_path is not None and idist.get_rank() == 0:
         from . import plots
