@@ -117,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--initializer-range", type=float, default=0.02, help="std of the new head's initial weights"
     )
     g.add_argument("--valid-fraction", type=float, default=0.1, help="share of train held out for validation")
-    g.add_argument("--eval-every", type=int, default=50, help="validate every N steps as well as every epoch")
+    g.add_argument(
+        "--eval-every",
+        type=int,
+        default=50,
+        help="validate every N steps as well as every epoch (0: once per epoch only)",
+    )
     g.add_argument("--bucketing", action=argparse.BooleanOptionalAction, default=True,
                    help="batch questions of similar length together (less padding)")  # fmt: skip
     g.add_argument(
@@ -154,6 +159,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parse_layered(build_parser(), argv)
     if args.max_steps is not None:
         args.epochs = None
+    if args.eval_every < 0:
+        build_parser().error(
+            f"--eval-every {args.eval_every}: give a number of steps, or 0 for once per epoch"
+        )
     if args.pretrained is None and args.baseline is None:
         build_parser().error("give --pretrained DIR|hf:DIR|none (and/or --baseline tfidf)")
     return args

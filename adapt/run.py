@@ -269,6 +269,7 @@ def summarize(metrics: dict, label_names: list[str]) -> dict:
 
 
 def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog) -> dict:
+    started = time.time()
     train_all, test, task_note = data
     train, valid = stratified_split(
         train_all, fraction=args.valid_fraction, seed=0
@@ -370,7 +371,8 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
         m = evaluator.state.metrics
         log.log("valid", engine.state.iteration, seed=seed, loss=m["loss"], accuracy=m["accuracy"])
 
-    trainer.add_event_handler(Events.ITERATION_COMPLETED(every=args.eval_every), validate)
+    if args.eval_every:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=args.eval_every), validate)
     trainer.add_event_handler(Events.COMPLETED, validate)  # a run may stop mid-epoch (--max-steps)
 
     @trainer.on(Events.EPOCH_COMPLETED)
@@ -398,7 +400,12 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
     evaluator.run(valid_loader)
     best_valid = evaluator.state.metrics["accuracy"]
     evaluator.run(test_loader)
-    result = {"seed": seed, "valid_accuracy": best_valid, "test": summarize(evaluator.state.metrics, labels)}
+    result = {
+        "seed": seed,
+        "valid_accuracy": best_valid,
+        "test": summarize(evaluator.state.metrics, labels),
+        "wall_time_s": time.time() - started,  # model loading, training, validation and test
+    }
     log.log(
         "test",
         trainer.state.iteration,
@@ -465,6 +472,7 @@ def adapt(args: Namespace) -> dict:
     out = prepare_output_dir(args)
     write_json_atomic(out / "training_args.json", options_to_json(args))
     log = MetricsLog(out / "metrics.jsonl")
+    started = time.time()
     results: dict = {"task": data[2], "pretrained": args.pretrained, "scheme": args.scheme}
     if args.baseline:
         from .baseline import tfidf_baseline
@@ -494,6 +502,7 @@ def adapt(args: Namespace) -> dict:
             f"(min {100 * summary['min']:.2f}, max {100 * summary['max']:.2f}); every run: "
             + ", ".join(f"{100 * a:.2f}" for a in accuracies)
         )
+    results["wall_time_s"] = time.time() - started
     write_json_atomic(out / "results.json", results)
     return results
 

@@ -492,3 +492,37 @@ def plot_lr_finder(
         ax.legend()
     ax.grid(True, alpha=0.3)
     return _finish(fig, path)
+
+
+def plot_accuracy_bars(
+    results: dict[str, Sequence[float]],
+    references: dict[str, float] | None = None,
+    ylabel: str = "test accuracy",
+    title: str = "Test accuracy",
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """One horizontal bar per model: the mean over seeds, ± one standard deviation, every seed a dot.
+
+    `references` (name → value) are drawn as dashed vertical lines across all bars, e.g. a baseline.
+    """
+    names = list(results)
+    fig = _new_figure(7.5, 1.2 + 0.45 * len(names), title)
+    ax = fig.subplots()
+    rows = np.arange(len(names))[::-1]  # the first model on top
+    for row, name in zip(rows, names):
+        values = np.asarray(results[name], dtype=float)
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.barh(row, values.mean(), xerr=std, color="C0", alpha=0.75, capsize=3)
+        ax.scatter(values, np.full(len(values), row), color="C1", s=14, zorder=3)
+        ax.text(values.mean(), row + 0.3, f" {values.mean():.1%}", va="center", fontsize=8)
+    for i, (name, value) in enumerate((references or {}).items()):
+        ax.axvline(value, color=f"C{i + 2}", linestyle="--", label=f"{name} ({value:.1%})")
+    low = min(min(v) for v in results.values())
+    ax.set_xlim(max(0.0, low - 0.1), 1.0)
+    ax.set_yticks(rows, names)
+    ax.set_xlabel(f"{ylabel} (bar: mean over seeds ± std; dots: each seed)")
+    ax.grid(alpha=0.3, axis="x")
+    if references:
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
+    return _finish(fig, path)

@@ -9,9 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from adapt.compare import main as compare_main
 from adapt.predict import main as predict_main
 from adapt.run import main
 from minitransformer.data.classification import load_trec, stratified_split
+from minitransformer.engine import MetricsLog
 
 FAST = ["--train-file", "train_1000.label", "--threads", "1", "--no-progress", "--eval-every", "20"]
 
@@ -95,13 +97,29 @@ def test_random_init_baseline_and_several_seeds(pretrained_dir, tmp_path, capsys
         "0,1",
         "--max-steps",
         "10",
+        "--eval-every",
+        "0",  # validate once, at the end of the (partial) epoch
     )
     accuracies = [r["test"]["accuracy"] for r in results["runs"]]
     assert [r["seed"] for r in results["runs"]] == [0, 1]
     assert results["test_accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2)
     assert results["test_accuracy"]["std"] == pytest.approx(abs(accuracies[0] - accuracies[1]) / 2**0.5)
+    assert results["wall_time_s"] >= sum(r["wall_time_s"] for r in results["runs"]) > 0
+    valid_steps = [
+        e["step"] for e in MetricsLog.read(tmp_path / "run" / "metrics.jsonl") if e["event"] == "valid"
+    ]
+    assert valid_steps == [10, 10]  # one validation per seed
     out = capsys.readouterr().out
     assert "random initialisation" in out and "over 2 seed(s)" in out
+
+    figure = tmp_path / "bars.png"
+    assert compare_main(["--run", str(tmp_path / "run"), "random init", "--figure", str(figure)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    mean, std = 100 * results["test_accuracy"]["mean"], 100 * results["test_accuracy"]["std"]
+    assert table[2].startswith(f"| random init | {mean:.1f} ± {std:.1f} % | {100 * accuracies[0]:.1f}, ")
+    assert figure.stat().st_size > 0
+    assert compare_main(["--run", str(tmp_path / "nothing"), "x"]) == 1
+    assert "results.json not found" in capsys.readouterr().err
 
 
 def test_predict_from_a_run_directory(pretrained_dir, tmp_path, capsys, monkeypatch):
@@ -170,6 +188,9 @@ def test_bad_input_is_reported_in_one_line(pretrained_dir, tmp_path, capsys):
         )
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
+    with pytest.raises(SystemExit):
+        main(["--pretrained", str(pretrained_dir), *FAST, "--eval-every", "-1"])
+    assert "--eval-every -1" in capsys.readouterr().err
     broken = tmp_path / "broken"
     broken.mkdir()
     for name in ("config.json", "model.safetensors"):

@@ -1,0 +1,78 @@
+"""`python -m adapt.compare`: several `python -m adapt` runs side by side, as a table and a bar chart.
+
+Each run directory's results.json gives the test accuracy of every seed; a run made with
+`--baseline tfidf` also gives the baseline, drawn as a reference line across the bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from minitransformer.errors import run_cli
+
+
+def read_results(directory: Path) -> dict:
+    path = directory / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: give the --output-dir of a finished `python -m adapt` run"
+        )
+    return json.loads(path.read_text())
+
+
+def markdown_table(rows: list[tuple[str, dict]]) -> str:
+    """| model | mean ± std | every seed | wall time | from the results.json of each run."""
+    lines = [
+        "| model | test accuracy (mean ± std) | every seed | fine-tuning wall time |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, results in rows:
+        accuracies = [100 * r["test"]["accuracy"] for r in results.get("runs", [])]
+        if accuracies:
+            std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+            cell = f"{statistics.fmean(accuracies):.1f} ± {std:.1f} %"
+            seeds = ", ".join(f"{a:.1f}" for a in accuracies)
+        else:  # a baseline-only run
+            cell, seeds = f"{100 * results['baseline']['test']['accuracy']:.1f} %", "deterministic"
+        wall = results.get("wall_time_s")
+        lines.append(f"| {label} | {cell} | {seeds} | {f'{wall / 60:.1f} min' if wall else '—'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m adapt.compare",
+        description="Compare `python -m adapt` runs: print a markdown table (mean ± std over seeds, every "
+        "seed, wall time) and draw a bar chart with any TF-IDF baseline as a reference line.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--run", nargs=2, action="append", metavar=("DIR", "LABEL"), required=True,
+                   help="a run's --output-dir and the name to show for it; repeat for each run")  # fmt: skip
+    p.add_argument("--figure", type=Path, help="write the bar chart to this PNG")
+    p.add_argument("--title", default="Test accuracy", help="title of the bar chart")
+    args = p.parse_args(argv)
+
+    def compare() -> None:
+        from minitransformer import plots
+
+        rows = [(label, read_results(Path(directory))) for directory, label in args.run]
+        print(markdown_table(rows))
+        if args.figure:
+            bars = {
+                label: [r["test"]["accuracy"] for r in res["runs"]] for label, res in rows if "runs" in res
+            }
+            baselines = [res["baseline"]["test"]["accuracy"] for _, res in rows if "baseline" in res]
+            references = {"TF-IDF + linear SVM": baselines[0]} if baselines else None
+            plots.plot_accuracy_bars(bars, references, title=args.title, path=args.figure)
+            print(f"bar chart: {args.figure}")
+
+    return run_cli(compare)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
