@@ -48,11 +48,15 @@ def add_hardware_options(parser: argparse.ArgumentParser):
 
 
 def parse_layered(
-    parser: argparse.ArgumentParser, argv: list[str], presets: dict[str, dict] | None = None
+    parser: argparse.ArgumentParser,
+    argv: list[str],
+    presets: dict[str, dict] | None = None,
+    preset_option: str = "preset",
 ) -> argparse.Namespace:
-    """Parse `argv` after layering a preset (option `--preset`) and a `--config` file under it."""
+    """Parse `argv` after layering a preset (chosen by `--preset`, or the option named by
+    `preset_option`, e.g. adapt's `--recipe`) and a `--config` file under it."""
     first, _ = parser.parse_known_args(argv)
-    layered = dict((presets or {}).get(getattr(first, "preset", None), {}))
+    layered = dict((presets or {}).get(getattr(first, preset_option, None), {}))
     if getattr(first, "config", None):
         layered.update(load_config_file(first.config))
     known = {a.dest for a in parser._actions}

@@ -197,3 +197,19 @@ def test_bad_input_is_reported_in_one_line(pretrained_dir, tmp_path, capsys):
         (broken / name).write_bytes((pretrained_dir / name).read_bytes())
     assert main(["--pretrained", str(broken), "--output-dir", str(tmp_path / "y"), *FAST]) == 1
     assert "no tokenizer" in capsys.readouterr().err
+
+
+def test_recipes_set_defaults_that_flags_and_config_files_override(tmp_path):
+    from adapt.cli import RECIPES, parse_args
+
+    recipe = parse_args(["--pretrained", "none", "--recipe", "cpu-trec6"])
+    assert {k: getattr(recipe, k) for k in RECIPES["cpu-trec6"]} == RECIPES["cpu-trec6"]
+    assert parse_args(["--pretrained", "none"]).lr == 6.5e-5  # hands-on by default
+    config = tmp_path / "c.json"
+    config.write_text('{"lr": 1e-4}')
+    layered = parse_args(["--pretrained", "none", "--recipe", "cpu-trec6", "--config", str(config)])
+    assert layered.lr == 1e-4 and layered.epochs == RECIPES["cpu-trec6"]["epochs"]
+    explicit = parse_args(
+        ["--pretrained", "none", "--recipe", "cpu-trec6", "--lr", "2e-5", "--max-steps", "7"]
+    )
+    assert (explicit.lr, explicit.max_steps, explicit.epochs) == (2e-5, 7, None)
