@@ -23,6 +23,20 @@ def read_results(directory: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def merge_same_labels(rows: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """Runs given the same label are one model whose seeds ran separately: pool their seeds."""
+    merged: dict[str, dict] = {}
+    for label, results in rows:
+        if label not in merged:
+            merged[label] = dict(results, runs=list(results.get("runs", [])))
+            continue
+        into = merged[label]
+        into["runs"] += results.get("runs", [])
+        walls = [r.get("wall_time_s") for r in (into, results)]
+        into["wall_time_s"] = sum(walls) if all(walls) else None
+    return list(merged.items())
+
+
 def markdown_table(rows: list[tuple[str, dict]]) -> str:
     """| model | mean ± std | every seed | wall time | from the results.json of each run."""
     lines = [
@@ -50,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--run", nargs=2, action="append", metavar=("DIR", "LABEL"), required=True,
-                   help="a run's --output-dir and the name to show for it; repeat for each run")  # fmt: skip
+                   help="a run's --output-dir and the name to show for it; repeat for each run (runs with the same "
+                   "name are pooled: seeds run separately)")  # fmt: skip
     p.add_argument("--figure", type=Path, help="write the bar chart to this PNG")
     p.add_argument("--title", default="Test accuracy", help="title of the bar chart")
     args = p.parse_args(argv)
@@ -58,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     def compare() -> None:
         from minitransformer import plots
 
-        rows = [(label, read_results(Path(directory))) for directory, label in args.run]
+        rows = merge_same_labels([(label, read_results(Path(directory))) for directory, label in args.run])
         print(markdown_table(rows))
         if args.figure:
             bars = {

@@ -514,7 +514,7 @@ def plot_accuracy_bars(
         std = values.std(ddof=1) if len(values) > 1 else 0.0
         ax.barh(row, values.mean(), xerr=std, color="C0", alpha=0.75, capsize=3)
         ax.scatter(values, np.full(len(values), row), color="C1", s=14, zorder=3)
-        ax.text(values.mean(), row + 0.3, f" {values.mean():.1%}", va="center", fontsize=8)
+        ax.text(values.mean() + std, row + 0.3, f" {values.mean():.1%}", va="center", fontsize=8)
     for i, (name, value) in enumerate((references or {}).items()):
         ax.axvline(value, color=f"C{i + 2}", linestyle="--", label=f"{name} ({value:.1%})")
     low = min(min(v) for v in results.values())

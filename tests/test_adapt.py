@@ -118,6 +118,10 @@ def test_random_init_baseline_and_several_seeds(pretrained_dir, tmp_path, capsys
     mean, std = 100 * results["test_accuracy"]["mean"], 100 * results["test_accuracy"]["std"]
     assert table[2].startswith(f"| random init | {mean:.1f} ± {std:.1f} % | {100 * accuracies[0]:.1f}, ")
     assert figure.stat().st_size > 0
+    pooled = ["--run", str(tmp_path / "run"), "twice", "--run", str(tmp_path / "run"), "twice"]
+    assert compare_main(pooled) == 0  # the same label: one row, the seeds of both runs
+    row = capsys.readouterr().out.splitlines()[2]
+    assert row.count(",") == 3 and row.startswith(f"| twice | {mean:.1f} ± ")
     assert compare_main(["--run", str(tmp_path / "nothing"), "x"]) == 1
     assert "results.json not found" in capsys.readouterr().err
 
