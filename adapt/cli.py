@@ -15,7 +15,7 @@ RECIPES: dict[str, dict] = {
     # The NAACL 2019 hands-on's fine-tuning: the option defaults below.
     "hands-on": {},
     # The best fine-tuning measured here for small models pretrained on a CPU (docs/cpu_pretraining.md).
-    "cpu-trec6": dict(lr=5e-4, epochs=5, eval_every=0),
+    "cpu-trec6": dict(lr=5e-4, epochs=5, llrd=0.7, eval_every=0),
 }
 
 

@@ -39,6 +39,7 @@ PRESETS: dict[str, dict] = {
     # Step 2 (with --init-from the step-1 model): continue on the TREC training questions, labels
     # stripped (ULMFiT's target-domain LM fine-tuning); 200 steps, about 5 min on one thread.
     "cpu-trec-questions": dict(
+        TINY,  # the model options are the step-1 checkpoint's anyway
         dataset="trec-questions",
         lr=3e-4,
         warmup_steps=20,
