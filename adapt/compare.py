@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = merge_same_labels([(label, read_results(Path(directory))) for directory, label in args.run])
         print(markdown_table(rows))
         if args.figure:
-            bars = {
-                label: [r["test"]["accuracy"] for r in res["runs"]] for label, res in rows if "runs" in res
-            }
+            bars = {label: [r["test"]["accuracy"] for r in res["runs"]] for label, res in rows if res["runs"]}
             baselines = [res["baseline"]["test"]["accuracy"] for _, res in rows if "baseline" in res]
             references = {"TF-IDF + linear SVM": baselines[0]} if baselines else None
             plots.plot_accuracy_bars(bars, references, title=args.title, path=args.figure)

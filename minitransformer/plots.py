@@ -506,7 +506,8 @@ def plot_accuracy_bars(
     `references` (name → value) are drawn as dashed vertical lines across all bars, e.g. a baseline.
     """
     names = list(results)
-    fig = _new_figure(7.5, 1.2 + 0.45 * len(names), title)
+    labels_width = 0.075 * max(map(len, names))  # inches of y tick labels beside the axes
+    fig = _new_figure(5.0 + labels_width, 1.2 + 0.45 * len(names), title)
     ax = fig.subplots()
     rows = np.arange(len(names))[::-1]  # the first model on top
     for row, name in zip(rows, names):
@@ -523,6 +524,6 @@ def plot_accuracy_bars(
     ax.set_xlabel(f"{ylabel} (bar: mean over seeds ± std; dots: each seed)")
     ax.grid(alpha=0.3, axis="x")
     if references:
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title)
+        fig.legend(loc="outside lower center", fontsize=8)  # below the axes: it never hides a bar
+    fig.suptitle(title)  # centred on the figure: the labels leave the axes narrower than a long title
     return _finish(fig, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -122,6 +123,26 @@ def test_random_init_baseline_and_several_seeds(pretrained_dir, tmp_path, capsys
     assert compare_main(pooled) == 0  # the same label: one row, the seeds of both runs
     row = capsys.readouterr().out.splitlines()[2]
     assert row.count(",") == 3 and row.startswith(f"| twice | {mean:.1f} ± ")
+    if importlib.util.find_spec("sklearn"):  # a baseline-only run: a table row and a reference line
+        assert (
+            main(
+                [
+                    "--baseline",
+                    "tfidf",
+                    "--train-file",
+                    "train_1000.label",
+                    "--output-dir",
+                    str(tmp_path / "b"),
+                ]
+            )
+            == 0
+        )
+        capsys.readouterr()
+        both = ["--run", str(tmp_path / "b"), "TF-IDF", "--run", str(tmp_path / "run"), "random init"]
+        assert compare_main([*both, "--figure", str(figure)]) == 0
+        assert (
+            "| TF-IDF | " in (row := capsys.readouterr().out.splitlines()[2]) and "| deterministic |" in row
+        )
     assert compare_main(["--run", str(tmp_path / "nothing"), "x"]) == 1
     assert "results.json not found" in capsys.readouterr().err
 

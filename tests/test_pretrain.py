@@ -177,7 +177,7 @@ def test_config_file_and_presets(tmp_path):
     step1 = parse_args(["--preset", "cpu-wikitext"])
     step2 = parse_args(["--preset", "cpu-trec-questions", "--init-from", "runs/step1"])
     assert (step1.embed_dim, step1.num_layers, step1.max_steps, step1.dataset) == (256, 4, 2000, "wikitext-2")
-    assert (step2.dataset, step2.max_steps, step2.lr) == ("trec-questions", 200, 3e-4)
+    assert (step2.dataset, step2.max_steps, step2.lr) == ("trec-questions", 500, 3e-4)
     config.write_text(json.dumps({"embed_dimm": 48}))
     with pytest.raises(SystemExit):
         parse_args(["--config", str(config)])
