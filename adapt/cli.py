@@ -114,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("optimisation (defaults: the hands-on's)")
     g.add_argument(
-        "--lr-find", action="store_true", help="run Ignite's FastaiLRFinder and fine-tune with its suggestion"
+        "--lr-find",
+        action="store_true",
+        help="run Ignite's FastaiLRFinder and fine-tune with its suggestion (on TREC-6 its pick for a "
+        "CPU-pretrained model was 4x the best lr measured: see docs/cpu_pretraining.md)",
     )
     g.add_argument(
         "--seeds", type=seed_list, default=[0], help="run once per seed, e.g. 0,1,2; reports mean ± std"
