@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 from minitransformer.errors import run_cli
+
+from .run import mean_std
 
 
 def read_results(directory: Path) -> dict:
@@ -46,8 +47,8 @@ def markdown_table(rows: list[tuple[str, dict]]) -> str:
     for label, results in rows:
         accuracies = [100 * r["test"]["accuracy"] for r in results.get("runs", [])]
         if accuracies:
-            std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-            cell = f"{statistics.fmean(accuracies):.1f} ± {std:.1f} %"
+            summary = mean_std(accuracies)
+            cell = f"{summary['mean']:.1f} ± {summary['std']:.1f} %"
             seeds = ", ".join(f"{a:.1f}" for a in accuracies)
         else:  # a baseline-only run
             cell, seeds = f"{100 * results['baseline']['test']['accuracy']:.1f} %", "deterministic"
