@@ -1,4 +1,7 @@
-"""Command line of `python -m adapt`: every option, with the hands-on's fine-tuning defaults."""
+"""Command line of `python -m adapt`: every option, with the hands-on's fine-tuning defaults.
+
+`--recipe` layers a row of `minitransformer.presets.FINETUNE_RECIPES` over them; `--help` shows the result.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import add_hardware_options, parse_layered
+from minitransformer.options import EffectiveDefaultsFormatter, add_hardware_options, parse_layered
+from minitransformer.presets import FINETUNE_RECIPES, HANDS_ON_LR, PRETRAIN_PRESETS
 
 SCHEMES = ("finetune", "features", "adapters", "gradual")
-
-# Named sets of fine-tuning options; anything can still be overridden on the command line.
-RECIPES: dict[str, dict] = {
-    # The NAACL 2019 hands-on's fine-tuning: the option defaults below.
-    "hands-on": {},
-    # The best fine-tuning measured here for small models pretrained on a CPU (docs/cpu_pretraining.md).
-    "cpu-trec6": dict(lr=5e-4, epochs=5, llrd=0.7, eval_every=0),
-}
 
 
 def seed_list(text: str) -> list[int]:
@@ -38,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Hugging Face checkpoint) as a text classifier on TREC or any labelled text, with pytorch-ignite. "
         "Writes one model directory per seed, results.json (test metrics per seed, mean ± std), metrics.jsonl "
         "and plots/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=EffectiveDefaultsFormatter,
     )
     g = p.add_argument_group("what to adapt")
     g.add_argument(
@@ -53,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--recipe",
-        choices=sorted(RECIPES),
+        choices=sorted(FINETUNE_RECIPES),
         default="hands-on",
         help="starting values for the fine-tuning options: hands-on (the NAACL 2019 tutorial's) or cpu-trec6 "
         "(the best measured for small models pretrained on a CPU; see docs/cpu_pretraining.md)",
@@ -109,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-len", type=int, help="truncate inputs to this many tokens (default: the model's context)"
     )
     g.add_argument(
-        "--vocab-size", type=int, default=8000, help="tokenizer size when one is trained (--pretrained none)"
+        "--vocab-size",
+        type=int,
+        default=PRETRAIN_PRESETS["tiny"]["vocab_size"],
+        help="tokenizer size when one is trained (--pretrained none)",
     )
 
     g = p.add_argument_group("optimisation (defaults: the hands-on's)")
@@ -123,10 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=seed_list, default=[0], help="run once per seed, e.g. 0,1,2; reports mean ± std"
     )
     length = g.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, default=3)
+    length.add_argument("--epochs", type=int, default=3, help="passes over the training set")
     length.add_argument("--max-steps", type=int, help="optimizer steps instead of --epochs")
-    g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--lr", type=float, default=6.5e-5, help="peak learning rate (the head's, with --llrd)")
+    g.add_argument("--batch-size", type=int, default=16, help="questions per optimizer step")
+    g.add_argument(
+        "--lr", type=float, default=HANDS_ON_LR, help="peak learning rate (the head's, with --llrd)"
+    )
     g.add_argument("--warmup-steps", type=int, default=10, help="linear warm-up, then linear decay to 0")
     g.add_argument(
         "--weight-decay", type=float, default=0.0, help="decoupled weight decay on weight matrices"
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_layered(build_parser(), argv, RECIPES, preset_option="recipe")
+    args = parse_layered(build_parser(), argv, FINETUNE_RECIPES, preset_option="recipe")
     if args.max_steps is not None:
         args.epochs = None
     if args.eval_every < 0:

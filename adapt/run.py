@@ -53,6 +53,7 @@ from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
 from minitransformer.optim import parameter_groups
 from minitransformer.options import options_to_json
+from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
 from minitransformer.tokenization import Tokenizer
 
 from .cli import parse_args
@@ -148,12 +149,9 @@ def load_model(args: Namespace, num_classes: int, train_texts: list[str]):
         if args.architecture_from:
             tokenizer = Tokenizer.from_pretrained(args.architecture_from)
             config = read_config(args.architecture_from)[1]
-        else:  # the `pretrain` tiny preset's shape, with a tokenizer trained on the training texts
-            from pretrain.cli import parse_args as pretrain_options
-            from pretrain.run import model_config
-
+        else:  # the tiny preset's shape, with a tokenizer trained on the training texts
             tokenizer = Tokenizer.train(train_texts, vocab_size=args.vocab_size)
-            config = model_config(pretrain_options([]), tokenizer.vocab_size)
+            config = config_from_options(PRETRAIN_PRESETS["tiny"], tokenizer.vocab_size)
         config = dataclasses.replace(config, num_embeddings=tokenizer.vocab_size)
         model = TransformerWithClfHead(config, ft)
         info = {"added": ["(everything: random initialisation)"], "discarded": []}

@@ -21,7 +21,7 @@ import torch
 from benchmarks import Result, interleaved, machine_line
 from benchmarks.throughput import QUICK, Shape, build_gpt2, build_ours, train_step
 
-TUTORIAL = Shape("tutorial", 410, 2100, 10, 16, 256, 28996, 32)
+TUTORIAL = Shape.from_preset("tutorial", batch_size=32)
 PEAK_BF16_FLOPS = 989e12  # H100/H200 SXM dense bf16
 
 

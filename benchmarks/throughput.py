@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from benchmarks import Result, interleaved, machine_line
 from minitransformer import TransformerConfig
 from minitransformer.model import TransformerWithLMHead
+from minitransformer.presets import PRETRAIN_PRESETS
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,15 @@ class Shape:
     seq_len: int
     vocab_size: int
     batch_size: int
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> Shape:
+        """The model and batch of `python -m pretrain --preset NAME` (minitransformer.presets)."""
+        p = PRETRAIN_PRESETS[name]
+        dims = (p["embed_dim"], p["hidden_dim"], p["num_heads"], p["num_layers"], p["num_max_positions"])
+        values = dict(zip(("embed_dim", "hidden_dim", "num_heads", "num_layers", "seq_len"), dims))
+        values.update(vocab_size=p["vocab_size"], batch_size=p["batch_size"])
+        return cls(name, **{**values, **overrides})
 
     def flops_per_token(self) -> int:
         """Training FLOPs per token: 6·N + 12·L·T·E.
@@ -64,7 +74,7 @@ class Shape:
         return TransformerConfig(**{**dims, **overrides})
 
 
-TINY = Shape("tiny", 256, 1024, 4, 4, 128, 8000, 16)  # the `pretrain --preset tiny` model
+TINY = Shape.from_preset("tiny")
 LARGE = Shape("4x", 512, 2048, 8, 4, 128, 8000, 16)  # 4× the tiny preset's non-embedding parameters
 QUICK = Shape("quick", 64, 256, 2, 2, 32, 1000, 4)  # for the crash test only
 

@@ -95,20 +95,24 @@ def set_cpu_threads(threads: int | None = None) -> int:
 def create_trainer(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor],
     split_batch: Callable[[Any, int], list[Any]],
     accumulation_steps: int = 1,
     max_norm: float | None = 1.0,
     device: torch.device | None = None,
     amp_dtype: torch.dtype | None = None,
     seed: int = 0,
+    prepare_batch: Callable[[Any], dict] | None = None,
 ) -> Engine:
     """An Ignite trainer whose iteration is one optimizer step.
 
-    Each batch is split into `accumulation_steps` micro-batches (`split_batch(batch, n)`) whose
-    gradients add up before one clipped step, so `--accumulation-steps` trades memory for time
-    without changing the maths. `loss_fn(model, micro_batch)` returns the mean loss of a micro-batch.
-    Dropout is seeded with (seed, iteration, rank): a resumed run replays the same masks.
+    A step: seed dropout with (seed, iteration, rank), so that a resumed run replays the same masks;
+    `prepare_batch(batch)` turns the loader's batch into a dict with "labels" (MLM draws its masks
+    here, for the whole batch); split it into `accumulation_steps` micro-batches; add up their
+    gradients; clip; one optimizer step. `loss_fn(model, micro_batch)` returns the mean loss over the
+    targets the micro-batch scores (its labels != -100); each micro-batch's loss is weighted by its
+    share of the batch's targets, so accumulation k gives the gradient of one batch k times larger
+    even when micro-batches score unequal counts (masked tokens, padding, a short last one).
     The output is {"loss": mean loss (averaged over processes), "grad_norm": norm before clipping}.
     """
     device = device or torch.device("cpu")
@@ -118,10 +122,12 @@ def create_trainer(
         torch.manual_seed(seed * 1_000_003 + engine.state.iteration * 1009 + idist.get_rank())
         model.train()
         optimizer.zero_grad(set_to_none=True)
+        micro_batches = split_batch(prepare_batch(batch) if prepare_batch else batch, accumulation_steps)
+        counts = [scored_targets(micro) for micro in micro_batches]
         total = 0.0
-        for micro in split_batch(batch, accumulation_steps):
+        for micro, count in zip(micro_batches, counts):
             with autocast(device, amp_dtype):
-                loss = loss_fn(model, micro) / accumulation_steps
+                loss = loss_fn(model, micro) * (count / max(sum(counts), 1))
             (scaler.scale(loss) if scaler else loss).backward()
             total += loss.detach()
         loss_value = float(idist.all_reduce(total.float()) / idist.get_world_size())
@@ -141,6 +147,11 @@ def create_trainer(
     trainer = Engine(step)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(lambda out: out["loss"]))
     return trainer
+
+
+def scored_targets(batch: dict) -> int:
+    """How many targets a batch's loss averages over: its labels that are not -100."""
+    return int((batch["labels"] != -100).sum())
 
 
 def split_tensors(batch: Any, parts: int) -> list[Any]:

@@ -41,10 +41,22 @@ def add_hardware_options(parser: argparse.ArgumentParser):
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none", help="autocast precision")
     g.add_argument(
-        "--threads", type=int, help="CPU threads (default: the cores available, shared between processes)"
+        "--threads", type=int, help="CPU threads (unset: the cores available, shared between processes)"
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return g
+
+
+class EffectiveDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` with each option's value after the preset/recipe/config layers, said once.
+
+    An unset option (None) or an off switch shows no "(default: ...)": its help says what unset means.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def parse_layered(
@@ -54,8 +66,11 @@ def parse_layered(
     preset_option: str = "preset",
 ) -> argparse.Namespace:
     """Parse `argv` after layering a preset (chosen by `--preset`, or the option named by
-    `preset_option`, e.g. adapt's `--recipe`) and a `--config` file under it."""
-    first, _ = parser.parse_known_args(argv)
+    `preset_option`, e.g. adapt's `--recipe`) and a `--config` file under it.
+
+    `--help` is answered after the layering, so that it shows the values the run would use.
+    """
+    first, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     layered = dict((presets or {}).get(getattr(first, preset_option, None), {}))
     if getattr(first, "config", None):
         layered.update(load_config_file(first.config))
@@ -70,3 +85,30 @@ def parse_layered(
 def options_to_json(args: argparse.Namespace) -> dict:
     """The parsed options as a JSON-ready dict (paths as strings), for `training_args.json`."""
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
+class RunPlan(argparse.Namespace):
+    """A run's every setting, decided before anything is built and read-only from then on.
+
+    Ignite's examples pass one `config` to `training(local_rank, config)` and never rewrite it; this is
+    ours. It holds the parsed options plus what planning decided (e.g. the splits), is what
+    `training_args.json` records (`to_json`) and what `--resume` reads back. A later decision (the lr
+    finder's lr) makes a new plan with `replace`, so no step changes what another step was given.
+    """
+
+    def __init__(self, **values):
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError(f"the run plan is read-only: make a new one with plan.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"the run plan is read-only: {name} cannot be removed")
+
+    def replace(self, **changes) -> RunPlan:
+        """A copy of this plan with `changes`."""
+        return RunPlan(**{**vars(self), **changes})
+
+    def to_json(self) -> dict:
+        return options_to_json(self)

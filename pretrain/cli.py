@@ -1,6 +1,8 @@
 """Command line of `python -m pretrain`: options, presets and config files.
 
-Precedence, lowest to highest: built-in defaults < `--preset` < `--config FILE` < explicit flags.
+Precedence, lowest to highest: built-in defaults < `--preset` (a row of
+`minitransformer.presets.PRETRAIN_PRESETS`, which sets every model and length option) < `--config FILE` <
+explicit flags. `--help` shows the values the chosen preset gives.
 """
 
 from __future__ import annotations
@@ -9,63 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import add_hardware_options, parse_layered
-
-# The `tiny` preset: trains meaningfully on 2 CPU cores in about 5 minutes on the WikiText-2 data found offline.
-# GPT-2's pre-norm placement: in 150-step runs here the tutorial's placement learned more slowly
-# (valid loss 6.72 vs 6.43 for the same model, lr and data).
-TINY = dict(
-    norm_placement="pre",
-    embed_dim=256,
-    hidden_dim=1024,
-    num_heads=4,
-    num_layers=4,
-    num_max_positions=128,
-    vocab_size=8000,
-    batch_size=16,
-    lr=1e-3,
-    warmup_steps=30,
-    max_steps=300,
-    eval_every=100,
-    max_eval_batches=10,
-)
-
-# Presets set model and training options; anything can still be overridden on the command line.
-PRESETS: dict[str, dict] = {
-    "tiny": TINY,
-    # Step 1 of the CPU transfer recipe (docs/cpu_pretraining.md): the tiny model, 2000 steps (16
-    # epochs of WikiText-2 valid; the held-out loss stops improving after ~1000), 40 min on one thread.
-    "cpu-wikitext": dict(TINY, warmup_steps=100, max_steps=2000, eval_every=200),
-    # Step 2 (with --init-from the step-1 model): continue on the TREC training questions, labels
-    # stripped (ULMFiT's target-domain LM fine-tuning); 500 steps, about 12 min on one thread.
-    "cpu-trec-questions": dict(
-        TINY,  # the model options are the step-1 checkpoint's anyway
-        dataset="trec-questions",
-        lr=3e-4,
-        warmup_steps=20,
-        max_steps=500,
-        eval_every=100,
-        sample_prompts=["What is", "Who"],
-    ),
-    # The NAACL 2019 hands-on's model and optimisation, for GPU users (50M parameters).
-    "tutorial": dict(
-        embed_dim=410,
-        hidden_dim=2100,
-        num_heads=10,
-        num_layers=16,
-        num_max_positions=256,
-        vocab_size=28996,
-        norm_placement="tutorial",
-        batch_size=64,
-        lr=2.5e-4,
-        warmup_steps=1000,
-        epochs=50,
-        max_steps=None,
-        eval_every=2000,
-        dataset="wikitext-103",
-        amp="bf16",
-    ),
-}
+from minitransformer.options import EffectiveDefaultsFormatter, add_hardware_options, parse_layered
+from minitransformer.presets import PRETRAIN_PRESETS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,12 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pretrain the minitransformer Transformer as a causal or masked language model on "
         "WikiText with pytorch-ignite. Writes a model directory (config.json, model.safetensors, "
         "tokenizer.json) plus training_args.json, metrics.jsonl, plots/ and checkpoints/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=EffectiveDefaultsFormatter,
     )
     g = p.add_argument_group("run")
     g.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
+        choices=sorted(PRETRAIN_PRESETS),
         default="tiny",
         help="starting values for every option: tiny (4 layers x 256, ~5 min on 2 CPU cores), cpu-wikitext "
         "and cpu-trec-questions (steps 1 and 2 of the CPU transfer recipe, docs/cpu_pretraining.md; step 2 "
@@ -89,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--objective",
         choices=["clm", "mlm"],
-        help="causal LM or masked LM (BERT); default: clm, or the --init-from checkpoint's objective",
+        help="causal LM or masked LM (BERT); unset: clm, or the --init-from checkpoint's objective",
     )
     g.add_argument(
         "--init-from",
@@ -122,12 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--train-split",
         default=None,
-        help="split to train on (default: train if present, else valid — the offline WikiText-2 case)",
+        help="split to train on (unset: train if present, else valid — the offline WikiText-2 case)",
     )
     g.add_argument(
         "--valid-split",
         default=None,
-        help="split to evaluate on (default: valid, or test when training on valid)",
+        help="split to evaluate on (unset: valid, or test when training on valid)",
     )
     g.add_argument(
         "--download", action="store_true", help="download missing WikiText files from the official source"
@@ -135,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--cache-dir",
         type=Path,
-        help="where binarized token files go (default ~/.cache/minitransformer/binarized)",
+        help="where binarized token files go (unset: ~/.cache/minitransformer/binarized)",
     )
     g.add_argument(
         "--random-offsets",
@@ -154,40 +101,40 @@ def build_parser() -> argparse.ArgumentParser:
         default="wordpiece",
         help="kind of tokenizer to train",
     )
-    g.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size of the trained tokenizer")
+    g.add_argument("--vocab-size", type=int, help="vocabulary size of the trained tokenizer")
     g.add_argument("--lowercase", action="store_true", help="lowercase text in the trained tokenizer")
 
     g = p.add_argument_group("model")
-    g.add_argument("--embed-dim", type=int, default=256)
-    g.add_argument("--hidden-dim", type=int, default=1024, help="feed-forward inner size")
-    g.add_argument("--num-heads", type=int, default=4)
-    g.add_argument("--num-layers", type=int, default=4)
-    g.add_argument("--num-max-positions", type=int, default=128, help="context length = training block size")
-    g.add_argument("--dropout", type=float, default=0.1)
-    g.add_argument("--initializer-range", type=float, default=0.02)
-    g.add_argument("--activation", choices=["relu", "gelu", "gelu_tanh"], default="relu")
-    g.add_argument("--norm-placement", choices=["tutorial", "pre", "post"], default="tutorial")
+    g.add_argument("--embed-dim", type=int, help="width of the token vectors")
+    g.add_argument("--hidden-dim", type=int, help="feed-forward inner size")
+    g.add_argument("--num-heads", type=int, help="attention heads per layer")
+    g.add_argument("--num-layers", type=int, help="Transformer blocks")
+    g.add_argument("--num-max-positions", type=int, help="context length = training block size")
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout probability")
+    g.add_argument("--initializer-range", type=float, default=0.02, help="std of the initial weights")
+    g.add_argument(
+        "--activation", choices=["relu", "gelu", "gelu_tanh"], default="relu", help="feed-forward activation"
+    )
+    g.add_argument(
+        "--norm-placement", choices=["tutorial", "pre", "post"], help="where layer norms sit (see README)"
+    )
     g.add_argument(
         "--final-layer-norm",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="default: on for pre-norm",
+        help="unset: on for pre-norm",
     )
     g.add_argument(
         "--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned"
     )
 
     g = p.add_argument_group("optimisation")
-    g.add_argument(
-        "--batch-size", type=int, default=16, help="blocks per optimizer step (all processes together)"
-    )
+    g.add_argument("--batch-size", type=int, help="blocks per optimizer step (all processes together)")
     g.add_argument(
         "--accumulation-steps", type=int, default=1, help="split each batch into this many micro-batches"
     )
-    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
-    g.add_argument(
-        "--warmup-steps", type=int, default=50, help="linear warm-up steps before the cosine decay to 0"
-    )
+    g.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
+    g.add_argument("--warmup-steps", type=int, help="linear warm-up steps before the cosine decay to 0")
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decay on weight matrices only")
     g.add_argument("--decay-embeddings", action="store_true", help="also decay the embeddings")
     g.add_argument("--max-norm", type=float, default=1.0, help="gradient clipping norm (0 = off)")
@@ -195,19 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--mlm-probability", type=float, default=0.15, help="share of tokens masked (--objective mlm)"
     )
     length = g.add_mutually_exclusive_group()
-    length.add_argument("--max-steps", type=int, default=300, help="optimizer steps to train")
+    length.add_argument("--max-steps", type=int, help="optimizer steps to train")
     length.add_argument(
         "--epochs", type=int, help="train for this many passes over the training blocks instead"
     )
 
     g = p.add_argument_group("evaluation and logging")
-    g.add_argument("--eval-every", type=int, default=100, help="evaluate every N steps (and at the end)")
-    g.add_argument("--eval-batch-size", type=int, default=32)
+    g.add_argument("--eval-every", type=int, help="evaluate every N steps (and at the end)")
+    g.add_argument("--eval-batch-size", type=int, default=32, help="blocks per evaluation batch")
+    g.add_argument("--max-eval-batches", type=int, help="evaluate on at most this many batches (unset: all)")
     g.add_argument(
-        "--max-eval-batches", type=int, help="evaluate on at most this many batches (default: all)"
-    )
-    g.add_argument(
-        "--checkpoint-every", type=int, help="save the training state every N steps (default: --eval-every)"
+        "--checkpoint-every", type=int, help="save the training state every N steps (unset: --eval-every)"
     )
     g.add_argument(
         "--log-every", type=int, default=10, help="write a train event to metrics.jsonl every N steps"
@@ -230,7 +175,7 @@ def parse_args(
 ) -> argparse.Namespace:
     """Parse with the precedence defaults < preset < config file < command line."""
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_layered(parser or build_parser(), argv, PRESETS)
+    args = parse_layered(parser or build_parser(), argv, PRETRAIN_PRESETS)
     if "--max-steps" in argv:  # an explicit length wins over the preset's
         args.epochs = None
     elif args.epochs is not None:

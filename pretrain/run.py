@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from argparse import Namespace
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import ignite.distributed as idist
 import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint
 from ignite.metrics import Loss, RunningAverage
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
@@ -49,30 +50,60 @@ from minitransformer.engine import (
 from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
 from minitransformer.optim import parameter_groups
-from minitransformer.options import options_to_json
+from minitransformer.options import RunPlan
+from minitransformer.presets import config_from_options
+from minitransformer.run_dir import prepare_run_dir
 from minitransformer.tokenization import Tokenizer
 
 from .cli import parse_args
 
-RUN_FILES = ("config.json", "model.safetensors", "tokenizer.json", "training_args.json", "metrics.jsonl")
+RUN_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "training_args.json",
+    "metrics.jsonl",
+    "checkpoints",
+)
 HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp")  # may change on --resume
 
 
-# -- data -----------------------------------------------------------------------------------------
+# -- 1. plan: every decision made before anything is built ----------------------------------------
 
 
-def trec_questions_corpus(args: Namespace) -> Path:
-    """TREC training questions without labels as train.txt/valid.txt (built once, in the cache)."""
-    directory = (args.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
+def plan_run(args: Namespace) -> RunPlan:
+    """The run's settings: the options, the splits and the objective (on --resume, the run's own plan
+    from training_args.json, with this command's hardware options)."""
+    if args.resume:
+        saved = Path(args.resume) / "training_args.json"
+        if not saved.is_file():
+            raise FileNotFoundError(
+                f"--resume {args.resume}: no training_args.json there; is it a pretraining run directory?"
+            )
+        values = json.loads(saved.read_text(encoding="utf-8"))
+        hardware = {key: getattr(args, key) for key in HARDWARE_OPTIONS}
+        return RunPlan(**{**values, **hardware, "resume": Path(args.resume), "output_dir": Path(args.resume)})
+    train_split, valid_split = choose_splits(args)
+    note = f"trained on {args.dataset}/{train_split}, evaluated on {args.dataset}/{valid_split}"
+    decided = dict(train_split=train_split, valid_split=valid_split, objective=choose_objective(args))
+    return RunPlan(**{**vars(args), **decided, "splits": note})
+
+
+def dataset_location(options: Namespace) -> str:
+    """The dataset name or folder `wikitext_path` reads; trec-questions is built once, in the cache."""
+    if options.dataset != "trec-questions":
+        return options.dataset
+    directory = (options.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
+    directory = Path(directory)
     if not (directory / "valid.txt").is_file():
-        train, _ = load_trec(args.data_dir)
+        train, _ = load_trec(options.data_dir)
         write_lm_corpus(train, directory)
-    return directory
+    return str(directory)
 
 
-def resolve_splits(args: Namespace) -> tuple[Path, Path]:
-    """Train/valid files. Without a train split (offline WikiText-2), train on valid, evaluate on test."""
-    dataset = str(trec_questions_corpus(args)) if args.dataset == "trec-questions" else args.dataset
+def choose_splits(args: Namespace) -> tuple[str, str]:
+    """Train/valid split names. Without a train split (offline WikiText-2), train on valid, evaluate on test."""
+    dataset = dataset_location(args)
     train_split = args.train_split
     if train_split is None:
         try:
@@ -89,10 +120,19 @@ def resolve_splits(args: Namespace) -> tuple[Path, Path]:
                 wikitext_path(dataset, split, args.data_dir)
             except FileNotFoundError:
                 download_wikitext(dataset, args.data_dir)
-    args.train_split, args.valid_split = train_split, valid_split
-    return wikitext_path(dataset, train_split, args.data_dir), wikitext_path(
-        dataset, valid_split, args.data_dir
-    )
+    return train_split, valid_split
+
+
+def choose_objective(args: Namespace) -> str:
+    """--objective, else the --init-from checkpoint's, else causal."""
+    if args.objective:
+        return args.objective
+    if args.init_from:
+        return "mlm" if read_config(args.init_from)[1].mlm else "clm"
+    return "clm"
+
+
+# -- 2. data: tokenizer, training batches, validation loader -------------------------------------
 
 
 class BlockBatches:
@@ -131,23 +171,23 @@ class BlockBatches:
             yield torch.stack([self.dataset[int(k)] for k in rows])  # (B / world, block)
 
 
-def load_tokenizer(args: Namespace, train_file: Path, output_dir: Path) -> Tokenizer:
+def load_tokenizer(plan: RunPlan, train_file: Path, output_dir: Path) -> Tokenizer:
     """The run's tokenizer: the resumed run's, the one given, or one trained on the training split."""
-    if args.resume:
+    if plan.resume:
         return Tokenizer.from_pretrained(output_dir)
     if idist.get_rank() == 0:
-        if args.init_from:  # continued pretraining reuses the checkpoint's tokenizer, never retrains it
-            tokenizer = Tokenizer.from_pretrained(args.init_from)
-        elif args.tokenizer:
-            path = Path(args.tokenizer)
+        if plan.init_from:  # continued pretraining reuses the checkpoint's tokenizer, never retrains it
+            tokenizer = Tokenizer.from_pretrained(plan.init_from)
+        elif plan.tokenizer:
+            path = Path(plan.tokenizer)
             tokenizer = Tokenizer.from_pretrained(path) if path.is_dir() else Tokenizer.from_file(path)
         else:
-            print(f"training a {args.tokenizer_kind} tokenizer ({args.vocab_size} tokens) on {train_file}")
+            print(f"training a {plan.tokenizer_kind} tokenizer ({plan.vocab_size} tokens) on {train_file}")
             tokenizer = Tokenizer.train(
                 read_lines(train_file),
-                kind=args.tokenizer_kind,
-                vocab_size=args.vocab_size,
-                lowercase=args.lowercase,
+                kind=plan.tokenizer_kind,
+                vocab_size=plan.vocab_size,
+                lowercase=plan.lowercase,
             )
         tokenizer.save_pretrained(output_dir)  # the run directory always carries its own tokenizer
     idist.barrier()
@@ -155,174 +195,132 @@ def load_tokenizer(args: Namespace, train_file: Path, output_dir: Path) -> Token
 
 
 def binarize_splits(
-    args: Namespace, tokenizer: Tokenizer, files: tuple[Path, Path]
+    plan: RunPlan, tokenizer: Tokenizer, files: tuple[Path, Path]
 ) -> tuple[TokenFile, TokenFile]:
     if idist.get_rank() == 0:  # one process writes the cache, the others then read it
         for f in files:
-            binarize(f, tokenizer, args.cache_dir)
+            binarize(f, tokenizer, plan.cache_dir)
     idist.barrier()
-    train, valid = (binarize(f, tokenizer, args.cache_dir) for f in files)
+    train, valid = (binarize(f, tokenizer, plan.cache_dir) for f in files)
     return train, valid
 
 
-def build_model(args: Namespace, tokenizer: Tokenizer) -> TransformerWithLMHead:
+@dataclass(frozen=True)
+class Data:
+    """What the data step hands on: the tokenizer, the training batches and the validation loader."""
+
+    tokenizer: Tokenizer
+    batches: BlockBatches
+    valid_loader: torch.utils.data.DataLoader
+    tokens_per_word: float  # of the validation split: turns token NLL into word-level perplexity
+
+
+def build_data(plan: RunPlan, out: Path) -> Data:
+    """Tokenizer (trained, given or resumed), binarized splits, seeded block batches, validation loader."""
+    dataset = dataset_location(plan)
+    train_file = wikitext_path(dataset, plan.train_split, plan.data_dir)
+    valid_file = wikitext_path(dataset, plan.valid_split, plan.data_dir)
+    tokenizer = load_tokenizer(plan, train_file, out)
+    train_tokens, valid_tokens = binarize_splits(plan, tokenizer, (train_file, valid_file))
+    block = block_size(plan)
+    train_blocks = LMBlockDataset(train_tokens, block, plan.random_offsets, plan.seed)
+    valid_loader = idist.auto_dataloader(
+        LMBlockDataset(valid_tokens, block), batch_size=plan.eval_batch_size, shuffle=False, drop_last=False
+    )
+    return Data(
+        tokenizer,
+        BlockBatches(train_blocks, plan.batch_size, plan.seed),
+        valid_loader,
+        valid_tokens.tokens_per_word,
+    )
+
+
+def block_size(plan: RunPlan) -> int:
+    """Training block length: the model's context (the --init-from checkpoint's, when continuing)."""
+    return read_config(plan.init_from)[1].num_max_positions if plan.init_from else plan.num_max_positions
+
+
+# -- 3. model and optimizer ------------------------------------------------------------------------
+
+
+def build_model(plan: RunPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
     """A new model shaped by the options, or the --init-from checkpoint (its own shape) to continue."""
-    if args.init_from:
-        _, saved, _ = read_config(args.init_from)
-        mlm = saved.mlm if args.objective is None else args.objective == "mlm"
-        args.objective = "mlm" if mlm else "clm"
+    mlm = plan.objective == "mlm"
+    if plan.init_from:
+        saved = read_config(plan.init_from)[1]
         if tokenizer.vocab_size != saved.num_embeddings:
             raise ValueError(
-                f"--init-from {args.init_from}: its tokenizer has {tokenizer.vocab_size} tokens, the model "
+                f"--init-from {plan.init_from}: its tokenizer has {tokenizer.vocab_size} tokens, the model "
                 f"{saved.num_embeddings}: the directory mixes files from different runs"
             )
-        return TransformerWithLMHead.from_pretrained(args.init_from, mlm=mlm, dropout=args.dropout)
-    args.objective = args.objective or "clm"
-    return TransformerWithLMHead(model_config(args, tokenizer.vocab_size))
+        return TransformerWithLMHead.from_pretrained(plan.init_from, mlm=mlm, dropout=plan.dropout)
+    return TransformerWithLMHead(config_from_options(vars(plan), tokenizer.vocab_size, mlm=mlm))
 
 
-def model_config(args: Namespace, vocab_size: int) -> TransformerConfig:
-    """The model shape the options describe (e.g. a preset's), for a vocabulary of `vocab_size`."""
-    return TransformerConfig(
-        embed_dim=args.embed_dim,
-        hidden_dim=args.hidden_dim,
-        num_heads=args.num_heads,
-        num_layers=args.num_layers,
-        num_max_positions=args.num_max_positions,
-        num_embeddings=vocab_size,
-        dropout=args.dropout,
-        initializer_range=args.initializer_range,
-        mlm=args.objective == "mlm",
-        sinusoidal_embeddings=args.sinusoidal_embeddings,
-        activation=args.activation,
-        norm_placement=args.norm_placement,
-        final_layer_norm=args.norm_placement == "pre"
-        if args.final_layer_norm is None
-        else args.final_layer_norm,
-    )
+def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW with decay on weight matrices only (nanoGPT's rule), wrapped for distributed runs."""
+    groups = parameter_groups(raw_model, plan.weight_decay, plan.decay_embeddings)
+    return idist.auto_optim(torch.optim.AdamW(groups, lr=plan.lr, betas=(0.9, 0.999)))
 
 
 # -- output directory -----------------------------------------------------------------------------
 
 
-def prepare_output_dir(args: Namespace) -> Path:
-    """Refuse to mix two runs in one directory; on --resume, restore the run's own options."""
-    if args.resume:
-        out = Path(args.resume)
-        saved = out / "training_args.json"
-        if not saved.is_file():
-            raise FileNotFoundError(
-                f"--resume {out}: no training_args.json there; is it a pretraining run directory?"
-            )
-        values = json.loads(saved.read_text(encoding="utf-8"))
-        for key, value in values.items():
-            if key not in HARDWARE_OPTIONS and key not in ("resume", "output_dir"):
-                setattr(args, key, value)
-        args.output_dir = out
-        return out
-    out = Path(args.output_dir)
-    existing = [name for name in (*RUN_FILES, "checkpoints") if (out / name).exists()]
-    if existing and not args.overwrite:
-        raise FileExistsError(
-            f"--output-dir {out} already holds a run ({', '.join(existing)}): pass --overwrite to replace "
-            f"it, --resume {out} to continue it, or choose another directory"
-        )
-    if idist.get_rank() == 0:
-        for name in existing + ["plots"]:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-    idist.barrier()
-    return out
-
-
-# -- the run --------------------------------------------------------------------------------------
-
-
-def train(local_rank: int, args: Namespace) -> None:
-    start_time = time.time()
-    out = prepare_output_dir(args)
-    device = resolve_device(args.device)
-    amp_dtype = check_amp(args.amp, device)
-    if device.type == "cpu":
-        set_cpu_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rank0 = idist.get_rank() == 0
-
-    train_file, valid_file = resolve_splits(args)
-    split_note = (
-        f"trained on {args.dataset}/{args.train_split}, evaluated on {args.dataset}/{args.valid_split}"
-    )
-    tokenizer = load_tokenizer(args, train_file, out)
-    train_tokens, valid_tokens = binarize_splits(args, tokenizer, (train_file, valid_file))
-
-    raw_model = build_model(args, tokenizer).to(device)
-    config = raw_model.config
-    if config.mlm and args.sample_prompts and rank0:
-        print("note: masked-LM models do not generate text; samples are skipped")
-    model = idist.auto_model(raw_model, sync_bn=False)
-    if args.compile:
-        model = torch.compile(model)
-    optimizer = idist.auto_optim(
-        torch.optim.AdamW(
-            parameter_groups(raw_model, args.weight_decay, args.decay_embeddings),
-            lr=args.lr,
-            betas=(0.9, 0.999),
-        )
+def prepare_output_dir(plan: RunPlan) -> Path:
+    """The run directory: the resumed run's, or a fresh one (refusing to mix two runs in one directory)."""
+    if plan.resume:
+        return Path(plan.output_dir)
+    return prepare_run_dir(
+        plan.output_dir, RUN_FILES, plan.overwrite, hint=f"--resume {plan.output_dir} to continue it, "
     )
 
-    block = config.num_max_positions
-    batches = BlockBatches(
-        LMBlockDataset(train_tokens, block, args.random_offsets, args.seed), args.batch_size, args.seed
-    )
-    total_steps = args.max_steps or args.epochs * batches.batches_per_epoch
+
+# -- 4. engines: the Ignite trainer and evaluator --------------------------------------------------
+
+
+def lm_batch(config: TransformerConfig, tokenizer: Tokenizer, mlm_probability: float):
+    """blocks (B, T) → {"input_ids", "labels"}: masked for MLM (BERT's 80/10/10), the blocks for causal."""
     special = list(tokenizer.special_ids.values())
     mask_id = tokenizer.special_ids.get("mask")
     if config.mlm and mask_id is None:
         raise ValueError("--objective mlm needs a [MASK] token in the tokenizer")
 
-    def mlm_inputs(
-        x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not config.mlm:
-            return x, x
-        return mask_tokens(x, config.num_embeddings, special, mask_id, args.mlm_probability, generator)
+    def prepare(x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        if config.mlm:
+            inputs, labels = mask_tokens(
+                x, config.num_embeddings, special, mask_id, mlm_probability, generator
+            )
+            return {"input_ids": inputs, "labels": labels}
+        labels = x.clone()
+        labels[:, 0] = -100  # the first token is nobody's next token: not a target
+        return {"input_ids": x, "labels": labels}
 
-    def loss_fn(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        inputs, labels = mlm_inputs(x)
-        return m(inputs.to(device), labels=labels.to(device))[1]
+    return prepare
 
-    def new_trainer() -> Engine:
-        return create_trainer(
-            model, optimizer, loss_fn, split_tensors, args.accumulation_steps, args.max_norm or None,
-            device, amp_dtype, args.seed,
-        )  # fmt: skip
 
-    if args.lr_find and not args.resume:
-        suggestion = find_learning_rate(
-            new_trainer(), raw_model, optimizer, batches.iterate(0), plot_path=out / "plots" / "lr_finder.png"
-        )
-        scale_learning_rates(optimizer, suggestion / args.lr)
-        if rank0:
-            print(f"learning-rate finder suggests {suggestion:.3g} (was {args.lr:.3g}); training with it")
-        args.lr = suggestion
-    trainer = new_trainer()
-    scheduler = warmup_cosine(optimizer, args.warmup_steps, total_steps)
-    trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
+def create_lm_trainer(plan: RunPlan, model, optimizer, prepare, device, amp_dtype) -> Engine:
+    """One optimizer step per iteration (accumulation, clipping, autocast inside)."""
 
-    # -- evaluation: token NLL with Ignite's Loss, weighted by the number of scored tokens --------
-    eval_generator = torch.Generator()
+    def loss_fn(m: torch.nn.Module, batch: dict) -> torch.Tensor:
+        return m(batch["input_ids"].to(device), labels=batch["labels"].to(device))[1]
+
+    return create_trainer(
+        model, optimizer, loss_fn, split_tensors, plan.accumulation_steps, plan.max_norm or None,
+        device, amp_dtype, plan.seed, prepare_batch=prepare,
+    )  # fmt: skip
+
+
+def create_lm_evaluator(model, causal: bool, prepare, device, amp_dtype) -> Engine:
+    """Token NLL with Ignite's `Loss`, weighted by the number of scored tokens; the same masks each time."""
+    generator = torch.Generator()
 
     def eval_step(engine: Engine, x: torch.Tensor):
         model.eval()
-        inputs, labels = mlm_inputs(x, eval_generator)
+        batch = prepare(x, generator)
         with torch.no_grad(), autocast(device, amp_dtype):
-            logits = model(inputs.to(device))
-        labels = labels.to(device)
-        if config.causal:
+            logits = model(batch["input_ids"].to(device))
+        labels = batch["labels"].to(device)
+        if causal:
             logits, labels = logits[:, :-1], labels[:, 1:]
         return logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1)
 
@@ -331,80 +329,83 @@ def train(local_rank: int, args: Namespace) -> None:
         lambda logits, y: F.cross_entropy(logits, y, ignore_index=-100),
         batch_size=lambda y: int((y != -100).sum()),
     ).attach(evaluator, "nll")
-    evaluator.add_event_handler(
-        Events.STARTED, lambda _: eval_generator.manual_seed(1234)
-    )  # same masks each time
-    valid_loader = idist.auto_dataloader(
-        LMBlockDataset(valid_tokens, block), batch_size=args.eval_batch_size, shuffle=False, drop_last=False
-    )
+    evaluator.add_event_handler(Events.STARTED, lambda _: generator.manual_seed(1234))
+    return evaluator
 
-    log = MetricsLog(out / "metrics.jsonl", resume_step=None)
-    to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
-    resume_step = None
-    if args.resume:
-        checkpoint = latest_training_checkpoint(out / "checkpoints")
-        load_training_state(checkpoint, to_save)
-        resume_step = trainer.state.iteration
-        log = MetricsLog(out / "metrics.jsonl", resume_step=resume_step)
-        if rank0:
-            print(f"resuming from {checkpoint} (step {resume_step})")
-    elif rank0:
-        write_json_atomic(out / "training_args.json", {**options_to_json(args), "splits": split_note})
 
-    def evaluate(final: bool) -> dict:
+class Validation:
+    """Evaluate on the validation split, log it, print it and (causal) sample from the model."""
+
+    def __init__(self, plan: RunPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model, log):
+        self.plan, self.evaluator, self.trainer, self.data = plan, evaluator, trainer, data
+        self.raw_model, self.log = raw_model, log
+
+    def __call__(self, final: bool = False) -> dict:
+        loader, plan = self.data.valid_loader, self.plan
         length = (
-            len(valid_loader)
-            if final or not args.max_eval_batches
-            else min(args.max_eval_batches, len(valid_loader))
+            len(loader) if final or not plan.max_eval_batches else min(plan.max_eval_batches, len(loader))
         )
-        evaluator.run(valid_loader, epoch_length=length)
-        nll = evaluator.state.metrics["nll"]
-        step = trainer.state.iteration
-        values = {"loss": nll, "ppl": math.exp(min(nll, 50.0)), "partial": length < len(valid_loader)}
-        if config.causal:
-            values["word_ppl"] = math.exp(min(nll * valid_tokens.tokens_per_word, 50.0))
+        self.evaluator.run(loader, epoch_length=length)
+        nll = self.evaluator.state.metrics["nll"]
+        step = self.trainer.state.iteration
+        values = {"loss": nll, "ppl": math.exp(min(nll, 50.0)), "partial": length < len(loader)}
+        causal = self.raw_model.config.causal
+        if causal:
+            values["word_ppl"] = math.exp(min(nll * self.data.tokens_per_word, 50.0))
         else:
             values["mlm_ppl"] = values.pop("ppl")
-        log.log("final" if final else "valid", step, split=args.valid_split, **values)
-        if rank0:
+        self.log.log("final" if final else "valid", step, split=plan.valid_split, **values)
+        if idist.get_rank() == 0:
             shown = ", ".join(f"{k}={v:.3f}" for k, v in values.items() if isinstance(v, float))
-            print(
-                f"[step {step}] {'final ' if final else ''}valid ({args.dataset}/{args.valid_split}): {shown}"
-            )
-            if config.causal:
-                log_samples(step)
+            where = f"{plan.dataset}/{plan.valid_split}"
+            print(f"[step {step}] {'final ' if final else ''}valid ({where}): {shown}")
+            if causal:
+                self.sample(step)
         return values
 
-    def log_samples(step: int) -> None:
-        for prompt in args.sample_prompts:
+    def sample(self, step: int) -> None:
+        """Greedy and top-p continuations of the sample prompts, printed and logged."""
+        tokenizer, model, plan = self.data.tokenizer, self.raw_model, self.plan
+        device = next(model.parameters()).device
+        for prompt in plan.sample_prompts:
             ids = torch.tensor([tokenizer.encode(prompt)], device=device)
             if ids.numel() == 0:
                 continue
-            n = min(args.sample_tokens, config.num_max_positions - ids.size(1))
-            greedy = raw_model.generate(ids, n, temperature=0)
-            nucleus = raw_model.generate(ids, n, top_p=0.9, seed=args.seed)
+            n = min(plan.sample_tokens, model.config.num_max_positions - ids.size(1))
+            greedy = model.generate(ids, n, temperature=0)
+            nucleus = model.generate(ids, n, top_p=0.9, seed=plan.seed)
             texts = {
                 name: tokenizer.decode(t[0, ids.size(1) :].tolist())
                 for name, t in (("greedy", greedy), ("top_p", nucleus))
             }
-            log.log("sample", step, prompt=prompt, **texts)
-            print(
-                f"  {prompt!r} → greedy: {texts['greedy']!r}\n  {' ' * len(repr(prompt))}   top-p: {texts['top_p']!r}"
-            )
+            self.log.log("sample", step, prompt=prompt, **texts)
+            pad = " " * len(repr(prompt))
+            print(f"  {prompt!r} → greedy: {texts['greedy']!r}\n  {pad}   top-p: {texts['top_p']!r}")
 
-    # -- handlers -------------------------------------------------------------------------------
-    tokens_per_step = args.batch_size * block
-    timer = {"t": time.time(), "step": 0}
+
+# -- 5. handlers: what happens around each step ----------------------------------------------------
+
+
+def attach_handlers(
+    plan: RunPlan, trainer: Engine, optimizer, validation: Validation, to_save: dict, out: Path, data: Data
+) -> Checkpoint:
+    """Progress bar, train log, periodic validation, training-state and best-model checkpoints.
+
+    Returns the training-state saver (the run saves once more at the end).
+    """
+    log = validation.log
+    tokens_per_step = plan.batch_size * data.batches.dataset.block_size
+    since = {"t": time.time(), "step": 0}  # the last train log, for tokens/s
 
     def throughput(engine: Engine) -> float:
-        elapsed = time.time() - timer["t"]
-        return tokens_per_step * (engine.state.iteration - timer["step"]) / max(elapsed, 1e-9)
+        elapsed = time.time() - since["t"]
+        return tokens_per_step * (engine.state.iteration - since["step"]) / max(elapsed, 1e-9)
 
     RunningAverage(output_transform=lambda out: out["loss"], alpha=0.98).attach(trainer, "avg_loss")
-    if not args.no_progress:
+    if not plan.no_progress:
         attach_progress(trainer, lambda e: {"lr": optimizer.param_groups[0]["lr"], "tok/s": throughput(e)})
 
-    @trainer.on(Events.ITERATION_COMPLETED(every=args.log_every))
+    @trainer.on(Events.ITERATION_COMPLETED(every=plan.log_every))
     def log_train(engine: Engine) -> None:
         log.log(
             "train",
@@ -414,49 +415,113 @@ def train(local_rank: int, args: Namespace) -> None:
             lr=optimizer.param_groups[0]["lr"],
             grad_norm=engine.state.output["grad_norm"],
             tokens_per_s=throughput(engine),
-            epoch=engine.state.iteration / batches.batches_per_epoch,
+            epoch=engine.state.iteration / data.batches.batches_per_epoch,
         )
-        timer.update(t=time.time(), step=engine.state.iteration)
+        since.update(t=time.time(), step=engine.state.iteration)
 
-    finite = lambda engine, _: math.isfinite(engine.state.output["loss"])  # noqa: E731
-    trainer.add_event_handler(
-        Events.ITERATION_COMPLETED(every=args.eval_every), lambda _: evaluate(final=False)
-    )
-    every = args.checkpoint_every or args.eval_every
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(every=plan.eval_every), lambda _: validation())
+    every = plan.checkpoint_every or plan.eval_every
     saver = training_checkpoint(to_save, out / "checkpoints")
-    trainer.add_event_handler(
-        Events.ITERATION_COMPLETED(event_filter=lambda e, i: i % every == 0 and finite(e, i)), saver
-    )
-    evaluator.add_event_handler(
-        Events.COMPLETED, best_model_checkpoint(raw_model, out / "checkpoints", trainer, "nll", sign=-1.0)
-    )
+    good_step = lambda engine, i: i % every == 0 and math.isfinite(engine.state.output["loss"])  # noqa: E731
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=good_step), saver)
+    best = best_model_checkpoint(validation.raw_model, out / "checkpoints", trainer, "nll", sign=-1.0)
+    validation.evaluator.add_event_handler(Events.COMPLETED, best)
+    return saver
 
-    if resume_step is None and rank0:
-        print(
-            f"{config.num_layers} layers × {config.embed_dim} dims, {raw_model.num_parameters():,} parameters; {split_note}"
+
+# -- the run, step by step (Ignite's `training(local_rank, config)`) -------------------------------
+
+
+def train(local_rank: int, plan: RunPlan) -> None:
+    started = time.time()
+    out = prepare_output_dir(plan)
+    device = resolve_device(plan.device)
+    amp_dtype = check_amp(plan.amp, device)
+    if device.type == "cpu":
+        set_cpu_threads(plan.threads)
+    torch.manual_seed(plan.seed)
+    rank0 = idist.get_rank() == 0
+
+    data = build_data(plan, out)
+    raw_model = build_model(plan, data.tokenizer).to(device)
+    if raw_model.config.mlm and plan.sample_prompts and rank0:
+        print("note: masked-LM models do not generate text; samples are skipped")
+    model = idist.auto_model(raw_model, sync_bn=False)
+    if plan.compile:
+        model = torch.compile(model)
+    optimizer = build_optimizer(plan, raw_model)
+    prepare = lm_batch(raw_model.config, data.tokenizer, plan.mlm_probability)
+    if plan.lr_find and not plan.resume:
+        plan = plan.replace(
+            lr=find_lr(plan, model, raw_model, optimizer, prepare, data, device, amp_dtype, out)
         )
+
+    trainer = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype)
+    total_steps = plan.max_steps or plan.epochs * data.batches.batches_per_epoch
+    scheduler = warmup_cosine(optimizer, plan.warmup_steps, total_steps)
+    trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
+    to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
+    resume_step = restore_or_record(plan, to_save, out)
+    log = MetricsLog(out / "metrics.jsonl", resume_step=resume_step)
+    evaluator = create_lm_evaluator(model, raw_model.config.causal, prepare, device, amp_dtype)
+    validation = Validation(plan, evaluator, trainer, data, raw_model, log)
+    saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
+
     if resume_step is None:
-        evaluate(final=False)  # the untrained model at step 0: perplexity ≈ vocabulary size
-
+        if rank0:
+            size = f"{raw_model.config.num_layers} layers × {raw_model.config.embed_dim} dims"
+            print(f"{size}, {raw_model.num_parameters():,} parameters; {plan.splits}")
+        validation()  # the untrained model at step 0: perplexity ≈ vocabulary size
     trainer.run(
-        batches.iterate(trainer.state.iteration),
+        data.batches.iterate(trainer.state.iteration),
         max_iters=total_steps,
-        epoch_length=batches.batches_per_epoch,
+        epoch_length=data.batches.batches_per_epoch,
     )
+    finish(plan, trainer, validation, saver, out, started)
 
+
+def find_lr(plan: RunPlan, model, raw_model, optimizer, prepare, data: Data, device, amp_dtype, out) -> float:
+    """Ignite's FastaiLRFinder on a bare trainer; scales the optimizer's lrs to its suggestion."""
+    bare = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype)
+    plot = out / "plots" / "lr_finder.png"
+    suggestion = find_learning_rate(bare, raw_model, optimizer, data.batches.iterate(0), plot_path=plot)
+    scale_learning_rates(optimizer, suggestion / plan.lr)
+    if idist.get_rank() == 0:
+        print(f"learning-rate finder suggests {suggestion:.3g} (was {plan.lr:.3g}); training with it")
+    return suggestion
+
+
+def restore_or_record(plan: RunPlan, to_save: dict, out: Path) -> int | None:
+    """--resume: load the last training state, return its step. Else: write the plan, return None."""
+    if not plan.resume:
+        if idist.get_rank() == 0:
+            write_json_atomic(out / "training_args.json", plan.to_json())
+        return None
+    checkpoint = latest_training_checkpoint(out / "checkpoints")
+    load_training_state(checkpoint, to_save)
+    step = to_save["trainer"].state.iteration
+    if idist.get_rank() == 0:
+        print(f"resuming from {checkpoint} (step {step})")
+    return step
+
+
+def finish(plan: RunPlan, trainer: Engine, validation: Validation, saver, out: Path, started: float) -> None:
+    """Final evaluation on the whole validation split, last checkpoint, model directory, plots, summary."""
     if not math.isfinite(trainer.state.output["loss"] if trainer.state.output else 0.0):
         raise FloatingPointError(
             f"the loss became {trainer.state.output['loss']} at step {trainer.state.iteration}; training stopped. "
             f"The last good state is in {out / 'checkpoints'}: lower --lr or use --max-norm, then --resume"
         )
-    final = evaluate(final=True)
+    final = validation(final=True)
     saver(trainer)
-    if rank0:
-        raw_model.save_pretrained(out, tokenizer=tokenizer)
+    if idist.get_rank() == 0:
+        validation.raw_model.save_pretrained(out, tokenizer=validation.data.tokenizer)
         write_plots(out)
-        elapsed = time.time() - start_time
-        log.log("summary", trainer.state.iteration, wall_time_s=elapsed, splits=split_note, **final)
-        print(f"done in {elapsed / 60:.1f} min; model saved to {out} ({split_note})")
+        elapsed = time.time() - started
+        validation.log.log(
+            "summary", trainer.state.iteration, wall_time_s=elapsed, splits=plan.splits, **final
+        )
+        print(f"done in {elapsed / 60:.1f} min; model saved to {out} ({plan.splits})")
 
 
 def write_plots(out: Path) -> None:
@@ -477,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def run() -> None:
+        plan = plan_run(args)
         with idist.Parallel(backend=backend()) as parallel:
-            parallel.run(train, args)
+            parallel.run(train, plan)
 
     return run_cli(run)

@@ -225,7 +225,8 @@ def test_bad_input_is_reported_in_one_line(pretrained_dir, tmp_path, capsys):
 
 
 def test_recipes_set_defaults_that_flags_and_config_files_override(tmp_path):
-    from adapt.cli import RECIPES, parse_args
+    from adapt.cli import parse_args
+    from minitransformer.presets import FINETUNE_RECIPES as RECIPES
 
     recipe = parse_args(["--pretrained", "none", "--recipe", "cpu-trec6"])
     assert {k: getattr(recipe, k) for k in RECIPES["cpu-trec6"]} == RECIPES["cpu-trec6"]
