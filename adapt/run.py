@@ -14,7 +14,9 @@ import shutil
 import statistics
 import time
 from argparse import Namespace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -52,20 +54,30 @@ from minitransformer.engine import (
 from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
 from minitransformer.optim import parameter_groups
-from minitransformer.options import options_to_json
+from minitransformer.options import RunPlan
 from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
+from minitransformer.run_dir import prepare_run_dir
 from minitransformer.tokenization import Tokenizer
 
 from .cli import parse_args
 
 CLASSIFIER_META = "classifier.json"  # label names, classification-token position, max length
+RUN_FILES = ("results.json", "metrics.jsonl", "training_args.json", "seed_*")  # what --overwrite replaces
 
 
 # -- data -----------------------------------------------------------------------------------------
 
 
-def load_task(args: Namespace) -> tuple[LabeledTexts, LabeledTexts, str]:
-    """(train, test, description). TREC from the data folder, or the user's labelled file(s)."""
+class Task(NamedTuple):
+    """A classification task: all its training examples, its test set, and how to name it in reports."""
+
+    train: LabeledTexts  # validation is held out of it (`validation_split`), the same way for every seed
+    test: LabeledTexts
+    description: str
+
+
+def load_task(args: Namespace) -> Task:
+    """TREC from the data folder, or the user's labelled file(s)."""
     if args.task in ("trec-6", "trec-50"):
         if args.download:
             from minitransformer.data.download import download_trec
@@ -75,7 +87,7 @@ def load_task(args: Namespace) -> tuple[LabeledTexts, LabeledTexts, str]:
             except FileNotFoundError:
                 download_trec(args.data_dir)
         train, test = load_trec(args.data_dir, fine=args.task == "trec-50", train_file=args.train_file)
-        return train, test, f"{args.task} ({args.train_file}, test TREC_10.label)"
+        return Task(train, test, f"{args.task} ({args.train_file}, test TREC_10.label)")
     path = Path(args.task)
     if not path.is_file():
         raise FileNotFoundError(f"--task {args.task}: not trec-6, trec-50 or an existing labelled file")
@@ -85,13 +97,15 @@ def load_task(args: Namespace) -> tuple[LabeledTexts, LabeledTexts, str]:
             f"{path} has a single label {data.label_names}: a classifier needs at least two classes"
         )
     if args.test_file:
-        return (
-            data,
-            read_labeled_file(args.test_file, data.label_names),
-            f"{path.name} (test {args.test_file.name})",
-        )
+        test = read_labeled_file(args.test_file, data.label_names)
+        return Task(data, test, f"{path.name} (test {args.test_file.name})")
     train, test = stratified_split(data, fraction=0.1, seed=0)
-    return train, test, f"{path.name} (10 % held out as test)"
+    return Task(train, test, f"{path.name} (10 % held out as test)")
+
+
+def validation_split(plan: Namespace, task: Task) -> tuple[LabeledTexts, LabeledTexts]:
+    """(train, valid): a stratified `--valid-fraction` of the training examples, the same for every seed."""
+    return stratified_split(task.train, fraction=plan.valid_fraction, seed=0)
 
 
 def make_loader(ids, labels, tokenizer, args, seed: int, train: bool) -> torch.utils.data.DataLoader:
@@ -263,43 +277,77 @@ def summarize(metrics: dict, label_names: list[str]) -> dict:
     }
 
 
-# -- one seed -------------------------------------------------------------------------------------
+# -- one seed, step by step -----------------------------------------------------------------------
 
 
-def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog) -> dict:
+def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -> dict:
+    """Fine-tune, validate and test once with `seed`; save the model to out/seed_<seed>; return its results."""
     started = time.time()
-    train_all, test, task_note = data
-    train, valid = stratified_split(
-        train_all, fraction=args.valid_fraction, seed=0
-    )  # same split for every seed
+    train, valid = validation_split(plan, task)
     torch.manual_seed(seed)
-    device = resolve_device(args.device)
-    amp_dtype = check_amp(args.amp, device)
-    labels = train.label_names
-
-    model, tokenizer, position, info = load_model(args, len(labels), train.texts)
-    print(
-        f"[seed {seed}] {args.pretrained}: discarded {info['discarded'] or 'nothing'}; added {info['added']}"
-    )
-    st.reinit_top_layers(model, args.reinit_layers)
-    if args.mixout:
-        st.apply_mixout(model, args.mixout)
-    freeze_for_scheme(model, args.scheme)
-    model.to(device)
-    optimizer = build_optimizer(args, model)
-
-    max_len = args.max_len or model.config.num_max_positions
+    device = resolve_device(plan.device)
+    amp_dtype = check_amp(plan.amp, device)
+    model, tokenizer, position = build_seed_model(plan, seed, train, device)
+    optimizer = build_optimizer(plan, model)
+    max_len = plan.max_len or model.config.num_max_positions
     encode = lambda texts: encode_for_classification(texts, tokenizer, max_len, position)  # noqa: E731
-    train_loader = make_loader(encode(train.texts), train.labels, tokenizer, args, seed, train=True)
-    valid_loader = make_loader(encode(valid.texts), valid.labels, tokenizer, args, seed, train=False)
-    test_loader = make_loader(encode(test.texts), test.labels, tokenizer, args, seed, train=False)
-    total_steps = args.max_steps or args.epochs * len(train_loader)
-    max_epochs = math.ceil(total_steps / len(train_loader))  # the last one may be partial
+    loaders = [
+        make_loader(encode(part.texts), part.labels, tokenizer, plan, seed, train=part is train)
+        for part in (train, valid, task.test)
+    ]
+    train_loader, valid_loader, test_loader = loaders
+    total_steps = plan.max_steps or plan.epochs * len(train_loader)
+
+    if plan.lr_find:
+        find_lr(plan, seed, model, optimizer, train_loader, device, amp_dtype, out, log)
+    trainer = create_clf_trainer(plan, seed, model, optimizer, device, amp_dtype)
+    swa_model, lr_history = attach_schedule(plan, trainer, model, optimizer, total_steps, len(train_loader))
+    evaluator = create_evaluator(model, device, amp_dtype, len(train.label_names))
+    best = best_model_checkpoint(model, out / f"seed_{seed}" / "checkpoints", trainer, "accuracy", sign=1.0)
+    evaluator.add_event_handler(Events.COMPLETED, best)
+    attach_handlers(plan, seed, trainer, evaluator, optimizer, train_loader, valid_loader, log)
+    trainer.run(train_loader, max_iters=total_steps, epoch_length=len(train_loader))
+    if trainer.state.iteration < total_steps or not math.isfinite(trainer.state.output["loss"]):
+        raise FloatingPointError(
+            f"seed {seed}: the loss became {trainer.state.output['loss']}; training stopped"
+        )
+
+    final_model = swa_model.module if swa_model is not None else best_model(model, best)
+    if plan.mixout:
+        st.remove_mixout(final_model)
+    result = test(plan, seed, final_model, valid_loader, test_loader, train.label_names, device, amp_dtype)
+    result["wall_time_s"] = time.time() - started  # model loading, training, validation and test
+    log.log("test", trainer.state.iteration, seed=seed, accuracy=result["test"]["accuracy"],
+            valid_accuracy=result["valid_accuracy"])  # fmt: skip
+    print(
+        f"[seed {seed}] test accuracy {result['test']['accuracy']:.4f} (best valid "
+        f"{result['valid_accuracy']:.4f}) on {task.description}"
+    )
+    save_seed_model(out / f"seed_{seed}", final_model, tokenizer, train.label_names, position, max_len)
+    write_seed_plots(out, seed, result, train.label_names, lr_history if plan.llrd != 1.0 else None)
+    return result
+
+
+def build_seed_model(plan: RunPlan, seed: int, train: LabeledTexts, device: torch.device):
+    """(model, tokenizer, clf position): loaded, then re-init / Mixout / freezing as the plan says."""
+    model, tokenizer, position, info = load_model(plan, len(train.label_names), train.texts)
+    print(
+        f"[seed {seed}] {plan.pretrained}: discarded {info['discarded'] or 'nothing'}; added {info['added']}"
+    )
+    st.reinit_top_layers(model, plan.reinit_layers)
+    if plan.mixout:
+        st.apply_mixout(model, plan.mixout)
+    freeze_for_scheme(model, plan.scheme)
+    return model.to(device), tokenizer, position
+
+
+def create_clf_trainer(plan: RunPlan, seed: int, model, optimizer, device, amp_dtype) -> Engine:
+    """One optimizer step per batch: classification loss (+ --lm-coef × the LM loss), clipped."""
 
     def loss_fn(m: torch.nn.Module, batch: dict) -> torch.Tensor:
         batch = {k: v.to(device) for k, v in batch.items()}
         lm_labels = None
-        if args.lm_coef:  # predict every real token; not the padding, not the classification token
+        if plan.lm_coef:  # predict every real token; not the padding, not the classification token
             lm_labels = batch["input_ids"].masked_fill(batch["padding_mask"] | batch["clf_tokens_mask"], -100)
         return m(
             batch["input_ids"],
@@ -309,120 +357,119 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
             lm_labels=lm_labels,
         )[1]
 
-    def new_trainer() -> Engine:
-        return create_trainer(
-            model, optimizer, loss_fn, split_tensors, 1, args.max_norm or None, device, amp_dtype, seed
-        )
+    return create_trainer(
+        model, optimizer, loss_fn, split_tensors, 1, plan.max_norm or None, device, amp_dtype, seed
+    )
 
-    if args.lr_find:
-        suggestion = find_learning_rate(
-            new_trainer(), model, optimizer, train_loader,
-            plot_path=out / "plots" / f"lr_finder_seed_{seed}.png",
-        )  # fmt: skip
-        scale_learning_rates(optimizer, suggestion / args.lr)
-        print(
-            f"[seed {seed}] learning-rate finder suggests {suggestion:.3g} (was {args.lr:.3g}); fine-tuning with it"
-        )
-        log.log("lr_find", 0, seed=seed, suggestion=suggestion)
-    trainer = new_trainer()
-    if args.scheme == "gradual":
+
+def find_lr(plan: RunPlan, seed: int, model, optimizer, train_loader, device, amp_dtype, out, log) -> None:
+    """Ignite's FastaiLRFinder on a bare trainer; scales the optimizer's lrs to its suggestion."""
+    suggestion = find_learning_rate(
+        create_clf_trainer(plan, seed, model, optimizer, device, amp_dtype), model, optimizer, train_loader,
+        plot_path=out / "plots" / f"lr_finder_seed_{seed}.png",
+    )  # fmt: skip
+    scale_learning_rates(optimizer, suggestion / plan.lr)
+    print(
+        f"[seed {seed}] learning-rate finder suggests {suggestion:.3g} (was {plan.lr:.3g}); fine-tuning with it"
+    )
+    log.log("lr_find", 0, seed=seed, suggestion=suggestion)
+
+
+def attach_schedule(plan: RunPlan, trainer: Engine, model, optimizer, total_steps: int, epoch_length: int):
+    """Warm-up + linear decay, gradual unfreezing, SWA; returns (the SWA model or None, lr per group)."""
+    if plan.scheme == "gradual":
         attach_gradual_unfreezing(trainer, model)
-    scheduler = warmup_linear(optimizer, args.warmup_steps, total_steps)
+    scheduler = warmup_linear(optimizer, plan.warmup_steps, total_steps)
     trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
     swa_model = None
-    if args.swa_start:
-        if args.swa_start > max_epochs:
-            raise ValueError(f"--swa-start {args.swa_start} is after the last epoch ({max_epochs})")
+    if plan.swa_start:
+        max_epochs = math.ceil(total_steps / epoch_length)  # the last one may be partial
+        if plan.swa_start > max_epochs:
+            raise ValueError(f"--swa-start {plan.swa_start} is after the last epoch ({max_epochs})")
         swa_model = st.attach_swa(
-            trainer, model, optimizer, args.swa_start, args.swa_lr, lr_scheduler=scheduler
+            trainer, model, optimizer, plan.swa_start, plan.swa_lr, lr_scheduler=scheduler
         )
-    lr_history = st.track_group_learning_rates(trainer, optimizer)
+    return swa_model, st.track_group_learning_rates(trainer, optimizer)
+
+
+@dataclass
+class EpochStats:
+    """Tokens seen and start time of the current epoch, and the last validated step."""
+
+    tokens: int = 0
+    started: float = 0.0
+    validated_at: int | None = None
+
+
+def attach_handlers(
+    plan: RunPlan, seed: int, trainer: Engine, evaluator: Engine, optimizer, train_loader, valid_loader, log
+) -> None:
+    """Progress bar, train log, validation every --eval-every steps and every epoch, per-epoch token counts."""
+    stats = EpochStats()
     RunningAverage(output_transform=lambda o: o["loss"], alpha=0.9).attach(trainer, "avg_loss")
-    if not args.no_progress:
+    if not plan.no_progress:
         attach_progress(trainer, lambda e: {"lr": max(g["lr"] for g in optimizer.param_groups)})
 
     @trainer.on(Events.EPOCH_STARTED)
     def new_epoch(engine: Engine) -> None:
         if isinstance(train_loader.batch_sampler, LengthBucketSampler):
             train_loader.batch_sampler.set_epoch(engine.state.epoch)
-        engine.state.epoch_tokens, engine.state.epoch_start = 0, time.time()
+        stats.tokens, stats.started = 0, time.time()
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def count_tokens(engine: Engine) -> None:
-        engine.state.epoch_tokens += engine.state.batch["input_ids"].numel()
+        stats.tokens += engine.state.batch["input_ids"].numel()
 
     @trainer.on(Events.ITERATION_COMPLETED(every=10))
     def log_train(engine: Engine) -> None:
         lr = max(g["lr"] for g in optimizer.param_groups)
         log.log("train", engine.state.iteration, seed=seed, loss=engine.state.output["loss"], lr=lr)
 
-    evaluator = create_evaluator(model, device, amp_dtype, len(labels))
-    checkpoints = out / f"seed_{seed}" / "checkpoints"
-    best = best_model_checkpoint(model, checkpoints, trainer, "accuracy", sign=1.0)
-    evaluator.add_event_handler(Events.COMPLETED, best)
-
     def validate(engine: Engine) -> None:
-        if getattr(engine.state, "validated_at", None) == engine.state.iteration:
+        if stats.validated_at == engine.state.iteration:
             return  # already evaluated at this step
-        engine.state.validated_at = engine.state.iteration
+        stats.validated_at = engine.state.iteration
         evaluator.run(valid_loader)
         m = evaluator.state.metrics
         log.log("valid", engine.state.iteration, seed=seed, loss=m["loss"], accuracy=m["accuracy"])
 
-    if args.eval_every:
-        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=args.eval_every), validate)
+    if plan.eval_every:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=plan.eval_every), validate)
     trainer.add_event_handler(Events.COMPLETED, validate)  # a run may stop mid-epoch (--max-steps)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def end_of_epoch(engine: Engine) -> None:
         validate(engine)
-        seconds = time.time() - engine.state.epoch_start
         log.log("epoch", engine.state.iteration, seed=seed, epoch=engine.state.epoch,
-                tokens=engine.state.epoch_tokens, seconds=seconds)  # fmt: skip
+                tokens=stats.tokens, seconds=time.time() - stats.started)  # fmt: skip
 
-    trainer.run(train_loader, max_iters=total_steps, epoch_length=len(train_loader))
-    if trainer.state.iteration < total_steps or not math.isfinite(trainer.state.output["loss"]):
-        raise FloatingPointError(
-            f"seed {seed}: the loss became {trainer.state.output['loss']}; training stopped"
-        )
 
-    if swa_model is not None:  # the averaged weights are the model evaluated and saved
-        final_model = swa_model.module
-    else:  # the best validation checkpoint
-        state = torch.load(best.last_checkpoint, map_location="cpu", weights_only=True)  # the full path
-        Checkpoint.load_objects({"model": model}, state)
-        final_model = model
-    if args.mixout:
-        st.remove_mixout(final_model)
-    evaluator = create_evaluator(final_model, device, amp_dtype, len(labels))
+def best_model(model: TransformerWithClfHead, best: Checkpoint) -> TransformerWithClfHead:
+    """`model` with the weights of the best validation checkpoint."""
+    state = torch.load(best.last_checkpoint, map_location="cpu", weights_only=True)  # the full path
+    Checkpoint.load_objects({"model": model}, state)
+    return model
+
+
+def test(plan: RunPlan, seed: int, model, valid_loader, test_loader, label_names, device, amp_dtype) -> dict:
+    """The final model's validation accuracy and test metrics."""
+    evaluator = create_evaluator(model, device, amp_dtype, len(label_names))
     evaluator.run(valid_loader)
     best_valid = evaluator.state.metrics["accuracy"]
     evaluator.run(test_loader)
-    result = {
+    return {
         "seed": seed,
         "valid_accuracy": best_valid,
-        "test": summarize(evaluator.state.metrics, labels),
-        "wall_time_s": time.time() - started,  # model loading, training, validation and test
+        "test": summarize(evaluator.state.metrics, label_names),
     }
-    log.log(
-        "test",
-        trainer.state.iteration,
-        seed=seed,
-        accuracy=result["test"]["accuracy"],
-        valid_accuracy=best_valid,
-    )
-    print(
-        f"[seed {seed}] test accuracy {result['test']['accuracy']:.4f} (best valid {best_valid:.4f}) on {task_note}"
-    )
 
-    model_dir = out / f"seed_{seed}"
-    final_model.cpu().save_pretrained(model_dir, tokenizer=tokenizer)
-    write_json_atomic(
-        model_dir / CLASSIFIER_META, {"label_names": labels, "clf_position": position, "max_len": max_len}
-    )
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    write_seed_plots(out, seed, result, labels, lr_history if args.llrd != 1.0 else None)
-    return result
+
+def save_seed_model(directory: Path, model, tokenizer, label_names, position: str, max_len: int) -> None:
+    """The model directory `adapt.predict` and `Classifier` load; the checkpoints are no longer needed."""
+    model.cpu().save_pretrained(directory, tokenizer=tokenizer)
+    meta = {"label_names": label_names, "clf_position": position, "max_len": max_len}
+    write_json_atomic(directory / CLASSIFIER_META, meta)
+    shutil.rmtree(directory / "checkpoints", ignore_errors=True)
 
 
 def write_seed_plots(out: Path, seed: int, result: dict, labels: list[str], lr_history: dict | None) -> None:
@@ -448,43 +495,32 @@ def mean_std(values: list[float]) -> dict:
     }
 
 
-def prepare_output_dir(args: Namespace) -> Path:
-    out = Path(args.output_dir)
-    if (out / "results.json").exists() or (out / "metrics.jsonl").exists():
-        if not args.overwrite:
-            raise FileExistsError(
-                f"--output-dir {out} already holds a run: pass --overwrite to replace it or choose another directory"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def adapt(args: Namespace) -> dict:
     """Run every seed; write results.json and the plots; return the results."""
-    if args.device == "cpu" or not torch.cuda.is_available():
-        set_cpu_threads(args.threads)
-    data = load_task(args)
-    if args.scheme == "adapters" and args.adapters_dim <= 0:
-        raise ValueError(f"--scheme adapters needs --adapters-dim > 0, got {args.adapters_dim}")
-    out = prepare_output_dir(args)
-    write_json_atomic(out / "training_args.json", options_to_json(args))
+    plan = RunPlan(**vars(args))  # the options, read-only from here on
+    if plan.device == "cpu" or not torch.cuda.is_available():
+        set_cpu_threads(plan.threads)
+    task = load_task(plan)
+    if plan.scheme == "adapters" and plan.adapters_dim <= 0:
+        raise ValueError(f"--scheme adapters needs --adapters-dim > 0, got {plan.adapters_dim}")
+    out = prepare_run_dir(plan.output_dir, RUN_FILES, plan.overwrite)
+    write_json_atomic(out / "training_plan.json", plan.to_json())
     log = MetricsLog(out / "metrics.jsonl")
     started = time.time()
-    results: dict = {"task": data[2], "pretrained": args.pretrained, "scheme": args.scheme}
-    if args.baseline:
+    results: dict = {"task": task.description, "pretrained": plan.pretrained, "scheme": plan.scheme}
+    if plan.baseline:
         from .baseline import tfidf_baseline
 
-        predictions = tfidf_baseline(data[0], data[1])
+        predictions = tfidf_baseline(task.train, task.test)
         results["baseline"] = {
             "name": "tfidf-1-2gram-linearsvc",
-            "test": score_predictions(predictions, data[1]),
+            "test": score_predictions(predictions, task.test),
         }
         print(
             f"TF-IDF 1-2-gram + LinearSVC baseline: test accuracy {100 * results['baseline']['test']['accuracy']:.2f} %"
         )
-    if args.pretrained is not None:
-        runs = [run_seed(args, seed, data, out, log) for seed in args.seeds]
+    if plan.pretrained is not None:
+        runs = [run_seed(plan, seed, task, out, log) for seed in plan.seeds]
         accuracies = [r["test"]["accuracy"] for r in runs]
         results["test_accuracy"] = mean_std(accuracies)
         results["test_macro_f1"] = mean_std([r["test"]["macro_f1"] for r in runs])
@@ -492,7 +528,9 @@ def adapt(args: Namespace) -> dict:
         from minitransformer import plots
 
         plots.plot_training_curves(
-            out / "metrics.jsonl", title=f"Fine-tuning on {data[2]}", path=out / "plots" / "curves.png"
+            out / "metrics.jsonl",
+            title=f"Fine-tuning on {task.description}",
+            path=out / "plots" / "curves.png",
         )
         summary = results["test_accuracy"]
         print(
