@@ -45,18 +45,15 @@ def _deterministic():
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory, shared_data) -> SimpleNamespace:
-    """A small WikiText-style folder (first lines of the real valid/test splits) and a tokenizer for it."""
-    from minitransformer.data.wikitext import read_lines
-    from minitransformer.tokenization import Tokenizer
-
+    """A small WikiText-style folder (first lines of the real valid/test splits) and the suite's fixed
+    tokenizer for it (tests/data/tokenizer.json, built by tests/data/make_tokenizer.py: the same ids in
+    every run, which a tokenizer trained per session would not give)."""
     root = tmp_path_factory.mktemp("wiki")
     for split, lines in (("valid", 600), ("test", 200)):
         with open(shared_data / "wikitext-2" / f"wiki.{split}.tokens", encoding="utf-8") as f:
             head = [next(f) for _ in range(lines)]
         (root / f"wiki.{split}.tokens").write_text("".join(head), encoding="utf-8")
-    tokenizer = Tokenizer.train(read_lines(root / "wiki.valid.tokens"), vocab_size=600)
-    tokenizer.save_pretrained(root / "tok")
-    return SimpleNamespace(root=root, tokenizer=root / "tok" / "tokenizer.json")
+    return SimpleNamespace(root=root, tokenizer=REPO / "tests" / "data" / "tokenizer.json")
 
 
 @pytest.fixture(scope="session")

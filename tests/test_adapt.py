@@ -24,6 +24,7 @@ def run_adapt(out: Path, pretrained, *extra: str) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.e2e
 def test_finetuning_a_pretrained_model_beats_the_majority_class(pretrained_dir, tmp_path, shared_data):
     results = run_adapt(tmp_path / "run", pretrained_dir, "--epochs", "3", "--lr", "2e-3")
     train, _ = load_trec(shared_data, train_file="train_1000.label")
@@ -50,6 +51,7 @@ def backbone(directory: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if k.startswith("transformer.") and "adapters" not in k}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("scheme", ["features", "adapters"])
 def test_frozen_schemes_leave_the_backbone_untouched(pretrained_dir, tmp_path, scheme):
     run_adapt(tmp_path / "run", pretrained_dir, "--scheme", scheme, "--max-steps", "15", "--lr", "1e-2")
@@ -88,6 +90,7 @@ def test_gradual_unfreezing_thaws_one_layer_per_epoch(tiny_config):
     ]
 
 
+@pytest.mark.e2e
 def test_random_init_baseline_and_several_seeds(pretrained_dir, tmp_path, capsys):
     results = run_adapt(
         tmp_path / "run",
@@ -147,6 +150,7 @@ def test_random_init_baseline_and_several_seeds(pretrained_dir, tmp_path, capsys
     assert "results.json not found" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_predict_from_a_run_directory(pretrained_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative --output-dir, as users type it
     run_adapt(Path("run"), pretrained_dir, "--max-steps", "10")
@@ -162,6 +166,7 @@ def test_predict_from_a_run_directory(pretrained_dir, tmp_path, capsys, monkeypa
         assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
 
 
+@pytest.mark.e2e
 def test_a_user_tsv_dataset(pretrained_dir, tmp_path):
     rows = [("person", f"who is person number {i} ?") for i in range(40)]
     rows += [("place", f"where is city number {i} ?") for i in range(40)]
@@ -176,6 +181,7 @@ def test_a_user_tsv_dataset(pretrained_dir, tmp_path):
     assert run["valid_accuracy"] == 1.0  # "who" vs "where" is learnable in a few steps
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "option",
     [
@@ -197,6 +203,7 @@ def test_each_stability_option_runs_from_the_cli(pretrained_dir, tmp_path, optio
         assert (tmp_path / "run" / "plots" / "llrd_lr.png").stat().st_size > 0
 
 
+@pytest.mark.e2e
 def test_bad_input_is_reported_in_one_line(pretrained_dir, tmp_path, capsys):
     single = tmp_path / "one.tsv"
     single.write_text("a\tfirst\na\tsecond\n")

@@ -11,7 +11,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.e2e  # runs the command-line programs end to end
 
 LINE = re.compile(r"^(?P<name>[\w-]+): ours=\S+ \S+ baseline=\S+ \S+ ratio=\d+\.\d+x( \(.+\))?$")
 

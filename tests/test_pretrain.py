@@ -36,6 +36,7 @@ def events(out: Path, kind: str) -> list[dict]:
     return [e for e in MetricsLog.read(out / "metrics.jsonl") if e["event"] == kind]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("objective", ["clm", "mlm"])
 def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
     out = tmp_path / "run"
@@ -63,6 +64,7 @@ def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
     assert Tokenizer.from_pretrained(out).vocab_size == model.config.num_embeddings
 
 
+@pytest.mark.e2e
 def test_resume_after_kill_matches_an_uninterrupted_run(corpus, tmp_path):
     base = ["--max-steps", "40", "--checkpoint-every", "10", "--eval-every", "20"]
     reference = tmp_path / "reference"
@@ -90,6 +92,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(corpus, tmp_path):
     assert steps == sorted(set(steps))  # no duplicated events after the resume
 
 
+@pytest.mark.e2e
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch, capsys):
     forward = TransformerWithLMHead.forward
     calls = {"n": 0}
@@ -113,6 +116,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, mon
     assert not (out / "model.safetensors").exists()
 
 
+@pytest.mark.e2e
 def test_two_gloo_processes_follow_the_single_process_loss_curve(corpus, tmp_path):
     common = [
         "--dropout",
@@ -147,6 +151,7 @@ def test_two_gloo_processes_follow_the_single_process_loss_curve(corpus, tmp_pat
     assert max(abs(x - y) for x, y in zip(one, two)) < 1e-4
 
 
+@pytest.mark.e2e
 def test_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
@@ -156,6 +161,7 @@ def test_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
     assert "already holds a run" in err and "--overwrite" in err and "Traceback" not in err
 
 
+@pytest.mark.e2e
 def test_clear_errors_before_training(corpus, tmp_path, capsys):
     assert main(small_run(corpus, tmp_path / "a", "--amp", "fp16", "--device", "cpu")) == 1
     assert "--amp fp16 needs a CUDA GPU" in capsys.readouterr().err

@@ -9,6 +9,8 @@ import pytest
 
 from adapt.study import TECHNIQUES, main
 
+pytestmark = pytest.mark.e2e  # runs the command-line programs end to end
+
 
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory, pretrained_dir, shared_data):

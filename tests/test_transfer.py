@@ -12,6 +12,8 @@ from adapt.run import main as adapt_main
 from minitransformer.engine import MetricsLog
 from pretrain.run import main as pretrain_main
 
+pytestmark = pytest.mark.e2e  # runs the command-line programs end to end
+
 
 def test_continued_pretraining_on_trec_questions_keeps_tokenizer_and_objective(pretrained_dir, tmp_path):
     out = tmp_path / "continued"

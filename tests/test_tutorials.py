@@ -45,6 +45,7 @@ def test_tutorials_are_found_and_declare_figures():
         assert figures and all(name.endswith(".png") for name in figures), f"{path.name}: no FIGURES list"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
 def test_tutorial_runs_in_smoke_mode(path, tmp_path, shared_data_dir):
     for relative in declared(path, "DATA"):
