@@ -407,3 +407,20 @@ def test_lm_checkpoint_adapts_into_a_classifier(tiny_config, tmp_path):
         clf.transformer.attentions[1].in_proj_weight, lm.transformer.attentions[1].in_proj_weight
     )
     assert clf.lm_head.decoder.weight is clf.transformer.tokens_embeddings.weight
+
+
+@pytest.mark.parametrize("mlm", [False, True])
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_mean_and_max_pooling_ignore_padding(tiny_config, pooling, mlm):
+    """The same question gives the same logits alone or padded with arbitrary ids to a longer batch."""
+    config = dataclasses.replace(tiny_config, mlm=mlm)
+    model = TransformerWithClfHead(config, FineTuningConfig(num_classes=3, pooling=pooling)).eval()
+    real = torch.randint(0, config.num_embeddings, (1, 5))
+    clf = torch.zeros(1, 5, dtype=torch.bool)
+    clf[0, -1] = True
+    alone = model(real, clf, padding_mask=torch.zeros(1, 5, dtype=torch.bool))
+    padded = torch.cat([real, torch.randint(0, config.num_embeddings, (1, 6))], dim=1)  # (1, 11)
+    padding = torch.arange(11)[None, :] >= 5
+    clf_padded = torch.cat([clf, torch.zeros(1, 6, dtype=torch.bool)], dim=1)
+    torch.testing.assert_close(model(padded, clf_padded, padding_mask=padding), alone, atol=1e-5, rtol=0)
+    assert not torch.allclose(model(padded, clf_padded, padding_mask=torch.zeros_like(padding)), alone)

@@ -1,0 +1,119 @@
+"""`python -m adapt`'s steps apply each option: the model and optimizer they build carry its effect.
+
+The techniques themselves are tested in test_stability.py; these tests would catch a flag that is
+parsed but never wired (e.g. `apply_mixout` dropped from the run), without training anything.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import REPO
+from torch.optim.swa_utils import AveragedModel
+
+from adapt.cli import parse_args
+from adapt.run import attach_schedule, build_optimizer, build_seed_model, create_clf_trainer
+from minitransformer import TransformerConfig, TransformerWithLMHead
+from minitransformer.data.classification import LabeledTexts
+from minitransformer.options import RunPlan
+from minitransformer.presets import HANDS_ON_LR
+from minitransformer.stability import BertAdam
+from minitransformer.tokenization import Tokenizer
+
+TRAIN = LabeledTexts(["who is it ?", "what is it ?", "where is it ?"], [0, 1, 2], ["HUM", "DESC", "LOC"])
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    """A small causal LM with the suite's tokenizer, as `python -m pretrain` would save it."""
+    tokenizer = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
+    config = TransformerConfig(
+        embed_dim=16, hidden_dim=32, num_heads=2, num_layers=2, num_max_positions=32,
+        num_embeddings=tokenizer.vocab_size, norm_placement="pre", final_layer_norm=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("lm")
+    TransformerWithLMHead(config).save_pretrained(directory, tokenizer=tokenizer)
+    return directory
+
+
+def built(lm_dir, *flags: str):
+    """(plan, model, optimizer) as run_seed builds them for these command-line flags."""
+    plan = RunPlan(**vars(parse_args(["--pretrained", str(lm_dir), *flags])))
+    torch.manual_seed(0)
+    model, _, _ = build_seed_model(plan, 0, TRAIN, torch.device("cpu"))
+    return plan, model, build_optimizer(plan, model)
+
+
+def backbone_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.transformer.state_dict().items()}
+
+
+def test_optimizer_flag_chooses_bias_correction(lm_dir):
+    for flag, corrected in (("adamw", True), ("bertadam", False)):
+        _, _, optimizer = built(lm_dir, "--optimizer", flag)
+        assert isinstance(optimizer, BertAdam)
+        assert {g["bias_correction"] for g in optimizer.param_groups} == {corrected}
+
+
+def test_llrd_gives_each_block_its_decayed_lr(lm_dir):
+    _, _, optimizer = built(lm_dir, "--llrd", "0.5", "--lr", "1e-3")
+    lrs = {g["name"].split("/")[0]: g["lr"] for g in optimizer.param_groups}
+    assert lrs == pytest.approx({"head": 1e-3, "layer_1": 5e-4, "layer_0": 2.5e-4, "embeddings": 1.25e-4})
+    _, _, plain = built(lm_dir)
+    assert {g["lr"] for g in plain.param_groups} == {HANDS_ON_LR}
+
+
+def test_mixout_puts_mixout_layers_in_the_backbone(lm_dir):
+    def mixed(model):
+        return [name for name, m in model.transformer.named_modules() if hasattr(type(m), "mixed_name")]
+
+    assert mixed(built(lm_dir, "--mixout", "0.2")[1])
+    assert not mixed(built(lm_dir)[1])
+
+
+@pytest.mark.parametrize("prior_wd, moves_back", [("1.0", True), ("0", False)])
+def test_prior_wd_pulls_weights_back_toward_the_pretrained_ones(lm_dir, prior_wd, moves_back):
+    _, model, optimizer = built(lm_dir, "--prior-wd", prior_wd, "--lr", "0.1")
+    weight = model.transformer.feed_forwards[0][0].weight
+    pretrained = weight.detach().clone()
+    with torch.no_grad():
+        weight.add_(1.0)  # as if training had moved it
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # no loss gradient: only the decay can move a weight
+    optimizer.step()
+    distance = (weight - pretrained).abs().mean().item()
+    assert (distance < 0.95) == moves_back and distance <= 1.0 + 1e-6
+
+
+def test_reinit_layers_changes_the_top_layer_only(lm_dir):
+    _, original, _ = built(lm_dir)
+    _, reinit, _ = built(lm_dir, "--reinit-layers", "1")
+    before, after = backbone_state(original), backbone_state(reinit)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("attentions.1.") for k in changed)
+    layer = lambda key: key.split(".")[1]  # noqa: E731  ("attentions.1.out_proj.weight" → "1")
+    assert not {k for k in changed if layer(k) != "1"}  # layer 0 and the embeddings are kept
+    weights = [k for k in before if layer(k) == "1" and k.endswith("weight") and "layer_norms" not in k]
+    assert set(weights) <= changed
+
+
+def test_weighted_pooling_weights_are_trained(lm_dir):
+    _, model, optimizer = built(lm_dir, "--pooling", "weighted", "--layer-start", "1")
+    in_optimizer = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert id(model.pooler.layer_weights) in in_optimizer and model.pooler.layer_weights.numel() == 2
+
+
+def test_swa_start_attaches_an_averaged_model(lm_dir):
+    for flags, averaged in (([], False), (["--swa-start", "1"], True)):
+        plan, model, optimizer = built(lm_dir, *flags)
+        trainer = create_clf_trainer(plan, 0, model, optimizer, torch.device("cpu"), None)
+        swa_model, _ = attach_schedule(plan, trainer, model, optimizer, total_steps=20, epoch_length=10)
+        assert isinstance(swa_model, AveragedModel) == averaged
+
+
+@pytest.mark.parametrize("scheme, trainable", [("finetune", True), ("features", False)])
+def test_scheme_freezes_the_backbone(lm_dir, scheme, trainable):
+    _, model, optimizer = built(lm_dir, "--scheme", scheme)
+    assert all(p.requires_grad == trainable for p in model.transformer.parameters())
+    assert all(p.requires_grad for p in model.classification_head.parameters())
