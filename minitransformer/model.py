@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,16 @@ from .checkpoint import PretrainedMixin
 from .config import FineTuningConfig, TransformerConfig
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer: keys and values, each (B, nh, S, hs)
+LayerOutput = tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]  # h (B, T, E), probs, keys/values
+
+
+class Attend(NamedTuple):
+    """What every layer's attention needs besides its input: the mask, the cache, what to return."""
+
+    mask: Tensor | None  # (B, 1, T, S) bool, True = may attend; None: all, or causal by the kernel
+    is_causal: bool
+    past_key_values: KVCache | None
+    need_weights: bool
 
 
 # ----------------------------------------------------------------------------------------------
@@ -227,6 +238,48 @@ class Transformer(nn.Module):
                     sinusoidal_table(self.config.num_max_positions, self.config.embed_dim)
                 )
 
+    # -- one layer, per norm placement (the parameter names stay the hands-on's) ---------------
+
+    def tutorial_layer(self, i: int, h: Tensor, attend: Attend) -> LayerOutput:
+        """The hands-on's code: h = ln1(h); h = h + attn(h); h = ln2(h); h = h + ff(h).
+
+        The normalised state overwrites h, so the residual stream carries normalised states.
+        """
+        h = self.layer_norms_1[i](h)
+        a, probs, kv = self.attention_branch(i, h, attend)
+        h = h + a
+        h = self.layer_norms_2[i](h)
+        return h + self.feed_forward_branch(i, h), probs, kv
+
+    def pre_layer(self, i: int, h: Tensor, attend: Attend) -> LayerOutput:
+        """GPT-2's pre-norm: h = h + attn(ln1(h)); h = h + ff(ln2(h))."""
+        a, probs, kv = self.attention_branch(i, self.layer_norms_1[i](h), attend)
+        h = h + a
+        return h + self.feed_forward_branch(i, self.layer_norms_2[i](h)), probs, kv
+
+    def post_layer(self, i: int, h: Tensor, attend: Attend) -> LayerOutput:
+        """BERT's and the original Transformer's post-norm: h = ln1(h + attn(h)); h = ln2(h + ff(h))."""
+        a, probs, kv = self.attention_branch(i, h, attend)
+        h = self.layer_norms_1[i](h + a)
+        return self.layer_norms_2[i](h + self.feed_forward_branch(i, h)), probs, kv
+
+    LAYERS = {"tutorial": tutorial_layer, "pre": pre_layer, "post": post_layer}
+
+    def attention_branch(self, i: int, x: Tensor, attend: Attend) -> LayerOutput:
+        """What layer i's attention adds to the residual stream: dropout(attn(x)) (+ its adapter)."""
+        past = attend.past_key_values[i] if attend.past_key_values else None
+        a, probs, kv = self.attentions[i](x, attend.mask, attend.is_causal, past, attend.need_weights)
+        return self.with_adapter(self.adapters_1, i, self.dropout(a)), probs, kv
+
+    def feed_forward_branch(self, i: int, x: Tensor) -> Tensor:
+        """What layer i's feed-forward adds to the residual stream: dropout(ff(x)) (+ its adapter)."""
+        return self.with_adapter(self.adapters_2, i, self.dropout(self.feed_forwards[i](x)))
+
+    @staticmethod
+    def with_adapter(adapters: nn.ModuleList | None, i: int, y: Tensor) -> Tensor:
+        """y + adapter(y) with bottleneck adapters (Houlsby et al.), y without."""
+        return y if adapters is None else y + adapters[i](y)
+
     # -- forward --------------------------------------------------------------------------------
 
     def check_inputs(self, x: Tensor, padding_mask: Tensor | None, past_length: int = 0) -> None:
@@ -297,35 +350,13 @@ class Transformer(nn.Module):
             h = self.embeddings_layer_norm(h)
         h = self.dropout(h)
 
-        mask, is_causal = self.attention_mask(padding_mask, T, S)
-        placement = self.config.norm_placement
+        attend = Attend(*self.attention_mask(padding_mask, T, S), past_key_values, output_attentions)
+        layer = self.LAYERS[self.config.norm_placement]  # one of the three functions below
         all_hidden = [h] if output_hidden_states else None
         all_probs = [] if output_attentions else None
         new_cache: KVCache | None = [] if use_cache else None
         for i in range(self.config.num_layers):
-            attention, feed_forward = self.attentions[i], self.feed_forwards[i]
-            ln_1, ln_2 = self.layer_norms_1[i], self.layer_norms_2[i]
-            past = past_key_values[i] if past_key_values else None
-
-            # attention sub-block
-            a_in = ln_1(h) if placement in ("tutorial", "pre") else h
-            if placement == "tutorial":
-                h = a_in  # the hands-on's residual carries the normalised state
-            a, probs, kv = attention(a_in, mask, is_causal, past, need_weights=output_attentions)
-            a = self.dropout(a)
-            if self.adapters_1 is not None:
-                a = a + self.adapters_1[i](a)
-            h = ln_1(h + a) if placement == "post" else h + a
-
-            # feed-forward sub-block
-            f_in = ln_2(h) if placement in ("tutorial", "pre") else h
-            if placement == "tutorial":
-                h = f_in
-            f = self.dropout(feed_forward(f_in))
-            if self.adapters_2 is not None:
-                f = f + self.adapters_2[i](f)
-            h = ln_2(h + f) if placement == "post" else h + f
-
+            h, probs, kv = layer(self, i, h, attend)
             if all_hidden is not None:
                 all_hidden.append(h)
             if all_probs is not None:
