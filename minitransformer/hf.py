@@ -1,10 +1,12 @@
-"""Hugging Face interop: GPT-2 and BERT checkpoints in and out of our Transformer, and the hands-on's own.
+"""Hugging Face interop: GPT-2 and BERT checkpoints in and out of our Transformer.
 
     from_hf(path, task="lm")          a local HF checkpoint directory → our model (reads the files directly)
     to_hf(model, directory)           our GPT-2-shaped LM → a directory `GPT2LMHeadModel.from_pretrained` loads
-    compare_with_transformers(path)   per-layer max |ours − transformers|; CLI: python -m minitransformer.hf compare PATH
+    compare_with_transformers(path)   per-layer max |ours − transformers|
     convert(path, out_dir)            from_hf + save_pretrained + the tokenizer files + minitransformer_meta.json
-    from_tutorial_checkpoint(pth)     the NAACL hands-on's `model_checkpoint.pth` state dict
+
+Its command line (`python -m minitransformer.hf compare PATH`, `... convert PATH OUT`) is `hf_cli.py`;
+the hands-on's own `model_checkpoint.pth` (not a Hugging Face format) loads with `hands_on.py`.
 
 How the architectures map onto `TransformerConfig`:
 - GPT-2: norm_placement="pre" with a final norm, learned positions, gelu_new → activation="gelu_tanh",
@@ -36,8 +38,6 @@ does not import it.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -48,7 +48,7 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .checkpoint import from_tutorial_state_dict, load_checkpoint_state, read_weights
+from .checkpoint import load_checkpoint_state, read_weights
 from .config import FineTuningConfig, TransformerConfig
 from .io import atomic_path, write_json_atomic
 from .model import Transformer, TransformerWithClfHead, TransformerWithLMHead
@@ -510,84 +510,6 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
-# The hands-on's own checkpoint
-# ----------------------------------------------------------------------------------------------
-
-
-def from_tutorial_checkpoint(
-    pth: str | os.PathLike,
-    args_file: str | os.PathLike | None = None,
-    trust_pickle: bool = False,
-    fine_tuning_config: FineTuningConfig | None = None,
-    **config_values,
-) -> TransformerWithLMHead | TransformerWithClfHead:
-    """Load the NAACL hands-on's `model_checkpoint.pth` (its state dict) into our model.
-
-    Shapes (vocabulary, sizes, layers, positions, adapters, classes) are read from the weights; what
-    they do not record (num_heads, mlm, dropout...) comes from `config_values` or from the hands-on's
-    args file (`model_training_args.bin`). That file is a pickle, which can run code when read: it is
-    opened only with trust_pickle=True. A state dict with a `classification_head` gives a classifier.
-    """
-    try:
-        raw = torch.load(pth, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"hands-on checkpoint not found: {pth}") from None
-    state = from_tutorial_state_dict({k.removeprefix("module."): v for k, v in raw.items()})
-    if "transformer.tokens_embeddings.weight" not in state:
-        raise ValueError(f"{pth} is not a hands-on state dict: it has no tokens_embeddings.weight")
-
-    values = {}
-    if args_file is not None:
-        if not trust_pickle:
-            raise ValueError(
-                f"{args_file} is a pickle and reading it can run arbitrary code: pass trust_pickle=True "
-                "(CLI: --trust-pickle) if you trust it, or give the config values instead "
-                "(e.g. num_heads=10, mlm=False)"
-            )
-        args = torch.load(args_file, map_location="cpu", weights_only=False)
-        args = args if isinstance(args, dict) else vars(args)
-        fields = {f.name for f in dataclasses.fields(TransformerConfig)}
-        values = {k: v for k, v in args.items() if k in fields}
-    values.update(config_values)
-    missing = [name for name in ("num_heads", "mlm") if name not in values]
-    if missing:
-        raise ValueError(
-            f"{pth}: the weights do not record {missing}; pass them, e.g. from_tutorial_checkpoint(pth, "
-            "num_heads=10, mlm=False), or give the hands-on's args file with trust_pickle=True"
-        )
-    for name, value in _tutorial_shapes(state).items():
-        if values.setdefault(name, value) != value:
-            raise ValueError(f"{name}={values[name]} contradicts the weights, which have {name}={value}")
-    config = TransformerConfig(**values)
-    adapters_dim = (
-        state["transformer.adapters_1.0.0.weight"].shape[0]
-        if "transformer.adapters_1.0.0.weight" in state
-        else 0
-    )
-    if "classification_head.weight" in state:
-        ft = fine_tuning_config or FineTuningConfig(
-            num_classes=state["classification_head.weight"].shape[0], adapters_dim=adapters_dim
-        )
-        model = TransformerWithClfHead(config, ft)
-    else:
-        model = TransformerWithLMHead(config)
-    load_checkpoint_state(model, state, strict=True, source=pth)
-    return model.eval()
-
-
-def _tutorial_shapes(state: dict[str, Tensor]) -> dict[str, int]:
-    """The config values a hands-on state dict records in its tensor shapes."""
-    vocab, embed = state["transformer.tokens_embeddings.weight"].shape
-    return {
-        "num_embeddings": vocab,
-        "embed_dim": embed,
-        "num_max_positions": state["transformer.position_embeddings.weight"].shape[0],
-        "hidden_dim": state["transformer.feed_forwards.0.0.weight"].shape[0],
-        "num_layers": sum(k.endswith(".in_proj_weight") for k in state),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
 # Compare with transformers
 # ----------------------------------------------------------------------------------------------
 
@@ -694,48 +616,7 @@ def format_table(rows: list[tuple[str, float]]) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------
+if __name__ == "__main__":  # `python -m minitransformer.hf ...`: the command line is in hf_cli.py
+    from minitransformer.hf_cli import main
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m minitransformer.hf compare PATH` and `... convert PATH OUT`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m minitransformer.hf", description="Hugging Face interop for minitransformer."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    compare = commands.add_parser("compare", help="per-layer max difference with transformers (needs it)")
-    compare.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
-    compare.add_argument("--text", action="append", help="a sentence to run (repeatable); default: samples")
-    compare.add_argument("--tol", type=float, default=1e-4, help="exit 1 if any difference exceeds this")
-    conv = commands.add_parser("convert", help="write a HF checkpoint in minitransformer's format")
-    conv.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
-    conv.add_argument("out_dir", help="the output model directory")
-    conv.add_argument("--task", choices=("lm", "classification"), default="lm")
-    conv.add_argument("--num-classes", type=int, help="classes of a new classifier (task=classification)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "convert":
-            out = convert(args.path, args.out_dir, task=args.task, num_classes=args.num_classes)
-            print(f"wrote {out} (classification token: {clf_position(out)})")
-            return 0
-        input_ids, attention_mask = sample_batch(args.path, args.text)
-        rows = compare_with_transformers(args.path, input_ids, attention_mask)
-    except ImportError as e:
-        print(f"error: {e}; compare needs transformers: pip install 'minitransformer[hf]'", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(rows))
-    worst = max(value for _, value in rows)
-    print(
-        f"max difference {worst:.3e} on {int(attention_mask.sum())} real tokens: "
-        f"{'OK' if worst <= args.tol else 'MISMATCH'} (tolerance {args.tol:g})"
-    )
-    return 0 if worst <= args.tol else 1
-
-
-if __name__ == "__main__":
     sys.exit(main())

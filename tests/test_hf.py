@@ -17,7 +17,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from minitransformer import TransformerConfig, TransformerWithClfHead, TransformerWithLMHead, hf
+from minitransformer import (
+    TransformerConfig,
+    TransformerWithClfHead,
+    TransformerWithLMHead,
+    hands_on,
+    hf,
+    hf_cli,
+)
 
 transformers = pytest.importorskip("transformers", reason="the parity tests need transformers (extra 'hf')")
 transformers.utils.logging.disable_progress_bar()
@@ -312,12 +319,12 @@ def test_convert_writes_our_format_with_tokenizer_and_clf_position(checkpoints, 
 
 
 def test_cli_compare_prints_the_table_and_convert_writes(checkpoints, tmp_path, capsys):
-    assert hf.main(["compare", str(checkpoints["gpt2"])]) == 0
+    assert hf_cli.main(["compare", str(checkpoints["gpt2"])]) == 0
     printed = capsys.readouterr().out
     assert "layer 1" in printed and "lm logits" in printed and "OK" in printed
-    assert hf.main(["convert", str(checkpoints["bert"]), str(tmp_path / "out")]) == 0
+    assert hf_cli.main(["convert", str(checkpoints["bert"]), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / hf.META_NAME).is_file()
-    assert hf.main(["compare", str(tmp_path / "missing")]) == 2
+    assert hf_cli.main(["compare", str(tmp_path / "missing")]) == 2
     assert "config.json" in capsys.readouterr().err
 
 
@@ -391,7 +398,7 @@ HANDS_ON = dict(
 def test_hands_on_checkpoint_gives_the_same_outputs(tmp_path, mlm):
     reference = randomize(HandsOnLM(**HANDS_ON, causal=not mlm), std=0.3)
     torch.save(reference.state_dict(), tmp_path / "model_checkpoint.pth")
-    model = hf.from_tutorial_checkpoint(tmp_path / "model_checkpoint.pth", num_heads=5, mlm=mlm)
+    model = hands_on.from_tutorial_checkpoint(tmp_path / "model_checkpoint.pth", num_heads=5, mlm=mlm)
     ids, mask = padded_batch(45) if mlm else (torch.randint(45, (2, 12)), torch.ones(2, 12, dtype=torch.long))
     real = mask.bool()
     with torch.no_grad():
@@ -406,10 +413,10 @@ def test_hands_on_args_file_needs_trust_pickle(tmp_path):
     torch.save(args, tmp_path / "model_training_args.bin")
     pth, args_file = tmp_path / "model_checkpoint.pth", tmp_path / "model_training_args.bin"
     with pytest.raises(ValueError, match="trust_pickle=True"):
-        hf.from_tutorial_checkpoint(pth, args_file)
+        hands_on.from_tutorial_checkpoint(pth, args_file)
     with pytest.raises(ValueError, match="num_heads"):
-        hf.from_tutorial_checkpoint(pth)
+        hands_on.from_tutorial_checkpoint(pth)
     with pytest.raises(ValueError, match="num_layers=3 contradicts"):
-        hf.from_tutorial_checkpoint(pth, num_heads=5, mlm=False, num_layers=3)
-    model = hf.from_tutorial_checkpoint(pth, args_file, trust_pickle=True)
+        hands_on.from_tutorial_checkpoint(pth, num_heads=5, mlm=False, num_layers=3)
+    model = hands_on.from_tutorial_checkpoint(pth, args_file, trust_pickle=True)
     assert (model.config.num_heads, model.config.dropout, model.config.causal) == (5, 0.15, True)
