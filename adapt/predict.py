@@ -2,6 +2,7 @@
 
 DIR is a `seed_<n>` model directory written by `python -m adapt`, or the run directory itself (then the
 seed with the best validation accuracy is used). Texts come from the arguments, or one per line on stdin.
+The inference itself is `minitransformer.classifier.Classifier`, usable from Python.
 """
 
 from __future__ import annotations
@@ -11,51 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-from minitransformer import TransformerWithClfHead
-from minitransformer.data.classification import collate_classification, encode_for_classification
+from minitransformer.classifier import Classifier
 from minitransformer.errors import run_cli
-from minitransformer.tokenization import Tokenizer
-
-from .run import CLASSIFIER_META
-
-
-def resolve_model_dir(path: Path) -> Path:
-    """A classifier directory, or the best seed's directory inside an `adapt` run directory."""
-    if (path / CLASSIFIER_META).is_file():
-        return path
-    results = path / "results.json"
-    if results.is_file():
-        runs = json.loads(results.read_text(encoding="utf-8"))["runs"]
-        best = max(runs, key=lambda r: r["valid_accuracy"])
-        return path / f"seed_{best['seed']}"
-    raise FileNotFoundError(
-        f"--model {path}: neither a classifier directory ({CLASSIFIER_META}) nor an adapt run"
-    )
-
-
-class Classifier:
-    """A fine-tuned model with its tokenizer and label names, ready for `predict(texts)`."""
-
-    def __init__(self, directory: str | Path):
-        directory = resolve_model_dir(Path(directory))
-        meta = json.loads((directory / CLASSIFIER_META).read_text(encoding="utf-8"))
-        self.labels: list[str] = meta["label_names"]
-        self.position, self.max_len = meta["clf_position"], meta["max_len"]
-        self.tokenizer = Tokenizer.from_pretrained(directory)
-        self.model = TransformerWithClfHead.from_pretrained(directory).eval()
-
-    @torch.no_grad()
-    def predict(self, texts: list[str]) -> list[dict[str, float]]:
-        """One {label: probability} dict per text, most likely label first."""
-        ids = encode_for_classification(texts, self.tokenizer, self.max_len, self.position)
-        batch = collate_classification(
-            [{"input_ids": i, "label": 0} for i in ids], self.tokenizer.pad_id, self.tokenizer.cls_id
-        )
-        logits = self.model(batch["input_ids"], batch["clf_tokens_mask"], padding_mask=batch["padding_mask"])
-        probs = logits.softmax(dim=-1)  # (B, C)
-        return [dict(sorted(zip(self.labels, row.tolist()), key=lambda kv: -kv[1])) for row in probs]
 
 
 def main(argv: list[str] | None = None) -> int:

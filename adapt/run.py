@@ -27,6 +27,7 @@ from ignite.metrics import Accuracy, ConfusionMatrix, Fbeta, Loss, Precision, Re
 from minitransformer import FineTuningConfig, TransformerWithClfHead
 from minitransformer import stability as st
 from minitransformer.checkpoint import read_config
+from minitransformer.classifier import save_classifier
 from minitransformer.data.classification import (
     ClassificationDataset,
     LabeledTexts,
@@ -61,7 +62,6 @@ from minitransformer.tokenization import Tokenizer
 
 from .cli import parse_args
 
-CLASSIFIER_META = "classifier.json"  # label names, classification-token position, max length
 RUN_FILES = ("results.json", "metrics.jsonl", "training_args.json", "seed_*")  # what --overwrite replaces
 
 
@@ -323,7 +323,8 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
         f"[seed {seed}] test accuracy {result['test']['accuracy']:.4f} (best valid "
         f"{result['valid_accuracy']:.4f}) on {task.description}"
     )
-    save_seed_model(out / f"seed_{seed}", final_model, tokenizer, train.label_names, position, max_len)
+    save_classifier(out / f"seed_{seed}", final_model, tokenizer, train.label_names, position, max_len)
+    shutil.rmtree(out / f"seed_{seed}" / "checkpoints", ignore_errors=True)  # the best model is saved
     write_seed_plots(out, seed, result, train.label_names, lr_history if plan.llrd != 1.0 else None)
     return result
 
@@ -462,14 +463,6 @@ def test(plan: RunPlan, seed: int, model, valid_loader, test_loader, label_names
         "valid_accuracy": best_valid,
         "test": summarize(evaluator.state.metrics, label_names),
     }
-
-
-def save_seed_model(directory: Path, model, tokenizer, label_names, position: str, max_len: int) -> None:
-    """The model directory `adapt.predict` and `Classifier` load; the checkpoints are no longer needed."""
-    model.cpu().save_pretrained(directory, tokenizer=tokenizer)
-    meta = {"label_names": label_names, "clf_position": position, "max_len": max_len}
-    write_json_atomic(directory / CLASSIFIER_META, meta)
-    shutil.rmtree(directory / "checkpoints", ignore_errors=True)
 
 
 def write_seed_plots(out: Path, seed: int, result: dict, labels: list[str], lr_history: dict | None) -> None:

@@ -30,6 +30,7 @@ from torch.utils.hooks import RemovableHandle
 from .checkpoint import NEW_HEAD_PREFIXES
 from .model import init_weights
 from .optim import check_groups_cover, decays
+from .presets import HANDS_ON_LR
 
 # ----------------------------------------------------------------------------------------------
 # 1. The bias-correction ablation: BertAdam
@@ -101,19 +102,22 @@ OPTIMIZERS = ("adamw", "bertadam")
 def make_optimizer(
     groups: list[dict],
     name: str = "adamw",
-    lr: float = 6.25e-5,
+    lr: float = HANDS_ON_LR,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-6,
-) -> BertAdam:
-    """The optimizer for `--optimizer adamw|bertadam`: the same code, differing only in bias correction.
+) -> Optimizer:
+    """The optimizer for `--optimizer adamw|bertadam`: PyTorch's AdamW, or BertAdam, the same update
+    without bias correction (`BertAdam(bias_correction=True)` equals AdamW: tested).
 
     `lr` is the default for groups that carry none (LLRD groups carry their own); each group's
-    "weight_decay" is used as given. eps = 1e-6 is BERT's, for both, so that the ablation changes one
-    thing only.
+    "weight_decay" is used as given (0 when absent). eps = 1e-6 is BERT's, for both, so that the ablation
+    changes one thing only; pretraining uses the same AdamW with PyTorch's eps, 1e-8.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer {name!r} is not one of {OPTIMIZERS}")
-    return BertAdam(groups, lr=lr, betas=betas, eps=eps, bias_correction=name == "adamw")
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
+    return BertAdam(groups, lr=lr, betas=betas, eps=eps, bias_correction=False)
 
 
 # ----------------------------------------------------------------------------------------------

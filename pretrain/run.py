@@ -53,6 +53,7 @@ from minitransformer.optim import parameter_groups
 from minitransformer.options import RunPlan
 from minitransformer.presets import config_from_options
 from minitransformer.run_dir import prepare_run_dir
+from minitransformer.stability import make_optimizer
 from minitransformer.tokenization import Tokenizer
 
 from .cli import parse_args
@@ -260,7 +261,7 @@ def build_model(plan: RunPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
 def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:
     """AdamW with decay on weight matrices only (nanoGPT's rule), wrapped for distributed runs."""
     groups = parameter_groups(raw_model, plan.weight_decay, plan.decay_embeddings)
-    return idist.auto_optim(torch.optim.AdamW(groups, lr=plan.lr, betas=(0.9, 0.999)))
+    return idist.auto_optim(make_optimizer(groups, "adamw", lr=plan.lr, eps=1e-8))
 
 
 # -- output directory -----------------------------------------------------------------------------

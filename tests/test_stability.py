@@ -70,11 +70,13 @@ def test_first_adam_step_matches_the_formula(bias_correction):
         )
 
 
-def test_adamw_variant_equals_torch_adamw():
+def test_bertadam_with_bias_correction_equals_torch_adamw():
+    """So `--optimizer bertadam` differs from `--optimizer adamw` (PyTorch's AdamW) in bias correction only."""
     params = [nn.Parameter(torch.randn(4, 3)), nn.Parameter(torch.randn(3))]
-    ours = make_optimizer([{"params": params, "weight_decay": 0.1}], "adamw", lr=0.01)
+    ours = BertAdam([{"params": params, "weight_decay": 0.1}], lr=0.01, bias_correction=True)
     reference_params = [nn.Parameter(p.detach().clone()) for p in params]
-    reference = torch.optim.AdamW(reference_params, lr=0.01, eps=1e-6, weight_decay=0.1)
+    reference = make_optimizer([{"params": reference_params, "weight_decay": 0.1}], "adamw", lr=0.01)
+    assert isinstance(reference, torch.optim.AdamW) and reference.defaults["eps"] == ours.defaults["eps"]
     for _ in range(5):
         grads = [torch.randn_like(p) for p in params]
         for p, q, g in zip(params, reference_params, grads):
@@ -83,7 +85,6 @@ def test_adamw_variant_equals_torch_adamw():
         reference.step()
     for p, q in zip(params, reference_params):
         torch.testing.assert_close(p, q)
-    assert ours.param_groups[0]["bias_correction"]
     assert not make_optimizer([{"params": params}], "bertadam").param_groups[0]["bias_correction"]
 
 

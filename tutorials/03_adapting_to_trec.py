@@ -46,8 +46,8 @@ import torch
 import adapt.cli
 import adapt.run
 import pretrain.run
-from adapt.predict import Classifier
 from minitransformer import FineTuningConfig, TransformerWithClfHead, plots
+from minitransformer.classifier import Classifier
 from minitransformer.data.classification import (
     ClassificationDataset,
     LengthBucketSampler,
