@@ -1,9 +1,14 @@
 """`python -m adapt`: fine-tune a classifier on TREC (or any labelled text), once per seed.
 
-The order follows the hands-on's adaptation notebook: data → pretrained model and its tokenizer →
-classification head → which weights train → optimizer and schedule → Ignite trainer/evaluator →
-best checkpoint by validation accuracy → test metrics. The stability techniques slot in where
-`minitransformer.stability` says they must (re-init, Mixout, groups, PriorWD, SWA).
+The order follows the hands-on's adaptation notebook. `adapt` freezes the options into a RunPlan and
+loads the Task once; `run_seed` then reads top to bottom as named steps:
+
+    validation_split → build_seed_model (load, re-init, Mixout, freezing) → build_optimizer (groups,
+    LLRD, PriorWD) → loaders → create_clf_trainer (+ find_lr) → attach_schedule (warm-up/decay,
+    gradual unfreezing, SWA) → evaluator + best checkpoint → attach_handlers (logs, validation; a new
+    handler goes here) → run → test → save_classifier
+
+The stability techniques slot in where `minitransformer.stability` says they must.
 """
 
 from __future__ import annotations

@@ -1,8 +1,14 @@
 """`python -m pretrain`: wire data, tokenizer, model and Ignite engines into a pretraining run.
 
 Every piece wired here lives in `minitransformer` and is importable on its own; this file only
-decides which piece goes where, in the order a reader would explain the run:
-splits → tokenizer → binarized blocks → model → optimizer/schedule → trainer/evaluator → handlers.
+decides which piece goes where. A run is a few named steps, read top to bottom in `train`:
+
+    1. plan_run        options → a read-only RunPlan (splits, objective); training_args.json records it
+    2. build_data      tokenizer, binarized splits, seeded training batches, validation loader
+    3. build_model, build_optimizer
+    4. create_lm_trainer / create_lm_evaluator (+ find_lr with --lr-find)
+    5. attach_handlers progress, train log, validation, checkpoints (a new handler goes here)
+    6. trainer.run, then finish: final evaluation, model directory, plots, summary
 """
 
 from __future__ import annotations
@@ -434,6 +440,7 @@ def attach_handlers(
 
 
 def train(local_rank: int, plan: RunPlan) -> None:
+    """One process's run (`idist.Parallel` calls it on every process); the plan is never changed."""
     started = time.time()
     out = prepare_output_dir(plan)
     device = resolve_device(plan.device)
