@@ -502,7 +502,7 @@ def adapt(args: Namespace) -> dict:
     if plan.scheme == "adapters" and plan.adapters_dim <= 0:
         raise ValueError(f"--scheme adapters needs --adapters-dim > 0, got {plan.adapters_dim}")
     out = prepare_run_dir(plan.output_dir, RUN_FILES, plan.overwrite)
-    write_json_atomic(out / "training_plan.json", plan.to_json())
+    write_json_atomic(out / "training_args.json", plan.to_json())
     log = MetricsLog(out / "metrics.jsonl")
     started = time.time()
     results: dict = {"task": task.description, "pretrained": plan.pretrained, "scheme": plan.scheme}
