@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tokenizer size when one is trained (--pretrained none)",
     )
 
-    g = p.add_argument_group("optimisation (defaults: the hands-on's)")
+    g = p.add_argument_group("optimisation (defaults: the hands-on's, or the --recipe's)")
     g.add_argument(
         "--lr-find",
         action="store_true",

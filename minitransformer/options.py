@@ -73,7 +73,10 @@ def parse_layered(
     first, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     layered = dict((presets or {}).get(getattr(first, preset_option, None), {}))
     if getattr(first, "config", None):
-        layered.update(load_config_file(first.config))
+        try:
+            layered.update(load_config_file(first.config))
+        except (FileNotFoundError, ValueError) as e:
+            parser.error(str(e))  # one line and exit 2, like any other bad option
     known = {a.dest for a in parser._actions}
     unknown = sorted(set(layered) - known)
     if unknown:

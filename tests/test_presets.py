@@ -100,3 +100,16 @@ def test_recipes_are_fine_tuning_options():
     known = {action.dest for action in build_parser()._actions}
     for recipe in FINETUNE_RECIPES.values():
         assert set(recipe) <= known
+
+
+def test_a_bad_config_file_is_a_one_line_usage_error(tmp_path, capsys):
+    from pretrain.cli import parse_args
+
+    broken = tmp_path / "c.json"
+    broken.write_text("{not json")
+    for path in (tmp_path / "missing.json", broken):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(["--config", str(path)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--config {path}" in err and "Traceback" not in err
