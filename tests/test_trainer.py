@@ -110,3 +110,19 @@ def test_lr_finder_restores_the_weights_and_the_optimizer(tiny_config):
         pass
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
     assert optimizer.param_groups[0]["lr"] == 1e-3 and not optimizer.state  # no moments left behind
+
+
+def test_fp16_steps_are_unscaled_before_the_norm_and_the_update(tiny_config):
+    """With fp16 autocast the GradScaler's factor (65536 at first) never reaches the norm or the weights."""
+    model, loss_fn, batch, _ = causal_case(dataclasses.replace(tiny_config, dropout=0.0))
+    fp32, out32 = one_sgd_step(model, loss_fn, batch, None, 1)
+    fp16 = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(fp16.parameters(), lr=1.0)
+    trainer = create_trainer(
+        fp16, optimizer, loss_fn, split_tensors, 1, None, torch.device("cpu"), torch.float16
+    )
+    trainer.run([batch], max_epochs=1)
+    assert trainer.state.output["grad_norm"] == pytest.approx(out32["grad_norm"], rel=1e-3)
+    assert trainer.state.output["loss"] == pytest.approx(out32["loss"], rel=1e-3)
+    for name, p in fp16.named_parameters():
+        assert torch.allclose(p, fp32[name], atol=1e-3), name
