@@ -100,8 +100,7 @@ def dataset_location(options: Namespace) -> str:
     """The dataset name or folder `wikitext_path` reads; trec-questions is built once, in the cache."""
     if options.dataset != "trec-questions":
         return options.dataset
-    directory = (options.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
-    directory = Path(directory)
+    directory = Path(options.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
     if not (directory / "valid.txt").is_file():
         train, _ = load_trec(options.data_dir)
         write_lm_corpus(train, directory)
