@@ -28,6 +28,10 @@ import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.metrics import Accuracy, ConfusionMatrix, Fbeta, Loss, Precision, Recall, RunningAverage
+from torch.nn import Module
+from torch.optim import Optimizer
+from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader
 
 from minitransformer import FineTuningConfig, TransformerWithClfHead
 from minitransformer import stability as st
@@ -44,6 +48,7 @@ from minitransformer.data.classification import (
     stratified_split,
 )
 from minitransformer.engine import (
+    Dtype,
     MetricsLog,
     attach_progress,
     autocast,
@@ -113,7 +118,9 @@ def validation_split(plan: Namespace, task: Task) -> tuple[LabeledTexts, Labeled
     return stratified_split(task.train, fraction=plan.valid_fraction, seed=0)
 
 
-def make_loader(ids, labels, tokenizer, args, seed: int, train: bool) -> torch.utils.data.DataLoader:
+def make_loader(
+    ids: list[list[int]], labels: list[int], tokenizer: Tokenizer, args: Namespace, seed: int, train: bool
+) -> DataLoader:
     """Dynamic padding (each batch to its own longest row), with length bucketing for training."""
     dataset = ClassificationDataset(ids, labels)
     pad_to = max(map(len, ids)) if args.pad_to_max else None
@@ -152,7 +159,9 @@ def fine_tuning_config(args: Namespace, num_classes: int, **extra) -> FineTuning
     )
 
 
-def load_model(args: Namespace, num_classes: int, train_texts: list[str]):
+def load_model(
+    args: Namespace, num_classes: int, train_texts: list[str]
+) -> tuple[TransformerWithClfHead, Tokenizer, str, dict]:
     """(model, tokenizer, clf_position, loading info) for --pretrained DIR | hf:DIR | none."""
     source = args.pretrained
     if source.startswith("hf:"):
@@ -226,7 +235,7 @@ def attach_gradual_unfreezing(trainer: Engine, model: TransformerWithClfHead) ->
     trainer.add_event_handler(Events.EPOCH_STARTED, unfreeze)
 
 
-def build_optimizer(args: Namespace, model: TransformerWithClfHead):
+def build_optimizer(args: Namespace, model: TransformerWithClfHead) -> Optimizer:
     weight_decay = 0.0 if args.prior_wd else args.weight_decay  # PriorWD replaces plain decay
     if args.llrd != 1.0:
         groups = st.llrd_parameter_groups(model, args.lr, args.llrd, weight_decay)
@@ -241,7 +250,7 @@ def build_optimizer(args: Namespace, model: TransformerWithClfHead):
 # -- evaluation -----------------------------------------------------------------------------------
 
 
-def create_evaluator(model: torch.nn.Module, device, amp_dtype, num_classes: int) -> Engine:
+def create_evaluator(model: Module, device: torch.device, amp_dtype: Dtype, num_classes: int) -> Engine:
     """Ignite evaluator with accuracy, loss, per-class precision/recall/F1 and the confusion matrix."""
 
     def step(engine: Engine, batch: dict):
@@ -334,7 +343,9 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     return result
 
 
-def build_seed_model(plan: RunPlan, seed: int, train: LabeledTexts, device: torch.device):
+def build_seed_model(
+    plan: RunPlan, seed: int, train: LabeledTexts, device: torch.device
+) -> tuple[TransformerWithClfHead, Tokenizer, str]:
     """(model, tokenizer, clf position): loaded, then re-init / Mixout / freezing as the plan says."""
     model, tokenizer, position, info = load_model(plan, len(train.label_names), train.texts)
     print(
@@ -347,7 +358,9 @@ def build_seed_model(plan: RunPlan, seed: int, train: LabeledTexts, device: torc
     return model.to(device), tokenizer, position
 
 
-def create_clf_trainer(plan: RunPlan, seed: int, model, optimizer, device, amp_dtype) -> Engine:
+def create_clf_trainer(
+    plan: RunPlan, seed: int, model: Module, optimizer: Optimizer, device: torch.device, amp_dtype: Dtype
+) -> Engine:
     """One optimizer step per batch: classification loss (+ --lm-coef × the LM loss), clipped."""
 
     def loss_fn(m: torch.nn.Module, batch: dict) -> torch.Tensor:
@@ -368,7 +381,10 @@ def create_clf_trainer(plan: RunPlan, seed: int, model, optimizer, device, amp_d
     )
 
 
-def find_lr(plan: RunPlan, seed: int, model, optimizer, train_loader, device, amp_dtype, out, log) -> None:
+def find_lr(
+    plan: RunPlan, seed: int, model: Module, optimizer: Optimizer, train_loader: DataLoader,
+    device: torch.device, amp_dtype: Dtype, out: Path, log: MetricsLog,
+) -> None:  # fmt: skip
     """Ignite's FastaiLRFinder on a bare trainer; scales the optimizer's lrs to its suggestion."""
     suggestion = find_learning_rate(
         create_clf_trainer(plan, seed, model, optimizer, device, amp_dtype), model, optimizer, train_loader,
@@ -381,7 +397,9 @@ def find_lr(plan: RunPlan, seed: int, model, optimizer, train_loader, device, am
     log.log("lr_find", 0, seed=seed, suggestion=suggestion)
 
 
-def attach_schedule(plan: RunPlan, trainer: Engine, model, optimizer, total_steps: int, epoch_length: int):
+def attach_schedule(
+    plan: RunPlan, trainer: Engine, model: Module, optimizer: Optimizer, total_steps: int, epoch_length: int
+) -> tuple[AveragedModel | None, dict[str, list[float]]]:
     """Warm-up + linear decay, gradual unfreezing, SWA; returns (the SWA model or None, lr per group)."""
     if plan.scheme == "gradual":
         attach_gradual_unfreezing(trainer, model)
@@ -408,8 +426,9 @@ class EpochStats:
 
 
 def attach_handlers(
-    plan: RunPlan, seed: int, trainer: Engine, evaluator: Engine, optimizer, train_loader, valid_loader, log
-) -> None:
+    plan: RunPlan, seed: int, trainer: Engine, evaluator: Engine, optimizer: Optimizer,
+    train_loader: DataLoader, valid_loader: DataLoader, log: MetricsLog,
+) -> None:  # fmt: skip
     """Progress bar, train log, validation every --eval-every steps and every epoch, per-epoch token counts."""
     stats = EpochStats()
     RunningAverage(output_transform=lambda o: o["loss"], alpha=0.9).attach(trainer, "avg_loss")
@@ -457,7 +476,10 @@ def best_model(model: TransformerWithClfHead, best: Checkpoint) -> TransformerWi
     return model
 
 
-def test(plan: RunPlan, seed: int, model, valid_loader, test_loader, label_names, device, amp_dtype) -> dict:
+def test(
+    plan: RunPlan, seed: int, model: Module, valid_loader: DataLoader, test_loader: DataLoader,
+    label_names: list[str], device: torch.device, amp_dtype: Dtype,
+) -> dict:  # fmt: skip
     """The final model's validation accuracy and test metrics."""
     evaluator = create_evaluator(model, device, amp_dtype, len(label_names))
     evaluator.run(valid_loader)

@@ -34,6 +34,7 @@ from .io import atomic_path
 for _name in ("ignite", "ignite.distributed.launcher.Parallel", "ignite.distributed.auto.auto_dataloader"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+Dtype = torch.dtype | None  # an autocast dtype; None = full precision
 
 
 # -- device and precision -------------------------------------------------------------------------

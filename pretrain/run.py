@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from argparse import Namespace
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.metrics import Loss, RunningAverage
+from torch.nn import Module
+from torch.optim import Optimizer
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.checkpoint import read_config
@@ -37,6 +39,7 @@ from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
 from minitransformer.engine import (
+    Dtype,
     MetricsLog,
     attach_progress,
     autocast,
@@ -284,7 +287,9 @@ def prepare_output_dir(plan: RunPlan) -> Path:
 # -- 4. engines: the Ignite trainer and evaluator --------------------------------------------------
 
 
-def lm_batch(config: TransformerConfig, tokenizer: Tokenizer, mlm_probability: float):
+def lm_batch(
+    config: TransformerConfig, tokenizer: Tokenizer, mlm_probability: float
+) -> Callable[..., dict[str, torch.Tensor]]:
     """blocks (B, T) → {"input_ids", "labels"}: masked for MLM (BERT's 80/10/10), the blocks for causal."""
     special = list(tokenizer.special_ids.values())
     mask_id = tokenizer.special_ids.get("mask")
@@ -304,7 +309,14 @@ def lm_batch(config: TransformerConfig, tokenizer: Tokenizer, mlm_probability: f
     return prepare
 
 
-def create_lm_trainer(plan: RunPlan, model, optimizer, prepare, device, amp_dtype) -> Engine:
+def create_lm_trainer(
+    plan: RunPlan,
+    model: Module,
+    optimizer: Optimizer,
+    prepare: Callable,
+    device: torch.device,
+    amp_dtype: Dtype,
+) -> Engine:
     """One optimizer step per iteration (accumulation, clipping, autocast inside)."""
 
     def loss_fn(m: torch.nn.Module, batch: dict) -> torch.Tensor:
@@ -316,7 +328,9 @@ def create_lm_trainer(plan: RunPlan, model, optimizer, prepare, device, amp_dtyp
     )  # fmt: skip
 
 
-def create_lm_evaluator(model, causal: bool, prepare, device, amp_dtype) -> Engine:
+def create_lm_evaluator(
+    model: Module, causal: bool, prepare: Callable, device: torch.device, amp_dtype: Dtype
+) -> Engine:
     """Token NLL with Ignite's `Loss`, weighted by the number of scored tokens; the same masks each time."""
     generator = torch.Generator()
 
@@ -342,7 +356,10 @@ def create_lm_evaluator(model, causal: bool, prepare, device, amp_dtype) -> Engi
 class Validation:
     """Evaluate on the validation split, log it, print it and (causal) sample from the model."""
 
-    def __init__(self, plan: RunPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model, log):
+    def __init__(
+        self, plan: RunPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model: TransformerWithLMHead,
+        log: MetricsLog,
+    ):  # fmt: skip
         self.plan, self.evaluator, self.trainer, self.data = plan, evaluator, trainer, data
         self.raw_model, self.log = raw_model, log
 
@@ -393,7 +410,13 @@ class Validation:
 
 
 def attach_handlers(
-    plan: RunPlan, trainer: Engine, optimizer, validation: Validation, to_save: dict, out: Path, data: Data
+    plan: RunPlan,
+    trainer: Engine,
+    optimizer: Optimizer,
+    validation: Validation,
+    to_save: dict,
+    out: Path,
+    data: Data,
 ) -> Checkpoint:
     """Progress bar, train log, periodic validation, training-state and best-model checkpoints.
 
@@ -487,7 +510,10 @@ def train(local_rank: int, plan: RunPlan) -> None:
     finish(plan, trainer, validation, saver, out, started)
 
 
-def find_lr(plan: RunPlan, model, raw_model, optimizer, prepare, data: Data, device, amp_dtype, out) -> float:
+def find_lr(
+    plan: RunPlan, model: Module, raw_model: Module, optimizer: Optimizer, prepare: Callable, data: Data,
+    device: torch.device, amp_dtype: Dtype, out: Path,
+) -> float:  # fmt: skip
     """Ignite's FastaiLRFinder on a bare trainer; scales the optimizer's lrs to its suggestion."""
     bare = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype)
     plot = out / "plots" / "lr_finder.png"
@@ -512,7 +538,9 @@ def restore_or_record(plan: RunPlan, to_save: dict, out: Path) -> int | None:
     return step
 
 
-def finish(plan: RunPlan, trainer: Engine, validation: Validation, saver, out: Path, started: float) -> None:
+def finish(
+    plan: RunPlan, trainer: Engine, validation: Validation, saver: Checkpoint, out: Path, started: float
+) -> None:
     """Final evaluation on the whole validation split, last checkpoint, model directory, plots, summary."""
     if not math.isfinite(trainer.state.output["loss"] if trainer.state.output else 0.0):
         raise FloatingPointError(
