@@ -329,7 +329,9 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     final_model = swa_model.module if swa_model is not None else best_model(model, best)
     if plan.mixout:
         st.remove_mixout(final_model)
-    result = test(plan, seed, final_model, valid_loader, test_loader, train.label_names, device, amp_dtype)
+    result = score_final_model(
+        plan, seed, final_model, valid_loader, test_loader, train.label_names, device, amp_dtype
+    )
     result["wall_time_s"] = time.time() - started  # model loading, training, validation and test
     log.log("test", trainer.state.iteration, seed=seed, accuracy=result["test"]["accuracy"],
             valid_accuracy=result["valid_accuracy"])  # fmt: skip
@@ -476,7 +478,7 @@ def best_model(model: TransformerWithClfHead, best: Checkpoint) -> TransformerWi
     return model
 
 
-def test(
+def score_final_model(
     plan: RunPlan, seed: int, model: Module, valid_loader: DataLoader, test_loader: DataLoader,
     label_names: list[str], device: torch.device, amp_dtype: Dtype,
 ) -> dict:  # fmt: skip
