@@ -62,6 +62,15 @@ def test_help_says_each_default_once_and_never_none(capsys, monkeypatch):
     assert "(default: 0.0005)" in recipe["--lr"] and "(default: 0.7)" in recipe["--llrd"]
 
 
+def test_help_shows_a_config_files_values_over_the_presets(tmp_path, capsys, monkeypatch):
+    from pretrain.cli import parse_args
+
+    config = tmp_path / "c.json"
+    config.write_text('{"warmup_steps": 7}')
+    shown = help_lines(parse_args, ["--preset", "tutorial", "--config", str(config)], capsys, monkeypatch)
+    assert "(default: 7)" in shown["--warmup-steps"] and "(default: 410)" in shown["--embed-dim"]
+
+
 def test_every_preset_sets_every_option_without_a_parser_default():
     from pretrain.cli import parse_args
 
