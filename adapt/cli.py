@@ -86,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="data folder (else $MINITRANSFORMER_DATA, else ~/.cache/minitransformer)",
     )
     g.add_argument(
-        "--download", action="store_true", help="download missing TREC files from the official source"
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fetch TREC files that are not found (sources in the README); --no-download: use only the files found",
     )
     g.add_argument("--output-dir", type=Path, default=Path("runs/adapt"), help="where the run is written")
     g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")

@@ -35,6 +35,7 @@ from minitransformer.data.classification import (
     read_labeled_file,
     stratified_split,
 )
+from minitransformer.data.download import ensure_trec
 from minitransformer.engine import (
     MetricsLog,
     attach_progress,
@@ -67,12 +68,7 @@ def load_task(args: Namespace) -> tuple[LabeledTexts, LabeledTexts, str]:
     """(train, test, description). TREC from the data folder, or the user's labelled file(s)."""
     if args.task in ("trec-6", "trec-50"):
         if args.download:
-            from minitransformer.data.download import download_trec
-
-            try:
-                load_trec(args.data_dir, train_file=args.train_file)
-            except FileNotFoundError:
-                download_trec(args.data_dir)
+            ensure_trec(args.data_dir, (args.train_file, "TREC_10.label"), progress=not args.no_progress)
         train, test = load_trec(args.data_dir, fine=args.task == "trec-50", train_file=args.train_file)
         return train, test, f"{args.task} ({args.train_file}, test TREC_10.label)"
     path = Path(args.task)

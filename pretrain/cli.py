@@ -130,7 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="split to evaluate on (default: valid, or test when training on valid)",
     )
     g.add_argument(
-        "--download", action="store_true", help="download missing WikiText files from the official source"
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fetch a WikiText dataset whose splits are not found (sources in the README); --no-download: "
+        "use only the files found",
     )
     g.add_argument(
         "--cache-dir",

@@ -26,6 +26,7 @@ from ignite.metrics import Loss, RunningAverage
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.checkpoint import read_config
 from minitransformer.data.classification import load_trec, write_lm_corpus
+from minitransformer.data.download import ensure_trec, ensure_wikitext
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
@@ -65,6 +66,8 @@ def trec_questions_corpus(args: Namespace) -> Path:
     """TREC training questions without labels as train.txt/valid.txt (built once, in the cache)."""
     directory = (args.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
     if not (directory / "valid.txt").is_file():
+        if args.download:
+            ensure_trec(args.data_dir, progress=not args.no_progress)
         train, _ = load_trec(args.data_dir)
         write_lm_corpus(train, directory)
     return directory
@@ -73,6 +76,10 @@ def trec_questions_corpus(args: Namespace) -> Path:
 def resolve_splits(args: Namespace) -> tuple[Path, Path]:
     """Train/valid files. Without a train split (offline WikiText-2), train on valid, evaluate on test."""
     dataset = str(trec_questions_corpus(args)) if args.dataset == "trec-questions" else args.dataset
+    if args.download:
+        note = ensure_wikitext(dataset, args.data_dir, progress=not args.no_progress)
+        if note and idist.get_rank() == 0:
+            print(f"warning: {note}", file=sys.stderr)
     train_split = args.train_split
     if train_split is None:
         try:
@@ -81,14 +88,6 @@ def resolve_splits(args: Namespace) -> tuple[Path, Path]:
         except FileNotFoundError:
             train_split = "valid"
     valid_split = args.valid_split or ("test" if train_split == "valid" else "valid")
-    if args.download:
-        from minitransformer.data.download import download_wikitext
-
-        for split in (train_split, valid_split):
-            try:
-                wikitext_path(dataset, split, args.data_dir)
-            except FileNotFoundError:
-                download_wikitext(dataset, args.data_dir)
     args.train_split, args.valid_split = train_split, valid_split
     return wikitext_path(dataset, train_split, args.data_dir), wikitext_path(
         dataset, valid_split, args.data_dir
