@@ -72,13 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--task",
         default="trec-6",
-        help="trec-6, trec-50, or a labelled file (TSV `label<TAB>text`, or CSV with label,text columns)",
+        help="trec-6, trec-50, or a labelled file: TSV `label<TAB>text`, or CSV with a header naming label and "
+        "text columns, or headerless label,text (recognised when the first row's label appears again below)",
     )
     g.add_argument(
-        "--test-file", type=Path, help="test file for a --task FILE (default: hold out 10 %% of it)"
+        "--valid-file",
+        type=Path,
+        help="validation file for a --task FILE, used instead of holding out --valid-fraction of it",
     )
     g.add_argument(
-        "--train-file", default="train_5500.label", help="TREC training file (e.g. train_1000.label)"
+        "--test-file", type=Path, help="test file for a --task FILE, used instead of holding out 10 %% of it"
+    )
+    g.add_argument(
+        "--train-file",
+        help="TREC training file, e.g. train_1000.label (TREC tasks only; train_5500.label when not given)",
     )
     g.add_argument(
         "--data-dir",
@@ -190,4 +197,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.pretrained is None and args.baseline is None:
         build_parser().error("give --pretrained DIR|hf:DIR|none (and/or --baseline tfidf)")
+    check_task_files(args)
     return args
+
+
+def check_task_files(args: argparse.Namespace) -> None:
+    """TREC tasks take --train-file; a --task FILE takes --valid-file/--test-file: a mix is a usage error."""
+    trec = args.task in ("trec-6", "trec-50")
+    if trec and (args.valid_file or args.test_file):
+        build_parser().error(
+            f"--valid-file/--test-file go with --task FILE; --task {args.task} uses the official TREC split"
+        )
+    if not trec and args.train_file:
+        build_parser().error(
+            f"--train-file chooses a TREC training file; with --task {args.task} the training data is that file"
+        )
+    if trec:
+        args.train_file = args.train_file or "train_5500.label"

@@ -20,7 +20,16 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
-from ignite.metrics import Accuracy, ConfusionMatrix, Fbeta, Loss, Precision, Recall, RunningAverage
+from ignite.metrics import (
+    Accuracy,
+    ConfusionMatrix,
+    Fbeta,
+    Loss,
+    MetricsLambda,
+    Precision,
+    Recall,
+    RunningAverage,
+)
 
 from minitransformer import FineTuningConfig, TransformerWithClfHead
 from minitransformer import stability as st
@@ -45,6 +54,7 @@ from minitransformer.engine import (
     create_trainer,
     find_learning_rate,
     resolve_device,
+    say,
     scale_learning_rates,
     set_cpu_threads,
     split_tensors,
@@ -52,6 +62,7 @@ from minitransformer.engine import (
 )
 from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
+from minitransformer.metrics import matthews_corrcoef
 from minitransformer.optim import parameter_groups
 from minitransformer.options import options_to_json
 from minitransformer.tokenization import Tokenizer
@@ -64,13 +75,16 @@ CLASSIFIER_META = "classifier.json"  # label names, classification-token positio
 # -- data -----------------------------------------------------------------------------------------
 
 
-def load_task(args: Namespace) -> tuple[LabeledTexts, LabeledTexts, str]:
-    """(train, test, description). TREC from the data folder, or the user's labelled file(s)."""
+def load_task(args: Namespace) -> tuple[LabeledTexts, LabeledTexts, str, LabeledTexts | None]:
+    """(train, test, description, validation or None). TREC from the data folder, or the user's file(s).
+
+    Validation is None unless `--valid-file` gives it: then `run_seed` holds out part of train.
+    """
     if args.task in ("trec-6", "trec-50"):
         if args.download:
             ensure_trec(args.data_dir, (args.train_file, "TREC_10.label"), progress=not args.no_progress)
         train, test = load_trec(args.data_dir, fine=args.task == "trec-50", train_file=args.train_file)
-        return train, test, f"{args.task} ({args.train_file}, test TREC_10.label)"
+        return train, test, f"{args.task} ({args.train_file}, test TREC_10.label)", None
     path = Path(args.task)
     if not path.is_file():
         raise FileNotFoundError(f"--task {args.task}: not trec-6, trec-50 or an existing labelled file")
@@ -79,14 +93,16 @@ def load_task(args: Namespace) -> tuple[LabeledTexts, LabeledTexts, str]:
         raise ValueError(
             f"{path} has a single label {data.label_names}: a classifier needs at least two classes"
         )
+    valid = read_labeled_file(args.valid_file, data.label_names) if args.valid_file else None
     if args.test_file:
         return (
             data,
             read_labeled_file(args.test_file, data.label_names),
             f"{path.name} (test {args.test_file.name})",
+            valid,
         )
     train, test = stratified_split(data, fraction=0.1, seed=0)
-    return train, test, f"{path.name} (10 % held out as test)"
+    return train, test, f"{path.name} (10 % held out as test)", valid
 
 
 def make_loader(ids, labels, tokenizer, args, seed: int, train: bool) -> torch.utils.data.DataLoader:
@@ -241,17 +257,20 @@ def attach_classification_metrics(evaluator: Engine, num_classes: int) -> Engine
     precision.attach(evaluator, "precision")
     recall.attach(evaluator, "recall")
     Fbeta(1.0, average=False, precision=precision, recall=recall).attach(evaluator, "f1")
-    ConfusionMatrix(num_classes).attach(evaluator, "confusion")
+    confusion = ConfusionMatrix(num_classes)
+    confusion.attach(evaluator, "confusion")
+    MetricsLambda(matthews_corrcoef, confusion).attach(evaluator, "mcc")
     return evaluator
 
 
 def summarize(metrics: dict, label_names: list[str]) -> dict:
-    """JSON-ready test metrics: accuracy, error, macro-F1, per-class precision/recall/F1, confusion."""
+    """JSON-ready test metrics: accuracy, error, macro-F1, MCC, per-class precision/recall/F1, confusion."""
     f1 = metrics["f1"].tolist()
     return {
         "accuracy": metrics["accuracy"],
         "error_rate": 1.0 - metrics["accuracy"],
         "macro_f1": sum(f1) / len(f1),
+        "mcc": metrics["mcc"],
         "loss": metrics["loss"],
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f)}
@@ -266,10 +285,11 @@ def summarize(metrics: dict, label_names: list[str]) -> dict:
 
 def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog) -> dict:
     started = time.time()
-    train_all, test, task_note = data
-    train, valid = stratified_split(
-        train_all, fraction=args.valid_fraction, seed=0
-    )  # same split for every seed
+    train_all, test, task_note, valid_file = data
+    if valid_file is not None:
+        train, valid = train_all, valid_file
+    else:  # the same split for every seed
+        train, valid = stratified_split(train_all, fraction=args.valid_fraction, seed=0)
     torch.manual_seed(seed)
     device = resolve_device(args.device)
     amp_dtype = check_amp(args.amp, device)
@@ -366,6 +386,8 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
         evaluator.run(valid_loader)
         m = evaluator.state.metrics
         log.log("valid", engine.state.iteration, seed=seed, loss=m["loss"], accuracy=m["accuracy"])
+        say(f"[seed {seed}] epoch {engine.state.epoch} step {engine.state.iteration}: "
+            f"valid accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}")  # fmt: skip
 
     if args.eval_every:
         trainer.add_event_handler(Events.ITERATION_COMPLETED(every=args.eval_every), validate)
@@ -410,7 +432,8 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
         valid_accuracy=best_valid,
     )
     print(
-        f"[seed {seed}] test accuracy {result['test']['accuracy']:.4f} (best valid {best_valid:.4f}) on {task_note}"
+        f"[seed {seed}] test accuracy {result['test']['accuracy']:.4f}, macro-F1 {result['test']['macro_f1']:.4f}, "
+        f"MCC {result['test']['mcc']:.4f} (best valid accuracy {best_valid:.4f}) on {task_note}"
     )
 
     model_dir = out / f"seed_{seed}"
@@ -470,6 +493,7 @@ def adapt(args: Namespace) -> dict:
     log = MetricsLog(out / "metrics.jsonl")
     started = time.time()
     results: dict = {"task": data[2], "pretrained": args.pretrained, "scheme": args.scheme}
+    results["validation"] = str(args.valid_file) if args.valid_file else f"{args.valid_fraction:.0%} of train"
     if args.baseline:
         from .baseline import tfidf_baseline
 
@@ -486,6 +510,7 @@ def adapt(args: Namespace) -> dict:
         accuracies = [r["test"]["accuracy"] for r in runs]
         results["test_accuracy"] = mean_std(accuracies)
         results["test_macro_f1"] = mean_std([r["test"]["macro_f1"] for r in runs])
+        results["test_mcc"] = mean_std([r["test"]["mcc"] for r in runs])
         results["runs"] = runs
         from minitransformer import plots
 

@@ -27,6 +27,7 @@ from ignite.handlers.param_scheduler import (
     ParamGroupScheduler,
     PiecewiseLinear,
 )
+from tqdm import tqdm
 
 from .io import atomic_path
 
@@ -153,6 +154,11 @@ def split_tensors(batch: Any, parts: int) -> list[Any]:
         chunks = {k: v.chunk(parts) for k, v in batch.items()}
         return [{k: c[i] for k, c in chunks.items()} for i in range(len(next(iter(chunks.values()))))]
     return list(zip(*(t.chunk(parts) for t in batch)))
+
+
+def say(message: str) -> None:
+    """Print a line above the progress bars (tqdm.write), never onto the bar's own line."""
+    tqdm.write(message)
 
 
 def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = None) -> None:

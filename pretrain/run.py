@@ -41,6 +41,7 @@ from minitransformer.engine import (
     latest_training_checkpoint,
     load_training_state,
     resolve_device,
+    say,
     scale_learning_rates,
     set_cpu_threads,
     split_tensors,
@@ -367,7 +368,7 @@ def train(local_rank: int, args: Namespace) -> None:
         log.log("final" if final else "valid", step, split=args.valid_split, **values)
         if rank0:
             shown = ", ".join(f"{k}={v:.3f}" for k, v in values.items() if isinstance(v, float))
-            print(
+            say(
                 f"[step {step}] {'final ' if final else ''}valid ({args.dataset}/{args.valid_split}): {shown}"
             )
             if config.causal:
@@ -387,7 +388,7 @@ def train(local_rank: int, args: Namespace) -> None:
                 for name, t in (("greedy", greedy), ("top_p", nucleus))
             }
             log.log("sample", step, prompt=prompt, **texts)
-            print(
+            say(
                 f"  {prompt!r} → greedy: {texts['greedy']!r}\n  {' ' * len(repr(prompt))}   top-p: {texts['top_p']!r}"
             )
 
