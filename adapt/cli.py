@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from minitransformer.options import add_hardware_options, parse_layered
+from minitransformer.tracking import LOGGERS
 
 SCHEMES = ("finetune", "features", "adapters", "gradual")
 
@@ -100,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--output-dir", type=Path, default=Path("runs/adapt"), help="where the run is written")
     g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
+    g.add_argument(
+        "--logger",
+        choices=LOGGERS,
+        default="none",
+        help="also log scalars, per-group learning rates and plots to TensorBoard in OUTPUT_DIR/tensorboard "
+        '(needs the tb extra: pip install -e ".[tb]")',
+    )
 
     g = p.add_argument_group("how to adapt")
     g.add_argument(

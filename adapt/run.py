@@ -66,6 +66,7 @@ from minitransformer.metrics import matthews_corrcoef
 from minitransformer.optim import parameter_groups
 from minitransformer.options import options_to_json
 from minitransformer.tokenization import Tokenizer
+from minitransformer.tracking import Tracker, check_logger
 
 from .cli import parse_args
 
@@ -372,8 +373,10 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
     @trainer.on(Events.ITERATION_COMPLETED(every=10))
     def log_train(engine: Engine) -> None:
         lr = max(g["lr"] for g in optimizer.param_groups)
-        log.log("train", engine.state.iteration, seed=seed, loss=engine.state.output["loss"], lr=lr)
+        log.log("train", engine.state.iteration, seed=seed, loss=engine.state.output["loss"], lr=lr,
+                grad_norm=engine.state.output["grad_norm"])  # fmt: skip
 
+    tracker = Tracker(args.logger, out / "tensorboard" / f"seed_{seed}", log, trainer, optimizer)
     evaluator = create_evaluator(model, device, amp_dtype, len(labels))
     checkpoints = out / f"seed_{seed}" / "checkpoints"
     best = best_model_checkpoint(model, checkpoints, trainer, "accuracy", sign=1.0)
@@ -397,8 +400,8 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
     def end_of_epoch(engine: Engine) -> None:
         validate(engine)
         seconds = time.time() - engine.state.epoch_start
-        log.log("epoch", engine.state.iteration, seed=seed, epoch=engine.state.epoch,
-                tokens=engine.state.epoch_tokens, seconds=seconds)  # fmt: skip
+        log.log("epoch", engine.state.iteration, seed=seed, epoch=engine.state.epoch, tokens=engine.state.epoch_tokens,
+                seconds=seconds, tokens_per_s=engine.state.epoch_tokens / seconds)  # fmt: skip
 
     trainer.run(train_loader, max_iters=total_steps, epoch_length=len(train_loader))
     if trainer.state.iteration < total_steps or not math.isfinite(trainer.state.output["loss"]):
@@ -443,6 +446,7 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
     )
     shutil.rmtree(checkpoints, ignore_errors=True)
     write_seed_plots(out, seed, result, labels, lr_history if args.llrd != 1.0 else None)
+    tracker.finish(out / "plots")
     return result
 
 
@@ -483,6 +487,7 @@ def prepare_output_dir(args: Namespace) -> Path:
 
 def adapt(args: Namespace) -> dict:
     """Run every seed; write results.json and the plots; return the results."""
+    check_logger(args.logger)
     if args.device == "cpu" or not torch.cuda.is_available():
         set_cpu_threads(args.threads)
     data = load_task(args)

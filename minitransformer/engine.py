@@ -291,6 +291,7 @@ class MetricsLog:
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
         self.path = Path(path)
         self.enabled = idist.get_rank() == 0
+        self.listeners: list[Callable[[dict], object]] = []  # also told every record (experiment trackers)
         if self.enabled and resume_step is not None and self.path.exists():
             kept = [line for line in self.read(self.path) if line.get("step", 0) <= resume_step]
             with atomic_path(self.path) as tmp:
@@ -302,6 +303,8 @@ class MetricsLog:
         record = {"event": event, "step": step, **values}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        for listener in self.listeners:
+            listener(record)
 
     @staticmethod
     def read(path: str | os.PathLike) -> list[dict]:

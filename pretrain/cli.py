@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from minitransformer.options import add_hardware_options, parse_layered
+from minitransformer.tracking import LOGGERS
 
 # The `tiny` preset: trains meaningfully on 2 CPU cores in about 5 minutes on the WikiText-2 data found offline.
 # GPT-2's pre-norm placement: in 150-step runs here the tutorial's placement learned more slowly
@@ -223,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompts sampled at each evaluation (causal)",
     )
     g.add_argument("--sample-tokens", type=int, default=24, help="new tokens per sample")
+    g.add_argument(
+        "--logger",
+        choices=LOGGERS,
+        default="none",
+        help="also log scalars, per-group learning rates and plots to TensorBoard in OUTPUT_DIR/tensorboard "
+        '(needs the tb extra: pip install -e ".[tb]")',
+    )
 
     g = add_hardware_options(p)
     g.add_argument("--compile", action="store_true", help="torch.compile the model (GPU users)")

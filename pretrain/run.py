@@ -53,11 +53,12 @@ from minitransformer.io import write_json_atomic
 from minitransformer.optim import parameter_groups
 from minitransformer.options import options_to_json
 from minitransformer.tokenization import Tokenizer
+from minitransformer.tracking import Tracker, check_logger
 
 from .cli import parse_args
 
 RUN_FILES = ("config.json", "model.safetensors", "tokenizer.json", "training_args.json", "metrics.jsonl")
-HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp")  # may change on --resume
+HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp", "logger")  # may change on --resume
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -244,6 +245,7 @@ def prepare_output_dir(args: Namespace) -> Path:
 
 def train(local_rank: int, args: Namespace) -> None:
     start_time = time.time()
+    check_logger(args.logger)
     out = prepare_output_dir(args)
     device = resolve_device(args.device)
     amp_dtype = check_amp(args.amp, device)
@@ -418,6 +420,7 @@ def train(local_rank: int, args: Namespace) -> None:
         )
         timer.update(t=time.time(), step=engine.state.iteration)
 
+    tracker = Tracker(args.logger, out / "tensorboard", log, trainer, optimizer, args.log_every)
     finite = lambda engine, _: math.isfinite(engine.state.output["loss"])  # noqa: E731
     trainer.add_event_handler(
         Events.ITERATION_COMPLETED(every=args.eval_every), lambda _: evaluate(final=False)
@@ -454,6 +457,7 @@ def train(local_rank: int, args: Namespace) -> None:
     if rank0:
         raw_model.save_pretrained(out, tokenizer=tokenizer)
         write_plots(out)
+        tracker.finish(out / "plots")
         elapsed = time.time() - start_time
         log.log("summary", trainer.state.iteration, wall_time_s=elapsed, splits=split_note, **final)
         print(f"done in {elapsed / 60:.1f} min; model saved to {out} ({split_note})")

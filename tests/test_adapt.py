@@ -16,6 +16,7 @@ from adapt.run import main
 from minitransformer.data.classification import load_trec, stratified_split
 from minitransformer.engine import MetricsLog
 
+TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 FAST = ["--threads", "1", "--no-progress", "--eval-every", "20"]
 TREC_1000 = ["--train-file", "train_1000.label"]  # the official 1000-question subset (TREC tasks only)
 
@@ -188,10 +189,17 @@ def test_a_user_tsv_dataset(pretrained_dir, tmp_path):
     results = run_adapt(
         tmp_path / "run2", pretrained_dir, "--task", str(tmp_path / "train.tsv"), "--valid-file",
         str(tmp_path / "valid.tsv"), "--test-file", str(tmp_path / "test.tsv"), "--epochs", "4", "--lr", "3e-3",
-        "--batch-size", "8",
+        "--batch-size", "8", *(["--logger", "tensorboard"] if TENSORBOARD else []),
     )  # fmt: skip
     assert results["validation"] == str(tmp_path / "valid.tsv")
     assert results["runs"][0]["valid_accuracy"] <= 0.5
+    if TENSORBOARD:  # one event folder per seed, read back by TensorBoard itself
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(tmp_path / "run2" / "tensorboard" / "seed_0"))
+        events.Reload()
+        expected = {"train/loss", "train/grad_norm", "valid/accuracy", "epoch/tokens_per_s", "lr/group_0"}
+        assert expected <= set(events.Tags()["scalars"])
 
 
 def test_task_file_options_that_do_not_fit_are_usage_errors(capsys):
