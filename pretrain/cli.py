@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--data-dir",
         type=Path,
-        help="data folder (else $MINITRANSFORMER_DATA, else ~/.cache/minitransformer)",
+        help="the only data folder searched; it must exist, and downloads go there (without it: "
+        "$MINITRANSFORMER_DATA, then ~/.cache/minitransformer, where downloads go)",
     )
     g.add_argument(
         "--train-split",
