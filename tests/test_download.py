@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from adapt.run import main as adapt_main
 from minitransformer.data.download import (
     DownloadError,
     download_trec,
@@ -212,6 +213,13 @@ def test_offline_cli_error_is_one_line(tmp_path, monkeypatch, capsys):
     assert (
         err == f"error: --data-dir {tmp_path / 'typo'} is not an existing folder: fix the path or create it\n"
     )
+
+    monkeypatch.setenv("MINITRANSFORMER_TREC_URL", dead)
+    assert adapt_main(["--pretrained", "none", "--output-dir", str(tmp_path / "adapt"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not download train_5500.label") and err.count("\n") == 1, err
+    assert str(tmp_path / "home" / ".cache" / "minitransformer" / "trec" / "TREC_10.label") in err
+    assert not (tmp_path / "adapt").exists() and files_under(tmp_path / "home") == []
 
 
 @needs_data
