@@ -109,12 +109,12 @@ def _copy_hashed(
         _verify(actual, sha256, what)
 
 
-def _fetch_one(url: str, dest: Path, sha256: str | None, progress: bool) -> None:
+def _fetch_one(url: str, dest: Path, sha256: str | None, progress: bool, name: str) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
         size = int(response.headers.get("Content-Length") or 0) or None
         with tqdm(
-            total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, disable=not progress
+            total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=name, disable=not progress
         ) as bar:
             _copy_hashed(response, dest, sha256, "the download", bar.update)
 
@@ -128,9 +128,15 @@ def _reason(error: Exception) -> str:
 
 
 def fetch(
-    sources: Sequence[Source], dest: str | Path, needed: list[Path] | None = None, progress: bool = True
+    sources: Sequence[Source],
+    dest: str | Path,
+    needed: list[Path] | None = None,
+    progress: bool = True,
+    name: str | None = None,
 ) -> str:
     """Download the first of `sources` that answers with the expected bytes to `dest`; return its URL.
+
+    `name` (default: `dest`'s) is what the progress bar and the error call the file.
 
     When every source fails, the DownloadError names each URL and why, and `needed` (default: `dest`),
     the files to put in place by hand.
@@ -139,13 +145,13 @@ def fetch(
     failures = []
     for url, sha256 in sources:
         try:
-            _fetch_one(url, dest, sha256, progress)
+            _fetch_one(url, dest, sha256, progress, name or dest.name)
             return url
         except (OSError, http.client.HTTPException, DownloadError) as error:  # URLError is an OSError
             failures.append(f"{url} ({_reason(error)})")
     files = ", ".join(map(str, needed or [dest]))
     raise DownloadError(
-        f"could not download {dest.name}: tried {'; '.join(failures)}. Without network access, put these "
+        f"could not download {name or dest.name}: tried {'; '.join(failures)}. Without network access, put these "
         f"files in place by hand: {files} (or pass --data-dir / set {DATA_ENV} to a folder that holds them)"
     )
 
@@ -191,8 +197,8 @@ def download_wikitext(
         (base + spec.archive, sha256 or spec.archive_sha256)
         for base, sha256 in mirrors(base_url, WIKITEXT_URL_ENV, default)
     ]
-    archive = root / spec.archive
-    url = fetch(sources, archive, needed=list(targets.values()), progress=progress)
+    archive = root / f".{spec.archive}.{os.getpid()}"  # per process: torchrun's ranks may all download
+    url = fetch(sources, archive, list(targets.values()), progress, name=spec.archive)
     try:
         with zipfile.ZipFile(archive) as zf:
             names = set(zf.namelist())
