@@ -162,20 +162,18 @@ def say(message: str) -> None:
 
 
 def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = None) -> None:
-    """A tqdm bar (rank 0 only) with the running-average loss `avg_loss` and whatever `extra` reports."""
+    """A tqdm bar (rank 0 only): "Epoch [e/E]: [i/n]", then the global step, the running-average loss
+    `avg_loss` and whatever `extra` reports. Print beside it with `say`, never with print."""
     if idist.get_rank() != 0:
         return
-    bar = ProgressBar(persist=True)
-    if extra is None:
-        bar.attach(trainer, metric_names=["avg_loss"])
-    else:
-        bar.attach(
-            trainer,
-            output_transform=lambda out: {
-                "loss": trainer.state.metrics.get("avg_loss", out["loss"]),
-                **extra(trainer),
-            },
-        )
+    ProgressBar(persist=True).attach(
+        trainer,
+        output_transform=lambda out: {
+            "step": trainer.state.iteration,
+            "loss": trainer.state.metrics.get("avg_loss", out["loss"]),
+            **(extra(trainer) if extra is not None else {}),
+        },
+    )
 
 
 # -- learning-rate schedules ----------------------------------------------------------------------

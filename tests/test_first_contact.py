@@ -28,7 +28,9 @@ QUICK = {
 }
 
 pytestmark = [
-    pytest.mark.skipif(not os.environ.get("MINITRANSFORMER_E2E"), reason="set MINITRANSFORMER_E2E=1 (CI does)"),
+    pytest.mark.skipif(
+        not os.environ.get("MINITRANSFORMER_E2E"), reason="set MINITRANSFORMER_E2E=1 (CI does)"
+    ),
     pytest.mark.skipif(shutil.which("git") is None, reason="needs git"),
     needs_data,
 ]
@@ -54,7 +56,9 @@ def test_readme_main_job_in_a_fresh_clone_and_venv(server, tmp_path):  # noqa: F
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINITRANSFORMER_", "PYTHON", "VIRTUAL_ENV"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MINITRANSFORMER_", "PYTHON", "VIRTUAL_ENV"))
+    }
     env.update(
         HOME=str(home),
         PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
@@ -74,6 +78,7 @@ def test_readme_main_job_in_a_fresh_clone_and_venv(server, tmp_path):  # noqa: F
     )
     assert version.stdout.startswith("2.13.0"), version.stdout  # pip kept the pinned torch
     cache = home / ".cache" / "minitransformer"
-    assert (cache / "wikitext-2" / "wiki.train.tokens").is_file() and (cache / "trec" / "TREC_10.label").is_file()
+    assert (cache / "wikitext-2" / "wiki.train.tokens").is_file()
+    assert (cache / "trec" / "TREC_10.label").is_file()
     assert (clone / "runs" / "pretrain" / "model.safetensors").is_file()
     assert (clone / "runs" / "adapt" / "results.json").is_file()
