@@ -117,7 +117,7 @@ def load_trec(
 
     Files are found as `trec/<file>` in the data directories (see `paths.find_data_dir`).
     """
-    fix = "or fetch them with minitransformer.data.download.download_trec()"
+    fix = "or drop --no-download, or call minitransformer.data.download.download_trec()"
     train_path = locate(f"trec/{train_file}", data_dir, fix=fix)
     test_path = locate(f"trec/{test_file}", data_dir, fix=fix)
     train = _labeled(_trec_rows(train_path, fine), train_path, None)

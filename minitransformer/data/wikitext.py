@@ -84,7 +84,7 @@ def wikitext_path(dataset: str, split: str, data_dir: str | Path | None = None) 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {SPLITS}")
     if dataset in WIKITEXT:
-        fix = f"or fetch it with minitransformer.data.download.download_wikitext({dataset!r})"
+        fix = f"or drop --no-download, or call minitransformer.data.download.download_wikitext({dataset!r})"
         return locate(WIKITEXT[dataset].relative(split), data_dir, fix=fix)
     path = Path(dataset).expanduser()
     if path.is_file():
