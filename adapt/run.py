@@ -401,7 +401,7 @@ def run_seed(args: Namespace, seed: int, data: tuple, out: Path, log: MetricsLog
         validate(engine)
         seconds = time.time() - engine.state.epoch_start
         log.log("epoch", engine.state.iteration, seed=seed, epoch=engine.state.epoch, tokens=engine.state.epoch_tokens,
-                seconds=seconds, tokens_per_s=engine.state.epoch_tokens / seconds)  # fmt: skip
+                seconds=seconds, tokens_per_s=engine.state.epoch_tokens / max(seconds, 1e-9))  # fmt: skip
 
     trainer.run(train_loader, max_iters=total_steps, epoch_length=len(train_loader))
     if trainer.state.iteration < total_steps or not math.isfinite(trainer.state.output["loss"]):
