@@ -11,6 +11,7 @@ from pathlib import Path
 
 from minitransformer.options import EffectiveDefaultsFormatter, add_hardware_options, parse_layered
 from minitransformer.presets import FINETUNE_RECIPES, HANDS_ON_LR, PRETRAIN_PRESETS
+from minitransformer.tracking import LOGGERS
 
 SCHEMES = ("finetune", "features", "adapters", "gradual")
 
@@ -68,24 +69,42 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--task",
         default="trec-6",
-        help="trec-6, trec-50, or a labelled file (TSV `label<TAB>text`, or CSV with label,text columns)",
+        help="trec-6, trec-50, or a labelled file: TSV `label<TAB>text`, or CSV with a header naming label and "
+        "text columns, or headerless label,text (recognised when the first row's label appears again below)",
     )
     g.add_argument(
-        "--test-file", type=Path, help="test file for a --task FILE (default: hold out 10 %% of it)"
+        "--valid-file",
+        type=Path,
+        help="validation file for a --task FILE, used instead of holding out --valid-fraction of it",
     )
     g.add_argument(
-        "--train-file", default="train_5500.label", help="TREC training file (e.g. train_1000.label)"
+        "--test-file", type=Path, help="test file for a --task FILE, used instead of holding out 10 %% of it"
+    )
+    g.add_argument(
+        "--train-file",
+        help="TREC training file, e.g. train_1000.label (TREC tasks only; train_5500.label when not given)",
     )
     g.add_argument(
         "--data-dir",
         type=Path,
-        help="data folder (else $MINITRANSFORMER_DATA, else ~/.cache/minitransformer)",
+        help="the only data folder searched; it must exist, and downloads go there (without it: "
+        "$MINITRANSFORMER_DATA, then ~/.cache/minitransformer, where downloads go)",
     )
     g.add_argument(
-        "--download", action="store_true", help="download missing TREC files from the official source"
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fetch TREC files that are not found (sources in the README); --no-download: use only the files found",
     )
     g.add_argument("--output-dir", type=Path, default=Path("runs/adapt"), help="where the run is written")
     g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
+    g.add_argument(
+        "--logger",
+        choices=LOGGERS,
+        default="none",
+        help="also log scalars, per-group learning rates and plots to TensorBoard in OUTPUT_DIR/tensorboard "
+        '(needs the tb extra: pip install -e ".[tb]")',
+    )
 
     g = p.add_argument_group("how to adapt")
     g.add_argument(
@@ -188,4 +207,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.pretrained is None and args.baseline is None:
         build_parser().error("give --pretrained DIR|hf:DIR|none (and/or --baseline tfidf)")
+    check_task_files(args)
     return args
+
+
+def check_task_files(args: argparse.Namespace) -> None:
+    """TREC tasks take --train-file; a --task FILE takes --valid-file/--test-file: a mix is a usage error."""
+    trec = args.task in ("trec-6", "trec-50")
+    if trec and (args.valid_file or args.test_file):
+        build_parser().error(
+            f"--valid-file/--test-file go with --task FILE; --task {args.task} uses the official TREC split"
+        )
+    if not trec and args.train_file:
+        build_parser().error(
+            f"--train-file chooses a TREC training file; with --task {args.task} the training data is that file"
+        )
+    if trec:
+        args.train_file = args.train_file or "train_5500.label"

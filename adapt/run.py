@@ -27,7 +27,16 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
-from ignite.metrics import Accuracy, ConfusionMatrix, Fbeta, Loss, Precision, Recall, RunningAverage
+from ignite.metrics import (
+    Accuracy,
+    ConfusionMatrix,
+    Fbeta,
+    Loss,
+    MetricsLambda,
+    Precision,
+    Recall,
+    RunningAverage,
+)
 from torch.nn import Module
 from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel
@@ -47,6 +56,7 @@ from minitransformer.data.classification import (
     read_labeled_file,
     stratified_split,
 )
+from minitransformer.data.download import ensure_trec
 from minitransformer.engine import (
     Dtype,
     MetricsLog,
@@ -57,6 +67,7 @@ from minitransformer.engine import (
     create_trainer,
     find_learning_rate,
     resolve_device,
+    say,
     scale_learning_rates,
     set_cpu_threads,
     split_tensors,
@@ -64,11 +75,13 @@ from minitransformer.engine import (
 )
 from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
+from minitransformer.metrics import matthews_corrcoef
 from minitransformer.optim import parameter_groups
 from minitransformer.options import RunPlan
 from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
 from minitransformer.run_dir import prepare_run_dir
 from minitransformer.tokenization import Tokenizer
+from minitransformer.tracking import Tracker, check_logger
 
 from .cli import parse_args
 
@@ -79,23 +92,20 @@ RUN_FILES = ("results.json", "metrics.jsonl", "training_args.json", "seed_*")  #
 
 
 class Task(NamedTuple):
-    """A classification task: all its training examples, its test set, and how to name it in reports."""
+    """A classification task: its training examples, its test set, how to name it in reports, and the
+    user's own validation set (`--valid-file`) or None."""
 
-    train: LabeledTexts  # validation is held out of it (`validation_split`), the same way for every seed
+    train: LabeledTexts  # without `valid`, validation is held out of it the same way for every seed
     test: LabeledTexts
     description: str
+    valid: LabeledTexts | None = None
 
 
 def load_task(args: Namespace) -> Task:
     """TREC from the data folder, or the user's labelled file(s)."""
     if args.task in ("trec-6", "trec-50"):
         if args.download:
-            from minitransformer.data.download import download_trec
-
-            try:
-                load_trec(args.data_dir, train_file=args.train_file)
-            except FileNotFoundError:
-                download_trec(args.data_dir)
+            ensure_trec(args.data_dir, (args.train_file, "TREC_10.label"), progress=not args.no_progress)
         train, test = load_trec(args.data_dir, fine=args.task == "trec-50", train_file=args.train_file)
         return Task(train, test, f"{args.task} ({args.train_file}, test TREC_10.label)")
     path = Path(args.task)
@@ -106,15 +116,19 @@ def load_task(args: Namespace) -> Task:
         raise ValueError(
             f"{path} has a single label {data.label_names}: a classifier needs at least two classes"
         )
+    valid = read_labeled_file(args.valid_file, data.label_names) if args.valid_file else None
     if args.test_file:
         test = read_labeled_file(args.test_file, data.label_names)
-        return Task(data, test, f"{path.name} (test {args.test_file.name})")
+        return Task(data, test, f"{path.name} (test {args.test_file.name})", valid)
     train, test = stratified_split(data, fraction=0.1, seed=0)
-    return Task(train, test, f"{path.name} (10 % held out as test)")
+    return Task(train, test, f"{path.name} (10 % held out as test)", valid)
 
 
 def validation_split(plan: Namespace, task: Task) -> tuple[LabeledTexts, LabeledTexts]:
-    """(train, valid): a stratified `--valid-fraction` of the training examples, the same for every seed."""
+    """(train, valid): the user's --valid-file, else a stratified `--valid-fraction` of the training
+    examples, the same for every seed."""
+    if task.valid is not None:
+        return task.train, task.valid
     return stratified_split(task.train, fraction=plan.valid_fraction, seed=0)
 
 
@@ -271,17 +285,20 @@ def attach_classification_metrics(evaluator: Engine, num_classes: int) -> Engine
     precision.attach(evaluator, "precision")
     recall.attach(evaluator, "recall")
     Fbeta(1.0, average=False, precision=precision, recall=recall).attach(evaluator, "f1")
-    ConfusionMatrix(num_classes).attach(evaluator, "confusion")
+    confusion = ConfusionMatrix(num_classes)
+    confusion.attach(evaluator, "confusion")
+    MetricsLambda(matthews_corrcoef, confusion).attach(evaluator, "mcc")
     return evaluator
 
 
 def summarize(metrics: dict, label_names: list[str]) -> dict:
-    """JSON-ready test metrics: accuracy, error, macro-F1, per-class precision/recall/F1, confusion."""
+    """JSON-ready test metrics: accuracy, error, macro-F1, MCC, per-class precision/recall/F1, confusion."""
     f1 = metrics["f1"].tolist()
     return {
         "accuracy": metrics["accuracy"],
         "error_rate": 1.0 - metrics["accuracy"],
         "macro_f1": sum(f1) / len(f1),
+        "mcc": metrics["mcc"],
         "loss": metrics["loss"],
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f)}
@@ -320,6 +337,7 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     best = best_model_checkpoint(model, out / f"seed_{seed}" / "checkpoints", trainer, "accuracy", sign=1.0)
     evaluator.add_event_handler(Events.COMPLETED, best)
     attach_handlers(plan, seed, trainer, evaluator, optimizer, train_loader, valid_loader, log)
+    tracker = Tracker(plan.logger, out / "tensorboard" / f"seed_{seed}", log, trainer, optimizer)
     trainer.run(train_loader, max_iters=total_steps, epoch_length=len(train_loader))
     if trainer.state.iteration < total_steps or not math.isfinite(trainer.state.output["loss"]):
         raise FloatingPointError(
@@ -336,12 +354,13 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     log.log("test", trainer.state.iteration, seed=seed, accuracy=result["test"]["accuracy"],
             valid_accuracy=result["valid_accuracy"])  # fmt: skip
     print(
-        f"[seed {seed}] test accuracy {result['test']['accuracy']:.4f} (best valid "
-        f"{result['valid_accuracy']:.4f}) on {task.description}"
+        f"[seed {seed}] test accuracy {result['test']['accuracy']:.4f}, macro-F1 {result['test']['macro_f1']:.4f}, "
+        f"MCC {result['test']['mcc']:.4f} (best valid accuracy {result['valid_accuracy']:.4f}) on {task.description}"
     )
     save_classifier(out / f"seed_{seed}", final_model, tokenizer, train.label_names, position, max_len)
     shutil.rmtree(out / f"seed_{seed}" / "checkpoints", ignore_errors=True)  # the best model is saved
     write_seed_plots(out, seed, result, train.label_names, lr_history if plan.llrd != 1.0 else None)
+    tracker.finish(out / "plots")
     return result
 
 
@@ -450,7 +469,8 @@ def attach_handlers(
     @trainer.on(Events.ITERATION_COMPLETED(every=10))
     def log_train(engine: Engine) -> None:
         lr = max(g["lr"] for g in optimizer.param_groups)
-        log.log("train", engine.state.iteration, seed=seed, loss=engine.state.output["loss"], lr=lr)
+        log.log("train", engine.state.iteration, seed=seed, loss=engine.state.output["loss"], lr=lr,
+                grad_norm=engine.state.output["grad_norm"])  # fmt: skip
 
     def validate(engine: Engine) -> None:
         if stats.validated_at == engine.state.iteration:
@@ -459,6 +479,8 @@ def attach_handlers(
         evaluator.run(valid_loader)
         m = evaluator.state.metrics
         log.log("valid", engine.state.iteration, seed=seed, loss=m["loss"], accuracy=m["accuracy"])
+        say(f"[seed {seed}] epoch {engine.state.epoch} step {engine.state.iteration}: "
+            f"valid accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}")  # fmt: skip
 
     if plan.eval_every:
         trainer.add_event_handler(Events.ITERATION_COMPLETED(every=plan.eval_every), validate)
@@ -467,8 +489,9 @@ def attach_handlers(
     @trainer.on(Events.EPOCH_COMPLETED)
     def end_of_epoch(engine: Engine) -> None:
         validate(engine)
-        log.log("epoch", engine.state.iteration, seed=seed, epoch=engine.state.epoch,
-                tokens=stats.tokens, seconds=time.time() - stats.started)  # fmt: skip
+        seconds = time.time() - stats.started
+        log.log("epoch", engine.state.iteration, seed=seed, epoch=engine.state.epoch, tokens=stats.tokens,
+                seconds=seconds, tokens_per_s=stats.tokens / max(seconds, 1e-9))  # fmt: skip
 
 
 def best_model(model: TransformerWithClfHead, best: Checkpoint) -> TransformerWithClfHead:
@@ -520,6 +543,7 @@ def mean_std(values: list[float]) -> dict:
 def adapt(args: Namespace) -> dict:
     """Run every seed; write results.json and the plots; return the results."""
     plan = RunPlan(**vars(args))  # the options, read-only from here on
+    check_logger(plan.logger)
     if plan.device == "cpu" or not torch.cuda.is_available():
         set_cpu_threads(plan.threads)
     task = load_task(plan)
@@ -530,6 +554,7 @@ def adapt(args: Namespace) -> dict:
     log = MetricsLog(out / "metrics.jsonl")
     started = time.time()
     results: dict = {"task": task.description, "pretrained": plan.pretrained, "scheme": plan.scheme}
+    results["validation"] = str(plan.valid_file) if plan.valid_file else f"{plan.valid_fraction:.0%} of train"
     if plan.baseline:
         from .baseline import tfidf_baseline
 
@@ -546,6 +571,7 @@ def adapt(args: Namespace) -> dict:
         accuracies = [r["test"]["accuracy"] for r in runs]
         results["test_accuracy"] = mean_std(accuracies)
         results["test_macro_f1"] = mean_std([r["test"]["macro_f1"] for r in runs])
+        results["test_mcc"] = mean_std([r["test"]["mcc"] for r in runs])
         results["runs"] = runs
         from minitransformer import plots
 

@@ -27,6 +27,7 @@ from ignite.handlers.param_scheduler import (
     ParamGroupScheduler,
     PiecewiseLinear,
 )
+from tqdm import tqdm
 
 from .io import atomic_path
 
@@ -167,21 +168,24 @@ def split_tensors(batch: Any, parts: int) -> list[Any]:
     return list(zip(*(t.chunk(parts) for t in batch)))
 
 
+def say(message: str) -> None:
+    """Print a line above the progress bars (tqdm.write), never onto the bar's own line."""
+    tqdm.write(message)
+
+
 def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = None) -> None:
-    """A tqdm bar (rank 0 only) with the running-average loss `avg_loss` and whatever `extra` reports."""
+    """A tqdm bar (rank 0 only): "Epoch [e/E]: [i/n]", then the global step, the running-average loss
+    `avg_loss` and whatever `extra` reports. Print beside it with `say`, never with print."""
     if idist.get_rank() != 0:
         return
-    bar = ProgressBar(persist=True)
-    if extra is None:
-        bar.attach(trainer, metric_names=["avg_loss"])
-    else:
-        bar.attach(
-            trainer,
-            output_transform=lambda out: {
-                "loss": trainer.state.metrics.get("avg_loss", out["loss"]),
-                **extra(trainer),
-            },
-        )
+    ProgressBar(persist=True).attach(
+        trainer,
+        output_transform=lambda out: {
+            "step": trainer.state.iteration,
+            "loss": trainer.state.metrics.get("avg_loss", out["loss"]),
+            **(extra(trainer) if extra is not None else {}),
+        },
+    )
 
 
 # -- learning-rate schedules ----------------------------------------------------------------------
@@ -297,6 +301,7 @@ class MetricsLog:
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
         self.path = Path(path)
         self.enabled = idist.get_rank() == 0
+        self.listeners: list[Callable[[dict], object]] = []  # also told every record (experiment trackers)
         if self.enabled and resume_step is not None and self.path.exists():
             kept = [line for line in self.read(self.path) if line.get("step", 0) <= resume_step]
             with atomic_path(self.path) as tmp:
@@ -308,6 +313,8 @@ class MetricsLog:
         record = {"event": event, "step": step, **values}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        for listener in self.listeners:
+            listener(record)
 
     @staticmethod
     def read(path: str | os.PathLike) -> list[dict]:

@@ -9,8 +9,25 @@ import os
 import sys
 from collections.abc import Callable
 
-# Errors that describe a problem with the user's input or files rather than a bug in this library.
-USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, PermissionError)
+
+class DownloadError(RuntimeError):
+    """Data could not be fetched from any source (network, HTTP or checksum); nothing partial was kept."""
+
+
+class MissingExtraError(ImportError):
+    """An optional feature needs a package from one of the project's extras (the message says which)."""
+
+
+# Errors that describe a problem with the user's input, files or network rather than a bug in this library.
+USER_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    ValueError,
+    FloatingPointError,
+    PermissionError,
+    DownloadError,
+    MissingExtraError,
+)
 
 
 def run_cli(main: Callable[[], object]) -> int:

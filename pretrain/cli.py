@@ -13,6 +13,7 @@ from pathlib import Path
 
 from minitransformer.options import EffectiveDefaultsFormatter, add_hardware_options, parse_layered
 from minitransformer.presets import PRETRAIN_PRESETS
+from minitransformer.tracking import LOGGERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--data-dir",
         type=Path,
-        help="data folder (else $MINITRANSFORMER_DATA, else ~/.cache/minitransformer)",
+        help="the only data folder searched; it must exist, and downloads go there (without it: "
+        "$MINITRANSFORMER_DATA, then ~/.cache/minitransformer, where downloads go)",
     )
     g.add_argument(
         "--train-split",
@@ -77,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="split to evaluate on (unset: valid, or test when training on valid)",
     )
     g.add_argument(
-        "--download", action="store_true", help="download missing WikiText files from the official source"
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fetch a WikiText dataset whose splits are not found (sources in the README); --no-download: "
+        "use only the files found",
     )
     g.add_argument(
         "--cache-dir",
@@ -164,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompts sampled at each evaluation (causal)",
     )
     g.add_argument("--sample-tokens", type=int, default=24, help="new tokens per sample")
+    g.add_argument(
+        "--logger",
+        choices=LOGGERS,
+        default="none",
+        help="also log scalars, per-group learning rates and plots to TensorBoard in OUTPUT_DIR/tensorboard "
+        '(needs the tb extra: pip install -e ".[tb]")',
+    )
 
     g = add_hardware_options(p)
     g.add_argument("--compile", action="store_true", help="torch.compile the model (GPU users)")

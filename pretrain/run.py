@@ -35,6 +35,7 @@ from torch.optim import Optimizer
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.checkpoint import read_config
 from minitransformer.data.classification import load_trec, write_lm_corpus
+from minitransformer.data.download import ensure_trec, ensure_wikitext
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
@@ -50,6 +51,7 @@ from minitransformer.engine import (
     latest_training_checkpoint,
     load_training_state,
     resolve_device,
+    say,
     scale_learning_rates,
     set_cpu_threads,
     split_tensors,
@@ -64,6 +66,7 @@ from minitransformer.presets import config_from_options
 from minitransformer.run_dir import prepare_run_dir
 from minitransformer.stability import make_optimizer
 from minitransformer.tokenization import Tokenizer
+from minitransformer.tracking import Tracker, check_logger
 
 from .cli import parse_args
 
@@ -75,7 +78,7 @@ RUN_FILES = (
     "metrics.jsonl",
     "checkpoints",
 )
-HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp")  # may change on --resume
+HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp", "logger")  # may change on --resume
 
 
 # -- 1. plan: every decision made before anything is built ----------------------------------------
@@ -105,6 +108,8 @@ def dataset_location(options: Namespace) -> str:
         return options.dataset
     directory = Path(options.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
     if not (directory / "valid.txt").is_file():
+        if options.download:
+            ensure_trec(options.data_dir, progress=not options.no_progress)
         train, _ = load_trec(options.data_dir)
         write_lm_corpus(train, directory)
     return str(directory)
@@ -113,6 +118,10 @@ def dataset_location(options: Namespace) -> str:
 def choose_splits(args: Namespace) -> tuple[str, str]:
     """Train/valid split names. Without a train split (offline WikiText-2), train on valid, evaluate on test."""
     dataset = dataset_location(args)
+    if args.download:
+        note = ensure_wikitext(dataset, args.data_dir, progress=not args.no_progress)
+        if note and idist.get_rank() == 0:
+            print(f"warning: {note}", file=sys.stderr)
     train_split = args.train_split
     if train_split is None:
         try:
@@ -121,14 +130,6 @@ def choose_splits(args: Namespace) -> tuple[str, str]:
         except FileNotFoundError:
             train_split = "valid"
     valid_split = args.valid_split or ("test" if train_split == "valid" else "valid")
-    if args.download:
-        from minitransformer.data.download import download_wikitext
-
-        for split in (train_split, valid_split):
-            try:
-                wikitext_path(dataset, split, args.data_dir)
-            except FileNotFoundError:
-                download_wikitext(dataset, args.data_dir)
     return train_split, valid_split
 
 
@@ -381,7 +382,7 @@ class Validation:
         if idist.get_rank() == 0:
             shown = ", ".join(f"{k}={v:.3f}" for k, v in values.items() if isinstance(v, float))
             where = f"{plan.dataset}/{plan.valid_split}"
-            print(f"[step {step}] {'final ' if final else ''}valid ({where}): {shown}")
+            say(f"[step {step}] {'final ' if final else ''}valid ({where}): {shown}")
             if causal:
                 self.sample(step)
         return values
@@ -403,7 +404,7 @@ class Validation:
             }
             self.log.log("sample", step, prompt=prompt, **texts)
             pad = " " * len(repr(prompt))
-            print(f"  {prompt!r} → greedy: {texts['greedy']!r}\n  {pad}   top-p: {texts['top_p']!r}")
+            say(f"  {prompt!r} → greedy: {texts['greedy']!r}\n  {pad}   top-p: {texts['top_p']!r}")
 
 
 # -- 5. handlers: what happens around each step ----------------------------------------------------
@@ -464,6 +465,7 @@ def attach_handlers(
 def train(local_rank: int, plan: RunPlan) -> None:
     """One process's run (`idist.Parallel` calls it on every process); the plan is never changed."""
     started = time.time()
+    check_logger(plan.logger)  # a missing extra fails before anything is written
     out = prepare_output_dir(plan)
     device = resolve_device(plan.device)
     amp_dtype = check_amp(plan.amp, device)
@@ -496,6 +498,7 @@ def train(local_rank: int, plan: RunPlan) -> None:
     evaluator = create_lm_evaluator(model, raw_model.config.causal, prepare, device, amp_dtype)
     validation = Validation(plan, evaluator, trainer, data, raw_model, log)
     saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
+    tracker = Tracker(plan.logger, out / "tensorboard", log, trainer, optimizer, plan.log_every)
 
     if resume_step is None:
         if rank0:
@@ -507,7 +510,7 @@ def train(local_rank: int, plan: RunPlan) -> None:
         max_iters=total_steps,
         epoch_length=data.batches.batches_per_epoch,
     )
-    finish(plan, trainer, validation, saver, out, started)
+    finish(plan, trainer, validation, saver, tracker, out, started)
 
 
 def find_lr(
@@ -539,9 +542,11 @@ def restore_or_record(plan: RunPlan, to_save: dict, out: Path) -> int | None:
 
 
 def finish(
-    plan: RunPlan, trainer: Engine, validation: Validation, saver: Checkpoint, out: Path, started: float
-) -> None:
-    """Final evaluation on the whole validation split, last checkpoint, model directory, plots, summary."""
+    plan: RunPlan, trainer: Engine, validation: Validation, saver: Checkpoint, tracker: Tracker, out: Path,
+    started: float,
+) -> None:  # fmt: skip
+    """Final evaluation on the whole validation split, last checkpoint, model directory, plots (also to
+    the tracker), summary."""
     if not math.isfinite(trainer.state.output["loss"] if trainer.state.output else 0.0):
         raise FloatingPointError(
             f"the loss became {trainer.state.output['loss']} at step {trainer.state.iteration}; training stopped. "
@@ -552,6 +557,7 @@ def finish(
     if idist.get_rank() == 0:
         validation.raw_model.save_pretrained(out, tokenizer=validation.data.tokenizer)
         write_plots(out)
+        tracker.finish(out / "plots")
         elapsed = time.time() - started
         validation.log.log(
             "summary", trainer.state.iteration, wall_time_s=elapsed, splits=plan.splits, **final

@@ -13,6 +13,11 @@ from minitransformer import TransformerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
+# No test reaches the internet: a download that a test does not point at its own loopback server goes
+# to a loopback port nobody listens on (connection refused), like a machine without a network.
+for _variable in ("MINITRANSFORMER_WIKITEXT_URL", "MINITRANSFORMER_TREC_URL"):
+    os.environ.setdefault(_variable, "http://127.0.0.1:9/")
+
 
 @pytest.fixture
 def tiny_config() -> TransformerConfig:

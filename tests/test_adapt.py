@@ -16,11 +16,17 @@ from adapt.run import main
 from minitransformer.data.classification import load_trec, stratified_split
 from minitransformer.engine import MetricsLog
 
-FAST = ["--train-file", "train_1000.label", "--threads", "1", "--no-progress", "--eval-every", "20"]
+TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
+FAST = ["--threads", "1", "--no-progress", "--eval-every", "20"]
+TREC_1000 = ["--train-file", "train_1000.label"]  # the official 1000-question subset (TREC tasks only)
+
+
+def fast(*extra: str) -> list[str]:
+    return [*FAST, *([] if "--task" in extra else TREC_1000), *extra]
 
 
 def run_adapt(out: Path, pretrained, *extra: str) -> dict:
-    assert main(["--pretrained", str(pretrained), "--output-dir", str(out), *FAST, *extra]) == 0
+    assert main(["--pretrained", str(pretrained), "--output-dir", str(out), *fast(*extra)]) == 0
     return json.loads((out / "results.json").read_text())
 
 
@@ -179,6 +185,43 @@ def test_a_user_tsv_dataset(pretrained_dir, tmp_path):
     run = results["runs"][0]
     assert set(run["test"]["per_class"]) == {"person", "place"}
     assert run["valid_accuracy"] == 1.0  # "who" vs "where" is learnable in a few steps
+    assert results["validation"] == "10% of train"
+    assert -1.0 <= run["test"]["mcc"] <= 1.0 and results["test_mcc"]["mean"] == run["test"]["mcc"]
+
+    # the user's own validation file replaces the held-out 10 %: here one that swaps the labels, so a model
+    # that learned "who" -> person scores at most chance on it (held out, it scored 1.0 above)
+    (tmp_path / "valid.tsv").write_text("place\twho is that person ?\nperson\twhere is that city ?\n")
+    results = run_adapt(
+        tmp_path / "run2", pretrained_dir, "--task", str(tmp_path / "train.tsv"), "--valid-file",
+        str(tmp_path / "valid.tsv"), "--test-file", str(tmp_path / "test.tsv"), "--epochs", "4", "--lr", "3e-3",
+        "--batch-size", "8", *(["--logger", "tensorboard"] if TENSORBOARD else []),
+    )  # fmt: skip
+    assert results["validation"] == str(tmp_path / "valid.tsv")
+    assert results["runs"][0]["valid_accuracy"] <= 0.5
+    if TENSORBOARD:  # one event folder per seed, read back by TensorBoard itself
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(tmp_path / "run2" / "tensorboard" / "seed_0"))
+        events.Reload()
+        expected = {"train/loss", "train/grad_norm", "valid/accuracy", "epoch/tokens_per_s", "lr/group_0"}
+        assert expected <= set(events.Tags()["scalars"])
+
+
+def test_task_file_options_that_do_not_fit_are_usage_errors(capsys):
+    from adapt.cli import parse_args
+
+    for argv, message in [
+        (
+            ["--task", "mine.tsv", "--train-file", "train_1000.label"],
+            "--train-file chooses a TREC training file",
+        ),
+        (["--task", "trec-6", "--valid-file", "v.tsv"], "--valid-file/--test-file go with --task FILE"),
+        (["--task", "trec-50", "--test-file", "t.tsv"], "--valid-file/--test-file go with --task FILE"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(["--pretrained", "none", *argv])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert parse_args(["--pretrained", "none"]).train_file == "train_5500.label"
 
 
 @pytest.mark.e2e
@@ -215,19 +258,19 @@ def test_bad_input_is_reported_in_one_line(pretrained_dir, tmp_path, capsys):
     ]
     for extra, message in cases:
         assert (
-            main(["--pretrained", str(pretrained_dir), "--output-dir", str(tmp_path / "x"), *FAST, *extra])
+            main(["--pretrained", str(pretrained_dir), "--output-dir", str(tmp_path / "x"), *fast(*extra)])
             == 1
         )
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
     with pytest.raises(SystemExit):
-        main(["--pretrained", str(pretrained_dir), *FAST, "--eval-every", "-1"])
+        main(["--pretrained", str(pretrained_dir), *fast("--eval-every", "-1")])
     assert "--eval-every -1" in capsys.readouterr().err
     broken = tmp_path / "broken"
     broken.mkdir()
     for name in ("config.json", "model.safetensors"):
         (broken / name).write_bytes((pretrained_dir / name).read_bytes())
-    assert main(["--pretrained", str(broken), "--output-dir", str(tmp_path / "y"), *FAST]) == 1
+    assert main(["--pretrained", str(broken), "--output-dir", str(tmp_path / "y"), *fast()]) == 1
     assert "no tokenizer" in capsys.readouterr().err
 
 

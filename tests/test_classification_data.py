@@ -121,6 +121,18 @@ def test_csv_with_named_columns_and_quotes(tmp_path):
     assert data.texts == ["Hello, world", 'Bye "now"'] and data.labels == [1, 0]
 
 
+def test_headerless_csv_is_recognised_by_its_first_label_recurring(tmp_path):
+    path = write(tmp_path / "plain.csv", 'pos,great film\nneg,"dull, long plot"\npos,loved it\n')
+    data = read_labeled_file(path)
+    assert data.texts == ["great film", "dull, long plot", "loved it"] and data.labels == [1, 0, 1]
+    # a first row whose label never comes back is taken for a header, which must name label and text
+    unique = write(tmp_path / "unique.csv", "joy,what a day\nneg,dull plot\npos,loved it\n")
+    with pytest.raises(
+        ValueError, match=r"unique.csv:1: CSV header must name 'label' and 'text'.*without a header"
+    ):
+        read_labeled_file(unique)
+
+
 @pytest.mark.parametrize(
     "name, content, match",
     [

@@ -76,11 +76,23 @@ def test_missing_split_names_every_path_searched(tmp_path, monkeypatch):
     monkeypatch.setenv("MINITRANSFORMER_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with pytest.raises(FileNotFoundError) as error:
-        wikitext_path("wikitext-103", "train", data_dir=tmp_path / "arg")
+        wikitext_path("wikitext-103", "train")
     message = str(error.value)
-    for folder in ("arg", "env", "home/.cache/minitransformer"):
+    for folder in ("env", "home/.cache/minitransformer"):
         assert str(tmp_path / folder / "wikitext-103" / "wiki.train.tokens") in message
     assert "--data-dir" in message and "download_wikitext" in message
+
+
+def test_an_explicit_data_dir_is_the_only_one_searched_and_must_exist(tmp_path, monkeypatch):
+    (tmp_path / "env" / "wikitext-2").mkdir(parents=True)
+    (tmp_path / "env" / "wikitext-2" / "wiki.test.tokens").write_text("env")
+    (tmp_path / "arg").mkdir()
+    monkeypatch.setenv("MINITRANSFORMER_DATA", str(tmp_path / "env"))
+    with pytest.raises(FileNotFoundError, match="--data-dir .*typo is not an existing folder"):
+        wikitext_path("wikitext-2", "test", data_dir=tmp_path / "typo")
+    with pytest.raises(FileNotFoundError) as error:  # the env folder has it, but --data-dir was explicit
+        wikitext_path("wikitext-2", "test", data_dir=tmp_path / "arg")
+    assert str(tmp_path / "env") not in str(error.value)
 
 
 def test_search_order_and_custom_datasets(tmp_path, monkeypatch, corpus):

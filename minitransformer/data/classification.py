@@ -117,42 +117,61 @@ def load_trec(
 
     Files are found as `trec/<file>` in the data directories (see `paths.find_data_dir`).
     """
-    fix = "or fetch them with minitransformer.data.download.download_trec()"
+    fix = "or drop --no-download, or call minitransformer.data.download.download_trec()"
     train_path = locate(f"trec/{train_file}", data_dir, fix=fix)
     test_path = locate(f"trec/{test_file}", data_dir, fix=fix)
     train = _labeled(_trec_rows(train_path, fine), train_path, None)
     return train, _labeled(_trec_rows(test_path, fine), test_path, train.label_names)
 
 
+def _csv_rows(path: Path) -> list[Row]:
+    """Rows of a CSV file: with a header naming `label` and `text` columns (others ignored), or headerless
+    `label,text`, recognised by its first row's label appearing again further down (a header's would not)."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    records = [
+        (reader.line_num, [f.strip() for f in record]) for record in reader if any(map(str.strip, record))
+    ]
+    if not records:
+        return []
+    first = records[0][1]
+    if {"label", "text"} <= set(first):
+        (label_at, text_at), records = (first.index("label"), first.index("text")), records[1:]
+    elif len(first) == 2 and first[0] in {record[0] for _, record in records[1:]}:
+        label_at, text_at = 0, 1
+    else:
+        raise ValueError(
+            f"{path}:1: CSV header must name 'label' and 'text' columns, got {first} (a file without a header "
+            "has two columns label,text and its first row's label appears again below)"
+        )
+    rows = []
+    for number, record in records:
+        label, text = [record[i] if i < len(record) else "" for i in (label_at, text_at)]
+        if not label or not text:
+            raise _malformed(path, number, ",".join(record), "label,text")
+        rows.append((number, label, text))
+    return rows
+
+
+def _tsv_rows(path: Path) -> list[Row]:
+    rows = []
+    for number, line in _nonblank_lines(path):
+        label, tab, text = line.partition("\t")
+        if number == 1 and (label.strip(), text.strip()) == ("label", "text"):
+            continue
+        if not tab or not label.strip() or not text.strip():
+            raise _malformed(path, number, line, "'label<TAB>text'")
+        rows.append((number, label.strip(), text.strip()))
+    return rows
+
+
 def read_labeled_file(path: str | Path, label_names: list[str] | None = None) -> LabeledTexts:
-    """A user dataset: `.csv` with a header naming `label` and `text` columns, else TSV `label<TAB>text`
-    (an optional first line `label<TAB>text` is a header). Pass the training `label_names` when
-    reading a validation or test file so ids agree."""
+    """A user dataset: TSV `label<TAB>text` (an optional first line `label<TAB>text` is a header), or `.csv`
+    with a header naming `label` and `text` columns, or headerless `label,text` (see `_csv_rows`).
+    Pass the training `label_names` when reading a validation or test file so ids agree."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"labelled data file not found: {path}")
-    rows: list[Row] = []
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
-        if not reader.fieldnames or not {"label", "text"} <= set(reader.fieldnames):
-            raise ValueError(
-                f"{path}:1: CSV header must name 'label' and 'text' columns, got {reader.fieldnames}"
-            )
-        for record in reader:
-            label, text = (record["label"] or "").strip(), (record["text"] or "").strip()
-            if not label and not text:
-                continue
-            if not label or not text:
-                raise _malformed(path, reader.line_num, ",".join(map(str, record.values())), "label,text")
-            rows.append((reader.line_num, label, text))
-    else:
-        for number, line in _nonblank_lines(path):
-            label, tab, text = line.partition("\t")
-            if number == 1 and (label.strip(), text.strip()) == ("label", "text"):
-                continue
-            if not tab or not label.strip() or not text.strip():
-                raise _malformed(path, number, line, "'label<TAB>text'")
-            rows.append((number, label.strip(), text.strip()))
+    rows = _csv_rows(path) if path.suffix.lower() == ".csv" else _tsv_rows(path)
     return _labeled(rows, path, label_names)
 
 

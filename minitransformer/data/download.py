@@ -1,35 +1,67 @@
-"""Fetch WikiText and TREC from their canonical public sources, verified and written atomically.
+"""Fetch WikiText and TREC from public sources, trying mirrors in order, sha256-verified, written atomically.
 
 Every file is streamed to a temporary name and renamed only once complete and verified, so an
-interrupted or corrupted download never looks finished. Without network access the error says which
-files are needed and where to put them by hand.
+interrupted or corrupted download never looks finished. A source that fails in any way (no network,
+HTTP error, wrong bytes) moves on to the next one; when all fail, one error names every URL tried,
+why each failed, and where to put the files by hand.
 
-Verification: the TREC files have known sha256 (from `../shared/data/README.md`). For WikiText the
-hashes of the official zips could not be checked offline when this was written, so the archives are
-not hash-checked; the extracted files are, where their sha256 is known (`WikiTextSpec.sha256`:
-WikiText-2 valid and test), and every expected member must be present.
+Sources (the README lists them with their hashes):
+- WikiText: the dataset author's mirror `wikitext.smerity.com` (it answers 403 to Python's default
+  User-Agent, so every request sends `USER_AGENT`), then the Internet Archive's capture of the original
+  S3 location (dead since 2024), and for wikitext-103-raw a Hugging Face Hub dataset repo serving the
+  same zip. Archives are checked against their published sha256, members against known hashes.
+- TREC: the UIUC Cognitive Computation Group page, then the Internet Archive's capture of it; every
+  file is checked against the sha256 of the files in `../shared/data/trec`.
+
+`$MINITRANSFORMER_WIKITEXT_URL` / `$MINITRANSFORMER_TREC_URL` replace the list (private mirrors, tests):
+one or more base URLs separated by spaces; a WikiText base URL may end in `#sha256=HEX`, the hash its
+archive must have (a private build of the zip), else the published one is required.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from minitransformer.data.paths import DATA_ENV, default_cache_dir
+from tqdm.auto import tqdm
+
+from minitransformer import __version__
+from minitransformer.data.paths import DATA_ENV, default_cache_dir, find_data_dir, locate
 from minitransformer.data.wikitext import SPLITS, WIKITEXT
+from minitransformer.errors import DownloadError
 from minitransformer.io import atomic_path
 
-WIKITEXT_URL = "https://s3.amazonaws.com/research.metamind.io/wikitext/"
+__all__ = ["DownloadError", "download_trec", "download_wikitext", "ensure_trec", "ensure_wikitext"]
+
+USER_AGENT = f"minitransformer/{__version__}"
+TIMEOUT_S = 60
+# The Internet Archive serves a capture's original bytes under `<year>id_/<url>` (the capture nearest
+# to that year); the original S3 bucket of WikiText worked until early 2024.
+WAYBACK = "https://web.archive.org/web/{year}id_/"
+WIKITEXT_MIRRORS = (
+    "https://wikitext.smerity.com/",
+    WAYBACK.format(year=2023) + "https://s3.amazonaws.com/research.metamind.io/wikitext/",
+)
+# A Hub dataset repo holding the identical zip; URL pattern `https://huggingface.co/datasets/<repo>/
+# resolve/<revision>/<file>` as `huggingface_hub.hf_hub_url(..., repo_type="dataset")` builds it.
+WIKITEXT_EXTRA_MIRRORS = {
+    "wikitext-103-raw-v1.zip": (
+        "https://huggingface.co/datasets/mattdangerw/wikitext-103-raw/resolve/main/",
+    ),
+}
 WIKITEXT_URL_ENV = "MINITRANSFORMER_WIKITEXT_URL"
 TREC_URL = "https://cogcomp.seas.upenn.edu/Data/QA/QC/"
+TREC_MIRRORS = (TREC_URL, WAYBACK.format(year=2024) + TREC_URL)
 TREC_URL_ENV = "MINITRANSFORMER_TREC_URL"
 TREC_FILES = ("train_5500.label", "TREC_10.label")
-TREC_SHA256 = {
+TREC_SHA256 = {  # sha256 of the files in ../shared/data/trec (its README)
     "TREC_10.label": "033f22c028c2bbba9ca682f68ffe204dc1aa6e1cf35dd6207f2d4ca67f0d0e8e",
     "train_1000.label": "551a964ed7a1e13e0d772475c119ac6d1e5fc6e5507caadf86400359458194ab",
     "train_2000.label": "b9de0bead8a41d7841279d82f904f278215844a0d58eea97e45a85a7bcb94a0f",
@@ -38,18 +70,23 @@ TREC_SHA256 = {
     "train_5500.label": "f96f211c9d180d3fa25b1841febd9be6f0a6fc65e5b6a99344b5946163b35009",
 }
 
-
-class DownloadError(RuntimeError):
-    """A download failed (network, HTTP or checksum); no partial file was left behind."""
+Source = tuple[str, str | None]  # (URL, expected sha256 or None)
 
 
-def _stream(source: BinaryIO, out: BinaryIO | None = None) -> str:
-    """Read `source` to the end (copying it to `out` if given) and return its sha256."""
+# -- one file from the first source that works ----------------------------------------------------
+
+
+def _stream(
+    source: BinaryIO, out: BinaryIO | None = None, on_block: Callable[[int], object] | None = None
+) -> str:
+    """Read `source` to the end (copying it to `out` if given, telling `on_block` each block's size); its sha256."""
     digest = hashlib.sha256()
     for block in iter(lambda: source.read(1 << 20), b""):
         if out is not None:
             out.write(block)
         digest.update(block)
+        if on_block is not None:
+            on_block(len(block))
     return digest.hexdigest()
 
 
@@ -58,46 +95,95 @@ def _verify(actual: str, expected: str | None, what: str) -> None:
         raise DownloadError(f"sha256 mismatch for {what}: got {actual}, expected {expected}")
 
 
-def _copy_hashed(source: BinaryIO, dest: Path, sha256: str | None, what: str) -> None:
+def _copy_hashed(
+    source: BinaryIO,
+    dest: Path,
+    sha256: str | None,
+    what: str,
+    on_block: Callable[[int], object] | None = None,
+) -> None:
     """Stream `source` into `dest` atomically; raise DownloadError (leaving no file) on a wrong sha256."""
     with atomic_path(dest) as tmp:
         with open(tmp, "wb") as out:
-            actual = _stream(source, out)
+            actual = _stream(source, out, on_block)
         _verify(actual, sha256, what)
 
 
-def download_file(
-    url: str, dest: str | Path, sha256: str | None = None, needed: list[Path] | None = None
-) -> Path:
-    """Download `url` to `dest` (atomic, sha256-checked when given).
+def _fetch_one(url: str, dest: Path, sha256: str | None, progress: bool, name: str) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(
+            total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=name, disable=not progress
+        ) as bar:
+            _copy_hashed(response, dest, sha256, "the download", bar.update)
 
-    On a network failure the error names `needed` (default: `dest`), the files to put in place by hand.
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        return str(error.reason)
+    return str(error) or type(error).__name__
+
+
+def fetch(
+    sources: Sequence[Source],
+    dest: str | Path,
+    needed: list[Path] | None = None,
+    progress: bool = True,
+    name: str | None = None,
+) -> str:
+    """Download the first of `sources` that answers with the expected bytes to `dest`; return its URL.
+
+    `name` (default: `dest`'s) is what the progress bar and the error call the file.
+
+    When every source fails, the DownloadError names each URL and why, and `needed` (default: `dest`),
+    the files to put in place by hand.
     """
     dest = Path(dest)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            _copy_hashed(response, dest, sha256, url)
-    except (urllib.error.URLError, OSError) as error:
-        files = ", ".join(map(str, needed or [dest]))
-        reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", error)
-        raise DownloadError(
-            f"could not download {url} ({reason}). Without network access, put these files in place "
-            f"by hand: {files} (or pass --data-dir / set {DATA_ENV} to a folder that holds them)"
-        ) from error
-    return dest
+    failures = []
+    for url, sha256 in sources:
+        try:
+            _fetch_one(url, dest, sha256, progress, name or dest.name)
+            return url
+        except (OSError, http.client.HTTPException, DownloadError) as error:  # URLError is an OSError
+            failures.append(f"{url} ({_reason(error)})")
+    files = ", ".join(map(str, needed or [dest]))
+    raise DownloadError(
+        f"could not download {name or dest.name}: tried {'; '.join(failures)}. Without network access, put these "
+        f"files in place by hand: {files} (or pass --data-dir / set {DATA_ENV} to a folder that holds them)"
+    )
 
 
-def _base_url(base_url: str | None, env: str, default: str) -> str:
-    return (base_url or os.environ.get(env) or default).rstrip("/") + "/"
+def mirrors(override: str | None, env: str, default: Sequence[str]) -> list[Source]:
+    """Base URLs (each ending in /) with their `#sha256=` hash if any: `override`, else `$env`, else `default`."""
+    text = override or os.environ.get(env) or " ".join(default)
+    bases = []
+    for entry in text.split():
+        url, _, fragment = entry.partition("#")
+        if fragment and not fragment.startswith("sha256="):
+            raise ValueError(
+                f"{env}: {entry!r} has fragment #{fragment}; the only one understood is #sha256=HEX"
+            )
+        bases.append((url.rstrip("/") + "/", fragment.removeprefix("sha256=") or None))
+    return bases
+
+
+# -- the datasets ---------------------------------------------------------------------------------
 
 
 def download_wikitext(
-    dataset: str = "wikitext-2", data_dir: str | Path | None = None, base_url: str | None = None
+    dataset: str = "wikitext-2",
+    data_dir: str | Path | None = None,
+    base_url: str | None = None,
+    progress: bool = True,
 ) -> Path:
-    """Fetch the official `<dataset>-v1.zip` and extract its three splits to `data_dir/<folder>/`.
+    """Fetch `<dataset>-v1.zip` and extract its three splits to `data_dir/<folder>/`.
 
-    `data_dir` defaults to `~/.cache/minitransformer`; `base_url` to `$MINITRANSFORMER_WIKITEXT_URL`,
-    else the official S3 location. Returns the dataset folder; files already there are kept.
+    `data_dir` defaults to `~/.cache/minitransformer`; `base_url` (one or more, see the module doc) to
+    `$MINITRANSFORMER_WIKITEXT_URL`, else the public mirrors. Returns the dataset folder; files already
+    there are kept.
     """
     if dataset not in WIKITEXT:
         raise ValueError(f"unknown WikiText dataset {dataset!r}: choose one of {sorted(WIKITEXT)}")
@@ -106,9 +192,13 @@ def download_wikitext(
     targets = {split: root / spec.relative(split) for split in SPLITS}
     if all(path.is_file() for path in targets.values()):
         return root / spec.folder
-    archive = root / spec.archive
-    url = _base_url(base_url, WIKITEXT_URL_ENV, WIKITEXT_URL) + spec.archive
-    download_file(url, archive, needed=list(targets.values()))
+    default = WIKITEXT_MIRRORS + WIKITEXT_EXTRA_MIRRORS.get(spec.archive, ())
+    sources = [
+        (base + spec.archive, sha256 or spec.archive_sha256)
+        for base, sha256 in mirrors(base_url, WIKITEXT_URL_ENV, default)
+    ]
+    archive = root / f".{spec.archive}.{os.getpid()}"  # per process: torchrun's ranks may all download
+    url = fetch(sources, archive, list(targets.values()), progress, name=spec.archive)
     try:
         with zipfile.ZipFile(archive) as zf:
             names = set(zf.namelist())
@@ -129,19 +219,66 @@ def download_wikitext(
 
 
 def download_trec(
-    data_dir: str | Path | None = None, base_url: str | None = None, files: tuple[str, ...] = TREC_FILES
+    data_dir: str | Path | None = None,
+    base_url: str | None = None,
+    files: tuple[str, ...] = TREC_FILES,
+    progress: bool = True,
 ) -> Path:
     """Fetch the TREC files (sha256-checked) into `data_dir/trec/` (default `~/.cache/minitransformer`).
 
-    `base_url` defaults to `$MINITRANSFORMER_TREC_URL`, else the UIUC Cognitive Computation Group page.
+    `base_url` (one or more) defaults to `$MINITRANSFORMER_TREC_URL`, else the public sources.
     """
     unknown = [name for name in files if name not in TREC_SHA256]
     if unknown:
         raise ValueError(f"unknown TREC files {unknown}: choose from {sorted(TREC_SHA256)}")
+    bases = mirrors(base_url, TREC_URL_ENV, TREC_MIRRORS)
+    if any(sha256 for _, sha256 in bases):
+        raise ValueError(f"{TREC_URL_ENV}: TREC files are checked against their known sha256; drop #sha256=")
     folder = (Path(data_dir) if data_dir is not None else default_cache_dir()) / "trec"
-    base = _base_url(base_url, TREC_URL_ENV, TREC_URL)
     needed = [folder / name for name in files]
     for name, path in zip(files, needed):
         if not path.is_file():
-            download_file(base + name, path, TREC_SHA256[name], needed=needed)
+            fetch([(base + name, TREC_SHA256[name]) for base, _ in bases], path, needed, progress)
     return folder
+
+
+# -- what the command lines call: download only what is not found ---------------------------------
+
+
+def _found(relative: str, data_dir: str | Path | None) -> bool:
+    find_data_dir(data_dir)  # an explicit data_dir that does not exist is an error, not "not found"
+    try:
+        locate(relative, data_dir)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def ensure_wikitext(dataset: str, data_dir: str | Path | None = None, progress: bool = True) -> str | None:
+    """Download a WikiText `dataset` (a name in WIKITEXT) unless its three splits are found.
+
+    Returns None, or a warning when the download failed but valid and test are found (the offline
+    data of this project has no train split): the caller then trains on valid and evaluates on test.
+    Other names (a folder, a file) are left alone.
+    """
+    if dataset not in WIKITEXT:
+        return None
+    found = {split: _found(WIKITEXT[dataset].relative(split), data_dir) for split in SPLITS}
+    if all(found.values()):
+        return None
+    try:
+        download_wikitext(dataset, data_dir, progress=progress)
+    except DownloadError as error:
+        if found["valid"] and found["test"]:
+            return f"{error} — using the {dataset} splits found instead"
+        raise
+    return None
+
+
+def ensure_trec(
+    data_dir: str | Path | None = None, files: Sequence[str] = TREC_FILES, progress: bool = True
+) -> None:
+    """Download the known TREC `files` that are not found (names not in TREC_SHA256 are left to the reader)."""
+    missing = tuple(name for name in files if name in TREC_SHA256 and not _found(f"trec/{name}", data_dir))
+    if missing:
+        download_trec(data_dir, files=missing, progress=progress)

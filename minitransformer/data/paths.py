@@ -1,4 +1,4 @@
-"""Where data lives: a `--data-dir` argument, then `$MINITRANSFORMER_DATA`, then `~/.cache/minitransformer`."""
+"""Where data lives: a `--data-dir` argument alone, else `$MINITRANSFORMER_DATA`, then `~/.cache/minitransformer`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,19 @@ def default_cache_dir() -> Path:
 
 
 def find_data_dir(data_dir: str | Path | None = None) -> list[Path]:
-    """Candidate data directories in search order: `data_dir`, `$MINITRANSFORMER_DATA`, the cache dir."""
-    candidates = [Path(data_dir)] if data_dir is not None else []
-    if os.environ.get(DATA_ENV):
-        candidates.append(Path(os.environ[DATA_ENV]))
+    """Data directories to search, in order.
+
+    An explicit `data_dir` is the only one searched and must exist: a mistyped `--data-dir` must not
+    silently fall back to other data. Without it: `$MINITRANSFORMER_DATA`, then the cache dir.
+    """
+    if data_dir is not None:
+        path = Path(data_dir).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"--data-dir {data_dir} is not an existing folder: fix the path or create it"
+            )
+        return [path]
+    candidates = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
     candidates.append(default_cache_dir())
     unique: list[Path] = []
     for path in candidates:

@@ -35,6 +35,7 @@ class WikiTextSpec:
     folder: str
     extension: str  # "tokens" (word-level, <unk> replaced) or "raw" (original characters)
     archive: str  # official zip name, relative to the download base URL
+    archive_sha256: str  # published sha256 of the official zip (see the README's data sources)
     sha256: dict[str, str] = field(default_factory=dict)  # known hashes of extracted files, by split
 
     def relative(self, split: str) -> str:
@@ -46,14 +47,30 @@ WIKITEXT = {
         "wikitext-2",
         "tokens",
         "wikitext-2-v1.zip",
+        "92675f1d63015c1c8b51f1656a52d5bdbc33aafa60cc47a218a66e7ee817488c",
         {
             "valid": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
             "test": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
         },
     ),
-    "wikitext-103": WikiTextSpec("wikitext-103", "tokens", "wikitext-103-v1.zip"),
-    "wikitext-2-raw": WikiTextSpec("wikitext-2-raw", "raw", "wikitext-2-raw-v1.zip"),
-    "wikitext-103-raw": WikiTextSpec("wikitext-103-raw", "raw", "wikitext-103-raw-v1.zip"),
+    "wikitext-103": WikiTextSpec(
+        "wikitext-103",
+        "tokens",
+        "wikitext-103-v1.zip",
+        "242ba0f20b329cfdf1ccc61e9e9e5b59becf189db7f7a81cd2a0e2fc31539590",
+    ),
+    "wikitext-2-raw": WikiTextSpec(
+        "wikitext-2-raw",
+        "raw",
+        "wikitext-2-raw-v1.zip",
+        "ef7edb566e3e2b2d31b29c1fdb0c89a4cc683597484c3dc2517919c615435a11",
+    ),
+    "wikitext-103-raw": WikiTextSpec(
+        "wikitext-103-raw",
+        "raw",
+        "wikitext-103-raw-v1.zip",
+        "91c00ae287f0d699e18605c84afc9e45c192bc6b7797ff8837e5474655a33794",
+    ),
 }
 
 
@@ -67,7 +84,7 @@ def wikitext_path(dataset: str, split: str, data_dir: str | Path | None = None) 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {SPLITS}")
     if dataset in WIKITEXT:
-        fix = f"or fetch it with minitransformer.data.download.download_wikitext({dataset!r})"
+        fix = f"or drop --no-download, or call minitransformer.data.download.download_wikitext({dataset!r})"
         return locate(WIKITEXT[dataset].relative(split), data_dir, fix=fix)
     path = Path(dataset).expanduser()
     if path.is_file():
