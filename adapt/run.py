@@ -475,15 +475,14 @@ def adapt(args: Namespace) -> dict:
     started = time.time()
     results: dict = {"task": data[2], "pretrained": args.pretrained, "scheme": args.scheme}
     if args.baseline:
-        from .baseline import tfidf_baseline
+        from .baseline import describe, tfidf_baseline
 
-        predictions = tfidf_baseline(data[0], data[1])
-        results["baseline"] = {
-            "name": "tfidf-1-2gram-linearsvc",
-            "test": score_predictions(predictions, data[1]),
-        }
+        split = stratified_split(data[0], fraction=args.valid_fraction, seed=0)  # run_seed's validation
+        predictions, baseline = tfidf_baseline(data[0], data[1], split if args.tune else None)
+        results["baseline"] = {**baseline, "test": score_predictions(predictions, data[1])}
         print(
-            f"TF-IDF 1-2-gram + LinearSVC baseline: test accuracy {100 * results['baseline']['test']['accuracy']:.2f} %"
+            f"TF-IDF + LinearSVC baseline ({describe(baseline['config'])}; {baseline['selected_on']}): "
+            f"test accuracy {100 * results['baseline']['test']['accuracy']:.2f} %"
         )
     if args.pretrained is not None:
         runs = [run_seed(args, seed, data, out, log) for seed in args.seeds]
