@@ -63,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--baseline",
         choices=["tfidf"],
-        help="also fit TF-IDF word 1-2-grams + a linear SVM on the same split and report it beside "
-        "(needs scikit-learn); alone when --pretrained is not given",
+        help="also fit TF-IDF word n-grams + a linear SVM, its configuration chosen on the validation "
+        "split, and report it beside (needs scikit-learn); alone when --pretrained is not given",
     )
+    g.add_argument("--tune", action=argparse.BooleanOptionalAction, default=True,
+                   help="choose the --baseline's n-grams, casing, tf scaling and C on the validation split; "
+                   "--no-tune: the fixed word 1-2-grams, lowercased, sublinear tf, C=1")  # fmt: skip
     g.add_argument(
         "--task",
         default="trec-6",
@@ -207,6 +210,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.pretrained is None and args.baseline is None:
         build_parser().error("give --pretrained DIR|hf:DIR|none (and/or --baseline tfidf)")
+    if not args.tune and args.baseline is None:
+        build_parser().error("--no-tune applies to --baseline tfidf: add --baseline tfidf or drop --no-tune")
     check_task_files(args)
     return args
 

@@ -556,15 +556,14 @@ def adapt(args: Namespace) -> dict:
     results: dict = {"task": task.description, "pretrained": plan.pretrained, "scheme": plan.scheme}
     results["validation"] = str(plan.valid_file) if plan.valid_file else f"{plan.valid_fraction:.0%} of train"
     if plan.baseline:
-        from .baseline import tfidf_baseline
+        from .baseline import describe, tfidf_baseline
 
-        predictions = tfidf_baseline(task.train, task.test)
-        results["baseline"] = {
-            "name": "tfidf-1-2gram-linearsvc",
-            "test": score_predictions(predictions, task.test),
-        }
+        split = validation_split(plan, task)  # the validation the Transformer runs use
+        predictions, baseline = tfidf_baseline(task.train, task.test, split if plan.tune else None)
+        results["baseline"] = {**baseline, "test": score_predictions(predictions, task.test)}
         print(
-            f"TF-IDF 1-2-gram + LinearSVC baseline: test accuracy {100 * results['baseline']['test']['accuracy']:.2f} %"
+            f"TF-IDF + LinearSVC baseline ({describe(baseline['config'])}; {baseline['selected_on']}): "
+            f"test accuracy {100 * results['baseline']['test']['accuracy']:.2f} %"
         )
     if plan.pretrained is not None:
         runs = [run_seed(plan, seed, task, out, log) for seed in plan.seeds]

@@ -27,6 +27,20 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
     return logits
 
 
+def check_sampling_args(ids: Tensor, max_new_tokens: int, top_p: float | None) -> None:
+    """Raise ValueError, naming the value and its range, for arguments `generate` cannot honour."""
+    if ids.numel() == 0:
+        raise ValueError(
+            f"the prompt has shape {tuple(ids.shape)}: give at least one sequence of at least one token id"
+        )
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens}: must be 0 or more")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(
+            f"top_p={top_p}: must be in (0, 1] (1 keeps every token; None turns nucleus sampling off)"
+        )
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -40,8 +54,10 @@ def generate(
 ) -> Tensor:
     """Continue `prompt_ids` ((T,) or (B, T)) by up to `max_new_tokens` tokens; returns (B, T + new).
 
-    temperature=0 means greedy decoding. Generation stops at the model's num_max_positions with a
-    warning saying so. Masked-LM models cannot generate left to right and raise ValueError.
+    temperature=0 means greedy decoding; top_p in (0, 1] keeps the smallest set of tokens whose
+    probability reaches it (nucleus sampling). Generation stops at the model's num_max_positions
+    with a warning saying so. Bad arguments, and masked-LM models (which cannot generate left to
+    right), raise ValueError.
     """
     config = model.config
     if config.mlm:
@@ -50,8 +66,7 @@ def generate(
             "to right; use a causal model (mlm=False)"
         )
     ids = prompt_ids.unsqueeze(0) if prompt_ids.dim() == 1 else prompt_ids  # (B, T)
-    if ids.size(1) == 0:
-        raise ValueError("the prompt is empty: give at least one token id")
+    check_sampling_args(ids, max_new_tokens, top_p)
     room = config.num_max_positions - ids.size(1)
     if room <= 0:
         raise ValueError(

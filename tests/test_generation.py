@@ -52,3 +52,32 @@ def test_top_k_and_top_p_filtering():
     # nucleus 0.7: 0.5 alone is not enough, 0.5 + 0.3 reaches it; the rest is dropped
     assert torch.isinf(filter_logits(logits, top_p=0.7)).tolist() == [[False, False, True, True]]
     assert torch.isinf(filter_logits(logits, top_p=0.4)).tolist() == [[False, True, True, True]]
+
+
+@pytest.mark.parametrize(
+    "prompt_shape, max_new_tokens, top_p, message",
+    [
+        ((1, 3), 2, 0.0, r"top_p=0.0: must be in \(0, 1\]"),
+        ((1, 3), 2, -0.5, r"top_p=-0.5: must be in \(0, 1\]"),
+        ((1, 3), 2, 1.5, r"top_p=1.5: must be in \(0, 1\]"),
+        ((1, 3), -1, None, "max_new_tokens=-1: must be 0 or more"),
+        ((1, 0), 2, None, r"shape \(1, 0\)"),
+        ((0, 3), 2, None, r"shape \(0, 3\)"),
+        ((0,), 2, None, r"shape \(1, 0\)"),
+    ],
+)
+def test_bad_sampling_arguments_name_the_value_and_its_range(
+    tiny_config, prompt_shape, max_new_tokens, top_p, message
+):
+    model = TransformerWithLMHead(tiny_config)
+    with pytest.raises(ValueError, match=message):
+        model.generate(torch.zeros(prompt_shape, dtype=torch.long), max_new_tokens, top_p=top_p)
+
+
+def test_sampling_argument_bounds_are_accepted(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    prompt = torch.zeros(1, 3, dtype=torch.long)
+    assert torch.equal(model.generate(prompt, 0), prompt)  # nothing to add
+    assert model.generate(prompt, 2, top_p=1.0, seed=0).shape == (1, 5)
+    greedy = model.generate(prompt, 4, temperature=0)
+    assert torch.equal(model.generate(prompt, 4, top_p=1e-9, seed=0), greedy)  # the most likely token only

@@ -8,7 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import adapt.baseline
+import adapt.run
+from adapt.baseline import FIXED, GRID, describe, select_config, tfidf_classifier
+from adapt.run import Task
 from adapt.run import main as adapt_main
+from minitransformer.data.classification import LabeledTexts, load_trec, stratified_split
 from minitransformer.engine import MetricsLog
 from pretrain.run import main as pretrain_main
 
@@ -67,10 +72,87 @@ def test_learning_rate_finder_in_pretrain_and_adapt(pretrained_dir, corpus, tmp_
 
 
 @pytest.mark.parametrize("task, expected", [("trec-6", 0.886), ("trec-50", 0.818)])
-def test_tfidf_baseline_reports_the_same_metrics(shared_data, tmp_path, task, expected):
+def test_untuned_tfidf_baseline_reports_the_same_metrics(shared_data, tmp_path, task, expected):
     pytest.importorskip("sklearn")
-    assert adapt_main(["--baseline", "tfidf", "--task", task, "--output-dir", str(tmp_path / "b")]) == 0
-    results = json.loads((tmp_path / "b" / "results.json").read_text())
-    test = results["baseline"]["test"]
+    argv = ["--baseline", "tfidf", "--no-tune", "--task", task, "--output-dir", str(tmp_path / "b")]
+    assert adapt_main(argv) == 0
+    baseline = json.loads((tmp_path / "b" / "results.json").read_text())["baseline"]
+    assert baseline["name"] == "tfidf-1-2gram-linearsvc" and "valid_accuracy" not in baseline
+    assert baseline["config"] == {**FIXED, "ngram_range": [1, 2]}
+    test = baseline["test"]
     assert test["accuracy"] == pytest.approx(expected, abs=0.005)  # measured on the official split
     assert sum(map(sum, test["confusion"])) == 500 and 0 < test["macro_f1"] <= 1
+
+
+def test_no_tune_without_a_baseline_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        adapt_main(["--pretrained", "none", "--no-tune", "--output-dir", str(tmp_path / "x")])
+    assert exit_info.value.code == 2 and "--no-tune" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+class ReadAfter(list):
+    """A list that records every read made before `ready()` is true."""
+
+    def __init__(self, items: list, ready, early_reads: list) -> None:
+        super().__init__(items)
+        self.ready, self.early_reads = ready, early_reads
+
+    def _check(self, how: str) -> None:
+        if not self.ready():
+            self.early_reads.append(how)
+
+    def __iter__(self):
+        self._check("iter")
+        return super().__iter__()
+
+    def __getitem__(self, index):
+        self._check("getitem")
+        return super().__getitem__(index)
+
+    def __len__(self) -> int:
+        self._check("len")
+        return super().__len__()
+
+
+def test_tfidf_baseline_is_chosen_on_validation_without_reading_the_test_set(
+    shared_data, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("sklearn")
+    train, test = load_trec(shared_data, train_file="train_1000.label")
+    selections, early_reads = [], []
+
+    def spy_select(fit, valid):  # the real selection, counted
+        chosen = select_config(fit, valid)
+        selections.append(len(fit) + len(valid))
+        return chosen
+
+    ready = lambda: bool(selections)  # noqa: E731
+    guarded = LabeledTexts(
+        ReadAfter(test.texts, ready, early_reads),
+        ReadAfter(test.labels, ready, early_reads),
+        test.label_names,
+    )
+    monkeypatch.setattr(adapt.baseline, "select_config", spy_select)
+    monkeypatch.setattr(
+        adapt.run, "load_task", lambda args: Task(train, guarded, "train_1000 / guarded test")
+    )
+    assert adapt_main(["--baseline", "tfidf", "--output-dir", str(tmp_path / "b")]) == 0
+    assert selections == [len(train)] and early_reads == []  # selected on train_1000 alone, test unread
+
+    baseline = json.loads((tmp_path / "b" / "results.json").read_text())["baseline"]
+    config = baseline["config"]
+    assert all(config[key] in values for key, values in GRID.items() if key != "ngram_range")
+    assert tuple(config["ngram_range"]) in GRID["ngram_range"]
+    assert baseline["name"] == f"tfidf-{config['ngram_range'][0]}-{config['ngram_range'][1]}gram-linearsvc"
+    assert describe(config) in capsys.readouterr().out
+    fit, valid = stratified_split(train, fraction=0.1, seed=0)  # the split adapt validates on
+    fixed = tfidf_classifier(FIXED).fit(fit.texts, fit.labels)
+    assert baseline["valid_accuracy"] >= accuracy(fixed, valid)  # FIXED is in the grid, so never better
+    refit = tfidf_classifier(config).fit(train.texts, train.labels)  # on the full training set
+    assert baseline["test"]["accuracy"] == pytest.approx(accuracy(refit, test))
+    assert sum(map(sum, baseline["test"]["confusion"])) == len(test)
+
+
+def accuracy(model, data: LabeledTexts) -> float:
+    return sum(int(p) == y for p, y in zip(model.predict(data.texts), data.labels)) / len(data)
