@@ -1,9 +1,10 @@
 """Figures for the tutorials and the training runs: every function returns a matplotlib `Figure`.
 
 Figures are built with `matplotlib.figure.Figure` directly, never through `pyplot`: no GUI backend
-is touched (headless by construction, like the Agg backend), no global figure list grows, and a
-notebook still displays the returned figure. Pass `path=` to also save it as a PNG (parent folders
-are created). The same inputs always give the same picture: there is no randomness except a seeded
+is touched (headless by construction, like the Agg backend) and no global figure list grows. Pass
+`path=` to also save it as a PNG (parent folders are created). Inside a Jupyter kernel every figure
+is also displayed under the cell that made it, exactly once, whether or not the cell ends with it
+(see `_show_in_notebook`); in a script nothing is shown. The same inputs always give the same picture: there is no randomness except a seeded
 jitter in `plot_seed_spread`.
 
 Layout is "constrained", so titles, tick labels and colour bars are never clipped.
@@ -11,6 +12,7 @@ Layout is "constrained", so titles, tick labels and colour bars are never clippe
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -41,13 +43,70 @@ def _new_figure(width: float, height: float, title: str = "", beside_title: floa
     return Figure(figsize=(max(width, 0.09 * len(title) + beside_title), height), layout="constrained")
 
 
+def _png(fig: Figure) -> bytes:
+    """The figure as PNG bytes, with no version stamp: the same picture gives the same bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    return buffer.getvalue()
+
+
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
-    """Save `fig` as a PNG when a path is given; return it either way."""
+    """Save `fig` as a PNG when a path is given, show it in a notebook; return it either way."""
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, metadata={"Software": None})  # no version stamp: same bytes every run
+        path.write_bytes(_png(fig))
+    _show_in_notebook(fig, Path(path).name if path is not None else "figure.png")
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Inline display in Jupyter
+# ----------------------------------------------------------------------------------------------
+# The same rule as matplotlib's inline backend, for figures made without pyplot: a figure is queued
+# when made and displayed when its cell finishes, unless the cell's last expression already
+# displayed it. Each display carries the PNG's file name in its metadata, so a test can tell which
+# figure it is.
+
+_queued: list[tuple[Figure, str]] = []  # figures made by the running cell, not displayed yet
+
+
+def _kernel_shell():
+    """The IPython shell of a Jupyter kernel we run in, else None (plain Python, terminal IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
+
+
+def _show_in_notebook(fig: Figure, name: str) -> None:
+    """Queue `fig` for display under the running cell (a no-op outside a Jupyter kernel)."""
+    shell = _kernel_shell()
+    if shell is None:
+        return
+    if _display_queued not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _display_queued)
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _figure_as_png)
+    _queued.append((fig, name))
+
+
+def _figure_as_png(fig: Figure) -> tuple[bytes, dict]:
+    """IPython's PNG formatter for a figure a cell ends with; that figure leaves the queue."""
+    names = [name for queued, name in _queued if queued is fig]
+    _queued[:] = [(queued, name) for queued, name in _queued if queued is not fig]
+    return _png(fig), {"filename": names[0] if names else "figure.png"}
+
+
+def _display_queued(*_) -> None:
+    """Display the figures the finished cell made and did not display itself."""
+    from IPython.display import display
+
+    while _queued:
+        fig, name = _queued.pop(0)
+        display({"image/png": _png(fig), "text/plain": f"<figure {name}>"}, raw=True,
+                metadata={"image/png": {"filename": name}})
 
 
 def _line_chart(
