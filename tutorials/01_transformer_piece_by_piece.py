@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from minitransformer import TransformerConfig, TransformerWithLMHead, plots
 from minitransformer.model import sinusoidal_table
 
+torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/01_transformer_piece_by_piece"))
 OUT.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,6 @@ FIGURES = [
     "norm_placement_residual_norms.png",
     "norm_placement_gradients.png",
 ]
-torch.manual_seed(0)
 
 # %% [markdown]
 # ## A toy model and a toy sentence

@@ -52,12 +52,12 @@ from minitransformer.data.wikitext import LMBlockDataset, binarize, count_words,
 from minitransformer.engine import MetricsLog, warmup_cosine
 from minitransformer.tokenization import Tokenizer
 
+torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/02_pretraining"))
 OUT.mkdir(parents=True, exist_ok=True)
 DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
 FIGURES = ["ignite_loop.png", "training_curves.png"]
-torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. A tokenizer for the corpus
@@ -336,15 +336,16 @@ smoke_options = [
         "1",
     ),
 ]
-exit_code = pretrain.run.main(
-    [
-        *("--preset", "tiny", "--output-dir", str(run_dir), "--overwrite"),
-        *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
-        *("--tokenizer", str(OUT / "tokenizer"), "--cache-dir", str(OUT / "binarized")),
-        *("--threads", str(torch.get_num_threads()), "--no-progress"),
-        *(smoke_options if SMOKE else []),
-    ]
-)
+with plots.inline(False):  # the run saves its own figures; we draw ours below
+    exit_code = pretrain.run.main(
+        [
+            *("--preset", "tiny", "--output-dir", str(run_dir), "--overwrite"),
+            *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
+            *("--tokenizer", str(OUT / "tokenizer"), "--cache-dir", str(OUT / "binarized")),
+            *("--threads", str(torch.get_num_threads()), "--no-progress"),
+            *(smoke_options if SMOKE else []),
+        ]
+    )
 assert exit_code == 0, "pretraining failed: see the message above"
 print(sorted(p.name for p in run_dir.iterdir()))
 print(json.loads((run_dir / "training_args.json").read_text())["splits"])

@@ -58,6 +58,7 @@ from minitransformer.data.classification import (
 )
 from minitransformer.tokenization import Tokenizer
 
+torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/03_adapting_to_trec"))
 OUT.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,6 @@ FIGURES = [
     "confusion_pretrained.png",
     "confusion_random_init.png",
 ]
-torch.manual_seed(0)
 
 # %% [markdown]
 # ## 0. A pretrained causal language model
@@ -102,16 +102,17 @@ else:
         *("--embed-dim", "32", "--hidden-dim", "64", "--num-layers", "2", "--vocab-size", "1000"),
         *("--num-max-positions", "32", "--max-eval-batches", "2", "--eval-batch-size", "64"),
     ]
-    exit_code = pretrain.run.main(
-        [
-            *("--preset", "tiny", "--output-dir", str(pretrained), "--overwrite"),
-            *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
-            *("--max-steps", str(PRETRAIN_STEPS), "--eval-every", str(PRETRAIN_STEPS)),
-            *("--cache-dir", str(OUT / "binarized"), "--sample-prompts"),
-            *("--threads", str(torch.get_num_threads()), "--no-progress"),
-            *(smoke_options if SMOKE else []),
-        ]
-    )
+    with plots.inline(False):  # the run saves its own figures in its folder
+        exit_code = pretrain.run.main(
+            [
+                *("--preset", "tiny", "--output-dir", str(pretrained), "--overwrite"),
+                *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
+                *("--max-steps", str(PRETRAIN_STEPS), "--eval-every", str(PRETRAIN_STEPS)),
+                *("--cache-dir", str(OUT / "binarized"), "--sample-prompts"),
+                *("--threads", str(torch.get_num_threads()), "--no-progress"),
+                *(smoke_options if SMOKE else []),
+            ]
+        )
     assert exit_code == 0, "pretraining failed: see the message above"
 summary = [r for r in plots.read_metrics(pretrained / "metrics.jsonl") if r["event"] == "final"][-1]
 print(f"pretrained model: {pretrained} ({pretrained_steps(pretrained)} steps, "
@@ -321,7 +322,8 @@ results = {}
 for name, options in setups.items():
     run_dir = (OUT / "runs" / name.replace(" ", "_")).resolve()
     args = adapt.cli.parse_args([*options, *common, "--output-dir", str(run_dir)])
-    results[name] = adapt.run.adapt(args)
+    with plots.inline(False):  # each run saves its own figures; we draw the ones we discuss
+        results[name] = adapt.run.adapt(args)
 
 print(f"{'setup':>20}  test accuracy  test error  macro-F1")
 for name, result in results.items():

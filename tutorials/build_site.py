@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         tutorials = [t for t in tutorials if t.name[:2] in args.only]
         if not tutorials:
-            print(f"error: no tutorial numbered {' '.join(args.only)}; use two digits, e.g. 01", file=sys.stderr)
+            print(
+                f"error: no tutorial numbered {' '.join(args.only)}; use two digits, e.g. 01", file=sys.stderr
+            )
             return 2
     build(tutorials, args.site.resolve(), args.smoke, args.timeout)
     print(f"open {args.site.resolve() / 'index.html'}")
