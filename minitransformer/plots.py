@@ -371,11 +371,17 @@ def plot_training_curves(
             ppl = [math.exp(min(v, 50.0)) for v in ppl]
         if steps:
             ppl_ax.plot(
-                steps, ppl, label=f"{name}, token-level", color=colour, marker="o" if len(steps) < 30 else None
+                steps,
+                ppl,
+                label=f"{name}, token-level",
+                color=colour,
+                marker="o" if len(steps) < 30 else None,
             )
         steps, word_ppl = _series(records, event, "word_ppl")
         if steps:
-            ppl_ax.plot(steps, word_ppl, label=f"{name}, word-level", color=colour, linestyle="--", marker="s")
+            ppl_ax.plot(
+                steps, word_ppl, label=f"{name}, word-level", color=colour, linestyle="--", marker="s"
+            )
     steps, lr = _series(records, "train", "lr")
     if steps:
         lr_ax.plot(steps, lr, color="grey")
