@@ -3,7 +3,7 @@
 A tutorial asks the learner to write a function, then calls `check_<name>(their_function)`. The
 checker runs it on inputs whose answer the library knows and prints one line: "exercise passed: ...",
 "exercise not passed: <what is wrong>" (it recognises the usual mistakes), or "exercise not
-attempted yet" while the function still raises NotImplementedError. It returns True only on a pass.
+attempted yet" while the function still raises NotImplementedError.
 The `solution_<name>` functions are the answers; try before you read them. The tests run every
 tutorial with the solutions (`MINITRANSFORMER_SOLUTIONS=1`), so the checkers themselves are tested.
 """
@@ -33,16 +33,14 @@ def use_solutions() -> bool:
     return os.environ.get("MINITRANSFORMER_SOLUTIONS") == "1"
 
 
-def _verdict(name: str, check: Callable[[], str]) -> bool:
-    """Run `check` (returns what passed, raises _NotPassed), print the verdict, return True on a pass."""
+def _verdict(name: str, check: Callable[[], str]) -> None:
+    """Run `check` (returns what passed, raises _NotPassed) and print the verdict in one line."""
     try:
         print(f"exercise passed: {name}: {check()}")
-        return True
     except NotImplementedError:
         print(f"exercise not attempted yet: {name} (write the function above, then rerun both cells)")
     except _NotPassed as problem:
         print(f"exercise not passed: {name}: {problem}")
-    return False
 
 
 def _close(a, b) -> bool:
@@ -65,7 +63,7 @@ def solution_attention(
     return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1) @ v
 
 
-def check_attention(fn: Callable) -> bool:
+def check_attention(fn: Callable) -> None:
     """Compare `fn(q, k, v, allowed)` with PyTorch's `scaled_dot_product_attention` under a causal +
     padding mask (True = may attend)."""
 
@@ -89,7 +87,7 @@ def check_attention(fn: Callable) -> bool:
             )
         raise _NotPassed("the output differs from softmax(QKᵀ/√hs, masked, over the keys: dim=-1) @ V")
 
-    return _verdict("attention", check)
+    _verdict("attention", check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,7 +109,7 @@ def solution_mask_tokens(
     return inputs, ids.masked_fill(~selected, IGNORE_INDEX)
 
 
-def check_mask_tokens(fn: Callable) -> bool:
+def check_mask_tokens(fn: Callable) -> None:
     """Check `fn(ids, mask_id, vocab_size, generator)` on 200,000 tokens: labels, and the 15 % and
     80/10/10 proportions within a few standard deviations."""
 
@@ -138,7 +136,7 @@ def check_mask_tokens(fn: Callable) -> bool:
             raise _NotPassed(f"{kept:.1%} of the selected tokens kept their id; expected 10 %")
         return f"15 % selected ({share:.1%}); of those {masked:.1%} [MASK], {kept:.1%} unchanged, the rest random"
 
-    return _verdict("mask_tokens", check)
+    _verdict("mask_tokens", check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -154,7 +152,7 @@ def solution_classify(model, x: torch.Tensor, clf_tokens_mask: torch.Tensor, pad
     return model.classification_head(pooled)
 
 
-def check_classify(fn: Callable) -> bool:
+def check_classify(fn: Callable) -> None:
     """Compare `fn(model, x, clf_tokens_mask, padding_mask)` with the library's forward pass on a small
     random causal classifier and a padded batch whose rows have different lengths."""
 
@@ -180,7 +178,7 @@ def check_classify(fn: Callable) -> bool:
             )
         raise _NotPassed("the logits differ: take each row's hidden state where clf_tokens_mask is True")
 
-    return _verdict("classify", check)
+    _verdict("classify", check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,7 +191,7 @@ def solution_llrd(lr: float, decay: float, num_layers: int) -> list[float]:
     return [lr * decay**depth for depth in range(num_layers + 2)]
 
 
-def check_llrd(fn: Callable) -> bool:
+def check_llrd(fn: Callable) -> None:
     """Compare `fn(lr, decay, num_layers)` with the groups `stability.llrd_parameter_groups` builds."""
 
     def check() -> str:
@@ -216,7 +214,7 @@ def check_llrd(fn: Callable) -> bool:
             raise _NotPassed("the head should get the base rate; the top layer is the first to be decayed")
         raise _NotPassed(f"expected {expected}, got {answer}")
 
-    return _verdict("llrd", check)
+    _verdict("llrd", check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,7 +227,7 @@ def solution_gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
-def check_gelu_tanh(fn: Callable) -> bool:
+def check_gelu_tanh(fn: Callable) -> None:
     """Compare `fn(x)` with `F.gelu(x, approximate="tanh")` on [-6, 6]."""
 
     def check() -> str:
@@ -241,7 +239,7 @@ def check_gelu_tanh(fn: Callable) -> bool:
             raise _NotPassed("that is the exact GELU (with erf); GPT-2 uses the tanh approximation")
         raise _NotPassed("the values differ from 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))")
 
-    return _verdict("gelu_tanh", check)
+    _verdict("gelu_tanh", check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,7 +247,7 @@ def check_gelu_tanh(fn: Callable) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
-def check_previous_token_share(fn: Callable) -> bool:
+def check_previous_token_share(fn: Callable) -> None:
     """Compare `fn(attention)` ((B, nh, T, T) → (nh,)) with `inspection.previous_token_share` on heads
     whose answer is known: a perfect previous-token head (1.0), a self head (0.0), a two-back head (0.0)."""
 
@@ -269,4 +267,4 @@ def check_previous_token_share(fn: Callable) -> bool:
             )
         raise _NotPassed(f"expected {expected.tolist()} for (previous, self, two-back) heads, got {answer}")
 
-    return _verdict("previous_token_share", check)
+    _verdict("previous_token_share", check)

@@ -25,7 +25,7 @@ import torch
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import FancyBboxPatch, Patch
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence
 
@@ -226,6 +226,66 @@ def plot_positional_encoding(
     ax.set_ylabel("position in the sequence")
     fig.colorbar(image, ax=ax, label="value added to the token embedding")
     ax.set_title(title)
+    return _finish(fig, path)
+
+
+# One Transformer layer in each norm placement, bottom to top: the boxes in order, and the residual
+# connections as (from box, to box): the stream leaves after box `from` and is added at box `to`.
+_NORM_PLACEMENT_LAYERS = {
+    "post (original Transformer, BERT)": (
+        ["h", "attention", "+", "LayerNorm", "feed-forward", "+", "LayerNorm"],
+        [(0, 2), (3, 5)],
+    ),
+    "pre (GPT-2; final LayerNorm after the last layer)": (
+        ["h", "LayerNorm", "attention", "+", "LayerNorm", "feed-forward", "+"],
+        [(0, 3), (3, 6)],
+    ),
+    "tutorial (the hands-on's code)": (
+        ["h", "LayerNorm", "attention", "+", "LayerNorm", "feed-forward", "+"],
+        [(1, 3), (4, 6)],
+    ),
+}
+_BOX_COLOURS = {
+    "LayerNorm": "#f6c85f",
+    "attention": "#9dd9d2",
+    "feed-forward": "#9dd9d2",
+    "+": "white",
+    "h": "#dddddd",
+}
+
+
+def plot_norm_placements(
+    title: str = "One layer in each norm placement (bottom to top; the residual stream on the right)",
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """A block diagram of one layer for each `norm_placement`: where the LayerNorms sit relative to the
+    sub-blocks and which tensor the residual connection carries past them."""
+    fig = _new_figure(12.0, 6.0, title)
+    axes = fig.subplots(1, len(_NORM_PLACEMENT_LAYERS))
+    for ax, (name, (boxes, residuals)) in zip(axes, _NORM_PLACEMENT_LAYERS.items()):
+        for i, label in enumerate(boxes):
+            width = 0.3 if label == "+" else 1.6
+            ax.add_patch(
+                FancyBboxPatch(
+                    (-width / 2, i - 0.25), width, 0.5, boxstyle="round,pad=0.05",
+                    facecolor=_BOX_COLOURS[label], edgecolor="black",
+                )
+            )  # fmt: skip
+            ax.text(0, i, label, ha="center", va="center", fontsize=10)
+            if i > 0:
+                ax.annotate("", xy=(0, i - 0.3), xytext=(0, i - 0.7), arrowprops={"arrowstyle": "->"})
+        for start, end in residuals:  # out of box `start`, round the right side, into the "+" at `end`
+            ax.plot([0, 1.3, 1.3], [start + 0.5, start + 0.5, end], color="C3")
+            ax.plot([0], [start + 0.5], "o", color="C3", markersize=4)
+            ax.annotate("", xy=(0.2, end), xytext=(1.3, end), arrowprops={"arrowstyle": "->", "color": "C3"})
+        ax.annotate(
+            "", xy=(0, len(boxes) - 0.2 + 0.5), xytext=(0, len(boxes) - 0.3), arrowprops={"arrowstyle": "->"}
+        )
+        ax.set_xlim(-1.2, 1.6)
+        ax.set_ylim(-0.6, len(boxes) + 0.4)
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    fig.suptitle(title)
     return _finish(fig, path)
 
 

@@ -16,8 +16,11 @@ def not_written(*args):
 
 
 def verdict(capsys, checker, fn) -> tuple[bool, str]:
-    passed = checker(fn)
-    return passed, capsys.readouterr().out
+    """(passed, the line the checker printed)"""
+    checker(fn)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, out
+    return out.startswith("exercise passed:"), out
 
 
 @pytest.mark.parametrize(

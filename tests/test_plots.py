@@ -125,9 +125,9 @@ def test_training_curves_read_jsonl_and_tolerate_missing_keys(tmp_path):
     records = _records() + [{"event": "train", "step": 300}, {"event": "epoch", "epoch": 1}]
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
     loss_ax, ppl_ax, lr_ax = plots.plot_training_curves(path).axes
-    assert [line.get_label() for line in loss_ax.lines] == ["train loss", "valid loss"]
+    assert [line.get_label() for line in loss_ax.lines] == ["train", "valid"]  # no split recorded
     labels = [line.get_label() for line in ppl_ax.lines]
-    assert labels == ["train token-level", "valid token-level", "valid word-level"]
+    assert labels == ["train, token-level", "valid, token-level", "valid, word-level"]
     assert np.allclose(ppl_ax.lines[1].get_ydata(), math.exp(5.0))  # ppl computed from the loss
     assert len(lr_ax.lines) == 1 and len(lr_ax.lines[0].get_xdata()) == 20  # the step without lr skipped
 
@@ -187,3 +187,28 @@ def test_embedding_pca_separates_groups_along_the_first_component():
     assert (first.max() < second.min()) or (second.max() < first.min())
     assert "of the variance" in ax.get_xlabel()
     assert [t.get_text() for t in ax.texts] == [f"w{i}" for i in range(8)]
+
+
+def test_norm_placement_diagram_has_one_panel_per_placement_with_two_residuals(tmp_path):
+    from minitransformer.config import NORM_PLACEMENTS
+
+    fig = plots.plot_norm_placements(path=tmp_path / "np.png")
+    assert sorted(ax.get_title().split()[0] for ax in fig.axes) == sorted(NORM_PLACEMENTS)
+    for ax in fig.axes:
+        residuals = [line for line in ax.lines if len(line.get_xdata()) == 3]  # out, round the side, up
+        assert len(residuals) == 2, ax.get_title()
+        labels = [t.get_text() for t in ax.texts]
+        assert labels.count("+") == 2 and labels.count("LayerNorm") == 2, labels
+    assert (tmp_path / "np.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_training_curves_name_the_evaluated_split_and_show_the_warmup_from_zero():
+    records = [{"event": "train", "step": s, "loss": 5.0, "lr": 1e-3 * s / 10} for s in range(1, 11)] + [
+        {"event": "valid", "step": 10, "loss": 4.0, "split": "test"}
+    ]
+    fig = plots.plot_training_curves(records)
+    loss_ax, _, lr_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["train", "test"]
+    assert lr_ax.get_ylim()[0] == 0.0 and lr_ax.get_xlim()[0] == 0.0
+    ppl_colours = {line.get_label().split(",")[0]: line.get_color() for line in fig.axes[1].lines}
+    assert {line.get_label(): line.get_color() for line in loss_ax.lines} == ppl_colours

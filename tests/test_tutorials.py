@@ -57,8 +57,9 @@ def test_tutorials_are_found_and_declare_figures():
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
 def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path, shared_data_dir):
     """Executed as a learner does (a notebook in a Jupyter kernel), smoke mode: no cell fails, every
-    declared figure is displayed inline as a PNG and written as a PNG file, and no cell shows the
-    bare repr of an object (`<Figure size ...>`, `<torch._C.Generator at 0x...>`)."""
+    declared figure is displayed inline as a PNG and written as a PNG file, every exercise checker
+    passes the reference solution, and no cell shows the bare repr of an object (`<Figure size ...>`,
+    `<torch._C.Generator at 0x...>`)."""
     for relative in declared(path, "DATA"):
         try:
             locate(relative, shared_data_dir)
@@ -75,6 +76,7 @@ def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path, share
     env = {
         **os.environ,
         "MINITRANSFORMER_SMOKE": "1",
+        "MINITRANSFORMER_SOLUTIONS": "1",  # the exercises run their reference answers through the checkers
         "MINITRANSFORMER_TUTORIAL_OUT": str(out),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         **{variable: str(directory) for variable, directory in checkpoints.items()},
@@ -93,8 +95,23 @@ def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path, share
         assert figure.is_file(), f"{path.name} promised {name} but did not write it"
         assert figure.read_bytes().startswith(PNG_SIGNATURE) and figure.stat().st_size > 1000, name
     assert len(inline) == len(set(inline)), f"{path.name} displays a figure twice: {inline}"
+    verdicts = [
+        line for text in printed(notebook) for line in text.splitlines() if line.startswith("exercise ")
+    ]
+    assert verdicts, f"{path.name} has no exercise (or its checker printed nothing)"
+    assert all(v.startswith("exercise passed:") for v in verdicts), f"{path.name}: {verdicts}"
     for text in results_shown(notebook):
         assert not BARE_REPR.match(text), f"{path.name}: a cell shows {text!r} instead of a result"
+
+
+def printed(notebook) -> list[str]:
+    """What the cells of a notebook printed (stdout)."""
+    return [
+        output["text"]
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and output.get("name") == "stdout"
+    ]
 
 
 def results_shown(notebook) -> list[str]:

@@ -46,7 +46,7 @@ from ignite.handlers import TerminateOnNan
 from ignite.metrics import Loss, RunningAverage
 
 import pretrain.run
-from minitransformer import TransformerConfig, TransformerWithLMHead, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, plots
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.wikitext import LMBlockDataset, binarize, count_words, read_lines, wikitext_path
 from minitransformer.engine import MetricsLog, warmup_cosine
@@ -437,7 +437,30 @@ for temperature in (0.7, 1.0):
 
 # %% [markdown]
 # Tutorial 3 adapts this model to classify questions; tutorial 6 looks inside such a model.
+
+# %% [markdown]
+# ## Exercise: the 80 / 10 / 10 corruption
 #
+# Write `my_mask_tokens(ids, mask_id, vocab_size, generator)`, the heart of section 3's masked
+# objective: select each token with probability 0.15; replace 80 % of the selected ones by `mask_id`,
+# 10 % by a random id below `vocab_size`, leave 10 % unchanged; return `(inputs, labels)` with the
+# original id as the label of a selected token and -100 elsewhere. Draw all randomness from
+# `generator`. The check runs it on 200,000 tokens and measures the proportions. (Answer:
+# `exercises.solution_mask_tokens`; the library's `mask_tokens` also protects special tokens.)
+
+
+# %%
+def my_mask_tokens(ids, mask_id, vocab_size, generator):
+    """ids (B, T) → (inputs (B, T), labels (B, T))"""
+    raise NotImplementedError  # your code here
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    my_mask_tokens = exercises.solution_mask_tokens
+exercises.check_mask_tokens(my_mask_tokens)
+
+# %% [markdown]
 # ## Figures written
 
 # %%

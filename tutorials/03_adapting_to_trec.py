@@ -47,7 +47,7 @@ import adapt.cli
 import adapt.run
 import pretrain.run
 from adapt.predict import Classifier
-from minitransformer import FineTuningConfig, TransformerWithClfHead, plots
+from minitransformer import FineTuningConfig, TransformerWithClfHead, exercises, plots
 from minitransformer.data.classification import (
     ClassificationDataset,
     LengthBucketSampler,
@@ -84,7 +84,11 @@ FIGURES = [
 
 # %%
 PRETRAIN_STEPS = 10 if SMOKE else 150
-tutorial_2_model = Path("runs/tutorials/02_pretraining/causal_lm")
+# Tutorial 2's model, found beside this tutorial's output folder (both default to runs/tutorials/), or
+# wherever MINITRANSFORMER_TUTORIAL2_MODEL points.
+tutorial_2_model = Path(
+    os.environ.get("MINITRANSFORMER_TUTORIAL2_MODEL") or OUT.parent / "02_pretraining" / "causal_lm"
+)
 
 
 def pretrained_steps(run_dir: Path) -> int:
@@ -171,6 +175,11 @@ for position in ("end", "start"):
 # asks few questions, and the tokenizer is part of what was pretrained.) The same picture, as the
 # causal mask of the question with `[CLS]` appended: the last row, the one the classifier reads, is
 # the only one that sees every token.
+#
+# With `[CLS]` first, `encode_for_classification` also closes the question with `[SEP]`, as printed
+# above: that is BERT's input format (BERT was pretrained on pairs of segments, each closed by `[SEP]`),
+# kept so that a BERT checkpoint sees what it was trained on. A causal model reads `[CLS]` last and
+# needs no end marker.
 
 # %%
 end_tokens = [tokenizer.id_to_token(i) for i in encode_for_classification(questions[:1], tokenizer, 64)[0]]
@@ -398,7 +407,29 @@ for question, probs in zip(mine, classifier.predict(mine)):
 # %% [markdown]
 # Tutorial 4 asks how much of these numbers depends on the random seed, and what makes few-sample
 # fine-tuning more stable.
+
+# %% [markdown]
+# ## Exercise: the classification head's forward pass
 #
+# Write `classify(model, x, clf_tokens_mask, padding_mask)` returning the logits (B, C) that
+# `model(x, clf_tokens_mask, padding_mask=padding_mask)` returns for a `TransformerWithClfHead` with
+# the default pooling: run `model.transformer`, take each row's final hidden state at its
+# classification token, and apply `model.classification_head`. The check uses a padded batch whose
+# rows have different lengths. (Answer: `exercises.solution_classify`.)
+
+
+# %%
+def classify(model, x, clf_tokens_mask, padding_mask):
+    """x, clf_tokens_mask, padding_mask: (B, T) → logits (B, C)"""
+    raise NotImplementedError  # your code here: three lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    classify = exercises.solution_classify
+exercises.check_classify(classify)
+
+# %% [markdown]
 # ## Figures written
 
 # %%

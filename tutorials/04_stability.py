@@ -51,7 +51,7 @@ import torch
 
 from adapt.cli import parse_args
 from adapt.run import adapt
-from minitransformer import FineTuningConfig, TransformerWithClfHead, plots
+from minitransformer import FineTuningConfig, TransformerWithClfHead, exercises, plots
 from minitransformer import stability as st
 from minitransformer.data.wikitext import wikitext_path
 from pretrain.run import main as pretrain
@@ -304,7 +304,28 @@ plots.plot_seed_spread(
 # accuracy if it sits *higher*. With two seeds (laptop mode, the default), four
 # (`MINITRANSFORMER_FULL_STUDY=1`) or one (smoke mode), a difference of a point or two between boxes is
 # within what another set of seeds would change.
+
+# %% [markdown]
+# ## Exercise: layer-wise learning rates
 #
+# Write `llrd_rates(lr, decay, num_layers)` returning one learning rate per block, in the order of
+# section 4's table: the head, the top layer, …, layer 1, the embeddings (num_layers + 2 rates). The
+# check compares them with the groups `stability.llrd_parameter_groups` builds for a 3-layer model.
+# (Answer: `exercises.solution_llrd`.)
+
+
+# %%
+def llrd_rates(lr, decay, num_layers):
+    """[head, layer L, …, layer 1, embeddings]"""
+    raise NotImplementedError  # your code here: one line
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    llrd_rates = exercises.solution_llrd
+exercises.check_llrd(llrd_rates)
+
+# %% [markdown]
 # ## Figures written
 
 # %%

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from minitransformer import TransformerConfig, TransformerWithLMHead, hf, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, hf, plots
 from minitransformer.inspection import column_share, previous_token_share
 
 torch.manual_seed(0)  # the same numbers on every run
@@ -352,7 +352,28 @@ for layer in shown_layers:
 #   table), yet it takes only 0.26–0.48 of the weight on average; the rest is spread over the
 #   sentence. Parking weight on `[CLS]` (or `[SEP]`) is the usual way a head "does little" when
 #   nothing in the sentence concerns it.
+
+# %% [markdown]
+# ## Exercise: GPT-2's GELU
 #
+# Section 1 lists `activation` among the switches: BERT uses the exact GELU, x·Φ(x), GPT-2 its tanh
+# approximation. Write `gelu_tanh(x)` = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); the check compares
+# it with `F.gelu(x, approximate="tanh")` and tells you if you wrote the exact one instead. (Answer:
+# `exercises.solution_gelu_tanh`.)
+
+
+# %%
+def gelu_tanh(x):
+    """GELU, tanh approximation, elementwise"""
+    raise NotImplementedError  # your code here: one line
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    gelu_tanh = exercises.solution_gelu_tanh
+exercises.check_gelu_tanh(gelu_tanh)
+
+# %% [markdown]
 # ## Figures written
 
 # %%

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from minitransformer import TransformerConfig, TransformerWithLMHead, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, plots
 from minitransformer.data.wikitext import line_separator_id, read_lines, wikitext_path
 from minitransformer.inspection import column_share, next_token_probability, previous_token_share
 from minitransformer.tokenization import Tokenizer
@@ -262,7 +262,28 @@ for k, p in zip(context_sizes, probabilities[:, best].tolist()):
 # reusing what the sentence just said. Larger, longer-trained models keep gaining from distant
 # context, which is what their lower perplexity measures; rerun this section on the checkpoint of
 # tutorial 2 to compare.
+
+# %% [markdown]
+# ## Exercise: the previous-token share
 #
+# Write `share_on_previous(attention)`: for attention probabilities (B, nh, T, T), the mean weight
+# that token i puts on token i − 1, per head (nh,), averaged over the tokens and the batch. The check
+# feeds it a perfect previous-token head (answer 1.0), a head that looks at itself and one that looks
+# two tokens back (both 0.0). Mind which diagonal you read. (Answer: `inspection.previous_token_share`.)
+
+
+# %%
+def share_on_previous(attention):
+    """(B, nh, T, T) → (nh,)"""
+    raise NotImplementedError  # your code here
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    share_on_previous = previous_token_share
+exercises.check_previous_token_share(share_on_previous)
+
+# %% [markdown]
 # ## Figures written
 
 # %%
