@@ -313,8 +313,8 @@ plots.plot_training_curves(
 #
 # - a narrower model, 128 dimensions instead of 256 (4 layers, 2M parameters), to fit the CPU budget;
 # - `--norm-placement pre`: with the hands-on's placement, this short run stays stuck at the level
-#   of a model that only knows word frequencies (we tried: test perplexity about 890 after 300
-#   steps), while pre-norm, with its direct gradient path (tutorial 1), keeps improving;
+#   of a model that only knows word frequencies (try it: leave out `--norm-placement pre`), while
+#   pre-norm, with its direct gradient path (tutorial 1), keeps improving;
 # - a higher peak learning rate, 3e-3, which pre-norm tolerates.
 #
 # We also give it our tokenizer, and the thread count this process already uses.
@@ -353,8 +353,8 @@ print(json.loads((run_dir / "training_args.json").read_text())["splits"])
 # %% [markdown]
 # The run directory holds the model (`config.json`, `model.safetensors`, `tokenizer.json`), the
 # options (`training_args.json`, with the splits spelled out), `checkpoints/` and `metrics.jsonl`.
-# Its curves (the log calls every evaluation "valid", whatever the split; here it is WikiText-2
-# test):
+# Its curves (the log calls every evaluation "valid", whatever the split; the legend names the split
+# the records carry, here WikiText-2 test):
 
 # %%
 records = plots.read_metrics(run_dir / "metrics.jsonl")
@@ -367,13 +367,14 @@ for r in records:
     if r["event"] in ("valid", "final"):
         print(f"{r['event']:>5} at step {r['step']:3d}: test loss {r['loss']:.3f}, "
               f"token perplexity {r['ppl']:8.1f}, word perplexity {r['word_ppl']:8.1f}")  # fmt: skip
+print(f"vocabulary size: {tokenizer.vocab_size:,}")
 
 # %% [markdown]
-# At step 0 the perplexity is close to the vocabulary size (8,000): an untrained model spreads its
-# bets evenly. It drops fast while the model learns word frequencies and common pairs ("of the",
-# ", and"), then more slowly. The learning-rate panel shows the warm-up and the cosine decay. The
-# intermediate evaluations use the first 10 test batches to save time, the final one the whole
-# test split, so the last point can sit slightly off the line.
+# At step 0 the token perplexity is close to the vocabulary size (both printed above): an untrained
+# model spreads its bets evenly. It drops fast while the model learns word frequencies and common
+# pairs, then more slowly. The learning-rate panel shows the warm-up from 0 and the cosine decay. The
+# intermediate evaluations use the first 10 test batches to save time, the final one the whole test
+# split.
 #
 # ## 6. Token-level or word-level perplexity?
 #
@@ -416,14 +417,14 @@ for step, r in samples.items():  # one per evaluation (the final one repeats the
     print(f"step {step:3d}  greedy: {r['greedy']!r}\n          top-p:  {r['top_p']!r}")
 
 # %% [markdown]
-# At step 0, greedy decoding repeats whatever token the random weights prefer. Then it finds the
-# most frequent token (`the`), later the most frequent short pattern of WikiText-2 (`the [UNK] ,
-# and`: `[UNK]` stands for every rare word, so it is one of the commonest tokens), and loops on
-# it: greedy decoding always takes the safest next token. The sampled continuations use the same
-# seed at every evaluation, hence the same random draws: they change only where the model's
-# probabilities changed, and turn from random pieces into short plausible fragments (`in the band`,
-# `Air ' s`), without a thread of meaning. A 2M-parameter model trained for minutes knows which
-# words go together, not what they say.
+# What to look for in the lines above: at step 0, greedy decoding repeats whatever token the random
+# weights prefer; as training goes it settles on the most frequent tokens and short patterns of
+# WikiText-2 (`[UNK]` stands for every rare word, so it is one of the commonest tokens) and tends to
+# loop on them: greedy decoding always takes the safest next token. The sampled continuations use the
+# same seed at every evaluation, hence the same random draws: they change only where the model's
+# probabilities changed, and move from random pieces towards locally plausible word pairs, without a
+# thread of meaning. A 2M-parameter model trained for minutes knows which words go together, not what
+# they say.
 #
 # The saved model loads like any checkpoint and samples with a key/value cache; the temperature
 # sharpens (< 1) or flattens (> 1) the distribution before sampling.
