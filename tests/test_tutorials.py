@@ -100,6 +100,8 @@ def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path, share
     ]
     assert verdicts, f"{path.name} has no exercise (or its checker printed nothing)"
     assert all(v.startswith("exercise passed:") for v in verdicts), f"{path.name}: {verdicts}"
+    page = site.render_html(notebook)  # what the rendered site shows: the figures embedded in the page
+    assert page.count('src="data:image/png;base64,') >= len(declared(path, "FIGURES")), path.name
     for text in results_shown(notebook):
         assert not BARE_REPR.match(text), f"{path.name}: a cell shows {text!r} instead of a result"
 

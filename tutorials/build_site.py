@@ -2,11 +2,14 @@
 
     python tutorials/build_site.py                 # full mode, every tutorial → site/index.html
     python tutorials/build_site.py --smoke 01 06   # smoke mode, tutorials 1 and 6 only
+    python tutorials/build_site.py --screenshot    # also photograph each page with headless Chromium
 
 Each tutorial (a jupytext percent-format `.py` file) is converted to a notebook, executed with
 nbclient in a fresh `python3` kernel, saved as `NN_name.ipynb` and rendered by nbconvert to
 `NN_name.html` with its figures embedded; `index.html` links them and says how long each took.
-`tests/test_tutorials.py` uses `execute` the same way, in smoke mode.
+`--screenshot` opens each page in headless Chromium (Debian: `apt-get install chromium`) and saves
+what a reader sees as `NN_name.png`. `tests/test_tutorials.py` uses `execute` and `render_html` the
+same way, in smoke mode.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,6 +57,24 @@ def figure_outputs(notebook: nbformat.NotebookNode) -> list[str]:
     return names
 
 
+def render_html(notebook: nbformat.NotebookNode) -> str:
+    """An executed notebook as one standalone HTML page, its figures embedded as data: URIs."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    return body
+
+
+def screenshot(page: Path, png: Path, height: int = 3000) -> None:
+    """Photograph `page` (its first `height` pixels, 1200 wide) as headless Chromium renders it."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise FileNotFoundError("no chromium on the PATH: install it (Debian: apt-get install chromium)")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    command += [f"--window-size=1200,{height}", f"--screenshot={png}", page.resolve().as_uri()]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
 def _kernel_env(smoke: bool, out: Path) -> dict[str, str]:
     """The environment of the kernels: smoke or full mode, figures under `out`, the repository importable."""
     env = {**os.environ, "MINITRANSFORMER_TUTORIAL_OUT": str(out)}
@@ -63,10 +86,10 @@ def _kernel_env(smoke: bool, out: Path) -> dict[str, str]:
     return env
 
 
-def build(tutorials: list[Path], site: Path, smoke: bool, timeout_s: int) -> list[tuple[Path, float]]:
+def build(
+    tutorials: list[Path], site: Path, smoke: bool, timeout_s: int, photograph: bool = False
+) -> list[tuple[Path, float]]:
     """Execute `tutorials`, write their notebooks and HTML pages into `site`; return (page, seconds) pairs."""
-    from nbconvert import HTMLExporter
-
     site.mkdir(parents=True, exist_ok=True)
     pages = []
     for tutorial in tutorials:
@@ -76,11 +99,12 @@ def build(tutorials: list[Path], site: Path, smoke: bool, timeout_s: int) -> lis
         notebook = execute(tutorial, site, _kernel_env(smoke, out), timeout_s)
         seconds = time.perf_counter() - start
         nbformat.write(notebook, site / f"{tutorial.stem}.ipynb")
-        body, _ = HTMLExporter().from_notebook_node(notebook)  # figures are embedded as data: URIs
         page = site / f"{tutorial.stem}.html"
-        page.write_text(body, encoding="utf-8")
+        page.write_text(render_html(notebook), encoding="utf-8")
         pages.append((page, seconds))
         print(f"{page}  ({seconds:.0f} s, {len(figure_outputs(notebook))} figures)", flush=True)
+        if photograph:
+            screenshot(page, page.with_suffix(".png"))
     _write_index(site, pages, smoke)
     return pages
 
@@ -103,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("only", nargs="*", help="tutorial numbers to build (default: all), e.g. 01 06")
     parser.add_argument("--smoke", action="store_true", help="smoke mode: small models, seconds per tutorial")
     parser.add_argument("--site", type=Path, default=REPO / "site", help="output folder (default: site/)")
+    parser.add_argument(
+        "--screenshot", action="store_true", help="photograph each page with headless Chromium"
+    )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default: 1800)")
     args = parser.parse_args(argv)
     tutorials = sorted(HERE.glob("[0-9][0-9]_*.py"))
@@ -113,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"error: no tutorial numbered {' '.join(args.only)}; use two digits, e.g. 01", file=sys.stderr
             )
             return 2
-    build(tutorials, args.site.resolve(), args.smoke, args.timeout)
+    if args.screenshot and not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        print(
+            "error: --screenshot needs chromium on the PATH (Debian: apt-get install chromium)",
+            file=sys.stderr,
+        )
+        return 2
+    build(tutorials, args.site.resolve(), args.smoke, args.timeout, args.screenshot)
     print(f"open {args.site.resolve() / 'index.html'}")
     return 0
 
