@@ -276,17 +276,15 @@ print("classification head:", model.classification_head)
 # The head is not the only thing that starts untrained. `[CLS]` never occurs in the pretraining text,
 # so its row of the token-embedding matrix was never the *input* of a forward pass: as an input it got
 # no gradient at all. With tied weights the same row is also `[CLS]`'s output vector in the LM head,
-# where the softmax only ever taught it "never the next token"; weight decay shrank it a little. Its
-# meaning as an input — what the classification token brings into attention — is learned from zero
-# during fine-tuning. Compare its row with the rows of words the model has read, and with rows of
-# a freshly initialised model:
+# where every softmax of pretraining taught it one thing only: "never the next token". Compare its row
+# with the rows of words the model has read, and with rows of a freshly initialised model:
 
 # %%
 embeddings = model.transformer.tokens_embeddings.weight.detach()  # (V, E)
 fresh = TransformerWithClfHead(model.config, FineTuningConfig(num_classes=len(train.label_names)))
 fresh_norm = fresh.transformer.tokens_embeddings.weight.detach().norm(dim=-1).mean()
 read_ids = sorted({i for q in train.texts[:500] for i in tokenizer.encode(q)})  # tokens the LM has read
-pretraining_text = read_lines(wikitext_path("wikitext-2", "valid"))  # what the LM was trained on
+pretraining_text = list(read_lines(wikitext_path("wikitext-2", "valid")))  # what the LM was trained on
 print(
     "[CLS] in the pretraining text:",
     sum(ids.count(tokenizer.cls_id) for ids in tokenizer.encode_batch(pretraining_text)),
@@ -299,9 +297,14 @@ print(
 print(f"mean row norm at initialisation: {fresh_norm:.3f}")
 
 # %% [markdown]
-# The `[CLS]` row stays near its initial size while the rows of words the model has read moved. This
-# matters most for **feature extraction** below: with the backbone frozen, the `[CLS]` embedding stays
-# a random vector for good, and the head has to read the question through the states it induces.
+# In full mode (tutorial 2's model) the `[CLS]` row has grown *larger* than the rows of the words the
+# model read, which themselves grew from their initial size (smoke mode trains too little to show it).
+# It was trained, but only as an *output*: pushed away from the hidden states so that `[CLS]` gets a
+# low probability. As an *input*, it is nothing the layers have learned to read — the classification
+# token enters the first layer as an unusual, large vector — and what it should gather is learned
+# from zero during fine-tuning. This matters most for **feature extraction** below: with the backbone
+# and its embeddings frozen, the classifier has to work with whatever that vector makes the frozen
+# layers produce.
 
 # %% [markdown]
 # The forward pass is the backbone, the state at the classification token, dropout and the linear
@@ -384,9 +387,10 @@ for name, result in results.items():
 
 # %% [markdown]
 # The table above is this run's (one seed each; tutorial 4 shows how much another seed moves a
-# fine-tuning result: several points on a few hundred test questions). Two full-mode runs on the
-# project's 2-core machine before this tutorial gained the LM-loss row gave: fine-tuning 69–79 %,
-# feature extraction 41–42 %, adapters 50–52 %, random init 83–85 %. What stays the same from run to run:
+# fine-tuning result: several points on a few hundred test questions). Over three full-mode runs on
+# the project's 2-core machine, reusing tutorial 2's model (one seed each; `python
+# tutorials/build_site.py`): fine-tuning 69–79 %, feature extraction 37–42 %, adapters 50–52 %,
+# random init 83–85 %. What stays the same from run to run:
 #
 # - **fine-tuning vs feature extraction**: a frozen LM's `[CLS]` state was never trained to sum up a
 #   question (it was trained to predict the next word, and `[CLS]`'s own embedding is still random,
@@ -397,7 +401,8 @@ for name, result in results.items():
 # - **the auxiliary LM loss** (`--lm-coef 0.5`, the hands-on's and GPT's multi-task fine-tuning) adds
 #   half the language-modelling loss on the same questions to the classification loss, to keep the
 #   backbone a language model while it specialises. Compare the two fine-tuning rows: with one seed
-#   and 500 test questions, a difference of a few points is within the seed-to-seed spread;
+#   and 500 test questions, a difference of a few points is within the seed-to-seed spread (in our
+#   full-mode run the LM-loss row came out 2 points lower);
 # - **pretrained vs random init**: here the baseline *wins*. That is an honest result, not a bug:
 #   our language model is small and briefly trained (its word perplexity is printed in section 0),
 #   its tokenizer learned from Wikipedia, which asks few questions, and 5,000 labelled questions are

@@ -18,15 +18,15 @@
 #
 # 1. the attention of every head in every layer on one sentence,
 # 2. the token embeddings of a few word groups (numbers, months, countries), projected to 2-D,
-# 3. how the model's guess for the next word changes as it sees more of the sentence.
+# 3. how likely it finds the true next token as it sees more of the text before it.
 #
 # A minute of CPU training gives a weak model (far from the hands-on's 50M parameters and 15 GPU
 # hours), so expect clear *beginnings* of structure rather than crisp results; the tools are the same
 # for any checkpoint, including those of tutorials 2 and 5.
 #
-# Data: this tutorial reads `wikitext-2/wiki.valid.tokens` from the data directory
-# (`MINITRANSFORMER_DATA`). It trains on the *validation* split because the training split is not
-# part of the offline data; we measure nothing on it, we only look inside the model.
+# Data: this tutorial reads `wikitext-2/wiki.valid.tokens` and `wiki.test.tokens` from the data
+# directory (`MINITRANSFORMER_DATA`). It trains on the *validation* split because the training split
+# is not part of the offline data, and measures section 3 on the *test* split, text it never saw.
 # `MINITRANSFORMER_SMOKE=1` shrinks data, model and training to a few seconds.
 
 # %%
@@ -255,13 +255,15 @@ for k, p in zip(context_sizes, probabilities[:, best].tolist()):
 
 # %% [markdown]
 # Reading the figure and the numbers printed above: the probability of the true next token rises
-# as the context grows from one token to a few, then flattens (in our full-mode runs on 2 CPU cores,
-# after about 8 tokens): a model trained for a minute uses only the nearest handful of tokens.
-# Targets that already appeared in the window are much more likely at every k, and gain more from
-# context; part of that is that repeated tokens are frequent ones (`the`, `,`), part is the model
-# reusing what the sentence just said. Larger, longer-trained models keep gaining from distant
-# context, which is what their lower perplexity measures; rerun this section on the checkpoint of
-# tutorial 2 to compare.
+# as the context grows from one token to a few. For targets new to the window it flattens after about
+# 8 tokens: a model trained for a minute uses only the nearest handful of tokens to guess a new word.
+# Targets that already appeared in the window are much more likely at every k and gain more from
+# context; in one of our two full-mode runs (2 CPU cores) their curve kept rising up to the whole
+# window, in the other it flattened after 8–16 tokens (the two runs trained slightly different
+# models: this one-minute run is not reproducible bit for bit). Part of their advantage is that repeated tokens are frequent ones (`the`,
+# `,`), part is the model reusing what the text just said. Larger, longer-trained models keep gaining
+# from distant context, which is what their lower perplexity measures; rerun this section on the
+# checkpoint of tutorial 2 to compare.
 
 # %% [markdown]
 # ## Exercise: the previous-token share

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import shutil
 import subprocess
@@ -110,14 +111,20 @@ def build(
 
 
 def _write_index(site: Path, pages: list[tuple[Path, float]], smoke: bool) -> None:
+    """index.html linking every page of the site: those built now and those of earlier partial builds."""
     mode = "smoke mode (small models, seconds each)" if smoke else "full mode"
+    record = site / "timings.json"
+    timings = json.loads(record.read_text()) if record.is_file() else {}
+    timings.update({page.name: {"seconds": round(seconds, 1), "mode": mode} for page, seconds in pages})
+    record.write_text(json.dumps(timings, indent=1, sort_keys=True), encoding="utf-8")
     rows = "\n".join(
-        f'<li><a href="{html.escape(page.name)}">{html.escape(page.stem)}</a> — executed in {seconds:.0f} s</li>'
-        for page, seconds in pages
+        f'<li><a href="{html.escape(name)}">{html.escape(name[:-5])}</a> — executed in {t["seconds"]:.0f} s, '
+        f"{t['mode']}</li>"
+        for name, t in sorted(timings.items())
     )
     (site / "index.html").write_text(
         f"<!doctype html>\n<meta charset='utf-8'>\n<title>minitransformer tutorials</title>\n"
-        f"<h1>minitransformer tutorials</h1>\n<p>Executed in a Jupyter kernel, {mode}.</p>\n<ul>\n{rows}\n</ul>\n",
+        f"<h1>minitransformer tutorials</h1>\n<p>Executed in a Jupyter kernel.</p>\n<ul>\n{rows}\n</ul>\n",
         encoding="utf-8",
     )
 
