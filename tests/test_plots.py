@@ -212,3 +212,61 @@ def test_training_curves_name_the_evaluated_split_and_show_the_warmup_from_zero(
     assert lr_ax.get_ylim()[0] == 0.0 and lr_ax.get_xlim()[0] == 0.0
     ppl_colours = {line.get_label().split(",")[0]: line.get_color() for line in fig.axes[1].lines}
     assert {line.get_label(): line.get_color() for line in loss_ax.lines} == ppl_colours
+
+
+class _FakeKernelShell:
+    """Just enough of IPython's kernel shell for plots' inline display: events and a PNG formatter."""
+
+    def __init__(self):
+        self.callbacks = {"post_run_cell": []}
+        self.events = self
+        self.png_types = {}
+        formatter = type("Formatter", (), {"for_type": lambda _, cls, fn: self.png_types.update({cls: fn})})()
+        self.display_formatter = type("Formatters", (), {"formatters": {"image/png": formatter}})()
+
+    def register(self, event, fn):
+        self.callbacks[event].append(fn)
+
+    def end_cell(self, last_expression=None):
+        """What the kernel does: format the cell's value, if any, then run the post-cell hooks."""
+        if last_expression is not None:
+            self.png_types[Figure](last_expression)
+        for fn in self.callbacks["post_run_cell"]:
+            fn(None)
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    pytest.importorskip("IPython")
+    import IPython.display
+
+    shell, shown = _FakeKernelShell(), []
+    monkeypatch.setattr(plots, "_kernel_shell", lambda: shell)
+    monkeypatch.setattr(
+        IPython.display,
+        "display",
+        lambda data, raw, metadata: shown.append(metadata["image/png"]["filename"]),
+    )
+    return shell, shown
+
+
+def test_in_a_kernel_every_figure_is_displayed_once_after_its_cell(kernel, tmp_path):
+    shell, shown = kernel
+    first = plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "a.png")
+    plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "b.png")
+    assert shown == []  # nothing before the cell ends
+    shell.end_cell(last_expression=first)  # the cell ends with `first`: IPython formats it itself
+    assert shown == ["b.png"]
+    with plots.inline(False):  # e.g. a pretrain run's own figures
+        plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "c.png")
+    shell.end_cell()
+    assert shown == ["b.png"] and (tmp_path / "c.png").is_file()
+    plots.show(tmp_path / "c.png")
+    assert shown == ["b.png", "c.png"]
+    assert len(shell.callbacks["post_run_cell"]) == 1  # registered once
+
+
+def test_outside_a_kernel_nothing_is_queued(tmp_path):
+    plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "a.png")
+    plots.show(tmp_path / "a.png")
+    assert plots._queued == []
