@@ -41,6 +41,8 @@ def _verdict(name: str, check: Callable[[], str]) -> None:
         print(f"exercise not attempted yet: {name} (write the function above, then rerun both cells)")
     except _NotPassed as problem:
         print(f"exercise not passed: {name}: {problem}")
+    except Exception as error:  # the learner's code failed: say how, without a traceback to dig through
+        print(f"exercise not passed: {name}: your function raised {type(error).__name__}: {error}")
 
 
 def _close(a, b) -> bool:

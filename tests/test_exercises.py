@@ -120,3 +120,11 @@ def test_previous_token_checker_recognises_the_two_back_diagonal(capsys):
 
     passed, out = verdict(capsys, ex.check_previous_token_share, two_back)
     assert not passed and "two tokens back" in out, out
+
+
+def test_a_failing_answer_is_reported_in_one_line(capsys):
+    def broken(q, k, v, allowed):
+        return q @ v  # (.., T, hs) @ (.., S, hs): the shapes do not fit
+
+    passed, out = verdict(capsys, ex.check_attention, broken)
+    assert not passed and "your function raised RuntimeError" in out, out
