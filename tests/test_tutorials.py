@@ -60,18 +60,7 @@ def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path, share
     declared figure is displayed inline as a PNG and written as a PNG file, every exercise checker
     passes the reference solution, and no cell shows the bare repr of an object (`<Figure size ...>`,
     `<torch._C.Generator at 0x...>`)."""
-    for relative in declared(path, "DATA"):
-        try:
-            locate(relative, shared_data_dir)
-        except FileNotFoundError:
-            pytest.skip(f"{path.name} needs {relative}: set MINITRANSFORMER_DATA")
-    for module in declared(path, "MODULES"):
-        pytest.importorskip(module, reason=f"{path.name} needs the optional package {module}")
-    checkpoints = {}
-    for variable, default in declared(path, "CHECKPOINTS", {}).items():
-        checkpoints[variable] = Path(os.environ.get(variable) or default).expanduser()
-        if not (checkpoints[variable] / "config.json").is_file():
-            pytest.skip(f"{path.name} needs the checkpoint {checkpoints[variable]} (or set {variable})")
+    checkpoints = requirements_or_skip(path, shared_data_dir)
     out = tmp_path / "figures"
     env = {
         **os.environ,
@@ -104,6 +93,24 @@ def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path, share
     assert page.count('src="data:image/png;base64,') >= len(declared(path, "FIGURES")), path.name
     for text in results_shown(notebook):
         assert not BARE_REPR.match(text), f"{path.name}: a cell shows {text!r} instead of a result"
+
+
+def requirements_or_skip(path: Path, shared_data_dir: Path | None) -> dict[str, Path]:
+    """Skip unless the tutorial's data files, optional modules and checkpoints are here; return the
+    checkpoint directories by environment variable."""
+    for relative in declared(path, "DATA"):
+        try:
+            locate(relative, shared_data_dir)
+        except FileNotFoundError:
+            pytest.skip(f"{path.name} needs {relative}: set MINITRANSFORMER_DATA")
+    for module in declared(path, "MODULES"):
+        pytest.importorskip(module, reason=f"{path.name} needs the optional package {module}")
+    checkpoints = {}
+    for variable, default in declared(path, "CHECKPOINTS", {}).items():
+        checkpoints[variable] = Path(os.environ.get(variable) or default).expanduser()
+        if not (checkpoints[variable] / "config.json").is_file():
+            pytest.skip(f"{path.name} needs the checkpoint {checkpoints[variable]} (or set {variable})")
+    return checkpoints
 
 
 def printed(notebook) -> list[str]:
