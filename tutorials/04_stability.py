@@ -40,7 +40,7 @@
 # Data: `wikitext-2/wiki.valid.tokens` (pretraining) and `trec/` from the data directory
 # (`MINITRANSFORMER_DATA`). Three sizes: `MINITRANSFORMER_SMOKE=1` shrinks everything to seconds; the
 # default, *laptop mode*, runs every technique with 2 seeds (16 fine-tuning runs); and
-# `MINITRANSFORMER_FULL_STUDY=1` runs 4 seeds per technique (32 runs, about twice as long).
+# `MINITRANSFORMER_FULL_STUDY=1` runs 4 seeds per technique (32 runs, 2–3 times as long).
 # tutorials/README.md gives the measured times.
 
 # %%
