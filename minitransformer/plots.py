@@ -1,9 +1,10 @@
 """Figures for the tutorials and the training runs: every function returns a matplotlib `Figure`.
 
 Figures are built with `matplotlib.figure.Figure` directly, never through `pyplot`: no GUI backend
-is touched (headless by construction, like the Agg backend), no global figure list grows, and a
-notebook still displays the returned figure. Pass `path=` to also save it as a PNG (parent folders
-are created). The same inputs always give the same picture: there is no randomness except a seeded
+is touched (headless by construction, like the Agg backend) and no global figure list grows. Pass
+`path=` to also save it as a PNG (parent folders are created). Inside a Jupyter kernel every figure
+is also displayed under the cell that made it, exactly once, whether or not the cell ends with it
+(see `_show_in_notebook`); in a script nothing is shown. The same inputs always give the same picture: there is no randomness except a seeded
 jitter in `plot_seed_spread`.
 
 Layout is "constrained", so titles, tick labels and colour bars are never clipped.
@@ -11,10 +12,12 @@ Layout is "constrained", so titles, tick labels and colour bars are never clippe
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ import torch
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import FancyBboxPatch, Patch
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence
 
@@ -41,12 +44,20 @@ def _new_figure(width: float, height: float, title: str = "", beside_title: floa
     return Figure(figsize=(max(width, 0.09 * len(title) + beside_title), height), layout="constrained")
 
 
+def _png(fig: Figure) -> bytes:
+    """The figure as PNG bytes, with no version stamp: the same picture gives the same bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    return buffer.getvalue()
+
+
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
-    """Save `fig` as a PNG when a path is given; return it either way."""
+    """Save `fig` as a PNG when a path is given, show it in a notebook; return it either way."""
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, metadata={"Software": None})  # no version stamp: same bytes every run
+        path.write_bytes(_png(fig))
+    _show_in_notebook(fig, Path(path).name if path is not None else "figure.png")
     return fig
 
 
@@ -218,6 +229,66 @@ def plot_positional_encoding(
     return _finish(fig, path)
 
 
+# One Transformer layer in each norm placement, bottom to top: the boxes in order, and the residual
+# connections as (from box, to box): the stream leaves after box `from` and is added at box `to`.
+_NORM_PLACEMENT_LAYERS = {
+    "post (original Transformer, BERT)": (
+        ["h", "attention", "+", "LayerNorm", "feed-forward", "+", "LayerNorm"],
+        [(0, 2), (3, 5)],
+    ),
+    "pre (GPT-2; final LayerNorm after the last layer)": (
+        ["h", "LayerNorm", "attention", "+", "LayerNorm", "feed-forward", "+"],
+        [(0, 3), (3, 6)],
+    ),
+    "tutorial (the hands-on's code)": (
+        ["h", "LayerNorm", "attention", "+", "LayerNorm", "feed-forward", "+"],
+        [(1, 3), (4, 6)],
+    ),
+}
+_BOX_COLOURS = {
+    "LayerNorm": "#f6c85f",
+    "attention": "#9dd9d2",
+    "feed-forward": "#9dd9d2",
+    "+": "white",
+    "h": "#dddddd",
+}
+
+
+def plot_norm_placements(
+    title: str = "One layer in each norm placement (bottom to top; the residual stream on the right)",
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """A block diagram of one layer for each `norm_placement`: where the LayerNorms sit relative to the
+    sub-blocks and which tensor the residual connection carries past them."""
+    fig = _new_figure(12.0, 6.0, title)
+    axes = fig.subplots(1, len(_NORM_PLACEMENT_LAYERS))
+    for ax, (name, (boxes, residuals)) in zip(axes, _NORM_PLACEMENT_LAYERS.items()):
+        for i, label in enumerate(boxes):
+            width = 0.3 if label == "+" else 1.6
+            ax.add_patch(
+                FancyBboxPatch(
+                    (-width / 2, i - 0.25), width, 0.5, boxstyle="round,pad=0.05",
+                    facecolor=_BOX_COLOURS[label], edgecolor="black",
+                )
+            )  # fmt: skip
+            ax.text(0, i, label, ha="center", va="center", fontsize=10)
+            if i > 0:
+                ax.annotate("", xy=(0, i - 0.3), xytext=(0, i - 0.7), arrowprops={"arrowstyle": "->"})
+        for start, end in residuals:  # out of box `start`, round the right side, into the "+" at `end`
+            ax.plot([0, 1.3, 1.3], [start + 0.5, start + 0.5, end], color="C3")
+            ax.plot([0], [start + 0.5], "o", color="C3", markersize=4)
+            ax.annotate("", xy=(0.2, end), xytext=(1.3, end), arrowprops={"arrowstyle": "->", "color": "C3"})
+        ax.annotate(
+            "", xy=(0, len(boxes) - 0.2 + 0.5), xytext=(0, len(boxes) - 0.3), arrowprops={"arrowstyle": "->"}
+        )
+        ax.set_xlim(-1.2, 1.6)
+        ax.set_ylim(-0.6, len(boxes) + 0.4)
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    fig.suptitle(title)
+    return _finish(fig, path)
+
+
 def plot_layer_curves(
     values: dict[str, Sequence[float]],
     ylabel: str,
@@ -279,12 +350,14 @@ def plot_prediction_vs_context(
     probabilities: dict[str, Sequence[float]],
     title: str = "Next-token probability as the context grows",
     xlabel: str = "tokens of context before the prediction",
+    ylabel: str = "predicted probability",
+    legend_title: str | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """One line per candidate next token: its predicted probability for each context size."""
-    fig, ax = _line_chart(
-        probabilities, context_sizes, xlabel, "predicted probability", title, "candidate next token"
-    )
+    """One line per named series (a candidate token, a group of examples): a probability per context size."""
+    fig, ax = _line_chart(probabilities, context_sizes, xlabel, ylabel, title, legend_title)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(context_sizes), [str(k) for k in context_sizes])
     ax.set_ylim(bottom=0.0)
     return _finish(fig, path)
 
@@ -320,6 +393,16 @@ def _series(records: Sequence[dict], event: str, key: str) -> tuple[list[int], l
     return [s for s, _ in points], [v for _, v in points]
 
 
+def _event_name(records: Sequence[dict], event: str) -> str:
+    """How a legend names an event: an evaluation is named after the split it ran on ("valid" records
+    with split "test" are the test split), training is "train"."""
+    splits = {r["split"] for r in records if r.get("event") == event and "split" in r}
+    if len(splits) == 1:
+        split = splits.pop()
+        return split if event in ("valid", split) else f"{event} ({split})"
+    return event
+
+
 def plot_training_curves(
     metrics: str | os.PathLike | Sequence[dict],
     title: str = "Training run",
@@ -328,30 +411,42 @@ def plot_training_curves(
     """Three panels over optimisation steps: loss, perplexity (log scale) and learning rate.
 
     `metrics` is a `metrics.jsonl` path or its records: dicts with "event" (e.g. "train", "valid"),
-    "step" and any of "loss", "ppl", "word_ppl", "lr". Missing keys are skipped; a missing "ppl" is
-    computed as exp(loss). A panel with nothing to draw says so instead of staying blank.
+    "step", any of "loss", "ppl", "word_ppl", "lr", and for evaluations the "split" they ran on (the
+    legend names it). Missing keys are skipped; a missing "ppl" is computed as exp(loss). Each event
+    keeps one colour in every panel. A panel with nothing to draw says so instead of staying blank.
     """
     records = read_metrics(metrics)
     events = list(dict.fromkeys(r["event"] for r in records if "event" in r))
     fig = _new_figure(13.0, 3.8)
     loss_ax, ppl_ax, lr_ax = fig.subplots(1, 3)
 
-    for event in events:
+    for i, event in enumerate(events):
+        name, colour = _event_name(records, event), f"C{i}"  # one colour per event in every panel
         steps, losses = _series(records, event, "loss")
         if steps:
-            loss_ax.plot(steps, losses, label=f"{event} loss", marker="o" if len(steps) < 30 else None)
+            loss_ax.plot(steps, losses, label=name, color=colour, marker="o" if len(steps) < 30 else None)
         steps, ppl = _series(records, event, "ppl")
         if not steps:
             steps, ppl = _series(records, event, "loss")
             ppl = [math.exp(min(v, 50.0)) for v in ppl]
         if steps:
-            ppl_ax.plot(steps, ppl, label=f"{event} token-level", marker="o" if len(steps) < 30 else None)
+            ppl_ax.plot(
+                steps,
+                ppl,
+                label=f"{name}, token-level",
+                color=colour,
+                marker="o" if len(steps) < 30 else None,
+            )
         steps, word_ppl = _series(records, event, "word_ppl")
         if steps:
-            ppl_ax.plot(steps, word_ppl, label=f"{event} word-level", linestyle="--", marker="s")
+            ppl_ax.plot(
+                steps, word_ppl, label=f"{name}, word-level", color=colour, linestyle="--", marker="s"
+            )
     steps, lr = _series(records, "train", "lr")
     if steps:
-        lr_ax.plot(steps, lr, color="C2")
+        lr_ax.plot(steps, lr, color="grey")
+        lr_ax.set_xlim(left=0)
+        lr_ax.set_ylim(bottom=0)  # a warm-up starts from 0: keep it in view
 
     for ax, ylabel, panel_title in (
         (loss_ax, "cross-entropy (nats per token)", "Loss"),
@@ -527,3 +622,79 @@ def plot_accuracy_bars(
         fig.legend(loc="outside lower center", fontsize=8)  # below the axes: it never hides a bar
     fig.suptitle(title)  # centred on the figure: the labels leave the axes narrower than a long title
     return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Inline display in Jupyter
+# ----------------------------------------------------------------------------------------------
+# The same rule as matplotlib's inline backend, for figures made without pyplot: a figure is queued
+# when made and displayed when its cell finishes, unless the cell's last expression already
+# displayed it. Each display carries the PNG's file name in its metadata, so a test can tell which
+# figure it is.
+
+_queued: list[tuple[Figure, str]] = []  # figures made by the running cell, not displayed yet
+_hidden = False  # True inside `inline(False)`
+
+
+@contextlib.contextmanager
+def inline(show: bool) -> Iterator[None]:
+    """Within the block, figures are (or, with False, are not) displayed in a notebook; files are
+    written either way. Tutorials run `pretrain` and `adapt` inside `inline(False)`: a run's own
+    figures stay in its folder, and the tutorial displays the ones it discusses."""
+    global _hidden
+    before, _hidden = _hidden, not show
+    try:
+        yield
+    finally:
+        _hidden = before
+
+
+def show(path: str | os.PathLike) -> None:
+    """Display a PNG file (one a run wrote) in a notebook, like the figures made here; nothing elsewhere."""
+    if _kernel_shell() is not None:
+        _display_png(Path(path).read_bytes(), Path(path).name)
+
+
+def _kernel_shell():
+    """The IPython shell of a Jupyter kernel we run in, else None (plain Python, terminal IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
+
+
+def _show_in_notebook(fig: Figure, name: str) -> None:
+    """Queue `fig` for display under the running cell (a no-op outside a Jupyter kernel)."""
+    shell = _kernel_shell()
+    if shell is None or _hidden:
+        return
+    if _display_queued not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _display_queued)
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _figure_as_png)
+    _queued.append((fig, name))
+
+
+def _figure_as_png(fig: Figure) -> tuple[bytes, dict]:
+    """IPython's PNG formatter for a figure a cell ends with; that figure leaves the queue."""
+    names = [name for queued, name in _queued if queued is fig]
+    _queued[:] = [(queued, name) for queued, name in _queued if queued is not fig]
+    return _png(fig), {"filename": names[0] if names else "figure.png"}
+
+
+def _display_queued(*_) -> None:
+    """Display the figures the finished cell made and did not display itself."""
+    while _queued:
+        fig, name = _queued.pop(0)
+        _display_png(_png(fig), name)
+
+
+def _display_png(png: bytes, name: str) -> None:
+    from IPython.display import display
+
+    display(
+        {"image/png": png, "text/plain": f"<figure {name}>"},
+        raw=True,
+        metadata={"image/png": {"filename": name}},
+    )

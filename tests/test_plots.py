@@ -125,9 +125,9 @@ def test_training_curves_read_jsonl_and_tolerate_missing_keys(tmp_path):
     records = _records() + [{"event": "train", "step": 300}, {"event": "epoch", "epoch": 1}]
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
     loss_ax, ppl_ax, lr_ax = plots.plot_training_curves(path).axes
-    assert [line.get_label() for line in loss_ax.lines] == ["train loss", "valid loss"]
+    assert [line.get_label() for line in loss_ax.lines] == ["train", "valid"]  # no split recorded
     labels = [line.get_label() for line in ppl_ax.lines]
-    assert labels == ["train token-level", "valid token-level", "valid word-level"]
+    assert labels == ["train, token-level", "valid, token-level", "valid, word-level"]
     assert np.allclose(ppl_ax.lines[1].get_ydata(), math.exp(5.0))  # ppl computed from the loss
     assert len(lr_ax.lines) == 1 and len(lr_ax.lines[0].get_xdata()) == 20  # the step without lr skipped
 
@@ -187,3 +187,86 @@ def test_embedding_pca_separates_groups_along_the_first_component():
     assert (first.max() < second.min()) or (second.max() < first.min())
     assert "of the variance" in ax.get_xlabel()
     assert [t.get_text() for t in ax.texts] == [f"w{i}" for i in range(8)]
+
+
+def test_norm_placement_diagram_has_one_panel_per_placement_with_two_residuals(tmp_path):
+    from minitransformer.config import NORM_PLACEMENTS
+
+    fig = plots.plot_norm_placements(path=tmp_path / "np.png")
+    assert sorted(ax.get_title().split()[0] for ax in fig.axes) == sorted(NORM_PLACEMENTS)
+    for ax in fig.axes:
+        residuals = [line for line in ax.lines if len(line.get_xdata()) == 3]  # out, round the side, up
+        assert len(residuals) == 2, ax.get_title()
+        labels = [t.get_text() for t in ax.texts]
+        assert labels.count("+") == 2 and labels.count("LayerNorm") == 2, labels
+    assert (tmp_path / "np.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_training_curves_name_the_evaluated_split_and_show_the_warmup_from_zero():
+    records = [{"event": "train", "step": s, "loss": 5.0, "lr": 1e-3 * s / 10} for s in range(1, 11)] + [
+        {"event": "valid", "step": 10, "loss": 4.0, "split": "test"}
+    ]
+    fig = plots.plot_training_curves(records)
+    loss_ax, _, lr_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["train", "test"]
+    assert lr_ax.get_ylim()[0] == 0.0 and lr_ax.get_xlim()[0] == 0.0
+    ppl_colours = {line.get_label().split(",")[0]: line.get_color() for line in fig.axes[1].lines}
+    assert {line.get_label(): line.get_color() for line in loss_ax.lines} == ppl_colours
+
+
+class _FakeKernelShell:
+    """Just enough of IPython's kernel shell for plots' inline display: events and a PNG formatter."""
+
+    def __init__(self):
+        self.callbacks = {"post_run_cell": []}
+        self.events = self
+        self.png_types = {}
+        formatter = type("Formatter", (), {"for_type": lambda _, cls, fn: self.png_types.update({cls: fn})})()
+        self.display_formatter = type("Formatters", (), {"formatters": {"image/png": formatter}})()
+
+    def register(self, event, fn):
+        self.callbacks[event].append(fn)
+
+    def end_cell(self, last_expression=None):
+        """What the kernel does: format the cell's value, if any, then run the post-cell hooks."""
+        if last_expression is not None:
+            self.png_types[Figure](last_expression)
+        for fn in self.callbacks["post_run_cell"]:
+            fn(None)
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    pytest.importorskip("IPython")
+    import IPython.display
+
+    shell, shown = _FakeKernelShell(), []
+    monkeypatch.setattr(plots, "_kernel_shell", lambda: shell)
+    monkeypatch.setattr(
+        IPython.display,
+        "display",
+        lambda data, raw, metadata: shown.append(metadata["image/png"]["filename"]),
+    )
+    return shell, shown
+
+
+def test_in_a_kernel_every_figure_is_displayed_once_after_its_cell(kernel, tmp_path):
+    shell, shown = kernel
+    first = plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "a.png")
+    plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "b.png")
+    assert shown == []  # nothing before the cell ends
+    shell.end_cell(last_expression=first)  # the cell ends with `first`: IPython formats it itself
+    assert shown == ["b.png"]
+    with plots.inline(False):  # e.g. a pretrain run's own figures
+        plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "c.png")
+    shell.end_cell()
+    assert shown == ["b.png"] and (tmp_path / "c.png").is_file()
+    plots.show(tmp_path / "c.png")
+    assert shown == ["b.png", "c.png"]
+    assert len(shell.callbacks["post_run_cell"]) == 1  # registered once
+
+
+def test_outside_a_kernel_nothing_is_queued(tmp_path):
+    plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "a.png")
+    plots.show(tmp_path / "a.png")
+    assert plots._queued == []

@@ -1,4 +1,4 @@
-"""Every tutorial runs end to end in smoke mode and writes every figure it promises.
+"""Every tutorial runs end to end in a Jupyter kernel, in smoke mode, and shows every figure it promises.
 
 A tutorial declares, at module level and as literals:
 - `FIGURES = ["name.png", ...]`: the figures it writes into `$MINITRANSFORMER_TUTORIAL_OUT`;
@@ -13,19 +13,28 @@ New tutorials named `tutorials/NN_*.py` are picked up without touching this file
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import pytest
 
 from minitransformer.data.paths import locate
 
+pytest.importorskip("nbclient", reason="the tutorial tests run notebooks: pip install -e '.[dev]'")
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("build_site", REPO / "tutorials" / "build_site.py")
+site = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(site)
 TUTORIALS = sorted((REPO / "tutorials").glob("[0-9][0-9]_*.py"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SMOKE_TIMEOUT_S = 900  # generous: smoke runs take seconds alone, minutes on a loaded 2-core machine
+SMOKE_TIMEOUT_S = 900  # per cell; generous: smoke runs take seconds alone, minutes on a loaded machine
+BARE_REPR = re.compile(
+    r"<[\w.]+( size | at 0x| object at )"
+)  # what Python prints for an object without a view
 
 
 def declared(path: Path, name: str, default=()):
@@ -47,7 +56,49 @@ def test_tutorials_are_found_and_declare_figures():
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
-def test_tutorial_runs_in_smoke_mode(path, tmp_path, shared_data_dir):
+def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path, shared_data_dir):
+    """Executed as a learner does (a notebook in a Jupyter kernel), smoke mode: no cell fails, every
+    declared figure is displayed inline as a PNG and written as a PNG file, every exercise checker
+    passes the reference solution, and no cell shows the bare repr of an object (`<Figure size ...>`,
+    `<torch._C.Generator at 0x...>`)."""
+    checkpoints = requirements_or_skip(path, shared_data_dir)
+    out = tmp_path / "figures"
+    env = {
+        **os.environ,
+        "MINITRANSFORMER_SMOKE": "1",
+        "MINITRANSFORMER_SOLUTIONS": "1",  # the exercises run their reference answers through the checkers
+        "MINITRANSFORMER_TUTORIAL_OUT": str(out),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **{variable: str(directory) for variable, directory in checkpoints.items()},
+    }
+    if shared_data_dir is not None:
+        env["MINITRANSFORMER_DATA"] = str(shared_data_dir)
+    try:
+        # the kernel starts in tmp_path: nothing may depend on being run from the repository root
+        notebook = site.execute(path, tmp_path, env, timeout_s=SMOKE_TIMEOUT_S)
+    except CellExecutionError as error:
+        pytest.fail(f"{path.name}: a cell failed:\n{str(error)[-5000:]}")
+    inline = site.figure_outputs(notebook)
+    for name in declared(path, "FIGURES"):
+        assert Path(name).name in inline, f"{path.name} declares {name} but the notebook does not display it"
+        figure = out / name
+        assert figure.is_file(), f"{path.name} promised {name} but did not write it"
+        assert figure.read_bytes().startswith(PNG_SIGNATURE) and figure.stat().st_size > 1000, name
+    assert len(inline) == len(set(inline)), f"{path.name} displays a figure twice: {inline}"
+    verdicts = [
+        line for text in printed(notebook) for line in text.splitlines() if line.startswith("exercise ")
+    ]
+    assert verdicts, f"{path.name} has no exercise (or its checker printed nothing)"
+    assert all(v.startswith("exercise passed:") for v in verdicts), f"{path.name}: {verdicts}"
+    page = site.render_html(notebook)  # what the rendered site shows: the figures embedded in the page
+    assert page.count('src="data:image/png;base64,') >= len(declared(path, "FIGURES")), path.name
+    for text in results_shown(notebook):
+        assert not BARE_REPR.match(text), f"{path.name}: a cell shows {text!r} instead of a result"
+
+
+def requirements_or_skip(path: Path, shared_data_dir: Path | None) -> dict[str, Path]:
+    """Skip unless the tutorial's data files, optional modules and checkpoints are here; return the
+    checkpoint directories by environment variable."""
     for relative in declared(path, "DATA"):
         try:
             locate(relative, shared_data_dir)
@@ -60,30 +111,27 @@ def test_tutorial_runs_in_smoke_mode(path, tmp_path, shared_data_dir):
         checkpoints[variable] = Path(os.environ.get(variable) or default).expanduser()
         if not (checkpoints[variable] / "config.json").is_file():
             pytest.skip(f"{path.name} needs the checkpoint {checkpoints[variable]} (or set {variable})")
-    out = tmp_path / "figures"
-    env = {
-        **os.environ,
-        "MINITRANSFORMER_SMOKE": "1",
-        "MINITRANSFORMER_TUTORIAL_OUT": str(out),
-        "MPLBACKEND": "Agg",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        **{variable: str(directory) for variable, directory in checkpoints.items()},
-    }
-    if shared_data_dir is not None:
-        env["MINITRANSFORMER_DATA"] = str(shared_data_dir)
-    result = subprocess.run(
-        [sys.executable, str(path)],
-        cwd=tmp_path,  # nothing may depend on being run from the repository root
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SMOKE_TIMEOUT_S,
-    )
-    assert result.returncode == 0, f"{path.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    for name in declared(path, "FIGURES"):
-        figure = out / name
-        assert figure.is_file(), f"{path.name} promised {name} but did not write it"
-        assert figure.read_bytes().startswith(PNG_SIGNATURE) and figure.stat().st_size > 1000, name
+    return checkpoints
+
+
+def printed(notebook) -> list[str]:
+    """What the cells of a notebook printed (stdout)."""
+    return [
+        output["text"]
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and output.get("name") == "stdout"
+    ]
+
+
+def results_shown(notebook) -> list[str]:
+    """The plain-text value of every cell result (the expression a cell ends with) of a notebook."""
+    return [
+        output["data"].get("text/plain", "")
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "execute_result" and "image/png" not in output["data"]
+    ]
 
 
 @pytest.fixture

@@ -40,9 +40,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from minitransformer import TransformerConfig, TransformerWithLMHead, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, plots
 from minitransformer.model import sinusoidal_table
 
+torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/01_transformer_piece_by_piece"))
 OUT.mkdir(parents=True, exist_ok=True)
@@ -53,10 +54,10 @@ FIGURES = [
     "causal_mask.png",
     "padding_mask.png",
     "combined_mask.png",
+    "norm_placements.png",
     "norm_placement_residual_norms.png",
     "norm_placement_gradients.png",
 ]
-torch.manual_seed(0)
 
 # %% [markdown]
 # ## A toy model and a toy sentence
@@ -154,6 +155,7 @@ with torch.no_grad():
     weights = scores.softmax(dim=-1)  # each row sums to 1
     one_head = weights @ v  # (B, T, E)
 print("scores (B, T, T):", tuple(scores.shape), "— row sums of the weights:", weights.sum(-1)[0].tolist())
+print("output (B, T, E):", tuple(one_head.shape), "— one mix of the values per token")
 
 # %% [markdown]
 # ## 3. Several heads
@@ -330,7 +332,13 @@ print(
 # with depth, and the final norm rescales it at the top. The tutorial's placement overwrites the
 # stream with its normalised value before adding, so each block restarts from size $\sqrt{E}$ plus
 # one update: bounded like post-norm, but with the sub-block's output added *after* the norm.
-#
+# The diagram draws one layer of each, from the code of `Transformer.forward`: follow the red line,
+# the residual stream, to see which tensor skips past each sub-block.
+
+# %%
+plots.plot_norm_placements(path=OUT / "norm_placements.png")
+
+# %% [markdown]
 # We measure it on random models. At the hands-on's initialisation (std 0.02) the sub-blocks'
 # outputs are tiny, so the effect is small; weights grow during training, and we mimic that with
 # std 0.1.
@@ -399,7 +407,30 @@ plots.plot_layer_curves(
 #
 # The three are different functions of the same weights: a checkpoint only works with the
 # placement it was trained with, which is why the hands-on's checkpoints load with `"tutorial"`.
+
+# %% [markdown]
+# ## Exercise: attention with a mask, in one function
 #
+# Put sections 2–4 together: write `masked_attention(q, k, v, allowed)` for queries `q`
+# (B, nh, T, hs) and keys and values `k`, `v` (B, nh, S, hs), where `allowed` (broadcastable to (B, nh, T, S)) is True
+# where a query may attend, like the combined mask of section 4. Scale the scores, forbid what is not
+# allowed, softmax over the keys, mix the values. The cell after it checks your function against
+# PyTorch's `scaled_dot_product_attention` on a causal + padding mask and names the usual mistakes.
+# (The answer is `exercises.solution_attention`; try first.)
+
+
+# %%
+def masked_attention(q, k, v, allowed):
+    """(B, nh, T, hs), (B, nh, S, hs), (B, nh, S, hs), bool (…, T, S) → (B, nh, T, hs)"""
+    raise NotImplementedError  # your code here: four lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    masked_attention = exercises.solution_attention
+exercises.check_attention(masked_attention)
+
+# %% [markdown]
 # ## Figures written
 
 # %%

@@ -46,18 +46,18 @@ from ignite.handlers import TerminateOnNan
 from ignite.metrics import Loss, RunningAverage
 
 import pretrain.run
-from minitransformer import TransformerConfig, TransformerWithLMHead, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, plots
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.wikitext import LMBlockDataset, binarize, count_words, read_lines, wikitext_path
 from minitransformer.engine import MetricsLog, warmup_cosine
 from minitransformer.tokenization import Tokenizer
 
+torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/02_pretraining"))
 OUT.mkdir(parents=True, exist_ok=True)
 DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
 FIGURES = ["ignite_loop.png", "training_curves.png"]
-torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. A tokenizer for the corpus
@@ -313,8 +313,8 @@ plots.plot_training_curves(
 #
 # - a narrower model, 128 dimensions instead of 256 (4 layers, 2M parameters), to fit the CPU budget;
 # - `--norm-placement pre`: with the hands-on's placement, this short run stays stuck at the level
-#   of a model that only knows word frequencies (we tried: test perplexity about 890 after 300
-#   steps), while pre-norm, with its direct gradient path (tutorial 1), keeps improving;
+#   of a model that only knows word frequencies (try it: leave out `--norm-placement pre`), while
+#   pre-norm, with its direct gradient path (tutorial 1), keeps improving;
 # - a higher peak learning rate, 3e-3, which pre-norm tolerates.
 #
 # We also give it our tokenizer, and the thread count this process already uses.
@@ -336,15 +336,16 @@ smoke_options = [
         "1",
     ),
 ]
-exit_code = pretrain.run.main(
-    [
-        *("--preset", "tiny", "--output-dir", str(run_dir), "--overwrite"),
-        *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
-        *("--tokenizer", str(OUT / "tokenizer"), "--cache-dir", str(OUT / "binarized")),
-        *("--threads", str(torch.get_num_threads()), "--no-progress"),
-        *(smoke_options if SMOKE else []),
-    ]
-)
+with plots.inline(False):  # the run saves its own figures; we draw ours below
+    exit_code = pretrain.run.main(
+        [
+            *("--preset", "tiny", "--output-dir", str(run_dir), "--overwrite"),
+            *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
+            *("--tokenizer", str(OUT / "tokenizer"), "--cache-dir", str(OUT / "binarized")),
+            *("--threads", str(torch.get_num_threads()), "--no-progress"),
+            *(smoke_options if SMOKE else []),
+        ]
+    )
 assert exit_code == 0, "pretraining failed: see the message above"
 print(sorted(p.name for p in run_dir.iterdir()))
 print(json.loads((run_dir / "training_args.json").read_text())["splits"])
@@ -352,8 +353,8 @@ print(json.loads((run_dir / "training_args.json").read_text())["splits"])
 # %% [markdown]
 # The run directory holds the model (`config.json`, `model.safetensors`, `tokenizer.json`), the
 # options (`training_args.json`, with the splits spelled out), `checkpoints/` and `metrics.jsonl`.
-# Its curves (the log calls every evaluation "valid", whatever the split; here it is WikiText-2
-# test):
+# Its curves (the log calls every evaluation "valid", whatever the split; the legend names the split
+# the records carry, here WikiText-2 test):
 
 # %%
 records = plots.read_metrics(run_dir / "metrics.jsonl")
@@ -366,13 +367,14 @@ for r in records:
     if r["event"] in ("valid", "final"):
         print(f"{r['event']:>5} at step {r['step']:3d}: test loss {r['loss']:.3f}, "
               f"token perplexity {r['ppl']:8.1f}, word perplexity {r['word_ppl']:8.1f}")  # fmt: skip
+print(f"vocabulary size: {tokenizer.vocab_size:,}")
 
 # %% [markdown]
-# At step 0 the perplexity is close to the vocabulary size (8,000): an untrained model spreads its
-# bets evenly. It drops fast while the model learns word frequencies and common pairs ("of the",
-# ", and"), then more slowly. The learning-rate panel shows the warm-up and the cosine decay. The
-# intermediate evaluations use the first 10 test batches to save time, the final one the whole
-# test split, so the last point can sit slightly off the line.
+# At step 0 the token perplexity is close to the vocabulary size (both printed above): an untrained
+# model spreads its bets evenly. It drops fast while the model learns word frequencies and common
+# pairs, then more slowly. The learning-rate panel shows the warm-up from 0 and the cosine decay. The
+# intermediate evaluations use the first 10 test batches to save time, the final one the whole test
+# split.
 #
 # ## 6. Token-level or word-level perplexity?
 #
@@ -415,14 +417,14 @@ for step, r in samples.items():  # one per evaluation (the final one repeats the
     print(f"step {step:3d}  greedy: {r['greedy']!r}\n          top-p:  {r['top_p']!r}")
 
 # %% [markdown]
-# At step 0, greedy decoding repeats whatever token the random weights prefer. Then it finds the
-# most frequent token (`the`), later the most frequent short pattern of WikiText-2 (`the [UNK] ,
-# and`: `[UNK]` stands for every rare word, so it is one of the commonest tokens), and loops on
-# it: greedy decoding always takes the safest next token. The sampled continuations use the same
-# seed at every evaluation, hence the same random draws: they change only where the model's
-# probabilities changed, and turn from random pieces into short plausible fragments (`in the band`,
-# `Air ' s`), without a thread of meaning. A 2M-parameter model trained for minutes knows which
-# words go together, not what they say.
+# What to look for in the lines above: at step 0, greedy decoding repeats whatever token the random
+# weights prefer; as training goes it settles on the most frequent tokens and short patterns of
+# WikiText-2 (`[UNK]` stands for every rare word, so it is one of the commonest tokens) and tends to
+# loop on them: greedy decoding always takes the safest next token. The sampled continuations use the
+# same seed at every evaluation, hence the same random draws: they change only where the model's
+# probabilities changed, and move from random pieces towards locally plausible word pairs, without a
+# thread of meaning. A 2M-parameter model trained for minutes knows which words go together, not what
+# they say.
 #
 # The saved model loads like any checkpoint and samples with a key/value cache; the temperature
 # sharpens (< 1) or flattens (> 1) the distribution before sampling.
@@ -436,7 +438,30 @@ for temperature in (0.7, 1.0):
 
 # %% [markdown]
 # Tutorial 3 adapts this model to classify questions; tutorial 6 looks inside such a model.
+
+# %% [markdown]
+# ## Exercise: the 80 / 10 / 10 corruption
 #
+# Write `my_mask_tokens(ids, mask_id, vocab_size, generator)`, the heart of section 3's masked
+# objective: select each token with probability 0.15; replace 80 % of the selected ones by `mask_id`,
+# 10 % by a random id below `vocab_size`, leave 10 % unchanged; return `(inputs, labels)` with the
+# original id as the label of a selected token and -100 elsewhere. Draw all randomness from
+# `generator`. The check runs it on 200,000 tokens and measures the proportions. (Answer:
+# `exercises.solution_mask_tokens`; the library's `mask_tokens` also protects special tokens.)
+
+
+# %%
+def my_mask_tokens(ids, mask_id, vocab_size, generator):
+    """ids (B, T) → (inputs (B, T), labels (B, T))"""
+    raise NotImplementedError  # your code here
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    my_mask_tokens = exercises.solution_mask_tokens
+exercises.check_mask_tokens(my_mask_tokens)
+
+# %% [markdown]
 # ## Figures written
 
 # %%

@@ -38,7 +38,10 @@
 # `docs/stability_study.md`).
 #
 # Data: `wikitext-2/wiki.valid.tokens` (pretraining) and `trec/` from the data directory
-# (`MINITRANSFORMER_DATA`). `MINITRANSFORMER_SMOKE=1` shrinks everything to seconds.
+# (`MINITRANSFORMER_DATA`). Three sizes: `MINITRANSFORMER_SMOKE=1` shrinks everything to seconds; the
+# default, *laptop mode*, runs every technique with 2 seeds (16 fine-tuning runs); and
+# `MINITRANSFORMER_FULL_STUDY=1` runs 4 seeds per technique (32 runs, 2–3 times as long).
+# tutorials/README.md gives the measured times.
 
 # %%
 import os
@@ -48,17 +51,17 @@ import torch
 
 from adapt.cli import parse_args
 from adapt.run import adapt
-from minitransformer import FineTuningConfig, TransformerWithClfHead, plots
+from minitransformer import FineTuningConfig, TransformerWithClfHead, exercises, plots
 from minitransformer import stability as st
 from minitransformer.data.wikitext import wikitext_path
 from pretrain.run import main as pretrain
 
+torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/04_stability"))
 OUT.mkdir(parents=True, exist_ok=True)
 DATA = ["wikitext-2/wiki.valid.tokens", "trec/train_1000.label", "trec/TREC_10.label"]
 FIGURES = ["llrd-0.8/plots/llrd_lr.png", "seed_spread.png"]
-torch.manual_seed(0)
 
 # %% [markdown]
 # ## A small pretrained model
@@ -78,17 +81,18 @@ if SMOKE:  # a slice of the data: pretraining ends with an evaluation on the who
         lines = text.splitlines(keepends=True)[:300]
         (dataset / f"wiki.{split}.tokens").write_text("".join(lines), encoding="utf-8")
 embed_dim, hidden_dim, num_layers = ("32", "64", "2") if SMOKE else ("128", "512", "4")
-status = pretrain(
-    [
-        "--dataset", str(dataset), "--output-dir", str(pretrained), "--overwrite",
-        "--cache-dir", str(OUT / "binarized"),
-        "--embed-dim", embed_dim, "--hidden-dim", hidden_dim, "--num-heads", "4", "--num-layers", num_layers,
-        "--num-max-positions", "64", "--vocab-size", "2000" if SMOKE else "4000",
-        "--norm-placement", "pre", "--lr", "1e-3",
-        "--max-steps", "10" if SMOKE else "200", "--warmup-steps", "20",
-        "--eval-every", "200", "--max-eval-batches", "5", "--sample-prompts", "--no-progress",
-    ]
-)  # fmt: skip
+with plots.inline(False):  # the run saves its own figures in its folder
+    status = pretrain(
+        [
+            "--dataset", str(dataset), "--output-dir", str(pretrained), "--overwrite",
+            "--cache-dir", str(OUT / "binarized"),
+            "--embed-dim", embed_dim, "--hidden-dim", hidden_dim, "--num-heads", "4", "--num-layers", num_layers,
+            "--num-max-positions", "64", "--vocab-size", "2000" if SMOKE else "4000",
+            "--norm-placement", "pre", "--lr", "1e-3",
+            "--max-steps", "10" if SMOKE else "200", "--warmup-steps", "20",
+            "--eval-every", "200", "--max-eval-batches", "5", "--sample-prompts", "--no-progress",
+        ]
+    )  # fmt: skip
 assert status == 0, "pretraining failed (see the message above)"
 
 # %% [markdown]
@@ -99,7 +103,10 @@ assert status == 0, "pretraining failed (see the message above)"
 # decay), batches of 16. `finetune` returns the test accuracy of each seed.
 
 # %%
-SEEDS = "0" if SMOKE else "0,1,2,3"
+# Laptop mode (the default): 2 seeds per technique; MINITRANSFORMER_FULL_STUDY=1: 4 seeds, twice the time.
+FULL_STUDY = os.environ.get("MINITRANSFORMER_FULL_STUDY") == "1"
+SEEDS = "0" if SMOKE else "0,1,2,3" if FULL_STUDY else "0,1"
+NUM_SEEDS = len(SEEDS.split(","))
 COMMON = [
     "--pretrained", str(pretrained), "--train-file", "train_1000.label", "--seeds", SEEDS,
     "--lr", "3e-4", "--no-progress", "--overwrite",
@@ -110,7 +117,8 @@ spread: dict[str, list[float]] = {}
 
 def finetune(name: str, *options: str) -> list[float]:
     """Fine-tune once per seed with `options` added to COMMON; record and return the test accuracies."""
-    results = adapt(parse_args([*COMMON, "--output-dir", str(OUT / name), *options]))
+    with plots.inline(False):  # each run saves its own figures in its folder
+        results = adapt(parse_args([*COMMON, "--output-dir", str(OUT / name), *options]))
     spread[name] = [run["test"]["accuracy"] for run in results["runs"]]
     return spread[name]
 
@@ -134,8 +142,9 @@ finetune("plain")
 # one step m = (1-β1)·g and v = (1-β2)·g², far below their true scale, so Adam divides them by
 # (1-β1^t) and (1-β2^t). The original BERT optimizer skipped that. Its update m/√v is then too large
 # at first, because √(1-β2) = 0.03 shrinks the denominator more than (1-β1) = 0.1 shrinks the
-# numerator. `make_optimizer` builds both from the same code, so we can measure the ratio of their
-# step sizes under a constant gradient:
+# numerator. `make_optimizer` builds both with the same betas, eps and learning rate (PyTorch's AdamW,
+# and BertAdam without the correction), so we can measure the ratio of their step sizes under a
+# constant gradient:
 
 # %%
 steps = [1, 10, 100, 1000]
@@ -202,14 +211,16 @@ weighted = TransformerWithClfHead.from_pretrained(
 print({name: tuple(p.shape) for name, p in weighted.named_parameters() if "layer_weights" in name})
 
 # %% [markdown]
-# With `pooling_layer_start=2` it mixes layers 2, 3 and 4. Our model is pre-norm: the top state goes
+# With `pooling_layer_start=2` it mixes layer 2 up to the top: layers 2, 3 and 4 of the 4-layer model
+# (smoke mode's 2-layer model keeps only layer 2, a single weight). Our model is pre-norm: the top state goes
 # through the final LayerNorm before the head, so the pooler passes every intermediate state through
 # the same norm, to put all of them on the scale the classifier expects.
 
 # %%
 finetune("weighted-2-4", "--pooling", "weighted", "--layer-start", "2")
 learned = TransformerWithClfHead.from_pretrained(OUT / "weighted-2-4" / "seed_0").pooler.layer_weights
-print("learned layer weights (seed 0), layers 2, 3, 4:", [round(w, 3) for w in learned.tolist()])
+pooled_layers = list(range(2, 2 + len(learned)))  # layer 2 up to the top
+print(f"learned layer weights (seed 0) of layers {pooled_layers}:", [round(w, 3) for w in learned.tolist()])
 
 # %% [markdown]
 # ## 4. Layer-wise learning-rate decay
@@ -232,7 +243,7 @@ for group in st.llrd_parameter_groups(model, lr=3e-4, decay=0.8, weight_decay=0.
 
 # %%
 finetune("llrd-0.8", "--llrd", "0.8")
-print(OUT / "llrd-0.8" / "plots" / "llrd_lr.png")
+plots.show(OUT / "llrd-0.8" / "plots" / "llrd_lr.png")  # the figure the run saved
 
 # %% [markdown]
 # ## 5. Mixout
@@ -284,16 +295,38 @@ for name, accuracies in spread.items():
 plots.plot_seed_spread(
     {name: [100 * a for a in accuracies] for name, accuracies in spread.items()},
     ylabel="test accuracy on TREC-6 (%)",
-    title=f"Fine-tuning on 900 TREC questions, {len(SEEDS.split(','))} seeds per technique",
+    title=f"Fine-tuning on 900 TREC questions, {NUM_SEEDS} seed{'s' * (NUM_SEEDS > 1)} per technique",
     path=OUT / "seed_spread.png",
 )
 
 # %% [markdown]
 # How to read it: each dot is one seed, the box spans the middle half of the seeds and the line in it
 # is the median. A technique helps stability if its box is *shorter* than the plain run's, and helps
-# accuracy if it sits *higher*; with four seeds (one in smoke mode), a difference of a point or two between boxes is
+# accuracy if it sits *higher*. With two seeds (laptop mode, the default), four
+# (`MINITRANSFORMER_FULL_STUDY=1`) or one (smoke mode), a difference of a point or two between boxes is
 # within what another set of seeds would change.
+
+# %% [markdown]
+# ## Exercise: layer-wise learning rates
 #
+# Write `llrd_rates(lr, decay, num_layers)` returning one learning rate per block, in the order of
+# section 4's table: the head, the top layer, …, layer 1, the embeddings (num_layers + 2 rates). The
+# check compares them with the groups `stability.llrd_parameter_groups` builds for a 3-layer model.
+# (Answer: `exercises.solution_llrd`.)
+
+
+# %%
+def llrd_rates(lr, decay, num_layers):
+    """[head, layer L, …, layer 1, embeddings]"""
+    raise NotImplementedError  # your code here: one line
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    llrd_rates = exercises.solution_llrd
+exercises.check_llrd(llrd_rates)
+
+# %% [markdown]
 # ## Figures written
 
 # %%

@@ -40,8 +40,10 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from minitransformer import TransformerConfig, TransformerWithLMHead, hf, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, hf, plots
+from minitransformer.inspection import column_share, previous_token_share
 
+torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/05_hugging_face"))
 OUT.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,6 @@ FIGURES = ["layer_differences.png", "minilm_attention.png"]
 MINILM = Path(os.environ.get("MINITRANSFORMER_MINILM") or CHECKPOINTS["MINITRANSFORMER_MINILM"]).expanduser()
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
-torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. The switches
@@ -306,11 +307,9 @@ plots.plot_layer_curves(
 # With the weights trusted, the tools of tutorial 6 apply to them. Each panel is one head's attention
 # on one question (row: the token attending, column: the token attended to); we draw the first four
 # heads of the first, a middle and the last layer. BERT attends in both directions, so there is no
-# empty upper triangle as in tutorial 6's causal model. In the figure: layer 0, head 2 looks at the
-# token itself (the bright diagonal); layer 2, head 0 mostly looks one token back (the band just below
-# the diagonal); many heads of layers 2 and 5 park most of their attention on `[CLS]` (a bright first
-# column), the usual way a head "does nothing" when nothing in the sentence concerns it. Layer 0's
-# heads are more diffuse: at the bottom each token knows only itself and its position.
+# empty upper triangle as in tutorial 6's causal model. Below the figure, a table reads each drawn
+# head with `minitransformer.inspection`: the mean weight a token puts on the previous token, on
+# itself, on `[CLS]` and on `[SEP]`, and the share of tokens whose strongest weight goes to `[CLS]`.
 
 # %%
 question = sentences[1]
@@ -318,17 +317,61 @@ question_ids = [tokenizer.cls_id, *tokenizer.encode(question), tokenizer.sep_id]
 tokens = [tokenizer.id_to_token(i) for i in question_ids]
 with torch.no_grad():
     attentions = model(torch.tensor([question_ids]), output_attentions=True).attentions  # L × (1, nh, T, T)
+shown_layers, shown_heads = [0, 2, 5], [0, 1, 2, 3]
 plots.plot_attention_grid(
     attentions,
     tokens,
-    layers=[0, 2, 5],
-    heads=[0, 1, 2, 3],
+    layers=shown_layers,
+    heads=shown_heads,
     title="all-MiniLM-L6-v2: attention of four heads in layers 0, 2 and 5",
     path=OUT / "minilm_attention.png",
 )
-for name, column in (("[CLS]", 0), ("[SEP]", -1)):
-    shares = [round(a[0, :, :, column].mean().item(), 2) for a in attentions]
-    print(f"share of attention on {name}, averaged over heads and tokens, per layer: {shares}")
+print("layer head  previous  itself   [CLS]   [SEP]  tokens whose argmax is [CLS]")
+for layer in shown_layers:
+    a = attentions[layer]  # (1, nh, T, T)
+    previous, cls, sep = previous_token_share(a), column_share(a, 0), column_share(a, -1)
+    itself = a[0].diagonal(dim1=-2, dim2=-1).mean(-1)  # (nh,): entries [i, i]
+    argmax_cls = (a[0].argmax(-1) == 0).float().mean(-1)  # (nh,)
+    for h in shown_heads:
+        print(
+            f"{layer:5d} {h:4d}  {previous[h]:8.2f}  {itself[h]:6.2f}  {cls[h]:6.2f}  {sep[h]:6.2f}"
+            f"  {argmax_cls[h]:6.0%}"
+        )
+
+# %% [markdown]
+# What the table says (the checkpoint and the question are fixed, so these numbers are the ones printed
+# above on any machine, to rounding):
+#
+# - **Layer 0, head 2 is a previous-token head**: every token after `[CLS]` puts its largest weight on
+#   the token just before it, with a mean of 1.00 on it — the bright band just below the diagonal.
+#   The other heads of layer 0 are diffuse (0.12 or less on any of the four places): at the bottom,
+#   each token knows only itself and its position.
+# - **Layer 2 leans on `[CLS]`**: its four drawn heads put 0.44–0.61 of their weight there on average.
+#   Head 0 mixes this with the previous token (0.46 on `[CLS]`, 0.22 one token back).
+# - **Layer 5**: `[CLS]` is the strongest single target of almost every token (the last column of the
+#   table), yet it takes only 0.26–0.48 of the weight on average; the rest is spread over the
+#   sentence. Parking weight on `[CLS]` (or `[SEP]`) is the usual way a head "does little" when
+#   nothing in the sentence concerns it.
+
+# %% [markdown]
+# ## Exercise: GPT-2's GELU
+#
+# Section 1 lists `activation` among the switches: BERT uses the exact GELU, x·Φ(x), GPT-2 its tanh
+# approximation. Write `gelu_tanh(x)` = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); the check compares
+# it with `F.gelu(x, approximate="tanh")` and tells you if you wrote the exact one instead. (Answer:
+# `exercises.solution_gelu_tanh`.)
+
+
+# %%
+def gelu_tanh(x):
+    """GELU, tanh approximation, elementwise"""
+    raise NotImplementedError  # your code here: one line
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    gelu_tanh = exercises.solution_gelu_tanh
+exercises.check_gelu_tanh(gelu_tanh)
 
 # %% [markdown]
 # ## Figures written

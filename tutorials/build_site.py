@@ -1,0 +1,162 @@
+"""Run the tutorials as a learner does, in a Jupyter kernel, and build an HTML site of the results.
+
+    python tutorials/build_site.py                 # full mode, every tutorial → site/index.html
+    python tutorials/build_site.py --smoke 01 06   # smoke mode, tutorials 1 and 6 only
+    python tutorials/build_site.py --screenshot    # also photograph each page with headless Chromium
+
+Each tutorial (a jupytext percent-format `.py` file) is converted to a notebook, executed with
+nbclient in a fresh `python3` kernel, saved as `NN_name.ipynb` and rendered by nbconvert to
+`NN_name.html` with its figures embedded; `index.html` links them and says how long each took.
+`--screenshot` opens each page in headless Chromium (Debian: `apt-get install chromium`) and saves
+what a reader sees as `NN_name.png`. `tests/test_tutorials.py` uses `execute` and `render_html` the
+same way, in smoke mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def execute(tutorial: Path, workdir: Path, env: dict[str, str], timeout_s: int) -> nbformat.NotebookNode:
+    """`tutorial` converted to a notebook and executed cell by cell in a new kernel started in `workdir`.
+
+    Raises `nbclient.exceptions.CellExecutionError` (naming the cell and the traceback) if a cell fails.
+    """
+    notebook = jupytext.read(tutorial)
+    client = NotebookClient(
+        notebook,
+        timeout=timeout_s,  # per cell
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    client.execute(env=env)
+    return notebook
+
+
+def figure_outputs(notebook: nbformat.NotebookNode) -> list[str]:
+    """File names of the inline PNG figures of an executed notebook, in order."""
+    names = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if "image/png" in output.get("data", {}):
+                names.append(output.get("metadata", {}).get("image/png", {}).get("filename", "?"))
+    return names
+
+
+def render_html(notebook: nbformat.NotebookNode) -> str:
+    """An executed notebook as one standalone HTML page, its figures embedded as data: URIs."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    return body
+
+
+def screenshot(page: Path, png: Path, height: int = 3000) -> None:
+    """Photograph `page` (its first `height` pixels, 1200 wide) as headless Chromium renders it."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise FileNotFoundError("no chromium on the PATH: install it (Debian: apt-get install chromium)")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    command += [f"--window-size=1200,{height}", f"--screenshot={png}", page.resolve().as_uri()]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+def _kernel_env(smoke: bool, out: Path) -> dict[str, str]:
+    """The environment of the kernels: smoke or full mode, figures under `out`, the repository importable."""
+    env = {**os.environ, "MINITRANSFORMER_TUTORIAL_OUT": str(out)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    if smoke:
+        env["MINITRANSFORMER_SMOKE"] = "1"
+    else:
+        env.pop("MINITRANSFORMER_SMOKE", None)
+    return env
+
+
+def build(
+    tutorials: list[Path], site: Path, smoke: bool, timeout_s: int, photograph: bool = False
+) -> list[tuple[Path, float]]:
+    """Execute `tutorials`, write their notebooks and HTML pages into `site`; return (page, seconds) pairs."""
+    site.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for tutorial in tutorials:
+        out = site / "figures" / tutorial.stem
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        notebook = execute(tutorial, site, _kernel_env(smoke, out), timeout_s)
+        seconds = time.perf_counter() - start
+        nbformat.write(notebook, site / f"{tutorial.stem}.ipynb")
+        page = site / f"{tutorial.stem}.html"
+        page.write_text(render_html(notebook), encoding="utf-8")
+        pages.append((page, seconds))
+        print(f"{page}  ({seconds:.0f} s, {len(figure_outputs(notebook))} figures)", flush=True)
+        if photograph:
+            screenshot(page, page.with_suffix(".png"))
+    _write_index(site, pages, smoke)
+    return pages
+
+
+def _write_index(site: Path, pages: list[tuple[Path, float]], smoke: bool) -> None:
+    """index.html linking every page of the site: those built now and those of earlier partial builds."""
+    mode = "smoke mode (small models, seconds each)" if smoke else "full mode"
+    record = site / "timings.json"
+    timings = json.loads(record.read_text()) if record.is_file() else {}
+    timings.update({page.name: {"seconds": round(seconds, 1), "mode": mode} for page, seconds in pages})
+    record.write_text(json.dumps(timings, indent=1, sort_keys=True), encoding="utf-8")
+    rows = "\n".join(
+        f'<li><a href="{html.escape(name)}">{html.escape(name[:-5])}</a> — executed in {t["seconds"]:.0f} s, '
+        f"{t['mode']}</li>"
+        for name, t in sorted(timings.items())
+    )
+    (site / "index.html").write_text(
+        f"<!doctype html>\n<meta charset='utf-8'>\n<title>minitransformer tutorials</title>\n"
+        f"<h1>minitransformer tutorials</h1>\n<p>Executed in a Jupyter kernel.</p>\n<ul>\n{rows}\n</ul>\n",
+        encoding="utf-8",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("only", nargs="*", help="tutorial numbers to build (default: all), e.g. 01 06")
+    parser.add_argument("--smoke", action="store_true", help="smoke mode: small models, seconds per tutorial")
+    parser.add_argument("--site", type=Path, default=REPO / "site", help="output folder (default: site/)")
+    parser.add_argument(
+        "--screenshot", action="store_true", help="photograph each page with headless Chromium"
+    )
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default: 1800)")
+    args = parser.parse_args(argv)
+    tutorials = sorted(HERE.glob("[0-9][0-9]_*.py"))
+    if args.only:
+        tutorials = [t for t in tutorials if t.name[:2] in args.only]
+        if not tutorials:
+            print(
+                f"error: no tutorial numbered {' '.join(args.only)}; use two digits, e.g. 01", file=sys.stderr
+            )
+            return 2
+    if args.screenshot and not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        print(
+            "error: --screenshot needs chromium on the PATH (Debian: apt-get install chromium)",
+            file=sys.stderr,
+        )
+        return 2
+    build(tutorials, args.site.resolve(), args.smoke, args.timeout, args.screenshot)
+    print(f"open {args.site.resolve() / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
