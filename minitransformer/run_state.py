@@ -53,6 +53,7 @@ class RunLock:
         self.owner = {"pid": os.getpid(), "host": socket.gethostname()}
 
     def __enter__(self) -> RunLock:
+        self.created = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self._create():
             self._take_over_if_stale()
@@ -61,6 +62,8 @@ class RunLock:
     def __exit__(self, *exc) -> None:
         if self._read() == self.owner:
             self.path.unlink(missing_ok=True)
+        if self.created and not any(self.path.parent.iterdir()):
+            self.path.parent.rmdir()  # a run that failed before writing anything leaves no folder
 
     def _create(self) -> bool:
         try:
