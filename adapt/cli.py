@@ -26,9 +26,7 @@ from minitransformer.tracking import LOGGERS
 SCHEMES = ("finetune", "features", "adapters", "gradual")
 # What each numeric option accepts (checked at parse time, whichever layer set it).
 RANGES = {
-    **dict.fromkeys(
-        ("epochs", "max_steps", "batch_size", "adapters_dim", "vocab_size", "threads"), AT_LEAST_1
-    ),
+    **dict.fromkeys(("epochs", "max_steps", "batch_size", "vocab_size", "threads"), AT_LEAST_1),
     "max_len": Range(2),  # the classification token and at least one token of text
     **dict.fromkeys(
         (
@@ -41,6 +39,7 @@ RANGES = {
             "prior_wd",
             "swa_start",
             "lm_coef",
+            "adapters_dim",
         ),
         NON_NEGATIVE,
     ),  # fmt: skip
