@@ -24,6 +24,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from .io import atomic_path
+
 ArrayLike = torch.Tensor | np.ndarray | Sequence
 
 # Cells of tables with at most this many rows and columns get their value written inside.
@@ -42,11 +44,10 @@ def _new_figure(width: float, height: float, title: str = "", beside_title: floa
 
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
-    """Save `fig` as a PNG when a path is given; return it either way."""
+    """Save `fig` as a PNG (atomically) when a path is given; return it either way."""
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, metadata={"Software": None})  # no version stamp: same bytes every run
+        with atomic_path(path) as tmp:  # no version stamp: same bytes every run
+            fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     return fig
 
 
