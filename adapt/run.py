@@ -84,8 +84,15 @@ from minitransformer.metrics import matthews_corrcoef
 from minitransformer.optim import parameter_groups
 from minitransformer.options import RunPlan, resumed_plan
 from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
-from minitransformer.run_dir import prepare_run_dir
-from minitransformer.run_state import RunLock, kill_point, read_state, remove_temp_files, write_state
+from minitransformer.run_dir import prepare_run_dir, remove_run_files
+from minitransformer.run_state import (
+    RunLock,
+    kill_point,
+    read_state,
+    remove_temp_files,
+    started_here,
+    write_state,
+)
 from minitransformer.tokenization import Tokenizer
 from minitransformer.tracking import Tracker, check_logger
 
@@ -574,7 +581,13 @@ def adapt(args: Namespace) -> dict:
         if state.get("status") == "complete":
             print(f"{plan.output_dir} holds a complete run: nothing to resume")
             return json.loads((Path(plan.output_dir) / "results.json").read_text(encoding="utf-8"))
-        return run_seeds(plan)
+        try:
+            return run_seeds(plan)
+        except Exception:
+            out = Path(plan.output_dir)
+            if not plan.resume and started_here(out) and not finished_seeds(out, plan.seeds):
+                remove_run_files(plan.output_dir, RUN_FILES)  # failed before a seed was done: no run
+            raise
 
 
 def prepare_output(plan: RunPlan) -> Path:

@@ -352,6 +352,12 @@ class AtomicDiskSaver(DiskSaver):
         with atomic_path(path) as tmp:
             func(checkpoint, tmp, **self.kwargs)
 
+    def remove(self, filename: str) -> None:
+        """Delete a superseded checkpoint; one already gone is fine: a resumed run replays the steps
+        after its checkpoint, and the best model those steps replaced may already be deleted."""
+        if idist.get_rank() == self.save_on_rank:
+            (Path(self.dirname) / filename).unlink(missing_ok=True)
+
 
 def training_checkpoint(
     to_save: dict[str, Any], directory: str | os.PathLike, n_saved: int = 1

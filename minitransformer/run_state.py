@@ -123,6 +123,15 @@ def write_state(directory: str | os.PathLike, status: str, **values) -> None:
     write_json_atomic(Path(directory) / STATE_NAME, state)
 
 
+def started_here(directory: str | os.PathLike) -> bool:
+    """Whether this process started the run recorded in `directory` (its state names our pid and host)."""
+    try:
+        state = read_state(directory)
+    except ValueError:
+        return False
+    return (state.get("pid"), state.get("host")) == (os.getpid(), socket.gethostname())
+
+
 def remove_temp_files(directory: str | os.PathLike) -> list[Path]:
     """Delete the temporary files a killed atomic write leaves (`.NAME.XXXX.tmp`) in `directory` and
     below; returns them."""

@@ -68,7 +68,7 @@ from minitransformer.io import write_json_atomic
 from minitransformer.optim import parameter_groups
 from minitransformer.options import RunPlan, resumed_plan
 from minitransformer.presets import config_from_options
-from minitransformer.run_dir import prepare_run_dir
+from minitransformer.run_dir import prepare_run_dir, remove_run_files
 from minitransformer.run_state import (
     CarriedAverage,
     RunLock,
@@ -76,6 +76,7 @@ from minitransformer.run_state import (
     kill_point,
     read_state,
     remove_temp_files,
+    started_here,
     write_state,
 )
 from minitransformer.stability import make_optimizer
@@ -502,8 +503,15 @@ def train(local_rank: int, plan: RunPlan) -> None:
     """One process's run (`idist.Parallel` calls it on every process), holding the folder's lock."""
     check_logger(plan.logger)  # a missing extra fails before anything is written
     with owner_lock(plan):
-        if not is_complete(plan):
+        if is_complete(plan):
+            return
+        try:
             run_steps(plan, WallClock())
+        except Exception:
+            out = Path(plan.output_dir)
+            if not plan.resume and idist.get_rank() == 0 and started_here(out) and not find_checkpoint(out):
+                remove_run_files(plan.output_dir, RUN_FILES)  # failed before its first checkpoint: no run
+            raise
 
 
 def run_steps(plan: RunPlan, clock: WallClock) -> None:

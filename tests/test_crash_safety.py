@@ -87,6 +87,9 @@ def test_pretrain_killed_at_any_phase_resumes_to_the_identical_model(
     out = tmp_path / "run"
     assert killed_at(phase, pretrain_main, pretrain_args(corpus, out, tmp_path / "cache")) == -signal.SIGKILL
     assert read_state(out)["status"] == "running" and (out / "run.lock").exists()
+    (out / ".model.safetensors.k1ll3d.tmp").write_bytes(b"half a file")  # what a kill inside a write leaves
+    (out / "checkpoints").mkdir(exist_ok=True)
+    (out / "checkpoints" / ".training_checkpoint_8.pt.k1ll3d.tmp").write_bytes(b"half")
     capsys.readouterr()
 
     assert pretrain_main(["--resume", str(out), "--no-progress", "--threads", "1"]) == 0
@@ -247,6 +250,16 @@ def test_config_file_values_are_checked_like_flags(name, text, message, tmp_path
     assert message in usage_error(adapt_main, ["--pretrained", "none", "--config", str(path)], capsys)
 
 
+def test_a_missing_config_file_is_a_usage_error(tmp_path, capsys):
+    missing = tmp_path / "missing.yaml"
+    assert f"--config {missing}: file not found" in usage_error(
+        pretrain_main, ["--config", str(missing)], capsys
+    )
+    assert "file not found" in usage_error(
+        adapt_main, ["--pretrained", "none", "--config", str(missing)], capsys
+    )
+
+
 @pytest.mark.e2e
 def test_adapt_max_len_beyond_the_models_positions(pretrained_dir, tmp_path, capsys):
     argv = adapt_args(pretrained_dir, tmp_path / "run")
@@ -306,17 +319,43 @@ def test_other_errors_inside_a_write_are_not_disguised(tmp_path):
 
 
 @pytest.mark.e2e
-def test_disk_full_during_a_run_is_one_line_and_leaves_nothing_loadable(
-    corpus, tmp_path, monkeypatch, capsys
+def test_disk_full_during_a_run_is_one_line_and_resume_finishes_it(
+    corpus, reference, tmp_path, monkeypatch, capsys
 ):
-    def full(obj, f, *args, **kwargs):
-        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4480 vs 4416")
+    save = torch.save
 
-    monkeypatch.setattr(torch, "save", full)  # the first training checkpoint cannot be written
+    def fills_the_disk(obj, f, *args, **kwargs):  # the checkpoint at step 4 fits, the one at step 8 does not
+        if ".training_checkpoint_8.pt." in str(f):  # its temp name
+            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4480 vs 4416")
+        return save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", fills_the_disk)
     out = tmp_path / "run"
     assert pretrain_main(pretrain_args(corpus, out, tmp_path / "cache")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: could not write ") and "checkpoints" in err and len(err.splitlines()) == 1
-    assert not (out / "model.safetensors").exists()
-    assert not list((out / "checkpoints").glob("*.pt")) and leftovers(out) == []
-    assert read_state(out)["status"] == "running"  # never marked complete: --resume finishes it
+    assert err.startswith(f"error: could not write {out / 'checkpoints' / 'training_checkpoint_8.pt'}: ")
+    assert len(err.splitlines()) == 1
+    assert [p.name for p in (out / "checkpoints").glob("training_*")] == ["training_checkpoint_4.pt"]
+    assert not (out / "model.safetensors").exists() and leftovers(out) == []
+    assert read_state(out)["status"] == "running"
+
+    monkeypatch.undo()  # space freed
+    assert pretrain_main(["--resume", str(out), "--no-progress", "--threads", "1"]) == 0
+    assert (out / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        pretrain_main([*pretrain_args(corpus, out, tmp_path / "cache"), "--dataset", str(tmp_path / "no")])
+        == 1
+    )
+    assert "no" in capsys.readouterr().err and not out.exists()
+    kept = tmp_path / "theirs"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("the user's own file")
+    assert (
+        pretrain_main([*pretrain_args(corpus, kept, tmp_path / "cache"), "--dataset", str(tmp_path / "no")])
+        == 1
+    )
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
