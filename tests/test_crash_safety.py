@@ -79,7 +79,7 @@ def reference(corpus, tmp_path_factory) -> Path:
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     "phase",
-    ["binarize", "step:5", "checkpoint:8", "last_checkpoint", "final_eval", "final_save"],
+    ["binarize", "step:7", "checkpoint:8", "last_checkpoint", "final_eval", "final_save"],
 )
 def test_pretrain_killed_at_any_phase_resumes_to_the_identical_model(
     corpus, reference, tmp_path, phase, capsys
