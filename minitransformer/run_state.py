@@ -82,6 +82,16 @@ class RunLock:
 
     def _take_over_if_stale(self) -> None:
         holder = self._read()
+        for _ in range(20):  # another run may have created the file and not yet written it
+            if holder:
+                break
+            time.sleep(0.05)
+            holder = self._read()
+        if not holder:
+            raise RunLockedError(
+                f"{self.path} is empty or unreadable (a run killed as it started?): delete it and run the "
+                "command again"
+            )
         pid, host = holder.get("pid"), holder.get("host")
         folder = self.path.parent
         if host != self.owner["host"] or not isinstance(pid, int):

@@ -158,6 +158,10 @@ def test_a_folder_in_use_is_refused_in_one_line(corpus, tmp_path, capsys):
     assert f"is in use by another run (pid {os.getppid()} on {host})" in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in out.iterdir()) == ["run.lock"]  # nothing written, the lock left alone
 
+    (out / "run.lock").write_text("")  # a run killed between creating the lock and writing it
+    assert pretrain_main(pretrain_args(corpus, out, tmp_path / "cache")) == 1
+    assert f"{out / 'run.lock'} is empty or unreadable" in capsys.readouterr().err
+
     (out / "run.lock").write_text(json.dumps({"pid": 1234, "host": "elsewhere"}))
     assert pretrain_main(pretrain_args(corpus, out, tmp_path / "cache")) == 1
     assert f"locked by pid 1234 on host elsewhere: if that run is no longer running, delete {out}" in (
