@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -92,13 +93,18 @@ def test_pretrain_killed_at_any_phase_resumes_to_the_identical_model(
     (out / "checkpoints" / ".training_checkpoint_8.pt.k1ll3d.tmp").write_bytes(b"half")
     capsys.readouterr()
 
+    started = time.time()
     assert pretrain_main(["--resume", str(out), "--no-progress", "--threads", "1"]) == 0
+    resume_seconds = time.time() - started
     printed = capsys.readouterr().out
     assert "no longer running; taking it over" in printed  # the killed run's stale lock
     assert (out / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
     assert events(out) == events(reference)  # each event once, avg_loss carried over the resume
     assert leftovers(out) == []
     assert read_state(out)["status"] == "complete"
+    if phase != "binarize":  # resumed from a checkpoint: the killed process's time is carried over
+        summary = MetricsLog.read(out / "metrics.jsonl")[-1]
+        assert summary["event"] == "summary" and summary["wall_time_s"] > resume_seconds
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert checkpoints == sorted(p.name for p in (reference / "checkpoints").iterdir())
     assert len([n for n in checkpoints if n.startswith("best_")]) == 1
