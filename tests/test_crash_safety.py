@@ -8,6 +8,7 @@ torch import); the resume runs here.
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -369,3 +370,13 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run(corpus, tmp_
         == 1
     )
     assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+
+
+def test_other_os_errors_name_the_file_in_one_line(capsys):
+    from minitransformer.errors import run_cli
+
+    def read_only() -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/runs/metrics.jsonl")
+
+    assert run_cli(read_only) == 1
+    assert capsys.readouterr().err == f"error: /runs/metrics.jsonl: {os.strerror(errno.EROFS)}\n"
