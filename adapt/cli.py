@@ -9,11 +9,45 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import EffectiveDefaultsFormatter, add_hardware_options, parse_layered
+from minitransformer.options import (
+    AT_LEAST_1,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    EffectiveDefaultsFormatter,
+    Range,
+    add_hardware_options,
+    parse_layered,
+)
 from minitransformer.presets import FINETUNE_RECIPES, HANDS_ON_LR, PRETRAIN_PRESETS
 from minitransformer.tracking import LOGGERS
 
 SCHEMES = ("finetune", "features", "adapters", "gradual")
+# What each numeric option accepts (checked at parse time, whichever layer set it).
+RANGES = {
+    **dict.fromkeys(("epochs", "max_steps", "batch_size", "vocab_size", "threads"), AT_LEAST_1),
+    "max_len": Range(2),  # the classification token and at least one token of text
+    **dict.fromkeys(
+        (
+            "warmup_steps",
+            "weight_decay",
+            "max_norm",
+            "eval_every",
+            "reinit_layers",
+            "layer_start",
+            "prior_wd",
+            "swa_start",
+            "lm_coef",
+            "adapters_dim",
+        ),
+        NON_NEGATIVE,
+    ),  # fmt: skip
+    **dict.fromkeys(("lr", "swa_lr", "initializer_range"), POSITIVE),
+    **dict.fromkeys(("dropout", "mixout"), PROBABILITY),
+    "valid_fraction": FRACTION,
+    "llrd": Range(0, 1, open_low=True),
+}
 
 
 def seed_list(text: str) -> list[int]:
@@ -101,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--output-dir", type=Path, default=Path("runs/adapt"), help="where the run is written")
     g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
+    g.add_argument(
+        "--resume",
+        type=Path,
+        help="finish the run in this directory: seeds already done are kept, an interrupted seed is run "
+        "again from its start (a complete run: nothing is done)",
+    )
     g.add_argument(
         "--logger",
         choices=LOGGERS,
@@ -201,13 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_layered(build_parser(), argv, FINETUNE_RECIPES, preset_option="recipe")
+    args = parse_layered(build_parser(), argv, FINETUNE_RECIPES, preset_option="recipe", ranges=RANGES)
     if args.max_steps is not None:
         args.epochs = None
-    if args.eval_every < 0:
-        build_parser().error(
-            f"--eval-every {args.eval_every}: give a number of steps, or 0 for once per epoch"
-        )
+    if args.resume:
+        return args  # the run's own options are read from its folder
     if args.pretrained is None and args.baseline is None:
         build_parser().error("give --pretrained DIR|hf:DIR|none (and/or --baseline tfidf)")
     if not args.tune and args.baseline is None:

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object per text")
     parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin)")
     args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error(f"--top {args.top}: expected a value >= 1 (how many labels to show)")
 
     def run() -> None:
         texts = args.texts or [line.strip() for line in sys.stdin if line.strip()]

@@ -6,7 +6,11 @@ loads the Task once; `run_seed` then reads top to bottom as named steps:
     validation_split → build_seed_model (load, re-init, Mixout, freezing) → build_optimizer (groups,
     LLRD, PriorWD) → loaders → create_clf_trainer (+ find_lr) → attach_schedule (warm-up/decay,
     gradual unfreezing, SWA) → evaluator + best checkpoint → attach_handlers (logs, validation; a new
-    handler goes here) → run → test → save_classifier
+    handler goes here) → run → test → save_classifier → seed_<n>/result.json (the seed is done)
+
+The run holds its folder's lock and records its lifecycle (`minitransformer.run_state`); `--resume`
+keeps the seeds that are done and runs an interrupted one again from its start, which gives the very
+model an uninterrupted run would have saved.
 
 The stability techniques slot in where `minitransformer.stability` says they must.
 """
@@ -14,6 +18,7 @@ The stability techniques slot in where `minitransformer.stability` says they mus
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import statistics
@@ -77,15 +82,26 @@ from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
 from minitransformer.metrics import matthews_corrcoef
 from minitransformer.optim import parameter_groups
-from minitransformer.options import RunPlan
+from minitransformer.options import RunPlan, resumed_plan
 from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
-from minitransformer.run_dir import prepare_run_dir
+from minitransformer.run_dir import prepare_run_dir, remove_run_files
+from minitransformer.run_state import (
+    RunLock,
+    kill_point,
+    read_state,
+    remove_temp_files,
+    started_here,
+    write_state,
+)
 from minitransformer.tokenization import Tokenizer
 from minitransformer.tracking import Tracker, check_logger
 
-from .cli import parse_args
+from .cli import build_parser, parse_args
 
-RUN_FILES = ("results.json", "metrics.jsonl", "training_args.json", "seed_*")  # what --overwrite replaces
+# what --overwrite replaces
+RUN_FILES = ("results.json", "metrics.jsonl", "training_args.json", "seed_*", "run_state.json")
+SEED_RESULT = "result.json"  # written last in seed_<n>: the seed is done
+HARDWARE_OPTIONS = ("device", "threads", "no_progress", "amp", "logger")  # may change on --resume
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -312,8 +328,12 @@ def summarize(metrics: dict, label_names: list[str]) -> dict:
 
 
 def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -> dict:
-    """Fine-tune, validate and test once with `seed`; save the model to out/seed_<seed>; return its results."""
+    """Fine-tune, validate and test once with `seed`; save the model to out/seed_<seed>; return its results.
+
+    The seed starts from an empty seed_<seed> (what a killed attempt left is removed) and ends by
+    writing seed_<seed>/result.json, which marks it done."""
     started = time.time()
+    shutil.rmtree(out / f"seed_{seed}", ignore_errors=True)
     train, valid = validation_split(plan, task)
     torch.manual_seed(seed)
     device = resolve_device(plan.device)
@@ -321,6 +341,11 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     model, tokenizer, position = build_seed_model(plan, seed, train, device)
     optimizer = build_optimizer(plan, model)
     max_len = plan.max_len or model.config.num_max_positions
+    if max_len > model.config.num_max_positions:
+        raise ValueError(
+            f"--max-len {max_len}: {plan.pretrained} has {model.config.num_max_positions} positions; "
+            f"use at most {model.config.num_max_positions}"
+        )
     encode = lambda texts: encode_for_classification(texts, tokenizer, max_len, position)  # noqa: E731
     loaders = [
         make_loader(encode(part.texts), part.labels, tokenizer, plan, seed, train=part is train)
@@ -338,7 +363,11 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     evaluator.add_event_handler(Events.COMPLETED, best)
     attach_handlers(plan, seed, trainer, evaluator, optimizer, train_loader, valid_loader, log)
     tracker = Tracker(plan.logger, out / "tensorboard" / f"seed_{seed}", log, trainer, optimizer)
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: kill_point(f"seed{seed}_step", e.state.iteration)
+    )
     trainer.run(train_loader, max_iters=total_steps, epoch_length=len(train_loader))
+    kill_point("seed_trained", seed)
     if trainer.state.iteration < total_steps or not math.isfinite(trainer.state.output["loss"]):
         raise FloatingPointError(
             f"seed {seed}: the loss became {trainer.state.output['loss']}; training stopped"
@@ -358,9 +387,12 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
         f"MCC {result['test']['mcc']:.4f} (best valid accuracy {result['valid_accuracy']:.4f}) on {task.description}"
     )
     save_classifier(out / f"seed_{seed}", final_model, tokenizer, train.label_names, position, max_len)
+    kill_point("seed_save", seed)
     shutil.rmtree(out / f"seed_{seed}" / "checkpoints", ignore_errors=True)  # the best model is saved
     write_seed_plots(out, seed, result, train.label_names, lr_history if plan.llrd != 1.0 else None)
     tracker.finish(out / "plots")
+    write_json_atomic(out / f"seed_{seed}" / SEED_RESULT, result)
+    kill_point("seed_done", seed)
     return result
 
 
@@ -541,18 +573,56 @@ def mean_std(values: list[float]) -> dict:
 
 
 def adapt(args: Namespace) -> dict:
-    """Run every seed; write results.json and the plots; return the results."""
-    plan = RunPlan(**vars(args))  # the options, read-only from here on
+    """Run every seed (holding the output folder's lock); write results.json and the plots; return the results."""
+    plan = resumed_plan(build_parser(), args, HARDWARE_OPTIONS) if args.resume else RunPlan(**vars(args))
     check_logger(plan.logger)
+    with RunLock(plan.output_dir):
+        state = read_state(plan.output_dir) if plan.resume else {}
+        if state.get("status") == "complete":
+            print(f"{plan.output_dir} holds a complete run: nothing to resume")
+            return json.loads((Path(plan.output_dir) / "results.json").read_text(encoding="utf-8"))
+        try:
+            return run_seeds(plan)
+        except Exception:
+            out = Path(plan.output_dir)
+            if not plan.resume and started_here(out) and not finished_seeds(out, plan.seeds):
+                remove_run_files(plan.output_dir, RUN_FILES)  # failed before a seed was done: no run
+            raise
+
+
+def prepare_output(plan: RunPlan) -> Path:
+    """A new run's folder (the plan and the "running" state recorded), or the resumed run's, cleaned of the
+    temp files a killed write leaves."""
+    if plan.resume:
+        remove_temp_files(plan.output_dir)
+        return Path(plan.output_dir)
+    out = prepare_run_dir(
+        plan.output_dir, RUN_FILES, plan.overwrite, hint=f"--resume {plan.output_dir} to finish it, "
+    )
+    write_json_atomic(out / "training_args.json", plan.to_json())
+    write_state(out, "running")
+    return out
+
+
+def finished_seeds(out: Path, seeds: list[int]) -> dict[int, dict]:
+    """The results of the seeds a resumed run has done already (their seed_<n>/result.json)."""
+    paths = {seed: out / f"seed_{seed}" / SEED_RESULT for seed in seeds}
+    return {seed: json.loads(p.read_text(encoding="utf-8")) for seed, p in paths.items() if p.is_file()}
+
+
+def run_seeds(plan: RunPlan) -> dict:
+    """The baseline and every seed not done yet; results.json; the "complete" state."""
+    started = time.time()
     if plan.device == "cpu" or not torch.cuda.is_available():
         set_cpu_threads(plan.threads)
     task = load_task(plan)
     if plan.scheme == "adapters" and plan.adapters_dim <= 0:
         raise ValueError(f"--scheme adapters needs --adapters-dim > 0, got {plan.adapters_dim}")
-    out = prepare_run_dir(plan.output_dir, RUN_FILES, plan.overwrite)
-    write_json_atomic(out / "training_args.json", plan.to_json())
+    out = prepare_output(plan)
     log = MetricsLog(out / "metrics.jsonl")
-    started = time.time()
+    done = finished_seeds(out, plan.seeds)
+    if plan.resume:  # drop the events of an interrupted seed: it is run again
+        log.keep(lambda _, event: event.get("seed", -1) in done or "seed" not in event)
     results: dict = {"task": task.description, "pretrained": plan.pretrained, "scheme": plan.scheme}
     results["validation"] = str(plan.valid_file) if plan.valid_file else f"{plan.valid_fraction:.0%} of train"
     if plan.baseline:
@@ -566,28 +636,36 @@ def adapt(args: Namespace) -> dict:
             f"test accuracy {100 * results['baseline']['test']['accuracy']:.2f} %"
         )
     if plan.pretrained is not None:
-        runs = [run_seed(plan, seed, task, out, log) for seed in plan.seeds]
-        accuracies = [r["test"]["accuracy"] for r in runs]
-        results["test_accuracy"] = mean_std(accuracies)
-        results["test_macro_f1"] = mean_std([r["test"]["macro_f1"] for r in runs])
-        results["test_mcc"] = mean_std([r["test"]["mcc"] for r in runs])
-        results["runs"] = runs
-        from minitransformer import plots
-
-        plots.plot_training_curves(
-            out / "metrics.jsonl",
-            title=f"Fine-tuning on {task.description}",
-            path=out / "plots" / "curves.png",
-        )
-        summary = results["test_accuracy"]
-        print(
-            f"test accuracy over {len(runs)} seed(s): {100 * summary['mean']:.2f} ± {100 * summary['std']:.2f} % "
-            f"(min {100 * summary['min']:.2f}, max {100 * summary['max']:.2f}); every run: "
-            + ", ".join(f"{100 * a:.2f}" for a in accuracies)
-        )
-    results["wall_time_s"] = time.time() - started
+        runs = [done[seed] if seed in done else run_seed(plan, seed, task, out, log) for seed in plan.seeds]
+        results.update(summarize_seeds(runs, task, out))
+    carried = sum(done[seed]["wall_time_s"] for seed in done)  # seeds done before a resume
+    results["wall_time_s"] = carried + time.time() - started
     write_json_atomic(out / "results.json", results)
+    write_state(out, "complete", seeds=plan.seeds, wall_time_s=results["wall_time_s"])
     return results
+
+
+def summarize_seeds(runs: list[dict], task: Task, out: Path) -> dict:
+    """Mean ± std over the seeds of test accuracy, macro-F1 and MCC; the training-curve plot."""
+    from minitransformer import plots
+
+    accuracies = [r["test"]["accuracy"] for r in runs]
+    summary = {
+        "test_accuracy": mean_std(accuracies),
+        "test_macro_f1": mean_std([r["test"]["macro_f1"] for r in runs]),
+        "test_mcc": mean_std([r["test"]["mcc"] for r in runs]),
+        "runs": runs,
+    }
+    plots.plot_training_curves(
+        out / "metrics.jsonl", title=f"Fine-tuning on {task.description}", path=out / "plots" / "curves.png"
+    )
+    accuracy = summary["test_accuracy"]
+    print(
+        f"test accuracy over {len(runs)} seed(s): {100 * accuracy['mean']:.2f} ± {100 * accuracy['std']:.2f} % "
+        f"(min {100 * accuracy['min']:.2f}, max {100 * accuracy['max']:.2f}); every run: "
+        + ", ".join(f"{100 * a:.2f}" for a in accuracies)
+    )
+    return summary
 
 
 def score_predictions(predictions: list[int], data: LabeledTexts) -> dict:

@@ -23,6 +23,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TIED_KEY = "lm_head.decoder.weight"  # = transformer.tokens_embeddings.weight, never stored twice
 # Parameters a classifier adds on top of a language model (absent from an LM checkpoint).
+ARCHITECTURES = ("TransformerWithLMHead", "TransformerWithClfHead")  # the model classes of model.py
 NEW_HEAD_PREFIXES = ("classification_head.", "pooler.", "transformer.adapters_1.", "transformer.adapters_2.")
 
 
@@ -39,6 +40,11 @@ def read_config(directory: str | os.PathLike) -> tuple[str, TransformerConfig, F
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); the directory is damaged, re-save it") from None
     architecture = values.pop("architecture", "TransformerWithLMHead")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"{path}: unknown architecture {architecture!r}; expected one of {list(ARCHITECTURES)} "
+            "(a Hugging Face checkpoint is read with hf:DIR or minitransformer.hf.from_hf)"
+        )
     ft = values.pop("fine_tuning", None)
     return architecture, TransformerConfig.from_dict(values), FineTuningConfig.from_dict(ft) if ft else None
 
@@ -105,13 +111,20 @@ def load_checkpoint_state(
     """Copy `state` into `model` with clear errors; returns {"added": [...], "discarded": [...]}.
 
     strict: every key must match. Otherwise only a classifier's new-head keys may be missing, and
-    unexpected keys are discarded (e.g. an MLM transform when adapting to classification).
+    unexpected head keys are discarded (e.g. an MLM transform when adapting to classification); backbone
+    weights the config does not describe (e.g. layers beyond num_layers) are an error either way.
     """
     expected = {k: v for k, v in model.state_dict().items() if k != TIED_KEY}
     state = {k: v for k, v in state.items() if k != TIED_KEY}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     not_new = [k for k in missing if not k.startswith(NEW_HEAD_PREFIXES)]
+    backbone = [k for k in unexpected if k.startswith("transformer.")]
+    if backbone:
+        raise ValueError(
+            f"{source}: the weights hold backbone parameters its config does not describe ({len(backbone)}, "
+            f"e.g. {backbone[0]}): config.json and model.safetensors come from different models; re-save it"
+        )
     if strict and (missing or unexpected) or not_new:
         raise ValueError(
             f"{source}: the checkpoint does not match the model's config: missing keys "

@@ -29,6 +29,7 @@ from ignite.handlers.param_scheduler import (
 )
 from tqdm import tqdm
 
+from .errors import WriteError
 from .io import atomic_path
 
 # Keep Ignite's INFO chatter (launcher, auto_dataloader) out of the run log.
@@ -295,26 +296,44 @@ def scale_learning_rates(optimizer: torch.optim.Optimizer, factor: float) -> Non
 class MetricsLog:
     """`metrics.jsonl`: one JSON object per log event ({"event": ..., "step": ..., ...}), rank 0 only.
 
-    On resume, events logged after the checkpoint's step are dropped first (they will be replayed).
+    It is part of the training checkpoint (`state_dict`: how many events were logged): resuming keeps
+    the events logged before the checkpoint and drops the later ones, which the resumed run logs again.
     """
 
-    def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
+    def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.enabled = idist.get_rank() == 0
         self.listeners: list[Callable[[dict], object]] = []  # also told every record (experiment trackers)
-        if self.enabled and resume_step is not None and self.path.exists():
-            kept = [line for line in self.read(self.path) if line.get("step", 0) <= resume_step]
-            with atomic_path(self.path) as tmp:
-                tmp.write_text("".join(json.dumps(e) + "\n" for e in kept), encoding="utf-8")
+        self.events = len(self.read(self.path)) if self.enabled and self.path.exists() else 0
 
     def log(self, event: str, step: int, **values: Any) -> None:
         if not self.enabled:
             return
         record = {"event": event, "step": step, **values}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise WriteError(self.path, e.errno) from e
+        self.events += 1
         for listener in self.listeners:
             listener(record)
+
+    def state_dict(self) -> dict:
+        return {"events": self.events}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Keep the first state["events"] events: those logged before the checkpoint was written."""
+        if self.enabled:
+            self.keep(lambda index, _: index < state["events"])
+
+    def keep(self, wanted: Callable[[int, dict], bool]) -> None:
+        """Rewrite the log with the events for which wanted(index, event) is true."""
+        events = self.read(self.path) if self.path.exists() else []
+        kept = [e for i, e in enumerate(events) if wanted(i, e)]
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(e) + "\n" for e in kept), encoding="utf-8")
+        self.events = len(kept)
 
     @staticmethod
     def read(path: str | os.PathLike) -> list[dict]:
@@ -325,28 +344,54 @@ class MetricsLog:
 # -- training-state checkpoints -------------------------------------------------------------------
 
 
+class AtomicDiskSaver(DiskSaver):
+    """Ignite's `DiskSaver` writing through `atomic_path`: one temp-file name (`.NAME.XXXX.tmp`) for
+    every file of a run, and a full disk reported in one line."""
+
+    def _save_func(self, checkpoint: Any, path: Path, func: Callable) -> None:
+        with atomic_path(path) as tmp:
+            func(checkpoint, tmp, **self.kwargs)
+
+    def remove(self, filename: str) -> None:
+        """Delete a superseded checkpoint; one already gone is fine: a resumed run replays the steps
+        after its checkpoint, and the best model those steps replaced may already be deleted."""
+        if idist.get_rank() == self.save_on_rank:
+            (Path(self.dirname) / filename).unlink(missing_ok=True)
+
+
 def training_checkpoint(
     to_save: dict[str, Any], directory: str | os.PathLike, n_saved: int = 1
 ) -> Checkpoint:
-    """Ignite `Checkpoint` of everything `--resume` needs, written atomically by `DiskSaver`."""
-    saver = DiskSaver(str(directory), require_empty=False, atomic=True)
+    """Ignite `Checkpoint` of everything `--resume` needs (the last `n_saved` are kept), written atomically."""
     return Checkpoint(
         to_save,
-        saver,
+        AtomicDiskSaver(str(directory), require_empty=False),
         filename_prefix="training",
         n_saved=n_saved,
         global_step_transform=lambda engine, _: engine.state.iteration,
     )
 
 
+def adopt_saved_checkpoints(saver: Checkpoint, directory: str | os.PathLike) -> None:
+    """Tell a training `saver` of a resumed run about the checkpoints already on disk, so that it keeps
+    only the last `n_saved` of all of them (not of this process's only)."""
+    found = sorted(checkpoint_step(p) for p in Path(directory).glob("training_checkpoint_*.pt"))
+    saver.load_state_dict({"_saved": [(step, f"training_checkpoint_{step}.pt") for step in found]})
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.stem.rsplit("_", 1)[1])
+
+
 def best_model_checkpoint(
     model: torch.nn.Module, directory: str | os.PathLike, trainer: Engine, score_name: str, sign: float
 ):
-    """Ignite `Checkpoint` keeping the single best model by `sign * evaluator.state.metrics[score_name]`."""
-    saver = DiskSaver(str(directory), require_empty=False, atomic=True)
+    """Ignite `Checkpoint` keeping the single best model by `sign * evaluator.state.metrics[score_name]`.
+
+    Put it in the training checkpoint's `to_save`: a resumed run then knows the best so far."""
     return Checkpoint(
         {"model": model},
-        saver,
+        AtomicDiskSaver(str(directory), require_empty=False),
         filename_prefix="best",
         n_saved=1,
         score_name=score_name,
@@ -358,7 +403,7 @@ def best_model_checkpoint(
 def latest_training_checkpoint(directory: str | os.PathLike) -> Path:
     """The newest `training_checkpoint_<iteration>.pt` in `directory`, with a clear error if none."""
     directory = Path(directory)
-    found = sorted(directory.glob("training_checkpoint_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    found = sorted(directory.glob("training_checkpoint_*.pt"), key=checkpoint_step)
     if not found:
         raise FileNotFoundError(
             f"no training checkpoint in {directory}: --resume needs a run directory written by an "

@@ -18,6 +18,19 @@ class MissingExtraError(ImportError):
     """An optional feature needs a package from one of the project's extras (the message says which)."""
 
 
+class WriteError(OSError):
+    """A file could not be written (disk full, read-only, no permission); nothing partial was kept."""
+
+    def __init__(self, path: os.PathLike, code: int | None):
+        meaning = os.strerror(code) if code else "the write failed (is the disk full?)"
+        self.message = f"could not write {path}: {meaning}; free space or choose another folder, then rerun"
+        super().__init__(self.message)
+        self.errno, self.filename = code, str(path)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 # Errors that describe a problem with the user's input, files or network rather than a bug in this library.
 USER_ERRORS = (
     FileNotFoundError,
@@ -27,6 +40,7 @@ USER_ERRORS = (
     PermissionError,
     DownloadError,
     MissingExtraError,
+    WriteError,
 )
 
 
@@ -39,6 +53,11 @@ def run_cli(main: Callable[[], object]) -> int:
             raise
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {message}", file=sys.stderr)
+        return 1
+    except OSError as e:  # disk full, read-only or vanished folder, ...: the file and the cause
+        if os.environ.get("MINITRANSFORMER_DEBUG") or not (e.errno and e.filename):
+            raise
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -9,17 +9,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import WriteError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    A failed write (disk full, no permission, ...) raises `WriteError` naming `path` and the cause."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise as_write_error(path, e) from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -27,9 +35,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:  # flush file contents to disk before the rename
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except Exception as e:
+        raise as_write_error(path, e) from e
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def as_write_error(path: Path, error: Exception) -> Exception:
+    """`error` as a one-line WriteError when it is a failed write, else `error` itself.
+
+    Libraries wrap the OS error: safetensors as `Os { code: 28, ... }`, torch.save as "file write failed"."""
+    code = getattr(error, "errno", None) if isinstance(error, OSError) else None
+    if code is None and (found := re.search(r"code: (\d+)", str(error))):
+        code = int(found.group(1))
+    if code is None and not re.search(r"write failed|unexpected pos", str(error)):
+        return error
+    return WriteError(path, code)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -24,7 +27,12 @@ def load_config_file(path: Path) -> dict:
             raise ValueError(
                 f"--config {path}: YAML needs PyYAML (pip install pyyaml), or use JSON"
             ) from None
-        values = yaml.safe_load(text) or {}
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where else ""
+            raise ValueError(f"--config {path}: not valid YAML{at} ({getattr(e, 'problem', e)})") from None
     else:
         try:
             values = json.loads(text)
@@ -33,6 +41,68 @@ def load_config_file(path: Path) -> dict:
     if not isinstance(values, dict):
         raise ValueError(f"--config {path}: expected a mapping of option names to values")
     return {k.replace("-", "_"): v for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric option accepts, e.g. Range(0, 1, open_high=True) for [0, 1)."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        left, right = "(" if self.open_low else "[", ")" if self.open_high else "]"
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
+
+
+AT_LEAST_1 = Range(1)
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, open_low=True)
+PROBABILITY = Range(0, 1, open_high=True)  # dropout-like: 0 allowed, 1 would drop everything
+FRACTION = Range(0, 1, open_low=True, open_high=True)
+
+
+def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace, ranges: Mapping[str, Range]):
+    """A usage error (exit 2) naming the first option whose value is outside its range."""
+    for dest, allowed in ranges.items():
+        value = getattr(args, dest, None)
+        if value is not None and value not in allowed:
+            parser.error(f"{option_name(parser, dest)} {value}: expected a value {allowed}")
+
+
+def option_name(parser: argparse.ArgumentParser, dest: str) -> str:
+    """`--batch-size` for dest `batch_size`."""
+    return next((a.option_strings[0] for a in parser._actions if a.dest == dest and a.option_strings), dest)
+
+
+def check_file_values(parser: argparse.ArgumentParser, values: dict, path: Path) -> None:
+    """A --config file's values have no argparse type conversion: check numbers are numbers (an integer
+    for an integer option), and that it sets at most one of each group of exclusive options."""
+    for action in parser._actions:
+        value = values.get(action.dest)
+        if value is None or action.type not in (int, float):
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (action.type is int and not isinstance(value, int)):
+            kind = "an integer" if action.type is int else "a number"
+            parser.error(
+                f"--config {path}: {action.dest}: {value!r} is not {kind} ({action.option_strings[0]})"
+            )
+    for group in parser._mutually_exclusive_groups:
+        both = [a.dest for a in group._group_actions if values.get(a.dest) is not None]
+        if len(both) > 1:
+            parser.error(f"--config {path} sets {' and '.join(both)}: they exclude each other, keep one")
 
 
 def add_hardware_options(parser: argparse.ArgumentParser):
@@ -64,9 +134,11 @@ def parse_layered(
     argv: list[str],
     presets: dict[str, dict] | None = None,
     preset_option: str = "preset",
+    ranges: Mapping[str, Range] | None = None,
 ) -> argparse.Namespace:
     """Parse `argv` after layering a preset (chosen by `--preset`, or the option named by
-    `preset_option`, e.g. adapt's `--recipe`) and a `--config` file under it.
+    `preset_option`, e.g. adapt's `--recipe`) and a `--config` file under it; then check every
+    numeric option against `ranges` (a usage error names the value and the range).
 
     `--help` is answered after the layering, so that it shows the values the run would use.
     """
@@ -74,15 +146,19 @@ def parse_layered(
     layered = dict((presets or {}).get(getattr(first, preset_option, None), {}))
     if getattr(first, "config", None):
         try:
-            layered.update(load_config_file(first.config))
+            from_file = load_config_file(first.config)
         except (FileNotFoundError, ValueError) as e:
             parser.error(str(e))  # one line and exit 2, like any other bad option
+        check_file_values(parser, from_file, first.config)
+        layered.update(from_file)
     known = {a.dest for a in parser._actions}
     unknown = sorted(set(layered) - known)
     if unknown:
         parser.error(f"unknown option(s) in --config: {unknown}")
     parser.set_defaults(**layered)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_ranges(parser, args, ranges or {})
+    return args
 
 
 def options_to_json(args: argparse.Namespace) -> dict:
@@ -115,3 +191,23 @@ class RunPlan(argparse.Namespace):
 
     def to_json(self) -> dict:
         return options_to_json(self)
+
+
+def resumed_plan(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, hardware: Sequence[str]
+) -> RunPlan:
+    """The plan of the run in `args.resume` (its training_args.json) with this command's `hardware`
+    options; an option added since that run was started takes its default."""
+    folder = Path(args.resume)
+    saved = folder / "training_args.json"
+    if not saved.is_file():
+        raise FileNotFoundError(
+            f"--resume {folder}: no training_args.json there; is it a run directory of {parser.prog}?"
+        )
+    values = json.loads(saved.read_text(encoding="utf-8"))
+    paths = {a.dest for a in parser._actions if a.type is Path}
+    values = {k: Path(v) if k in paths and v is not None else v for k, v in values.items()}
+    here = {key: getattr(args, key) for key in hardware}
+    return RunPlan(
+        **{**vars(parser.parse_args([])), **values, **here, "resume": folder, "output_dir": folder}
+    )

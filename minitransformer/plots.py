@@ -27,6 +27,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch
 
+from .io import atomic_path
+
 ArrayLike = torch.Tensor | np.ndarray | Sequence
 
 # Cells of tables with at most this many rows and columns get their value written inside.
@@ -52,11 +54,10 @@ def _png(fig: Figure) -> bytes:
 
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
-    """Save `fig` as a PNG when a path is given, show it in a notebook; return it either way."""
+    """Save `fig` as a PNG (atomically) when a path is given, show it in a notebook; return it either way."""
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_png(fig))
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(_png(fig))
     _show_in_notebook(fig, Path(path).name if path is not None else "figure.png")
     return fig
 

@@ -27,12 +27,17 @@ def prepare_run_dir(
             f"it, {hint}or choose another directory"
         )
     if idist.get_rank() == 0:
-        for name in [*existing, "plots"]:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        remove_run_files(out, run_files)
         out.mkdir(parents=True, exist_ok=True)
     idist.barrier()
     return out
+
+
+def remove_run_files(directory: str | os.PathLike, run_files: Sequence[str]) -> None:
+    """Delete a run's own files (`run_files`, glob patterns) and `plots/` from `directory`, nothing else."""
+    out = Path(directory)
+    for target in [p for pattern in [*run_files, "plots"] for p in out.glob(pattern)]:
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()

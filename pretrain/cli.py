@@ -11,9 +11,48 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import EffectiveDefaultsFormatter, add_hardware_options, parse_layered
+from minitransformer.options import (
+    AT_LEAST_1,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    EffectiveDefaultsFormatter,
+    add_hardware_options,
+    parse_layered,
+)
 from minitransformer.presets import PRETRAIN_PRESETS
 from minitransformer.tracking import LOGGERS
+
+# What each numeric option accepts (checked at parse time, whichever layer set it).
+RANGES = {
+    **dict.fromkeys(
+        (
+            "max_steps",
+            "epochs",
+            "batch_size",
+            "accumulation_steps",
+            "eval_every",
+            "eval_batch_size",
+            "max_eval_batches",
+            "checkpoint_every",
+            "log_every",
+            "keep_checkpoints",
+            "threads",
+            "vocab_size",
+            "embed_dim",
+            "hidden_dim",
+            "num_heads",
+            "num_layers",
+            "num_max_positions",
+        ),
+        AT_LEAST_1,
+    ),  # fmt: skip
+    **dict.fromkeys(("warmup_steps", "weight_decay", "max_norm", "sample_tokens", "seed"), NON_NEGATIVE),
+    **dict.fromkeys(("lr", "initializer_range"), POSITIVE),
+    "dropout": PROBABILITY,
+    "mlm_probability": FRACTION,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--output-dir", type=Path, default=Path("runs/pretrain"), help="where the run is written")
     g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
-    g.add_argument("--resume", type=Path, help="continue the run in this directory from its last checkpoint")
+    g.add_argument(
+        "--resume",
+        type=Path,
+        help="continue the run in this directory from its last checkpoint (a complete run: nothing is done)",
+    )
     g.add_argument("--seed", type=int, default=0, help="seed for init, data order, dropout and masking")
 
     g = p.add_argument_group("data")
@@ -161,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", type=int, help="save the training state every N steps (unset: --eval-every)"
     )
     g.add_argument(
+        "--keep-checkpoints", type=int, default=2, help="training checkpoints kept (the last ones)"
+    )
+    g.add_argument(
         "--log-every", type=int, default=10, help="write a train event to metrics.jsonl every N steps"
     )
     g.add_argument(
@@ -188,9 +234,15 @@ def parse_args(
 ) -> argparse.Namespace:
     """Parse with the precedence defaults < preset < config file < command line."""
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_layered(parser or build_parser(), argv, PRETRAIN_PRESETS)
+    parser = parser or build_parser()
+    args = parse_layered(parser, argv, PRETRAIN_PRESETS, ranges=RANGES)
     if "--max-steps" in argv:  # an explicit length wins over the preset's
         args.epochs = None
     elif args.epochs is not None:
         args.max_steps = None
+    if args.batch_size is not None and args.accumulation_steps > args.batch_size:
+        parser.error(
+            f"--accumulation-steps {args.accumulation_steps}: expected at most --batch-size {args.batch_size} "
+            "(each micro-batch needs a block)"
+        )
     return args

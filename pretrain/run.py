@@ -8,12 +8,16 @@ decides which piece goes where. A run is a few named steps, read top to bottom i
     3. build_model, build_optimizer
     4. create_lm_trainer / create_lm_evaluator (+ find_lr with --lr-find)
     5. attach_handlers progress, train log, validation, checkpoints (a new handler goes here)
-    6. trainer.run, then finish: final evaluation, model directory, plots, summary
+    6. restore         --resume: the last training state (else a fresh start)
+    7. trainer.run, then finish: final checkpoint, final evaluation, model directory, plots, summary
+
+The whole run holds the folder's lock (`minitransformer.run_state`), and run_state.json says "running"
+until finish writes "complete"; every step may be killed and `--resume` then ends as if it had not been.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
 import sys
@@ -42,6 +46,7 @@ from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, r
 from minitransformer.engine import (
     Dtype,
     MetricsLog,
+    adopt_saved_checkpoints,
     attach_progress,
     autocast,
     best_model_checkpoint,
@@ -61,14 +66,24 @@ from minitransformer.engine import (
 from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
 from minitransformer.optim import parameter_groups
-from minitransformer.options import RunPlan
+from minitransformer.options import RunPlan, resumed_plan
 from minitransformer.presets import config_from_options
-from minitransformer.run_dir import prepare_run_dir
+from minitransformer.run_dir import prepare_run_dir, remove_run_files
+from minitransformer.run_state import (
+    CarriedAverage,
+    RunLock,
+    WallClock,
+    kill_point,
+    read_state,
+    remove_temp_files,
+    started_here,
+    write_state,
+)
 from minitransformer.stability import make_optimizer
 from minitransformer.tokenization import Tokenizer
 from minitransformer.tracking import Tracker, check_logger
 
-from .cli import parse_args
+from .cli import build_parser, parse_args
 
 RUN_FILES = (
     "config.json",
@@ -77,6 +92,7 @@ RUN_FILES = (
     "training_args.json",
     "metrics.jsonl",
     "checkpoints",
+    "run_state.json",
 )
 HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp", "logger")  # may change on --resume
 
@@ -88,14 +104,7 @@ def plan_run(args: Namespace) -> RunPlan:
     """The run's settings: the options, the splits and the objective (on --resume, the run's own plan
     from training_args.json, with this command's hardware options)."""
     if args.resume:
-        saved = Path(args.resume) / "training_args.json"
-        if not saved.is_file():
-            raise FileNotFoundError(
-                f"--resume {args.resume}: no training_args.json there; is it a pretraining run directory?"
-            )
-        values = json.loads(saved.read_text(encoding="utf-8"))
-        hardware = {key: getattr(args, key) for key in HARDWARE_OPTIONS}
-        return RunPlan(**{**values, **hardware, "resume": Path(args.resume), "output_dir": Path(args.resume)})
+        return resumed_plan(build_parser(), args, HARDWARE_OPTIONS)
     train_split, valid_split = choose_splits(args)
     note = f"trained on {args.dataset}/{train_split}, evaluated on {args.dataset}/{valid_split}"
     decided = dict(train_split=train_split, valid_split=valid_split, objective=choose_objective(args))
@@ -183,7 +192,7 @@ class BlockBatches:
 
 def load_tokenizer(plan: RunPlan, train_file: Path, output_dir: Path) -> Tokenizer:
     """The run's tokenizer: the resumed run's, the one given, or one trained on the training split."""
-    if plan.resume:
+    if plan.resume and (output_dir / "tokenizer.json").is_file():
         return Tokenizer.from_pretrained(output_dir)
     if idist.get_rank() == 0:
         if plan.init_from:  # continued pretraining reuses the checkpoint's tokenizer, never retrains it
@@ -200,6 +209,7 @@ def load_tokenizer(plan: RunPlan, train_file: Path, output_dir: Path) -> Tokeniz
                 lowercase=plan.lowercase,
             )
         tokenizer.save_pretrained(output_dir)  # the run directory always carries its own tokenizer
+        kill_point("tokenizer")
     idist.barrier()
     return Tokenizer.from_pretrained(output_dir)
 
@@ -210,6 +220,7 @@ def binarize_splits(
     if idist.get_rank() == 0:  # one process writes the cache, the others then read it
         for f in files:
             binarize(f, tokenizer, plan.cache_dir)
+            kill_point("binarize")
     idist.barrier()
     train, valid = (binarize(f, tokenizer, plan.cache_dir) for f in files)
     return train, valid
@@ -277,12 +288,31 @@ def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Op
 
 
 def prepare_output_dir(plan: RunPlan) -> Path:
-    """The run directory: the resumed run's, or a fresh one (refusing to mix two runs in one directory)."""
+    """The run directory: the resumed run's (without the temp files of a killed write), or a fresh one
+    (refusing to mix two runs in one directory) where the plan and the "running" state are recorded first."""
+    out = Path(plan.output_dir)
     if plan.resume:
-        return Path(plan.output_dir)
-    return prepare_run_dir(
-        plan.output_dir, RUN_FILES, plan.overwrite, hint=f"--resume {plan.output_dir} to continue it, "
-    )
+        if idist.get_rank() == 0:
+            remove_temp_files(out)
+        return out
+    prepare_run_dir(out, RUN_FILES, plan.overwrite, hint=f"--resume {plan.output_dir} to continue it, ")
+    if idist.get_rank() == 0:
+        write_json_atomic(out / "training_args.json", plan.to_json())
+        write_state(out, "running", step=0)
+    return out
+
+
+def owner_lock(plan: RunPlan) -> contextlib.AbstractContextManager:
+    """The output folder's lock, held by rank 0 for the whole run."""
+    return RunLock(plan.output_dir) if idist.get_rank() == 0 else contextlib.nullcontext()
+
+
+def is_complete(plan: RunPlan) -> bool:
+    """--resume of a complete run: say so; nothing is to be done and nothing is touched."""
+    state = read_state(plan.output_dir) if plan.resume else {}
+    if state.get("status") == "complete" and idist.get_rank() == 0:
+        print(f"{plan.output_dir} holds a complete run (step {state.get('step')}): nothing to resume")
+    return state.get("status") == "complete"
 
 
 # -- 4. engines: the Ignite trainer and evaluator --------------------------------------------------
@@ -431,7 +461,9 @@ def attach_handlers(
         elapsed = time.time() - since["t"]
         return tokens_per_step * (engine.state.iteration - since["step"]) / max(elapsed, 1e-9)
 
-    RunningAverage(output_transform=lambda out: out["loss"], alpha=0.98).attach(trainer, "avg_loss")
+    average = RunningAverage(output_transform=lambda out: out["loss"], alpha=0.98)
+    average.attach(trainer, "avg_loss")
+    to_save["avg_loss"] = CarriedAverage(average, trainer)
     if not plan.no_progress:
         attach_progress(trainer, lambda e: {"lr": optimizer.param_groups[0]["lr"], "tok/s": throughput(e)})
 
@@ -450,12 +482,17 @@ def attach_handlers(
         since.update(t=time.time(), step=engine.state.iteration)
 
     trainer.add_event_handler(Events.ITERATION_COMPLETED(every=plan.eval_every), lambda _: validation())
-    every = plan.checkpoint_every or plan.eval_every
-    saver = training_checkpoint(to_save, out / "checkpoints")
-    good_step = lambda engine, i: i % every == 0 and math.isfinite(engine.state.output["loss"])  # noqa: E731
-    trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=good_step), saver)
     best = best_model_checkpoint(validation.raw_model, out / "checkpoints", trainer, "nll", sign=-1.0)
     validation.evaluator.add_event_handler(Events.COMPLETED, best)
+    to_save["best_model"] = best  # a resumed run knows the best so far and keeps exactly one
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: kill_point("step", e.state.iteration))
+    every = plan.checkpoint_every or plan.eval_every
+    saver = training_checkpoint(to_save, out / "checkpoints", n_saved=plan.keep_checkpoints)
+    good_step = lambda engine, i: i % every == 0 and math.isfinite(engine.state.output["loss"])  # noqa: E731
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=good_step), saver)
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: kill_point("checkpoint", e.state.iteration)
+    )
     return saver
 
 
@@ -463,9 +500,22 @@ def attach_handlers(
 
 
 def train(local_rank: int, plan: RunPlan) -> None:
-    """One process's run (`idist.Parallel` calls it on every process); the plan is never changed."""
-    started = time.time()
+    """One process's run (`idist.Parallel` calls it on every process), holding the folder's lock."""
     check_logger(plan.logger)  # a missing extra fails before anything is written
+    with owner_lock(plan):
+        if is_complete(plan):
+            return
+        try:
+            run_steps(plan, WallClock())
+        except Exception:
+            out = Path(plan.output_dir)
+            if not plan.resume and idist.get_rank() == 0 and started_here(out) and not find_checkpoint(out):
+                remove_run_files(plan.output_dir, RUN_FILES)  # failed before its first checkpoint: no run
+            raise
+
+
+def run_steps(plan: RunPlan, clock: WallClock) -> None:
+    """The steps of the module docstring; the plan is never changed (the lr finder makes a new one)."""
     out = prepare_output_dir(plan)
     device = resolve_device(plan.device)
     amp_dtype = check_amp(plan.amp, device)
@@ -483,34 +533,39 @@ def train(local_rank: int, plan: RunPlan) -> None:
         model = torch.compile(model)
     optimizer = build_optimizer(plan, raw_model)
     prepare = lm_batch(raw_model.config, data.tokenizer, plan.mlm_probability)
-    if plan.lr_find and not plan.resume:
+    if plan.lr_find and not getattr(plan, "lr_found", None) and not find_checkpoint(out):
         plan = plan.replace(
             lr=find_lr(plan, model, raw_model, optimizer, prepare, data, device, amp_dtype, out)
         )
+        plan = plan.replace(lr_found=plan.lr)
+        if rank0:
+            write_json_atomic(out / "training_args.json", plan.to_json())  # a resumed run reuses the lr
 
     trainer = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype)
     total_steps = plan.max_steps or plan.epochs * data.batches.batches_per_epoch
     scheduler = warmup_cosine(optimizer, plan.warmup_steps, total_steps)
     trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
+    log = MetricsLog(out / "metrics.jsonl")
     to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
-    resume_step = restore_or_record(plan, to_save, out)
-    log = MetricsLog(out / "metrics.jsonl", resume_step=resume_step)
+    to_save.update(metrics_log=log, wall_clock=clock)
     evaluator = create_lm_evaluator(model, raw_model.config.causal, prepare, device, amp_dtype)
     validation = Validation(plan, evaluator, trainer, data, raw_model, log)
     saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
+    resumed = restore(plan, to_save, saver, out)
     tracker = Tracker(plan.logger, out / "tensorboard", log, trainer, optimizer, plan.log_every)
 
-    if resume_step is None:
+    if not resumed:
         if rank0:
             size = f"{raw_model.config.num_layers} layers × {raw_model.config.embed_dim} dims"
             print(f"{size}, {raw_model.num_parameters():,} parameters; {plan.splits}")
         validation()  # the untrained model at step 0: perplexity ≈ vocabulary size
-    trainer.run(
-        data.batches.iterate(trainer.state.iteration),
-        max_iters=total_steps,
-        epoch_length=data.batches.batches_per_epoch,
-    )
-    finish(plan, trainer, validation, saver, tracker, out, started)
+    if trainer.state.iteration < total_steps:  # a run resumed at its last step has only finish left
+        trainer.run(
+            data.batches.iterate(trainer.state.iteration),
+            max_iters=total_steps,
+            epoch_length=data.batches.batches_per_epoch,
+        )
+    finish(plan, trainer, validation, saver, tracker, out, clock)
 
 
 def find_lr(
@@ -527,41 +582,63 @@ def find_lr(
     return suggestion
 
 
-def restore_or_record(plan: RunPlan, to_save: dict, out: Path) -> int | None:
-    """--resume: load the last training state, return its step. Else: write the plan, return None."""
-    if not plan.resume:
-        if idist.get_rank() == 0:
-            write_json_atomic(out / "training_args.json", plan.to_json())
+def find_checkpoint(out: Path) -> Path | None:
+    """The newest training checkpoint of the run in `out`, or None."""
+    try:
+        return latest_training_checkpoint(out / "checkpoints")
+    except FileNotFoundError:
         return None
-    checkpoint = latest_training_checkpoint(out / "checkpoints")
+
+
+def restore(plan: RunPlan, to_save: dict, saver: Checkpoint, out: Path) -> bool:
+    """--resume: load the last training state (model, optimizer, schedule, trainer, metrics log, best
+    model, clock) and return True. Without a checkpoint (a new run, or one killed before its first)
+    the run starts from step 0: its metrics and best model are cleared."""
+    checkpoint = find_checkpoint(out) if plan.resume else None
+    log, best = to_save["metrics_log"], to_save["best_model"]
+    if checkpoint is None:
+        if plan.resume and idist.get_rank() == 0:
+            log.keep(lambda *_: False)
+            for stale in (out / "checkpoints").glob("best_*.pt"):
+                stale.unlink()
+            print(f"{out} has no training checkpoint yet: starting it again from step 0")
+        return False
     load_training_state(checkpoint, to_save)
-    step = to_save["trainer"].state.iteration
+    adopt_saved_checkpoints(saver, out / "checkpoints")  # keep the last k of all, not of this process's
     if idist.get_rank() == 0:
-        print(f"resuming from {checkpoint} (step {step})")
-    return step
+        kept = Path(best.last_checkpoint).name if best.last_checkpoint else None
+        for stale in (out / "checkpoints").glob("best_*.pt"):
+            if stale.name != kept:  # written after the checkpoint: the resumed run writes it again
+                stale.unlink()
+        print(f"resuming from {checkpoint} (step {to_save['trainer'].state.iteration})")
+    return True
 
 
 def finish(
     plan: RunPlan, trainer: Engine, validation: Validation, saver: Checkpoint, tracker: Tracker, out: Path,
-    started: float,
+    clock: WallClock,
 ) -> None:  # fmt: skip
-    """Final evaluation on the whole validation split, last checkpoint, model directory, plots (also to
-    the tracker), summary."""
+    """Last checkpoint, final evaluation on the whole validation split, model directory, plots (also to
+    the tracker), summary, "complete". The checkpoint comes first: a run killed after it resumes here."""
     if not math.isfinite(trainer.state.output["loss"] if trainer.state.output else 0.0):
         raise FloatingPointError(
             f"the loss became {trainer.state.output['loss']} at step {trainer.state.iteration}; training stopped. "
             f"The last good state is in {out / 'checkpoints'}: lower --lr or use --max-norm, then --resume"
         )
+    step = trainer.state.iteration
+    if not (out / "checkpoints" / f"training_checkpoint_{step}.pt").exists():
+        saver(trainer)
+    kill_point("last_checkpoint")
     final = validation(final=True)
-    saver(trainer)
+    kill_point("final_eval")
     if idist.get_rank() == 0:
         validation.raw_model.save_pretrained(out, tokenizer=validation.data.tokenizer)
+        kill_point("final_save")
         write_plots(out)
         tracker.finish(out / "plots")
-        elapsed = time.time() - started
-        validation.log.log(
-            "summary", trainer.state.iteration, wall_time_s=elapsed, splits=plan.splits, **final
-        )
+        elapsed = clock.elapsed()
+        validation.log.log("summary", step, wall_time_s=elapsed, splits=plan.splits, **final)
+        write_state(out, "complete", step=step, wall_time_s=elapsed)
         print(f"done in {elapsed / 60:.1f} min; model saved to {out} ({plan.splits})")
 
 

@@ -49,13 +49,18 @@ def test_split_tensors_keeps_rows_together():
     assert split_tensors(batch, 1) == [batch]
 
 
-def test_metrics_log_drops_events_after_the_resume_step(tmp_path):
+def test_metrics_log_resumes_with_the_events_of_its_checkpoint(tmp_path):
     path = tmp_path / "metrics.jsonl"
     log = MetricsLog(path)
-    for step in (10, 20, 30):
-        log.log("train", step, loss=1.0 / step)
-    MetricsLog(path, resume_step=20).log("train", 30, loss=0.5)
-    assert [(e["step"], e["loss"]) for e in MetricsLog.read(path)] == [(10, 0.1), (20, 0.05), (30, 0.5)]
+    log.log("train", 10, loss=0.1)
+    saved = log.state_dict()  # what a training checkpoint at step 10 records
+    log.log("valid", 10, loss=0.2)  # logged after the checkpoint: replayed by the resumed run
+    log.log("train", 20, loss=0.05)
+    resumed = MetricsLog(path)
+    resumed.load_state_dict(saved)
+    resumed.log("valid", 10, loss=0.2)
+    assert [(e["event"], e["step"]) for e in MetricsLog.read(path)] == [("train", 10), ("valid", 10)]
+    assert resumed.state_dict() == {"events": 2}
 
 
 def test_amp_choices_are_checked():

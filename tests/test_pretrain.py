@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -65,34 +63,6 @@ def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
 
 
 @pytest.mark.e2e
-def test_resume_after_kill_matches_an_uninterrupted_run(corpus, tmp_path):
-    base = ["--max-steps", "40", "--checkpoint-every", "10", "--eval-every", "20"]
-    reference = tmp_path / "reference"
-    assert main(small_run(corpus, reference, *base)) == 0
-
-    killed = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pretrain", *small_run(corpus, killed, *base)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.time() + 120
-    while not list((killed / "checkpoints").glob("training_checkpoint_2*.pt")) and time.time() < deadline:
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "model.safetensors").exists()  # killed before the end
-
-    assert main(["--resume", str(killed), "--no-progress", "--threads", "1"]) == 0
-    a, b = events(reference, "final")[0], events(killed, "final")[0]
-    assert a["step"] == b["step"] == 40
-    assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
-    steps = [e["step"] for e in events(killed, "train")]
-    assert steps == sorted(set(steps))  # no duplicated events after the resume
-
-
-@pytest.mark.e2e
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch, capsys):
     forward = TransformerWithLMHead.forward
     calls = {"n": 0}
@@ -110,7 +80,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, mon
     assert main(small_run(corpus, out, "--checkpoint-every", "5")) == 1
     assert "loss became nan at step 13" in capsys.readouterr().err
     saved = sorted(p.name for p in (out / "checkpoints").glob("training_checkpoint_*.pt"))
-    assert saved == ["training_checkpoint_10.pt"]
+    assert saved == ["training_checkpoint_10.pt", "training_checkpoint_5.pt"]  # the last 2 kept
     state = torch.load(out / "checkpoints" / saved[0], weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert not (out / "model.safetensors").exists()
