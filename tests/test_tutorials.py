@@ -16,6 +16,7 @@ import ast
 import importlib.util
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,24 @@ def shared_data_dir() -> Path | None:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="needs headless Chromium (Debian: apt-get install chromium)",
+)
+def test_site_command_builds_a_page_a_browser_shows_with_its_figures(tmp_path, shared_data_dir):
+    """`python tutorials/build_site.py --smoke 01 --screenshot`, the documented command: the page is
+    written, linked from index.html, and Chromium's picture of it is not blank (figures are wide colour
+    areas; a page of text only is mostly white)."""
+    if shared_data_dir is not None:
+        os.environ.setdefault("MINITRANSFORMER_DATA", str(shared_data_dir))
+    assert site.main(["--smoke", "01", "--site", str(tmp_path), "--screenshot", "--timeout", "600"]) == 0
+    page = tmp_path / "01_transformer_piece_by_piece.html"
+    assert page.name in (tmp_path / "index.html").read_text(encoding="utf-8")
+    from matplotlib.image import imread
+
+    picture = imread(tmp_path / "01_transformer_piece_by_piece.png")[..., :3]  # (H, W, 3) in [0, 1]
+    coloured = (picture.max(axis=-1) - picture.min(axis=-1)) > 0.2  # saturated pixels: plots, not text
+    assert coloured.mean() > 0.01, f"the screenshot is almost colourless ({coloured.mean():.4f})"
