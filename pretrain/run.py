@@ -25,7 +25,6 @@ from pathlib import Path
 
 import ignite.distributed as idist
 import torch
-import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.metrics import Loss, RunningAverage
@@ -53,6 +52,7 @@ from minitransformer.engine import (
     resolve_device,
     say,
     scale_learning_rates,
+    scored_targets,
     set_cpu_threads,
     split_tensors,
     training_checkpoint,
@@ -60,6 +60,7 @@ from minitransformer.engine import (
 )
 from minitransformer.errors import run_cli
 from minitransformer.io import write_json_atomic
+from minitransformer.model import check_token_ids
 from minitransformer.optim import parameter_groups
 from minitransformer.options import RunPlan
 from minitransformer.presets import config_from_options
@@ -298,6 +299,7 @@ def lm_batch(
         raise ValueError("--objective mlm needs a [MASK] token in the tokenizer")
 
     def prepare(x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        check_token_ids(x, config.num_embeddings)  # on the CPU batch, before any transfer to a GPU
         if config.mlm:
             inputs, labels = mask_tokens(
                 x, config.num_embeddings, special, mask_id, mlm_probability, generator
@@ -329,27 +331,20 @@ def create_lm_trainer(
     )  # fmt: skip
 
 
-def create_lm_evaluator(
-    model: Module, causal: bool, prepare: Callable, device: torch.device, amp_dtype: Dtype
-) -> Engine:
-    """Token NLL with Ignite's `Loss`, weighted by the number of scored tokens; the same masks each time."""
+def create_lm_evaluator(model: Module, prepare: Callable, device: torch.device, amp_dtype: Dtype) -> Engine:
+    """Token NLL through the model's own loss (causal: shifted labels, MLM: scored positions only),
+    averaged by Ignite's `Loss` weighted by each batch's scored tokens; the same masks each time."""
     generator = torch.Generator()
 
-    def eval_step(engine: Engine, x: torch.Tensor):
+    def eval_step(engine: Engine, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         model.eval()
         batch = prepare(x, generator)
         with torch.no_grad(), autocast(device, amp_dtype):
-            logits = model(batch["input_ids"].to(device))
-        labels = batch["labels"].to(device)
-        if causal:
-            logits, labels = logits[:, :-1], labels[:, 1:]
-        return logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1)
+            _, loss = model(batch["input_ids"].to(device), labels=batch["labels"].to(device))
+        return loss.float(), scored_targets(batch)  # the batch's mean NLL and how many tokens it averages
 
     evaluator = Engine(eval_step)
-    Loss(
-        lambda logits, y: F.cross_entropy(logits, y, ignore_index=-100),
-        batch_size=lambda y: int((y != -100).sum()),
-    ).attach(evaluator, "nll")
+    Loss(lambda batch_loss, _: batch_loss, batch_size=lambda count: count).attach(evaluator, "nll")
     evaluator.add_event_handler(Events.STARTED, lambda _: generator.manual_seed(1234))
     return evaluator
 
@@ -495,7 +490,7 @@ def train(local_rank: int, plan: RunPlan) -> None:
     to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     resume_step = restore_or_record(plan, to_save, out)
     log = MetricsLog(out / "metrics.jsonl", resume_step=resume_step)
-    evaluator = create_lm_evaluator(model, raw_model.config.causal, prepare, device, amp_dtype)
+    evaluator = create_lm_evaluator(model, prepare, device, amp_dtype)
     validation = Validation(plan, evaluator, trainer, data, raw_model, log)
     saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
     tracker = Tracker(plan.logger, out / "tensorboard", log, trainer, optimizer, plan.log_every)

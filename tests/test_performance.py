@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -53,3 +54,28 @@ def test_forward_compiles_without_graph_breaks(tiny_config, mlm):
     explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("mlm", [False, True])
+def test_evaluator_nll_equals_the_full_logits_computation(tiny_config, mlm):
+    from pretrain.run import create_lm_evaluator, lm_batch
+
+    config = dataclasses.replace(tiny_config, mlm=mlm)
+    model = TransformerWithLMHead(config).eval()
+    tokenizer = SimpleNamespace(special_ids={"mask": 3, "pad": 0})
+    prepare = lm_batch(config, tokenizer, mlm_probability=0.3)
+    blocks = [torch.randint(4, 50, (3, 16)) for _ in range(3)]
+    evaluator = create_lm_evaluator(model, prepare, torch.device("cpu"), None)
+    nll = evaluator.run(blocks).metrics["nll"]
+
+    generator = torch.Generator().manual_seed(1234)  # the evaluator's masks, drawn again
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x in blocks:
+            batch = prepare(x, generator)
+            logits, labels = model(batch["input_ids"]), batch["labels"]
+            if not mlm:  # the old evaluator's copy: position t predicts token t + 1
+                logits, labels = logits[:, :-1], labels[:, 1:]
+            total += float(F.cross_entropy(logits.reshape(-1, 50), labels.reshape(-1), reduction="sum"))
+            count += int((labels != -100).sum())
+    assert nll == pytest.approx(total / count, rel=1e-6)
