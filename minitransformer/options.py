@@ -47,6 +47,17 @@ def add_hardware_options(parser: argparse.ArgumentParser):
     return g
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0 (argparse prints the message in one line, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
 class EffectiveDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """`--help` with each option's value after the preset/recipe/config layers, said once.
 

@@ -11,7 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import EffectiveDefaultsFormatter, add_hardware_options, parse_layered
+from minitransformer.options import (
+    EffectiveDefaultsFormatter,
+    add_hardware_options,
+    parse_layered,
+    positive_float,
+)
 from minitransformer.presets import PRETRAIN_PRESETS
 from minitransformer.tracking import LOGGERS
 
@@ -180,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = add_hardware_options(p)
     g.add_argument("--compile", action="store_true", help="torch.compile the model (GPU users)")
+    g.add_argument(
+        "--peak-tflops",
+        type=positive_float,
+        help="the device's peak TFLOP/s for the MFU shown (unset: measured on CPU, looked up on GPU)",
+    )
     return p
 
 

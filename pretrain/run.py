@@ -39,6 +39,7 @@ from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
 from minitransformer.engine import (
+    AMP_DTYPES,
     Dtype,
     MetricsLog,
     attach_progress,
@@ -59,6 +60,7 @@ from minitransformer.engine import (
     warmup_cosine,
 )
 from minitransformer.errors import run_cli
+from minitransformer.flops import flops_per_token, peak_flops
 from minitransformer.io import write_json_atomic
 from minitransformer.model import check_token_ids
 from minitransformer.optim import parameter_groups
@@ -79,7 +81,8 @@ RUN_FILES = (
     "metrics.jsonl",
     "checkpoints",
 )
-HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp", "logger")  # may change on --resume
+# may change on --resume:
+HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp", "logger", "peak_tflops")
 
 
 # -- 1. plan: every decision made before anything is built ----------------------------------------
@@ -421,17 +424,23 @@ def attach_handlers(
     log = validation.log
     tokens_per_step = plan.batch_size * data.batches.dataset.block_size
     since = {"t": time.time(), "step": 0}  # the last train log, for tokens/s
+    mfu = mfu_of_tokens_per_s(plan, validation.raw_model, data.batches.dataset.block_size)
 
     def throughput(engine: Engine) -> float:
         elapsed = time.time() - since["t"]
         return tokens_per_step * (engine.state.iteration - since["step"]) / max(elapsed, 1e-9)
 
+    def speed(engine: Engine) -> dict:
+        tokens_per_s = throughput(engine)
+        return {"tok/s": tokens_per_s, **({"MFU%": 100 * mfu(tokens_per_s)} if mfu else {})}
+
     RunningAverage(output_transform=lambda out: out["loss"], alpha=0.98).attach(trainer, "avg_loss")
     if not plan.no_progress:
-        attach_progress(trainer, lambda e: {"lr": optimizer.param_groups[0]["lr"], "tok/s": throughput(e)})
+        attach_progress(trainer, lambda e: {"lr": optimizer.param_groups[0]["lr"], **speed(e)})
 
     @trainer.on(Events.ITERATION_COMPLETED(every=plan.log_every))
     def log_train(engine: Engine) -> None:
+        tokens_per_s = throughput(engine)
         log.log(
             "train",
             engine.state.iteration,
@@ -439,7 +448,8 @@ def attach_handlers(
             avg_loss=engine.state.metrics.get("avg_loss"),
             lr=optimizer.param_groups[0]["lr"],
             grad_norm=engine.state.output["grad_norm"],
-            tokens_per_s=throughput(engine),
+            tokens_per_s=tokens_per_s,
+            **({"mfu": mfu(tokens_per_s)} if mfu else {}),
             epoch=engine.state.iteration / data.batches.batches_per_epoch,
         )
         since.update(t=time.time(), step=engine.state.iteration)
@@ -452,6 +462,22 @@ def attach_handlers(
     best = best_model_checkpoint(validation.raw_model, out / "checkpoints", trainer, "nll", sign=-1.0)
     validation.evaluator.add_event_handler(Events.COMPLETED, best)
     return saver
+
+
+def mfu_of_tokens_per_s(
+    plan: RunPlan, model: TransformerWithLMHead, block: int
+) -> Callable[[float], float] | None:
+    """tokens/s (all processes) → model FLOPs utilisation; None where the peak is unknown. Says once
+    where the peak comes from (--peak-tflops, a matmul measured on this CPU, or the GPU's data sheet)."""
+    device = next(model.parameters()).device
+    peak, source = peak_flops(device, AMP_DTYPES[plan.amp], plan.peak_tflops)
+    if idist.get_rank() == 0:
+        say(f"MFU: {source}")
+    if peak is None:
+        return None
+    head_fraction = plan.mlm_probability if model.config.mlm else 1.0  # MLM: the head sees masked tokens only
+    flops = flops_per_token(model.config, block, head_fraction)
+    return lambda tokens_per_s: tokens_per_s * flops / (peak * idist.get_world_size())
 
 
 # -- the run, step by step (Ignite's `training(local_rank, config)`) -------------------------------

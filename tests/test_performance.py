@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from minitransformer import TransformerWithLMHead
+from minitransformer.flops import flops_per_token, peak_flops
 from minitransformer.model import check_token_ids
 
 
@@ -79,3 +80,48 @@ def test_evaluator_nll_equals_the_full_logits_computation(tiny_config, mlm):
             total += float(F.cross_entropy(logits.reshape(-1, 50), labels.reshape(-1), reduction="sum"))
             count += int((labels != -100).sum())
     assert nll == pytest.approx(total / count, rel=1e-6)
+
+
+# --- MFU -----------------------------------------------------------------------------------------
+
+
+def test_flops_per_token_counts_matmul_weights_and_attention(tiny_config):
+    E, H, L, V, T = 24, 40, 2, 50, 16
+    weights = L * (4 * E * E + 2 * E * H) + E * V
+    assert flops_per_token(tiny_config, T) == 6 * weights + 12 * L * T * E
+    bert = bert_like(tiny_config)  # the head (with BERT's transform) on 15 % of the positions only
+    assert flops_per_token(bert, T, 0.15) == round(
+        6 * (weights - E * V + 0.15 * (E * V + E * E)) + 12 * L * T * E
+    )
+
+
+def test_peak_comes_from_the_user_the_cpu_or_the_gpu_name(monkeypatch):
+    assert peak_flops(torch.device("cpu"), None, 2.5) == (2.5e12, "peak 2.5 TFLOP/s (--peak-tflops)")
+    measured, source = peak_flops(torch.device("cpu"), None, None)
+    assert measured > 1e8 and "measured on this CPU" in source
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert peak_flops(torch.device("cuda"), torch.bfloat16, None)[0] == 989e12
+    assert peak_flops(torch.device("cuda"), None, None)[0] == 67e12  # fp32 without autocast
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU 9000")
+    peak, source = peak_flops(torch.device("cuda"), torch.bfloat16, None)
+    assert peak is None and "unknown device 'Some GPU 9000'" in source and "--peak-tflops" in source
+
+
+def test_training_log_mfu_is_tokens_per_second_times_flops_over_the_peak(tiny_config, capsys):
+    from pretrain.run import mfu_of_tokens_per_s
+
+    plan = SimpleNamespace(amp="none", peak_tflops=2.0, mlm_probability=0.15)
+    mfu = mfu_of_tokens_per_s(plan, TransformerWithLMHead(tiny_config), block=16)
+    assert mfu(1000.0) == pytest.approx(1000.0 * flops_per_token(tiny_config, 16) / 2e12)
+    assert "peak 2 TFLOP/s (--peak-tflops)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "fast"])
+def test_bad_peak_tflops_is_one_line_and_exit_2(value, capsys):
+    from pretrain.cli import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--peak-tflops", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--peak-tflops" in err and value in err
