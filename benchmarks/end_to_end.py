@@ -1,4 +1,4 @@
-"""Items 6-7 of the issue-18 table: pretraining end to end, `python -m pretrain` vs Hugging Face `Trainer`.
+"""Benchmark item 6: pretraining end to end, `python -m pretrain` vs Hugging Face `Trainer` (issue 18, items 2 and 7).
 
 The same model size (the `tiny` preset), tokenizer (ours, trained on WikiText-2 valid), data (WikiText-2
 valid to train, the first lines of test to evaluate), steps, batch, AdamW, warm-up + cosine schedule,
@@ -69,15 +69,8 @@ def theirs(
     objective: str, corpus: Path, tokenizer: Path, work: Path, steps: int, quick: bool, threads: int
 ) -> dict:
     """Hugging Face `Trainer` in a subprocess (`child` below)."""
-    args = [
-        objective,
-        str(corpus),
-        str(tokenizer),
-        str(work / f"hf-{objective}"),
-        str(steps),
-        str(quick),
-        str(threads),
-    ]
+    args = [objective, str(corpus), str(tokenizer), str(work / f"hf-{objective}"), str(steps)]
+    args += [str(quick), str(threads)]
     result = {}
     seconds = timed([sys.executable, "-m", "benchmarks.end_to_end", "--child", *args], result)
     return {"seconds": seconds, "loss": result["loss"]}
@@ -175,20 +168,12 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 1) -> l
         note = f"test ppl ours {math.exp(a['loss']):.1f}, baseline {math.exp(b['loss']):.1f}"
         results.append(Result(f"end-to-end-{objective}", a["seconds"], b["seconds"], "s", False, note))
     mlm_vs_clm = runs["ours", "mlm"]["seconds"] / runs["ours", "clm"]["seconds"]
-    share = prep_seconds / runs["ours", "clm"]["seconds"]
+    share = prep_seconds / runs["ours", "clm"]["seconds"]  # data preparation's share of a training run
     print(f"ours: masked LM took {mlm_vs_clm:.2f}x the causal run's wall time; binarizing both splits "
           f"took {prep_seconds:.2f} s = {share:.1%} of the causal run ({torch.get_num_threads()} threads)")  # fmt: skip
     note = f"ours masked LM vs causal; binarizing = {share:.1%} of the causal run"
-    results.append(
-        Result(
-            "pretrain-mlm-vs-clm",
-            runs["ours", "mlm"]["seconds"],
-            runs["ours", "clm"]["seconds"],
-            "s",
-            False,
-            note,
-        )
-    )
+    mlm_seconds, clm_seconds = runs["ours", "mlm"]["seconds"], runs["ours", "clm"]["seconds"]
+    results.append(Result("pretrain-mlm-vs-clm", mlm_seconds, clm_seconds, "s", False, note))
     return results
 
 
