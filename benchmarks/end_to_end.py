@@ -1,4 +1,4 @@
-"""Benchmark item 6: pretraining end to end, `python -m pretrain` vs Hugging Face `Trainer` (issue 18, items 2 and 7).
+"""Benchmark item 6: `python -m pretrain` vs Hugging Face `Trainer`, end to end (issue 18, items 2 and 7).
 
 The same model size (the `tiny` preset), tokenizer (ours, trained on WikiText-2 valid), data (WikiText-2
 valid to train, the first lines of test to evaluate), steps, batch, AdamW, warm-up + cosine schedule,
