@@ -1,4 +1,4 @@
-"""DDP with gradient accumulation: one all-reduce per optimizer step (`no_sync` on the other micro-batches)."""
+"""DDP with gradient accumulation: one all-reduce per optimizer step (`no_sync` on the others)."""
 
 from __future__ import annotations
 
