@@ -2,7 +2,7 @@
 
 The same model size (the `tiny` preset), tokenizer (ours, trained on WikiText-2 valid), data (WikiText-2
 valid to train, the first lines of test to evaluate), steps, batch, AdamW, warm-up + cosine schedule,
-gradient clipping and masking (our `lm_batch`, BERT's 80/10/10, used as the Trainer's collator):
+gradient clipping and masking (our `mask_tokens`, BERT's 80/10/10, in the Trainer's collator):
   - ours: `python -m pretrain --preset tiny`, causal and masked LM (the model's own loss path);
   - Hugging Face: `Trainer` with `GPT2LMHeadModel` / `BertForMaskedLM` (sdpa, ReLU) of the same shape.
 Each run is a fresh subprocess timed from start to exit (imports, binarizing, training, the final
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks import Result, machine_line
+from minitransformer.presets import PRETRAIN_PRESETS
 
 OBJECTIVES = ("clm", "mlm")
 
@@ -38,12 +39,19 @@ def write_corpus(
         (directory / f"wiki.{split}.tokens").write_text("".join(text[:lines]), encoding="utf-8")
 
 
+TOY = dict(embed_dim=64, hidden_dim=256, num_heads=2, num_layers=2, num_max_positions=32, batch_size=4)
+TRAINING = dict(weight_decay=0.01, max_norm=1.0, mlm_probability=0.15, eval_batch_size=32, seed=0)
+
+
+def settings(quick: bool) -> dict:
+    """What both sides train with: the `tiny` preset (or, for --quick, a toy shape) and TRAINING."""
+    return {**PRETRAIN_PRESETS["tiny"], **(TOY if quick else {}), **TRAINING}
+
+
 def model_options(quick: bool) -> list[str]:
-    """The preset (or, for --quick, a toy shape) as `python -m pretrain` options."""
-    if not quick:
-        return ["--preset", "tiny"]
-    toy = dict(embed_dim=64, hidden_dim=256, num_heads=2, num_layers=2, num_max_positions=32, batch_size=4)
-    return ["--preset", "tiny", *(f"--{k.replace('_', '-')}={v}" for k, v in toy.items())]
+    """`settings(quick)` as `python -m pretrain` options."""
+    values = {**(TOY if quick else {}), **TRAINING}
+    return ["--preset", "tiny", *(f"--{k.replace('_', '-')}={v}" for k, v in values.items())]
 
 
 def ours(
@@ -96,38 +104,46 @@ def child(
     from transformers import Trainer, TrainingArguments
 
     from benchmarks.throughput import Shape, build_bert, build_gpt2
+    from minitransformer.data.masking import mask_tokens
     from minitransformer.data.wikitext import LMBlockDataset, binarize
     from minitransformer.presets import config_from_options
     from minitransformer.tokenization import Tokenizer
-    from pretrain.cli import parse_args
-    from pretrain.run import lm_batch
 
     torch.set_num_threads(int(threads))
-    plan = parse_args(model_options(quick == "True"))  # the same preset values ours runs with
+    values = settings(quick == "True")
     tokenizer = Tokenizer.from_pretrained(tokenizer_dir)
-    config = config_from_options(vars(plan), tokenizer.vocab_size, mlm=objective == "mlm")
+    config = config_from_options(values, tokenizer.vocab_size, mlm=objective == "mlm")
     train, test = (
         binarize(Path(corpus) / f"wiki.{split}.tokens", tokenizer, Path(out) / "cache")
         for split in ("valid", "test")
     )
     shape = Shape("run", config.embed_dim, config.hidden_dim, config.num_heads, config.num_layers,
-                  config.num_max_positions, config.num_embeddings, plan.batch_size)  # fmt: skip
-    torch.manual_seed(plan.seed)
+                  config.num_max_positions, config.num_embeddings, values["batch_size"])  # fmt: skip
+    torch.manual_seed(values["seed"])
     model = build_bert(shape) if config.mlm else build_gpt2(shape, "sdpa")
-    prepare = lm_batch(config, tokenizer, plan.mlm_probability)
+    special, mask_id = list(tokenizer.special_ids.values()), tokenizer.special_ids.get("mask")
+
+    def collate(rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Blocks → a batch; masked LM: our BERT 80/10/10 masking (`mask_tokens`, as pretrain's)."""
+        x = torch.stack(rows)  # (B, T)
+        if not config.mlm:
+            return {"input_ids": x, "labels": x}  # GPT2LMHeadModel shifts the labels itself
+        inputs, labels = mask_tokens(x, config.num_embeddings, special, mask_id, values["mlm_probability"])
+        return {"input_ids": inputs, "labels": labels}
+
     args = TrainingArguments(
-        output_dir=out, max_steps=int(steps), per_device_train_batch_size=plan.batch_size,
-        per_device_eval_batch_size=plan.eval_batch_size, learning_rate=plan.lr,
-        warmup_steps=max(1, int(steps) // 10), lr_scheduler_type="cosine", weight_decay=plan.weight_decay,
-        adam_epsilon=1e-8, max_grad_norm=plan.max_norm, use_cpu=True, report_to="none", save_strategy="no",
-        eval_strategy="no", logging_strategy="no", disable_tqdm=True, remove_unused_columns=False,
-        dataloader_num_workers=0, seed=plan.seed,
+        output_dir=out, max_steps=int(steps), per_device_train_batch_size=values["batch_size"],
+        per_device_eval_batch_size=values["eval_batch_size"], learning_rate=values["lr"],
+        warmup_steps=max(1, int(steps) // 10), lr_scheduler_type="cosine", weight_decay=values["weight_decay"],
+        adam_epsilon=1e-8, max_grad_norm=values["max_norm"], use_cpu=True, report_to="none",
+        save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
+        remove_unused_columns=False, dataloader_num_workers=0, seed=values["seed"],
     )  # fmt: skip
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=LMBlockDataset(train, config.num_max_positions),
-        data_collator=lambda rows: prepare(torch.stack(rows)),
+        data_collator=collate,
     )
     trainer.train()
     loss = trainer.evaluate(LMBlockDataset(test, config.num_max_positions))["eval_loss"]
