@@ -295,7 +295,7 @@ class Transformer(nn.Module):
     # -- forward --------------------------------------------------------------------------------
 
     def check_inputs(self, x: Tensor, padding_mask: Tensor | None, past_length: int = 0) -> None:
-        """Cheap checks for the mistakes users make, on shapes only: no device sync, no graph break.
+        """Cheap checks for the mistakes users make, without a device sync or a torch.compile graph break.
 
         The token-id range needs the ids' values: it is checked here only for ids on the CPU (where
         reading them costs no device sync) and outside `torch.compile`; GPU runs check their batches on
