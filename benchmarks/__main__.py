@@ -15,6 +15,7 @@ import torch
 
 from benchmarks import (
     data_prep,
+    end_to_end,
     finetune_padding,
     generation,
     gpu,
@@ -23,7 +24,7 @@ from benchmarks import (
     wait_for_quiet_machine,
 )
 
-CPU_ITEMS = ("throughput", "data-prep", "finetune-padding", "generation")
+CPU_ITEMS = ("throughput", "data-prep", "finetune-padding", "generation", "end-to-end")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         "data-prep": lambda: data_prep.run(args.quick, args.data_dir),
         "finetune-padding": lambda: finetune_padding.run(args.quick, args.data_dir),
         "generation": lambda: generation.run(args.quick),
+        "end-to-end": lambda: end_to_end.run(args.quick, args.data_dir, torch.get_num_threads()),
         "gpu": lambda: gpu.run(args.quick),
     }
     chosen = [args.only] if args.only else [*CPU_ITEMS, *(["gpu"] if args.gpu else [])]

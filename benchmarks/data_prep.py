@@ -2,11 +2,10 @@
 
   - ours: `minitransformer.data.wikitext.binarize` (batched Rust tokenization, streamed in chunks to
     a uint16 memmap on disk);
-  - hands-on: its tokenizer was pure Python (pytorch-pretrained-bert's BertTokenizer: split on
-    whitespace and punctuation, then greedy longest-match-first WordPiece), called once per line,
-    every id appended to one Python list, then `torch.tensor(list)` saved with `torch.save` (how the
-    hands-on cached its corpus). `PythonWordPiece` below is that algorithm, written here, over the
-    same vocabulary.
+  - hands-on: its tokenizer was pytorch-pretrained-bert's pure-Python BertTokenizer, which lives on
+    as `transformers`' slow BERT tokenizer (`BertTokenizerLegacy` in transformers 5); called once per
+    line (`convert_tokens_to_ids(tokenize(line))`), every id appended to one Python list, then
+    `torch.tensor(list)` saved with `torch.save` (how the hands-on cached its corpus). Same vocabulary.
 
 Both read the same lines (`<unk>` → `[UNK]`, a `[SEP]` after each line) with the same WordPiece
 vocabulary (8000, trained on WikiText-2 valid+test), so their token counts must agree (checked to
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from pathlib import Path
 
 from benchmarks import Result, machine_line
@@ -37,67 +35,31 @@ def peak_rss_mb() -> float:
     raise RuntimeError("VmHWM not in /proc/self/status (Linux only)")
 
 
-class PythonWordPiece:
-    """BERT's original tokenization in pure Python: whitespace and punctuation split, then greedy
-    longest-match-first WordPiece with "##" continuations; a word with no match becomes [UNK]."""
+def slow_bert_tokenizer(tokenizer, directory: Path):
+    """`transformers`' pure-Python BERT tokenizer (`BertTokenizer` until v4, `BertTokenizerLegacy` in v5)
+    over our vocabulary, cased like ours (`Tokenizer.train`'s default): the hands-on's tokenizer."""
+    try:
+        from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy as SlowBert
+    except ImportError:  # transformers 4: BertTokenizer is the slow one
+        from transformers import BertTokenizer as SlowBert
 
-    def __init__(self, vocab: dict[str, int], unk: str = "[UNK]", max_chars: int = 100):
-        self.vocab, self.unk_id, self.max_chars = vocab, vocab[unk], max_chars
-
-    @staticmethod
-    def is_punctuation(ch: str) -> bool:
-        return (not ch.isalnum() and ord(ch) < 128 and not ch.isspace()) or unicodedata.category(
-            ch
-        ).startswith("P")
-
-    def words(self, text: str) -> list[str]:
-        out = []
-        for chunk in text.split():
-            if chunk == "[UNK]":  # the special token stays whole
-                out.append(chunk)
-                continue
-            current = ""
-            for ch in chunk:
-                if self.is_punctuation(ch):
-                    out += [current, ch] if current else [ch]
-                    current = ""
-                else:
-                    current += ch
-            if current:
-                out.append(current)
-        return out
-
-    def encode(self, text: str) -> list[int]:
-        ids = []
-        for word in self.words(text):
-            if word == "[UNK]" or len(word) > self.max_chars:
-                ids.append(self.unk_id)
-                continue
-            pieces, start = [], 0
-            while start < len(word):
-                end = len(word)
-                while end > start and (("##" if start else "") + word[start:end]) not in self.vocab:
-                    end -= 1
-                if end == start:  # no piece matches: the whole word is unknown
-                    pieces = [self.unk_id]
-                    break
-                pieces.append(self.vocab[("##" if start else "") + word[start:end]])
-                start = end
-            ids.extend(pieces)
-        return ids
+    vocab = tokenizer.backend.get_vocab()
+    lines = "".join(token + "\n" for token in sorted(vocab, key=vocab.get))  # line i = token id i
+    (directory / "vocab.txt").write_text(lines, encoding="utf-8")
+    return SlowBert(str(directory / "vocab.txt"), do_lower_case=False)
 
 
 def hands_on_binarize(text_path: Path, tokenizer, out_path: Path) -> int:
-    """The hands-on's way: pure-Python WordPiece per line into one Python list of ints, then a tensor."""
+    """The hands-on's way: the slow BertTokenizer per line into one Python list of ints, then a tensor."""
     import torch
 
     from minitransformer.data.wikitext import read_lines
 
     ids: list[int] = []
     separator = tokenizer.sep_id
-    python_tokenizer = PythonWordPiece(tokenizer.backend.get_vocab())
+    slow = slow_bert_tokenizer(tokenizer, out_path.parent)
     for line in read_lines(text_path, unk_token="[UNK]"):
-        ids.extend(python_tokenizer.encode(line.rstrip("\r\n")))
+        ids.extend(slow.convert_tokens_to_ids(slow.tokenize(line.rstrip("\r\n"))))
         ids.append(separator)
     torch.save(torch.tensor(ids, dtype=torch.long), out_path)
     return len(ids)
@@ -149,7 +111,7 @@ def run(quick: bool = False, data_dir: str | None = None) -> list[Result]:
     from minitransformer.data.wikitext import read_lines, wikitext_path
     from minitransformer.tokenization import Tokenizer
 
-    sizes_mb = [2] if quick else [10, 50, 100]
+    sizes_mb = [2] if quick else [10, 100]
     sources = [wikitext_path("wikitext-2", split, data_dir) for split in ("valid", "test")]
     unit = b"".join(path.read_bytes() for path in sources)
     print(f"\n[data-prep] {machine_line()}")

@@ -5,6 +5,8 @@ Sides, all causal LMs with tied output weights, ReLU feed-forward, dropout 0.1, 
   - hands-on: the NAACL 2019 hands-on's formulation, rebuilt below from standard torch modules
     (seq-first `nn.MultiheadAttention`, a float -inf causal mask rebuilt on every forward);
   - GPT-2 sdpa / eager: `transformers.GPT2LMHeadModel` with the same shape.
+Masked LM (item 1 of issue 18): ours (LM head on the 15 % scored positions only), ours with the
+full projection, `transformers.BertForMaskedLM` (sdpa, ReLU), BERT's head transform on both.
 Every side uses the same `torch.optim.AdamW` settings. MFU divides the achieved FLOP rate by the
 fp32 matmul rate this machine reaches in the same run (a large square matmul, same threads), timed
 interleaved with the models so that contention lowers both alike.
@@ -21,6 +23,7 @@ from torch import Tensor, nn
 
 from benchmarks import Result, interleaved, machine_line
 from minitransformer import TransformerConfig
+from minitransformer.flops import flops_per_token
 from minitransformer.model import TransformerWithLMHead
 from minitransformer.presets import PRETRAIN_PRESETS
 
@@ -47,18 +50,10 @@ class Shape:
         values.update(vocab_size=p["vocab_size"], batch_size=p["batch_size"])
         return cls(name, **{**values, **overrides})
 
-    def flops_per_token(self) -> int:
-        """Training FLOPs per token: 6·N + 12·L·T·E.
-
-        N counts the matmul weights a token passes through: per layer the attention projections
-        (4·E²) and the feed-forward (2·E·H), plus the LM head (E·V); 6 = 2 (multiply-add) × 3
-        (forward, and backward for inputs and weights). 12·L·T·E is the attention itself (QKᵀ and
-        probabilities·V, 2·T·E FLOPs each per token and layer, × 3), counted over the full T×T square
-        as nanoGPT and PaLM do, although a causal kernel may skip half of it.
-        """
-        E, H, L, T, V = self.embed_dim, self.hidden_dim, self.num_layers, self.seq_len, self.vocab_size
-        n = L * (4 * E * E + 2 * E * H) + E * V
-        return 6 * n + 12 * L * T * E
+    def flops_per_token(self, head_fraction: float = 1.0, **config_overrides) -> int:
+        """Training FLOPs per token of our model at this shape (`minitransformer.flops.flops_per_token`:
+        6·N + 12·L·T·E, attention over the full T×T square)."""
+        return flops_per_token(self.config(**config_overrides), self.seq_len, head_fraction)
 
     def config(self, **overrides) -> TransformerConfig:
         """Our model's config at these dimensions (dropout 0.1, the hands-on's), with `overrides`."""
@@ -142,6 +137,44 @@ def build_gpt2(s: Shape, attn_implementation: str) -> nn.Module:
     return GPT2LMHeadModel(config)
 
 
+def build_bert(s: Shape) -> nn.Module:
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(
+        vocab_size=s.vocab_size,
+        hidden_size=s.embed_dim,
+        num_hidden_layers=s.num_layers,
+        num_attention_heads=s.num_heads,
+        intermediate_size=s.hidden_dim,
+        hidden_act="relu",
+        max_position_embeddings=s.seq_len,
+        attn_implementation="sdpa",
+    )
+    return BertForMaskedLM(config)
+
+
+MLM_CONFIG = dict(mlm=True, lm_head_transform=True, lm_head_bias=True)  # BERT's head: dense + norm, bias
+
+
+def mlm_sides(s: Shape, x: Tensor) -> dict[str, Callable[[], None]]:
+    """Masked-LM training steps on x: (B, T) with 15 % of positions scored: ours (the LM head on the
+    scored positions only), ours with the full projection (as before), `BertForMaskedLM`."""
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.where(torch.rand(x.shape, generator=generator) < 0.15, x, torch.full_like(x, -100))
+    torch.manual_seed(0)
+    ours, full = (TransformerWithLMHead(s.config(**MLM_CONFIG)) for _ in range(2))
+    bert = build_bert(s)
+
+    def full_loss() -> Tensor:  # every position through the head, then the loss over the scored ones
+        return F.cross_entropy(full(x).flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+    return {
+        "ours": train_step(ours, lambda: ours(x, labels=labels)[1]),
+        "ours-full-head": train_step(full, full_loss),
+        "bert": train_step(bert, lambda: bert(input_ids=x, labels=labels).loss),
+    }
+
+
 def train_step(model: nn.Module, loss_fn: Callable[[], Tensor]) -> Callable[[], None]:
     """A closure running one forward + backward + AdamW step of `model`."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
@@ -194,35 +227,44 @@ def profile_ours(s: Shape, x: Tensor, steps: int = 3, top: int = 12) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
+def table(title: str, seconds: dict[str, float], tokens: int, flops_per_token: int, peak: float) -> None:
+    """Print ms/step, tokens/s, MFU and the time ratio to ours for every side."""
+    print(f"{title} | FLOPs/token (6N + 12LTE): {flops_per_token:,}")
+    print(f"{'side':<15} {'ms/step':>8} {'tokens/s':>9} {'MFU':>6} {'ours vs':>8}")
+    for name, t in seconds.items():
+        mfu = flops_per_token * tokens / t / peak
+        print(f"{name:<15} {t * 1e3:8.1f} {tokens / t:9.0f} {mfu:6.1%} {t / seconds['ours']:7.2f}x")
+
+
 def run(quick: bool = False, profile: bool = False) -> list[Result]:
-    """Benchmark each shape; print a table per shape and return the headline result per shape."""
+    """Benchmark each shape, causal then masked LM; print a table each, return the headline results."""
     shapes = [QUICK] if quick else [TINY, LARGE]
-    repeats = 2 if quick else 7
+    repeats = 2 if quick else 5
     results = []
     for s in shapes:
         x = torch.randint(
             0, s.vocab_size, (s.batch_size, s.seq_len), generator=torch.Generator().manual_seed(0)
         )
-        candidates = sides(s, x)
         peak_fn, peak_flops = matmul_peak(256 if quick else 2048)
-        seconds = interleaved({**candidates, "matmul-peak": peak_fn}, repeats=repeats)
+        seconds = interleaved({**sides(s, x), "matmul-peak": peak_fn}, repeats=repeats)
         peak = peak_flops / seconds.pop("matmul-peak")
         tokens = s.batch_size * s.seq_len
-        flops = s.flops_per_token() * tokens
         print(f"\n[throughput] shape {s} | {machine_line()}")
-        print(
-            f"fp32 matmul peak measured: {peak / 1e9:.1f} GFLOP/s | FLOPs/token (6N + 12LTE): {s.flops_per_token():,}"
-        )
-        print(f"{'side':<11} {'ms/step':>8} {'tokens/s':>9} {'MFU':>6} {'ours vs':>8}")
-        for name, t in seconds.items():
-            print(
-                f"{name:<11} {t * 1e3:8.1f} {tokens / t:9.0f} {flops / t / peak:6.1%} {t / seconds['ours']:7.2f}x"
-            )
+        print(f"fp32 matmul peak measured: {peak / 1e9:.1f} GFLOP/s")
+        table("causal LM", seconds, tokens, s.flops_per_token(), peak)
         fastest_baseline = min(seconds[n] for n in seconds if n != "ours")
         results.append(
             Result(f"throughput-{s.name}", tokens / seconds["ours"], tokens / fastest_baseline, "tokens/s")
         )
-        print(f"MFU ours: {flops / seconds['ours'] / peak:.1%}")
+        mlm = interleaved(mlm_sides(s, x), repeats=repeats)
+        table("masked LM, 15 % scored", mlm, tokens, s.flops_per_token(0.15, **MLM_CONFIG), peak)
+        full = mlm["ours-full-head"]
+        gain = f"full head {tokens / full:.4g} tokens/s: {full / mlm['ours']:.2f}x"
+        results.append(
+            Result(
+                f"mlm-throughput-{s.name}", tokens / mlm["ours"], tokens / mlm["bert"], "tokens/s", note=gain
+            )
+        )
         if profile:
             print(f"\ntop ops of our training step ({s.name}):\n{profile_ours(s, x)}")
     return results

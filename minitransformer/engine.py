@@ -116,6 +116,7 @@ def create_trainer(
     targets the micro-batch scores (its labels != -100); each micro-batch's loss is weighted by its
     share of the batch's targets, so accumulation k gives the gradient of one batch k times larger
     even when micro-batches score unequal counts (masked tokens, padding, a short last one).
+    Under DDP the gradients are all-reduced once per step, in the last micro-batch's backward.
     The output is {"loss": mean loss (averaged over processes), "grad_norm": norm before clipping}.
     """
     device = device or torch.device("cpu")
@@ -128,10 +129,12 @@ def create_trainer(
         micro_batches = split_batch(prepare_batch(batch) if prepare_batch else batch, accumulation_steps)
         counts = [scored_targets(micro) for micro in micro_batches]
         total = 0.0
-        for micro, count in zip(micro_batches, counts):
-            with autocast(device, amp_dtype):
-                loss = loss_fn(model, micro) * (count / max(sum(counts), 1))
-            (scaler.scale(loss) if scaler else loss).backward()
+        for i, (micro, count) in enumerate(zip(micro_batches, counts)):
+            last = i == len(micro_batches) - 1
+            with gradient_sync(model, last):  # DDP: all-reduce in the last backward only
+                with autocast(device, amp_dtype):
+                    loss = loss_fn(model, micro) * (count / max(sum(counts), 1))
+                (scaler.scale(loss) if scaler else loss).backward()
             total += loss.detach()
         loss_value = float(idist.all_reduce(total.float()) / idist.get_world_size())
         if scaler:
@@ -150,6 +153,13 @@ def create_trainer(
     trainer = Engine(step)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(lambda out: out["loss"]))
     return trainer
+
+
+def gradient_sync(model: torch.nn.Module, sync: bool):
+    """DDP all-reduces gradients in every backward; `no_sync` keeps them local. With accumulation, only
+    the last micro-batch's backward needs to sync (nanoGPT's `require_backward_grad_sync`): one
+    all-reduce per optimizer step instead of one per micro-batch. A no-op for a plain model."""
+    return contextlib.nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync()
 
 
 def scored_targets(batch: dict) -> int:

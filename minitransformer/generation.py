@@ -11,6 +11,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from .model import check_token_ids
+
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
     """Set to -inf every logit outside the top-k and outside the nucleus of mass top_p. (B, V) → (B, V)."""
@@ -67,6 +69,7 @@ def generate(
         )
     ids = prompt_ids.unsqueeze(0) if prompt_ids.dim() == 1 else prompt_ids  # (B, T)
     check_sampling_args(ids, max_new_tokens, top_p)
+    check_token_ids(ids, config.num_embeddings)  # once per call: the forward does not, on a GPU
     room = config.num_max_positions - ids.size(1)
     if room <= 0:
         raise ValueError(

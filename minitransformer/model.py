@@ -175,6 +175,18 @@ class TransformerOutput:
     past_key_values: KVCache | None = None
 
 
+def check_token_ids(x: Tensor, num_embeddings: int) -> None:
+    """Refuse token ids outside [0, num_embeddings) with the fix; call it on a CPU batch (it reads values)."""
+    if x.numel() == 0:
+        return
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or high >= num_embeddings:
+        raise ValueError(
+            f"token id {low if low < 0 else high} is outside the vocabulary [0, {num_embeddings}): check "
+            "that the tokenizer matches the model (num_embeddings = tokenizer vocab size)"
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # The backbone
 # ----------------------------------------------------------------------------------------------
@@ -283,16 +295,17 @@ class Transformer(nn.Module):
     # -- forward --------------------------------------------------------------------------------
 
     def check_inputs(self, x: Tensor, padding_mask: Tensor | None, past_length: int = 0) -> None:
-        """One cheap check per batch for the mistakes users make (not per token)."""
+        """Cheap checks for the mistakes users make, without a device sync or a torch.compile graph break.
+
+        The token-id range needs the ids' values: it is checked here only for ids on the CPU (where
+        reading them costs no device sync) and outside `torch.compile`; GPU runs check their batches on
+        the CPU before the transfer (`check_token_ids`).
+        """
         cfg = self.config
         if x.dim() != 2 or x.dtype not in (torch.long, torch.int):
             raise ValueError(f"x must be a LongTensor [batch, seq], got {tuple(x.shape)} of {x.dtype}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.num_embeddings):
-            bad = int(x.min()) if int(x.min()) < 0 else int(x.max())
-            raise ValueError(
-                f"token id {bad} is outside the vocabulary [0, {cfg.num_embeddings}): check that the "
-                "tokenizer matches the model (num_embeddings = tokenizer vocab size)"
-            )
+        if x.device.type == "cpu" and not torch.compiler.is_compiling():
+            check_token_ids(x, cfg.num_embeddings)
         if past_length + x.size(1) > cfg.num_max_positions:
             raise ValueError(
                 f"sequence length {past_length + x.size(1)} exceeds num_max_positions="
@@ -404,7 +417,8 @@ class LMHead(nn.Module):
 
 
 def lm_loss(logits: Tensor, labels: Tensor, causal: bool) -> Tensor:
-    """Cross-entropy over tokens, -100 ignored. Causal: position t predicts token t + 1.
+    """Cross-entropy over tokens, -100 ignored. logits: (..., V), labels: (...); causal: (B, T, V) and
+    (B, T), position t predicts token t + 1.
 
     The causal shift moves the labels (one column, cheap) rather than slicing the logits, which would
     copy the whole (B, T, V) tensor forward and backward.
@@ -446,6 +460,20 @@ class _TransformerModel(PretrainedMixin, nn.Module):
         """Parameter count, each tied tensor counted once."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
+    def lm_logits_and_loss(self, h: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """LM logits and loss from the last hidden states h: (B, T, E) and labels: (B, T).
+
+        Causal: logits (B, T, V). Masked LM: the head (transform + vocabulary projection) runs on the
+        scored positions only, logits (N, V) for the N labels != -100 in row-major order: the same loss
+        for ~15 % of the head's work (BERT computes all T positions and ignores 85 % of them).
+        """
+        if self.config.causal:
+            logits = self.lm_head(h)  # (B, T, V)
+            return logits, lm_loss(logits, labels, causal=True)
+        scored = labels != -100  # (B, T)
+        logits = self.lm_head(h[scored])  # (N, V); N is read from the device once per batch
+        return logits, lm_loss(logits, labels[scored], causal=False)
+
     def head_modules(self) -> list[nn.Module]:
         """Modules above the last layer (final norm and heads); the embeddings are not included."""
         mods = [self.transformer.final_layer_norm, self.lm_head.transform]
@@ -470,13 +498,11 @@ class TransformerWithLMHead(_TransformerModel):
         """x, labels: (B, T). Returns logits (B, T, V), or (logits, loss) when labels are given.
 
         Causal: labels are usually x itself (the shift happens here). MLM: labels hold the original
-        token at masked positions and -100 elsewhere.
+        token at masked positions and -100 elsewhere; only those positions (~15 %) go through the LM
+        head, so with labels the logits are those of the scored positions only (see `lm_logits_and_loss`).
         """
         h = self.transformer(x, padding_mask=padding_mask, token_type_ids=token_type_ids).last_hidden_state
-        logits = self.lm_head(h)
-        if labels is None:
-            return logits
-        return logits, lm_loss(logits, labels, self.config.causal)
+        return self.lm_head(h) if labels is None else self.lm_logits_and_loss(h, labels)
 
     def generate(self, prompt_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
         """Sample a continuation with a key/value cache; see `minitransformer.generation.generate`."""
@@ -587,6 +613,5 @@ class TransformerWithClfHead(_TransformerModel):
         if clf_labels is not None:
             loss = loss + ft.clf_loss_coef * F.cross_entropy(logits, clf_labels, ignore_index=-100)
         if lm_labels is not None:
-            lm_logits = self.lm_head(out.last_hidden_state)
-            loss = loss + ft.lm_loss_coef * lm_loss(lm_logits, lm_labels, self.config.causal)
+            loss = loss + ft.lm_loss_coef * self.lm_logits_and_loss(out.last_hidden_state, lm_labels)[1]
         return logits, loss

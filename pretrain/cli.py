@@ -49,7 +49,7 @@ RANGES = {
         AT_LEAST_1,
     ),  # fmt: skip
     **dict.fromkeys(("warmup_steps", "weight_decay", "max_norm", "sample_tokens", "seed"), NON_NEGATIVE),
-    **dict.fromkeys(("lr", "initializer_range"), POSITIVE),
+    **dict.fromkeys(("lr", "initializer_range", "peak_tflops"), POSITIVE),
     "dropout": PROBABILITY,
     "mlm_probability": FRACTION,
 }
@@ -226,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = add_hardware_options(p)
     g.add_argument("--compile", action="store_true", help="torch.compile the model (GPU users)")
+    g.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="the device's peak TFLOP/s for the MFU shown (unset: measured on CPU, looked up on GPU)",
+    )
     return p
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import ignite.distributed as idist
 import torch
-import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.metrics import Loss, RunningAverage
@@ -44,6 +43,7 @@ from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
 from minitransformer.engine import (
+    AMP_DTYPES,
     Dtype,
     MetricsLog,
     adopt_saved_checkpoints,
@@ -58,13 +58,16 @@ from minitransformer.engine import (
     resolve_device,
     say,
     scale_learning_rates,
+    scored_targets,
     set_cpu_threads,
     split_tensors,
     training_checkpoint,
     warmup_cosine,
 )
 from minitransformer.errors import run_cli
+from minitransformer.flops import flops_per_token, peak_flops
 from minitransformer.io import write_json_atomic
+from minitransformer.model import check_token_ids
 from minitransformer.optim import parameter_groups
 from minitransformer.options import RunPlan, resumed_plan
 from minitransformer.presets import config_from_options
@@ -94,7 +97,8 @@ RUN_FILES = (
     "checkpoints",
     "run_state.json",
 )
-HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp", "logger")  # may change on --resume
+# may change on --resume:
+HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp", "logger", "peak_tflops")
 
 
 # -- 1. plan: every decision made before anything is built ----------------------------------------
@@ -328,6 +332,7 @@ def lm_batch(
         raise ValueError("--objective mlm needs a [MASK] token in the tokenizer")
 
     def prepare(x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        check_token_ids(x, config.num_embeddings)  # on the CPU batch, before any transfer to a GPU
         if config.mlm:
             inputs, labels = mask_tokens(
                 x, config.num_embeddings, special, mask_id, mlm_probability, generator
@@ -359,27 +364,20 @@ def create_lm_trainer(
     )  # fmt: skip
 
 
-def create_lm_evaluator(
-    model: Module, causal: bool, prepare: Callable, device: torch.device, amp_dtype: Dtype
-) -> Engine:
-    """Token NLL with Ignite's `Loss`, weighted by the number of scored tokens; the same masks each time."""
+def create_lm_evaluator(model: Module, prepare: Callable, device: torch.device, amp_dtype: Dtype) -> Engine:
+    """Token NLL through the model's own loss (causal: shifted labels, MLM: scored positions only),
+    averaged by Ignite's `Loss` weighted by each batch's scored tokens; the same masks each time."""
     generator = torch.Generator()
 
-    def eval_step(engine: Engine, x: torch.Tensor):
+    def eval_step(engine: Engine, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         model.eval()
         batch = prepare(x, generator)
         with torch.no_grad(), autocast(device, amp_dtype):
-            logits = model(batch["input_ids"].to(device))
-        labels = batch["labels"].to(device)
-        if causal:
-            logits, labels = logits[:, :-1], labels[:, 1:]
-        return logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1)
+            _, loss = model(batch["input_ids"].to(device), labels=batch["labels"].to(device))
+        return loss.float(), scored_targets(batch)  # the batch's mean NLL and how many tokens it averages
 
     evaluator = Engine(eval_step)
-    Loss(
-        lambda logits, y: F.cross_entropy(logits, y, ignore_index=-100),
-        batch_size=lambda y: int((y != -100).sum()),
-    ).attach(evaluator, "nll")
+    Loss(lambda batch_loss, _: batch_loss, batch_size=lambda count: count).attach(evaluator, "nll")
     evaluator.add_event_handler(Events.STARTED, lambda _: generator.manual_seed(1234))
     return evaluator
 
@@ -456,19 +454,25 @@ def attach_handlers(
     log = validation.log
     tokens_per_step = plan.batch_size * data.batches.dataset.block_size
     since = {"t": time.time(), "step": 0}  # the last train log, for tokens/s
+    mfu = mfu_of_tokens_per_s(plan, validation.raw_model, data.batches.dataset.block_size)
 
     def throughput(engine: Engine) -> float:
         elapsed = time.time() - since["t"]
         return tokens_per_step * (engine.state.iteration - since["step"]) / max(elapsed, 1e-9)
 
+    def speed(engine: Engine) -> dict:
+        tokens_per_s = throughput(engine)
+        return {"tok/s": tokens_per_s, **({"MFU%": 100 * mfu(tokens_per_s)} if mfu else {})}
+
     average = RunningAverage(output_transform=lambda out: out["loss"], alpha=0.98)
     average.attach(trainer, "avg_loss")
     to_save["avg_loss"] = CarriedAverage(average, trainer)
     if not plan.no_progress:
-        attach_progress(trainer, lambda e: {"lr": optimizer.param_groups[0]["lr"], "tok/s": throughput(e)})
+        attach_progress(trainer, lambda e: {"lr": optimizer.param_groups[0]["lr"], **speed(e)})
 
     @trainer.on(Events.ITERATION_COMPLETED(every=plan.log_every))
     def log_train(engine: Engine) -> None:
+        tokens_per_s = throughput(engine)
         log.log(
             "train",
             engine.state.iteration,
@@ -476,7 +480,8 @@ def attach_handlers(
             avg_loss=engine.state.metrics.get("avg_loss"),
             lr=optimizer.param_groups[0]["lr"],
             grad_norm=engine.state.output["grad_norm"],
-            tokens_per_s=throughput(engine),
+            tokens_per_s=tokens_per_s,
+            **({"mfu": mfu(tokens_per_s)} if mfu else {}),
             epoch=engine.state.iteration / data.batches.batches_per_epoch,
         )
         since.update(t=time.time(), step=engine.state.iteration)
@@ -494,6 +499,22 @@ def attach_handlers(
         Events.ITERATION_COMPLETED, lambda e: kill_point("checkpoint", e.state.iteration)
     )
     return saver
+
+
+def mfu_of_tokens_per_s(
+    plan: RunPlan, model: TransformerWithLMHead, block: int
+) -> Callable[[float], float] | None:
+    """tokens/s (all processes) → model FLOPs utilisation; None where the peak is unknown. Says once
+    where the peak comes from (--peak-tflops, a matmul measured on this CPU, or the GPU's data sheet)."""
+    device = next(model.parameters()).device
+    peak, source = peak_flops(device, AMP_DTYPES[plan.amp], plan.peak_tflops)
+    if idist.get_rank() == 0:
+        say(f"MFU: {source}")
+    if peak is None:
+        return None
+    head_fraction = plan.mlm_probability if model.config.mlm else 1.0  # MLM: the head sees masked tokens only
+    flops = flops_per_token(model.config, block, head_fraction)
+    return lambda tokens_per_s: tokens_per_s * flops / (peak * idist.get_world_size())
 
 
 # -- the run, step by step (Ignite's `training(local_rank, config)`) -------------------------------
@@ -548,7 +569,7 @@ def run_steps(plan: RunPlan, clock: WallClock) -> None:
     log = MetricsLog(out / "metrics.jsonl")
     to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     to_save.update(metrics_log=log, wall_clock=clock)
-    evaluator = create_lm_evaluator(model, raw_model.config.causal, prepare, device, amp_dtype)
+    evaluator = create_lm_evaluator(model, prepare, device, amp_dtype)
     validation = Validation(plan, evaluator, trainer, data, raw_model, log)
     saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
     resumed = restore(plan, to_save, saver, out)

@@ -32,5 +32,8 @@ def test_quick_mode_prints_one_line_per_item(shared_data):
     assert out.returncode == 0, out.stderr[-2000:]
     summary = out.stdout.split("\nsummary")[-1].splitlines()[1:]
     names = [LINE.match(line)["name"] for line in summary if LINE.match(line)]
-    assert names == ["throughput-quick", "data-prep-2MB", "finetune-padding", "generation"], summary
+    expected = ["throughput-quick", "mlm-throughput-quick", "data-prep-2MB", "finetune-padding", "generation"]
+    expected += ["end-to-end-clm", "end-to-end-mlm", "pretrain-mlm-vs-clm"]
+    assert names == expected, summary
     assert "\n[gpu] " in out.stdout  # item 5 ran (on a GPU, or as its CPU smoke run)
+    assert "graph breaks in our forward under torch.compile: 0" in out.stdout

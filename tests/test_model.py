@@ -308,8 +308,9 @@ def test_lm_losses(tiny_config):
     mlm = TransformerWithLMHead(dataclasses.replace(tiny_config, mlm=True)).eval()
     labels = torch.full_like(x, -100)
     labels[0, 2] = x[0, 2]
-    logits, loss = mlm(x, labels=labels)
-    torch.testing.assert_close(loss, nn.functional.cross_entropy(logits[0, 2:3], x[0, 2:3]))
+    logits, loss = mlm(x, labels=labels)  # the scored positions only: (1, V)
+    assert logits.shape == (1, 50)
+    torch.testing.assert_close(loss, nn.functional.cross_entropy(mlm(x)[0, 2:3], x[0, 2:3]))
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
     key = "word_ppl" if objective == "clm" else "mlm_ppl"
     assert math.isfinite(final[key])
     assert len(events(out, "train")) == 3  # every 10 steps
+    assert all(e["mfu"] > 0 for e in events(out, "train"))  # against a matmul measured on this CPU
     assert bool(events(out, "sample")) == (objective == "clm")
     args = json.loads((out / "training_args.json").read_text())
     assert "trained on" in args["splits"] and args["train_split"] == "valid" and args["valid_split"] == "test"

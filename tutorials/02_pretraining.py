@@ -192,7 +192,8 @@ for name, row in rows.items():
 
 # %% [markdown]
 # The positions with a label are the only ones the masked loss scores: about 15 % of the tokens per
-# pass, against all of them for the causal loss. Masked models therefore learn more slowly per token
+# pass, against all of them for the causal loss (given labels, the masked model therefore runs its
+# LM head, the vocabulary projection, on those positions only). Masked models learn more slowly per token
 # read, but their representations see both sides of every word, which is what BERT's fine-tuning
 # results rest on. Their perplexity is also a different quantity: guessing a hidden word from both
 # sides is much easier than guessing the next one, so the hands-on's masked model reached 8.3 where
