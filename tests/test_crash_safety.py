@@ -28,7 +28,7 @@ from minitransformer.io import atomic_path, write_text_atomic
 from minitransformer.run_state import KILL_VARIABLE, RunLock, read_state
 from pretrain.run import main as pretrain_main
 
-TIMING = ("tokens_per_s", "wall_time_s", "seconds")  # differ between any two runs
+TIMING = ("tokens_per_s", "mfu", "wall_time_s", "seconds")  # differ between any two runs
 
 
 def pretrain_args(corpus, out: Path, cache: Path) -> list[str]:
