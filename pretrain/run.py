@@ -644,7 +644,8 @@ def finish(
     if not math.isfinite(trainer.state.output["loss"] if trainer.state.output else 0.0):
         raise FloatingPointError(
             f"the loss became {trainer.state.output['loss']} at step {trainer.state.iteration}; training stopped. "
-            f"The last good state is in {out / 'checkpoints'}: lower --lr or use --max-norm, then --resume"
+            f"The last good states are kept in {out / 'checkpoints'}; --resume would repeat the same steps: "
+            "start again with a lower --lr or a --max-norm (with --overwrite, or another --output-dir)"
         )
     step = trainer.state.iteration
     if not (out / "checkpoints" / f"training_checkpoint_{step}.pt").exists():
