@@ -185,18 +185,29 @@ def say(message: str) -> None:
 
 
 def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = None) -> None:
-    """A tqdm bar (rank 0 only): "Epoch [e/E]: [i/n]", then the global step, the running-average loss
-    `avg_loss` and whatever `extra` reports. Print beside it with `say`, never with print."""
+    """A tqdm bar (rank 0 only): "batch: [i/n]" within the epoch, then the epoch "e/E", the global step,
+    the running-average loss `avg_loss` and whatever `extra` reports. Print beside it with `say`, never
+    with print."""
     if idist.get_rank() != 0:
         return
-    ProgressBar(persist=True).attach(
+    ProgressBar(persist=True, desc="batch").attach(
         trainer,
         output_transform=lambda out: {
+            "epoch": epoch_of(trainer),
             "step": trainer.state.iteration,
             "loss": trainer.state.metrics.get("avg_loss", out["loss"]),
             **(extra(trainer) if extra is not None else {}),
         },
     )
+
+
+def epoch_of(trainer: Engine) -> str:
+    """The current epoch over the run's total ("3/5"), also when the run is given in steps (`max_iters`)."""
+    state = trainer.state
+    total = state.max_epochs
+    if state.max_iters and state.epoch_length:
+        total = math.ceil(state.max_iters / state.epoch_length)  # the last epoch may be partial
+    return f"{state.epoch}/{total}"
 
 
 # -- learning-rate schedules ----------------------------------------------------------------------

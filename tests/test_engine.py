@@ -69,3 +69,17 @@ def test_amp_choices_are_checked():
         check_amp("fp16", torch.device("cpu"))
     with pytest.raises(ValueError, match="expected one of"):
         check_amp("int8", torch.device("cpu"))
+
+
+def test_progress_epoch_counts_the_epochs_of_a_run_given_in_steps():
+    from minitransformer.engine import epoch_of
+
+    seen = []
+    engine = Engine(lambda e, batch: None)
+    engine.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.append(epoch_of(e)))
+    engine.run(range(10), max_iters=25, epoch_length=10)  # 2 full epochs and a partial third
+    assert seen == ["1/3", "2/3", "3/3"]
+    by_epochs = Engine(lambda e, batch: None)
+    by_epochs.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.append(epoch_of(e)))
+    by_epochs.run(range(10), max_epochs=2)
+    assert seen[-2:] == ["1/2", "2/2"]
