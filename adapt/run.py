@@ -84,15 +84,8 @@ from minitransformer.metrics import matthews_corrcoef
 from minitransformer.optim import parameter_groups
 from minitransformer.options import RunPlan, resumed_plan
 from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
-from minitransformer.run_dir import prepare_run_dir, remove_run_files
-from minitransformer.run_state import (
-    RunLock,
-    kill_point,
-    read_state,
-    remove_temp_files,
-    started_here,
-    write_state,
-)
+from minitransformer.run_dir import discard_failed_run, open_run_dir
+from minitransformer.run_state import RunLock, kill_point, read_state, write_state
 from minitransformer.tokenization import Tokenizer
 from minitransformer.tracking import Tracker, check_logger
 
@@ -584,24 +577,10 @@ def adapt(args: Namespace) -> dict:
         try:
             return run_seeds(plan)
         except Exception:
-            out = Path(plan.output_dir)
-            if not plan.resume and started_here(out) and not finished_seeds(out, plan.seeds):
-                remove_run_files(plan.output_dir, RUN_FILES)  # failed before a seed was done: no run
+            discard_failed_run(
+                plan, RUN_FILES, kept_anything=bool(finished_seeds(Path(plan.output_dir), plan.seeds))
+            )
             raise
-
-
-def prepare_output(plan: RunPlan) -> Path:
-    """A new run's folder (the plan and the "running" state recorded), or the resumed run's, cleaned of the
-    temp files a killed write leaves."""
-    if plan.resume:
-        remove_temp_files(plan.output_dir)
-        return Path(plan.output_dir)
-    out = prepare_run_dir(
-        plan.output_dir, RUN_FILES, plan.overwrite, hint=f"--resume {plan.output_dir} to finish it, "
-    )
-    write_json_atomic(out / "training_args.json", plan.to_json())
-    write_state(out, "running")
-    return out
 
 
 def finished_seeds(out: Path, seeds: list[int]) -> dict[int, dict]:
@@ -618,7 +597,7 @@ def run_seeds(plan: RunPlan) -> dict:
     task = load_task(plan)
     if plan.scheme == "adapters" and plan.adapters_dim <= 0:
         raise ValueError(f"--scheme adapters needs --adapters-dim > 0, got {plan.adapters_dim}")
-    out = prepare_output(plan)
+    out = open_run_dir(plan, RUN_FILES, "finish")
     log = MetricsLog(out / "metrics.jsonl")
     done = finished_seeds(out, plan.seeds)
     if plan.resume:  # drop the events of an interrupted seed: it is run again

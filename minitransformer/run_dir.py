@@ -1,7 +1,9 @@
 """Run directories (`--output-dir`): one run per directory, replaced only when asked.
 
 Both programs write a run into a directory of the user's choosing; it may hold other files of theirs,
-so replacing a run removes the run's own files only, never the directory.
+so replacing a run removes the run's own files only, never the directory. Both open it the same way
+(`open_run_dir`) and leave nothing behind when a new run fails before it kept anything
+(`discard_failed_run`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ignite.distributed as idist
+
+from .io import write_json_atomic
+from .options import RunPlan
+from .run_state import remove_temp_files, started_here, write_state
 
 
 def prepare_run_dir(
@@ -31,6 +37,31 @@ def prepare_run_dir(
         out.mkdir(parents=True, exist_ok=True)
     idist.barrier()
     return out
+
+
+def open_run_dir(plan: RunPlan, run_files: Sequence[str], verb: str, **state) -> Path:
+    """The folder of `plan`'s run. On --resume: the existing one, cleaned of the temp files a killed write
+    leaves. Else a fresh one (`prepare_run_dir`) where the plan (training_args.json) and the "running"
+    state (with `state`) are recorded first, so that a run killed at any later point can be resumed;
+    `verb` completes the refusal's hint ("--resume DIR to <verb> it")."""
+    out = Path(plan.output_dir)
+    if plan.resume:
+        if idist.get_rank() == 0:
+            remove_temp_files(out)
+        return out
+    prepare_run_dir(out, run_files, plan.overwrite, hint=f"--resume {plan.output_dir} to {verb} it, ")
+    if idist.get_rank() == 0:
+        write_json_atomic(out / "training_args.json", plan.to_json())
+        write_state(out, "running", **state)
+    return out
+
+
+def discard_failed_run(plan: RunPlan, run_files: Sequence[str], kept_anything: bool) -> None:
+    """After an error: a new run that this process started and that kept nothing worth resuming (no
+    checkpoint, no finished seed: `kept_anything` False) leaves no run files behind."""
+    out = Path(plan.output_dir)
+    if not plan.resume and idist.get_rank() == 0 and started_here(out) and not kept_anything:
+        remove_run_files(out, run_files)
 
 
 def remove_run_files(directory: str | os.PathLike, run_files: Sequence[str]) -> None:

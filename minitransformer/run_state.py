@@ -35,6 +35,11 @@ class RunLockedError(FileExistsError):
     """Another live process owns the run folder."""
 
 
+def owner() -> dict:
+    """This process as a run folder's owner: its pid and host."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -50,7 +55,7 @@ class RunLock:
 
     def __init__(self, directory: str | os.PathLike):
         self.path = Path(directory) / LOCK_NAME
-        self.owner = {"pid": os.getpid(), "host": socket.gethostname()}
+        self.owner = owner()
 
     def __enter__(self) -> RunLock:
         self.created = not self.path.parent.exists()
@@ -123,13 +128,7 @@ def read_state(directory: str | os.PathLike) -> dict:
 
 def write_state(directory: str | os.PathLike, status: str, **values) -> None:
     """Record `status` ("running" or "complete") with the owner and `values` (e.g. the final step)."""
-    state = {
-        "status": status,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "time": time.time(),
-        **values,
-    }
+    state = {"status": status, **owner(), "time": time.time(), **values}
     write_json_atomic(Path(directory) / STATE_NAME, state)
 
 
@@ -139,7 +138,7 @@ def started_here(directory: str | os.PathLike) -> bool:
         state = read_state(directory)
     except ValueError:
         return False
-    return (state.get("pid"), state.get("host")) == (os.getpid(), socket.gethostname())
+    return {"pid": state.get("pid"), "host": state.get("host")} == owner()
 
 
 def remove_temp_files(directory: str | os.PathLike) -> list[Path]:

@@ -71,17 +71,8 @@ from minitransformer.model import check_token_ids
 from minitransformer.optim import parameter_groups
 from minitransformer.options import RunPlan, resumed_plan
 from minitransformer.presets import config_from_options
-from minitransformer.run_dir import prepare_run_dir, remove_run_files
-from minitransformer.run_state import (
-    CarriedAverage,
-    RunLock,
-    WallClock,
-    kill_point,
-    read_state,
-    remove_temp_files,
-    started_here,
-    write_state,
-)
+from minitransformer.run_dir import discard_failed_run, open_run_dir
+from minitransformer.run_state import CarriedAverage, RunLock, WallClock, kill_point, read_state, write_state
 from minitransformer.stability import make_optimizer
 from minitransformer.tokenization import Tokenizer
 from minitransformer.tracking import Tracker, check_logger
@@ -289,21 +280,6 @@ def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Op
 
 
 # -- output directory -----------------------------------------------------------------------------
-
-
-def prepare_output_dir(plan: RunPlan) -> Path:
-    """The run directory: the resumed run's (without the temp files of a killed write), or a fresh one
-    (refusing to mix two runs in one directory) where the plan and the "running" state are recorded first."""
-    out = Path(plan.output_dir)
-    if plan.resume:
-        if idist.get_rank() == 0:
-            remove_temp_files(out)
-        return out
-    prepare_run_dir(out, RUN_FILES, plan.overwrite, hint=f"--resume {plan.output_dir} to continue it, ")
-    if idist.get_rank() == 0:
-        write_json_atomic(out / "training_args.json", plan.to_json())
-        write_state(out, "running", step=0)
-    return out
 
 
 def owner_lock(plan: RunPlan) -> contextlib.AbstractContextManager:
@@ -529,15 +505,15 @@ def train(local_rank: int, plan: RunPlan) -> None:
         try:
             run_steps(plan, WallClock())
         except Exception:
-            out = Path(plan.output_dir)
-            if not plan.resume and idist.get_rank() == 0 and started_here(out) and not find_checkpoint(out):
-                remove_run_files(plan.output_dir, RUN_FILES)  # failed before its first checkpoint: no run
+            discard_failed_run(
+                plan, RUN_FILES, kept_anything=find_checkpoint(Path(plan.output_dir)) is not None
+            )
             raise
 
 
 def run_steps(plan: RunPlan, clock: WallClock) -> None:
     """The steps of the module docstring; the plan is never changed (the lr finder makes a new one)."""
-    out = prepare_output_dir(plan)
+    out = open_run_dir(plan, RUN_FILES, "continue", step=0)
     device = resolve_device(plan.device)
     amp_dtype = check_amp(plan.amp, device)
     if device.type == "cpu":
@@ -620,19 +596,22 @@ def restore(plan: RunPlan, to_save: dict, saver: Checkpoint, out: Path) -> bool:
     if checkpoint is None:
         if plan.resume and idist.get_rank() == 0:
             log.keep(lambda *_: False)
-            for stale in (out / "checkpoints").glob("best_*.pt"):
-                stale.unlink()
+            remove_best_models(out, keep=None)
             print(f"{out} has no training checkpoint yet: starting it again from step 0")
         return False
     load_training_state(checkpoint, to_save)
     adopt_saved_checkpoints(saver, out / "checkpoints")  # keep the last k of all, not of this process's
-    if idist.get_rank() == 0:
-        kept = Path(best.last_checkpoint).name if best.last_checkpoint else None
-        for stale in (out / "checkpoints").glob("best_*.pt"):
-            if stale.name != kept:  # written after the checkpoint: the resumed run writes it again
-                stale.unlink()
+    if idist.get_rank() == 0:  # best models written after the checkpoint: the resumed run writes them again
+        remove_best_models(out, keep=Path(best.last_checkpoint).name if best.last_checkpoint else None)
         print(f"resuming from {checkpoint} (step {to_save['trainer'].state.iteration})")
     return True
+
+
+def remove_best_models(out: Path, keep: str | None) -> None:
+    """Delete the run's best-model files except the one named `keep` (None: all of them)."""
+    for stale in (out / "checkpoints").glob("best_*.pt"):
+        if stale.name != keep:
+            stale.unlink()
 
 
 def finish(
