@@ -161,11 +161,6 @@ def parse_layered(
     return args
 
 
-def options_to_json(args: argparse.Namespace) -> dict:
-    """The parsed options as a JSON-ready dict (paths as strings), for `training_args.json`."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-
-
 class RunPlan(argparse.Namespace):
     """A run's every setting, decided before anything is built and read-only from then on.
 
@@ -190,7 +185,8 @@ class RunPlan(argparse.Namespace):
         return RunPlan(**{**vars(self), **changes})
 
     def to_json(self) -> dict:
-        return options_to_json(self)
+        """The plan as a JSON-ready dict (paths as strings), for `training_args.json`."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
 
 
 def resumed_plan(
