@@ -127,6 +127,8 @@ def test_random_init_baseline_and_several_seeds(pretrained_dir, tmp_path, capsys
     table = capsys.readouterr().out.splitlines()
     mean, std = 100 * results["test_accuracy"]["mean"], 100 * results["test_accuracy"]["std"]
     assert table[2].startswith(f"| random init | {mean:.1f} ± {std:.1f} % | {100 * accuracies[0]:.1f}, ")
+    valid = [100 * r["valid_accuracy"] for r in results["runs"]]  # the column to choose models by
+    assert f"| {sum(valid) / 2:.1f} ± {abs(valid[0] - valid[1]) / 2**0.5:.1f} % |" in table[2]
     assert figure.stat().st_size > 0
     pooled = ["--run", str(tmp_path / "run"), "twice", "--run", str(tmp_path / "run"), "twice"]
     assert compare_main(pooled) == 0  # the same label: one row, the seeds of both runs
@@ -152,6 +154,8 @@ def test_random_init_baseline_and_several_seeds(pretrained_dir, tmp_path, capsys
         assert (
             "| TF-IDF | " in (row := capsys.readouterr().out.splitlines()[2]) and "| deterministic |" in row
         )
+        tuned_on = json.loads((tmp_path / "b" / "results.json").read_text())["baseline"]["valid_accuracy"]
+        assert f"| deterministic | {100 * tuned_on:.1f} % |" in row
     assert compare_main(["--run", str(tmp_path / "nothing"), "x"]) == 1
     assert "results.json not found" in capsys.readouterr().err
 
