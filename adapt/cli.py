@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         choices=sorted(FINETUNE_RECIPES),
         default="hands-on",
-        help="starting values for the fine-tuning options: hands-on (the NAACL 2019 tutorial's) or cpu-trec6 "
-        "(the best measured for small models pretrained on a CPU; see docs/cpu_pretraining.md)",
+        help="starting values for the fine-tuning options: hands-on (the NAACL 2019 tutorial's), cpu-trec6 "
+        "(lr 5e-4, layer-wise lr decay 0.7, 5 epochs: for small models pretrained on a CPU) or cpu-long (the "
+        "same for 10 epochs: best on validation for TREC-6 and TREC-50; see docs/cpu_pretraining.md)",
     )
     g.add_argument(
         "--config",

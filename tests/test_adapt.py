@@ -285,6 +285,8 @@ def test_recipes_set_defaults_that_flags_and_config_files_override(tmp_path):
     recipe = parse_args(["--pretrained", "none", "--recipe", "cpu-trec6"])
     assert {k: getattr(recipe, k) for k in RECIPES["cpu-trec6"]} == RECIPES["cpu-trec6"]
     assert parse_args(["--pretrained", "none"]).lr == 6.5e-5  # hands-on by default
+    long = parse_args(["--pretrained", "none", "--recipe", "cpu-long"])  # cpu-trec6, 10 epochs
+    assert (long.lr, long.llrd, long.epochs, long.eval_every) == (5e-4, 0.7, 10, 0)
     config = tmp_path / "c.json"
     config.write_text('{"lr": 1e-4}')
     layered = parse_args(["--pretrained", "none", "--recipe", "cpu-trec6", "--config", str(config)])
