@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m adapt.compare",
         description="Compare `python -m adapt` runs: print a markdown table (test accuracy mean ± std over "
-        "seeds, every seed, validation accuracy to choose by, wall time) and draw a bar chart with any TF-IDF baseline as a reference line.",
+        "seeds, every seed, validation accuracy to choose by, wall time) and draw a bar chart with any TF-IDF "
+        "baseline as a reference line.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--run", nargs=2, action="append", metavar=("DIR", "LABEL"), required=True,
