@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import (
+from minitransformer.presets import FINETUNE_RECIPES, HANDS_ON_LR, PRETRAIN_PRESETS
+from minitransformer.runs.options import (
     AT_LEAST_1,
     FRACTION,
     NON_NEGATIVE,
@@ -20,8 +21,7 @@ from minitransformer.options import (
     add_hardware_options,
     parse_layered,
 )
-from minitransformer.presets import FINETUNE_RECIPES, HANDS_ON_LR, PRETRAIN_PRESETS
-from minitransformer.tracking import LOGGERS
+from minitransformer.runs.tracking import LOGGERS
 
 SCHEMES = ("finetune", "features", "adapters", "gradual")
 # What each numeric option accepts (checked at parse time, whichever layer set it).

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from minitransformer.errors import run_cli
+from minitransformer.runs.errors import run_cli
 
 from .run import mean_std
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def compare() -> None:
-        from minitransformer import plots
+        from minitransformer.teaching import plots
 
         rows = merge_same_labels([(label, read_results(Path(directory))) for directory, label in args.run])
         print(markdown_table(rows))

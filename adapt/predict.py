@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from minitransformer.classifier import Classifier
-from minitransformer.errors import run_cli
+from minitransformer.runs.errors import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:

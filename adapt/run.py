@@ -8,11 +8,11 @@ loads the Task once; `run_seed` then reads top to bottom as named steps:
     gradual unfreezing, SWA) → evaluator + best checkpoint → attach_handlers (logs, validation; a new
     handler goes here) → run → test → save_classifier → seed_<n>/result.json (the seed is done)
 
-The run holds its folder's lock and records its lifecycle (`minitransformer.run_state`); `--resume`
+The run holds its folder's lock and records its lifecycle (`minitransformer.runs.run_state`); `--resume`
 keeps the seeds that are done and runs an interrupted one again from its start, which gives the very
 model an uninterrupted run would have saved.
 
-The stability techniques slot in where `minitransformer.stability` says they must.
+The stability techniques slot in where `minitransformer.training.stability` says they must.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from minitransformer import FineTuningConfig, TransformerWithClfHead
-from minitransformer import stability as st
 from minitransformer.checkpoint import read_config
 from minitransformer.classifier import save_classifier
 from minitransformer.data.classification import (
@@ -62,7 +61,16 @@ from minitransformer.data.classification import (
     stratified_split,
 )
 from minitransformer.data.download import ensure_trec
-from minitransformer.engine import (
+from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
+from minitransformer.runs.errors import run_cli
+from minitransformer.runs.io import write_json_atomic
+from minitransformer.runs.options import RunPlan, resumed_plan
+from minitransformer.runs.run_dir import discard_failed_run, open_run_dir
+from minitransformer.runs.run_state import RunLock, kill_point, read_state, write_state
+from minitransformer.runs.tracking import Tracker, check_logger
+from minitransformer.tokenization import Tokenizer
+from minitransformer.training import stability as st
+from minitransformer.training.engine import (
     Dtype,
     MetricsLog,
     attach_progress,
@@ -78,16 +86,8 @@ from minitransformer.engine import (
     split_tensors,
     warmup_linear,
 )
-from minitransformer.errors import run_cli
-from minitransformer.io import write_json_atomic
-from minitransformer.metrics import matthews_corrcoef
-from minitransformer.optim import parameter_groups
-from minitransformer.options import RunPlan, resumed_plan
-from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
-from minitransformer.run_dir import discard_failed_run, open_run_dir
-from minitransformer.run_state import RunLock, kill_point, read_state, write_state
-from minitransformer.tokenization import Tokenizer
-from minitransformer.tracking import Tracker, check_logger
+from minitransformer.training.metrics import matthews_corrcoef
+from minitransformer.training.optimizers import parameter_groups
 
 from .cli import build_parser, parse_args
 
@@ -188,7 +188,7 @@ def load_model(
     """(model, tokenizer, clf_position, loading info) for --pretrained DIR | hf:DIR | none."""
     source = args.pretrained
     if source.startswith("hf:"):
-        from minitransformer import hf
+        from minitransformer.interop import hf
 
         path = Path(source[3:])
         position = hf.clf_position(path)  # "start": BERT, whose pooler the classifier uses
@@ -543,7 +543,7 @@ def score_final_model(
 
 
 def write_seed_plots(out: Path, seed: int, result: dict, labels: list[str], lr_history: dict | None) -> None:
-    from minitransformer import plots
+    from minitransformer.teaching import plots
 
     plots.plot_confusion_matrix(
         result["test"]["confusion"], labels, title=f"Test confusion matrix (seed {seed})",
@@ -626,7 +626,7 @@ def run_seeds(plan: RunPlan) -> dict:
 
 def summarize_seeds(runs: list[dict], task: Task, out: Path) -> dict:
     """Mean ± std over the seeds of test accuracy, macro-F1 and MCC; the training-curve plot."""
-    from minitransformer import plots
+    from minitransformer.teaching import plots
 
     accuracies = [r["test"]["accuracy"] for r in runs]
     summary = {

@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from minitransformer.checkpoint import read_config
-from minitransformer.errors import run_cli
-from minitransformer.io import write_json_atomic
+from minitransformer.runs.errors import run_cli
+from minitransformer.runs.io import write_json_atomic
 
 from .cli import parse_args, seed_list
 from .run import adapt, mean_std
@@ -234,7 +234,7 @@ def study(opts: argparse.Namespace) -> dict:
 
 def write_figures(out: Path, rows: list[dict], first_seed: int) -> None:
     """The box plot of every technique's seeds, and the LLRD run's learning-rate figure beside it."""
-    from minitransformer import plots
+    from minitransformer.teaching import plots
 
     spread = {row["technique"]: [100 * r["test_accuracy"] for r in row["runs"]] for row in rows}
     plots.plot_seed_spread(

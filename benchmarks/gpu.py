@@ -3,7 +3,7 @@
 1. Training steps of the hands-on's `tutorial` preset (embed 410, hidden 2100, 10 heads, 16 layers,
    256 positions, vocab 28996, batch 32, dropout 0.1): ours bf16 autocast + SDPA + torch.compile vs
    ours eager fp32 vs `transformers.GPT2LMHeadModel` under the same bf16 autocast; tokens/s and MFU
-   against the GPU's dense bf16 peak (`minitransformer.flops.GPU_PEAK_TFLOPS`, data sheet).
+   against the GPU's dense bf16 peak (`minitransformer.training.flops.GPU_PEAK_TFLOPS`, data sheet).
    410 / 10 = 41-dim heads are not a multiple of 8: PyTorch pads them for its flash kernel.
 2. Graph breaks of our forward under torch.compile (`torch._dynamo.explain`).
 3. KV-cache generation tokens/s (greedy, bf16, batch 1).
@@ -29,8 +29,8 @@ import torch
 from benchmarks import Result, interleaved, machine_line
 from benchmarks.end_to_end import write_corpus
 from benchmarks.throughput import QUICK, Shape, build_gpt2, build_ours, train_step
-from minitransformer.engine import MetricsLog
-from minitransformer.flops import peak_flops
+from minitransformer.training.engine import MetricsLog
+from minitransformer.training.flops import peak_flops
 
 TUTORIAL = Shape.from_preset("tutorial", batch_size=32)
 

@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from benchmarks import Result, interleaved, machine_line
 from minitransformer import TransformerConfig
-from minitransformer.flops import flops_per_token
 from minitransformer.model import TransformerWithLMHead
 from minitransformer.presets import PRETRAIN_PRESETS
+from minitransformer.training.flops import flops_per_token
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Shape:
         return cls(name, **{**values, **overrides})
 
     def flops_per_token(self, head_fraction: float = 1.0, **config_overrides) -> int:
-        """Training FLOPs per token of our model at this shape (`minitransformer.flops.flops_per_token`:
+        """Training FLOPs per token of our model at this shape (`minitransformer.training.flops.flops_per_token`:
         6·N + 12·L·T·E, attention over the full T×T square)."""
         return flops_per_token(self.config(**config_overrides), self.seq_len, head_fraction)
 

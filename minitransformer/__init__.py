@@ -26,3 +26,33 @@ __all__ = [
     "load_checkpoint_state",
 ]
 __version__ = "0.1.0"
+
+# Modules that lived directly in the package before it was grouped into training/, runs/, interop/ and
+# teaching/: `from minitransformer import plots` (and the like) still works, imported on first use.
+_MOVED = {
+    "engine": "training.engine",
+    "optim": "training.optimizers",
+    "stability": "training.stability",
+    "metrics": "training.metrics",
+    "flops": "training.flops",
+    "options": "runs.options",
+    "run_dir": "runs.run_dir",
+    "run_state": "runs.run_state",
+    "io": "runs.io",
+    "errors": "runs.errors",
+    "tracking": "runs.tracking",
+    "hf": "interop.hf",
+    "hf_cli": "interop.hf_cli",
+    "hands_on": "interop.hands_on",
+    "plots": "teaching.plots",
+    "inspection": "teaching.inspection",
+    "exercises": "teaching.exercises",
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        return importlib.import_module(f".{_MOVED[name]}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import FineTuningConfig, TransformerConfig
-from .io import atomic_path, write_json_atomic
+from .runs.io import atomic_path, write_json_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -43,7 +43,7 @@ def read_config(directory: str | os.PathLike) -> tuple[str, TransformerConfig, F
     if architecture not in ARCHITECTURES:
         raise ValueError(
             f"{path}: unknown architecture {architecture!r}; expected one of {list(ARCHITECTURES)} "
-            "(a Hugging Face checkpoint is read with hf:DIR or minitransformer.hf.from_hf)"
+            "(a Hugging Face checkpoint is read with hf:DIR or minitransformer.interop.hf.from_hf)"
         )
     ft = values.pop("fine_tuning", None)
     return architecture, TransformerConfig.from_dict(values), FineTuningConfig.from_dict(ft) if ft else None

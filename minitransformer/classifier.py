@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from .data.classification import collate_classification, encode_for_classification
-from .io import write_json_atomic
 from .model import TransformerWithClfHead
+from .runs.io import write_json_atomic
 from .tokenization import Tokenizer
 
 CLASSIFIER_META = "classifier.json"  # label names, classification-token position, max length

@@ -21,7 +21,7 @@ from pathlib import Path
 from tokenizers import Tokenizer as BackendTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
-from minitransformer.io import write_text_atomic
+from minitransformer.runs.io import write_text_atomic
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 SPECIAL_NAMES = ["pad", "unk", "cls", "sep", "mask"]  # keys of `Tokenizer.special_ids`, same order

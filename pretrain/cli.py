@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.options import (
+from minitransformer.presets import PRETRAIN_PRESETS
+from minitransformer.runs.options import (
     AT_LEAST_1,
     FRACTION,
     NON_NEGATIVE,
@@ -21,8 +22,7 @@ from minitransformer.options import (
     add_hardware_options,
     parse_layered,
 )
-from minitransformer.presets import PRETRAIN_PRESETS
-from minitransformer.tracking import LOGGERS
+from minitransformer.runs.tracking import LOGGERS
 
 # What each numeric option accepts (checked at parse time, whichever layer set it).
 RANGES = {

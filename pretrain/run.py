@@ -11,7 +11,7 @@ decides which piece goes where. A run is a few named steps, read top to bottom i
     6. restore         --resume: the last training state (else a fresh start)
     7. trainer.run, then finish: final checkpoint, final evaluation, model directory, plots, summary
 
-The whole run holds the folder's lock (`minitransformer.run_state`), and run_state.json says "running"
+The whole run holds the folder's lock (`minitransformer.runs.run_state`), and run_state.json says "running"
 until finish writes "complete"; every step may be killed and `--resume` then ends as if it had not been.
 """
 
@@ -42,7 +42,23 @@ from minitransformer.data.download import ensure_trec, ensure_wikitext
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
-from minitransformer.engine import (
+from minitransformer.model import check_token_ids
+from minitransformer.presets import config_from_options
+from minitransformer.runs.errors import run_cli
+from minitransformer.runs.io import write_json_atomic
+from minitransformer.runs.options import RunPlan, resumed_plan
+from minitransformer.runs.run_dir import discard_failed_run, open_run_dir
+from minitransformer.runs.run_state import (
+    CarriedAverage,
+    RunLock,
+    WallClock,
+    kill_point,
+    read_state,
+    write_state,
+)
+from minitransformer.runs.tracking import Tracker, check_logger
+from minitransformer.tokenization import Tokenizer
+from minitransformer.training.engine import (
     AMP_DTYPES,
     Dtype,
     MetricsLog,
@@ -64,18 +80,9 @@ from minitransformer.engine import (
     training_checkpoint,
     warmup_cosine,
 )
-from minitransformer.errors import run_cli
-from minitransformer.flops import flops_per_token, peak_flops
-from minitransformer.io import write_json_atomic
-from minitransformer.model import check_token_ids
-from minitransformer.optim import parameter_groups
-from minitransformer.options import RunPlan, resumed_plan
-from minitransformer.presets import config_from_options
-from minitransformer.run_dir import discard_failed_run, open_run_dir
-from minitransformer.run_state import CarriedAverage, RunLock, WallClock, kill_point, read_state, write_state
-from minitransformer.stability import make_optimizer
-from minitransformer.tokenization import Tokenizer
-from minitransformer.tracking import Tracker, check_logger
+from minitransformer.training.flops import flops_per_token, peak_flops
+from minitransformer.training.optimizers import parameter_groups
+from minitransformer.training.stability import make_optimizer
 
 from .cli import build_parser, parse_args
 
@@ -645,7 +652,7 @@ def finish(
 
 def write_plots(out: Path) -> None:
     """Loss, perplexity and learning-rate curves from metrics.jsonl into plots/."""
-    from minitransformer import plots
+    from minitransformer.teaching import plots
 
     plots.plot_training_curves(out / "metrics.jsonl", path=out / "plots" / "training_curves.png")
 

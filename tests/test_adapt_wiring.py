@@ -15,10 +15,10 @@ from adapt.cli import parse_args
 from adapt.run import attach_schedule, build_optimizer, build_seed_model, create_clf_trainer
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.data.classification import LabeledTexts
-from minitransformer.options import RunPlan
 from minitransformer.presets import HANDS_ON_LR
-from minitransformer.stability import BertAdam
+from minitransformer.runs.options import RunPlan
 from minitransformer.tokenization import Tokenizer
+from minitransformer.training.stability import BertAdam
 
 TRAIN = LabeledTexts(["who is it ?", "what is it ?", "where is it ?"], [0, 1, 2], ["HUM", "DESC", "LOC"])
 

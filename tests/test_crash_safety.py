@@ -2,7 +2,7 @@
 a complete run is left alone; a failed write is one line and leaves nothing loadable behind.
 
 The kills are deterministic: MINITRANSFORMER_KILL_AT=phase[:step] makes the run SIGKILL itself there
-(`minitransformer.run_state.kill_point`). The killed run is a forked copy of this process (no second
+(`minitransformer.runs.run_state.kill_point`). The killed run is a forked copy of this process (no second
 torch import); the resume runs here.
 """
 
@@ -22,10 +22,10 @@ import torch
 
 from adapt.run import main as adapt_main
 from minitransformer import TransformerConfig, TransformerWithClfHead, TransformerWithLMHead
-from minitransformer.engine import MetricsLog
-from minitransformer.errors import WriteError
-from minitransformer.io import atomic_path, write_text_atomic
-from minitransformer.run_state import KILL_VARIABLE, RunLock, read_state
+from minitransformer.runs.errors import WriteError
+from minitransformer.runs.io import atomic_path, write_text_atomic
+from minitransformer.runs.run_state import KILL_VARIABLE, RunLock, read_state
+from minitransformer.training.engine import MetricsLog
 from pretrain.run import main as pretrain_main
 
 TIMING = ("tokens_per_s", "mfu", "wall_time_s", "seconds")  # differ between any two runs
@@ -373,7 +373,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run(corpus, tmp_
 
 
 def test_other_os_errors_name_the_file_in_one_line(capsys):
-    from minitransformer.errors import run_cli
+    from minitransformer.runs.errors import run_cli
 
     def read_only() -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/runs/metrics.jsonl")

@@ -12,7 +12,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
-from minitransformer.engine import create_trainer, split_tensors
+from minitransformer.training.engine import create_trainer, split_tensors
 
 STEPS, ACCUMULATION = 2, 4
 CONFIG = TransformerConfig(
@@ -36,7 +36,7 @@ def train(sync_every_micro_batch: bool) -> tuple[int, list[torch.Tensor]]:
     trainer = create_trainer(model, optimizer, loss_fn, split_tensors, ACCUMULATION)
     data = torch.Generator().manual_seed(dist.get_rank())
     batches = [torch.randint(0, 50, (8, 16), generator=data) for _ in range(STEPS)]
-    old = mock.patch("minitransformer.engine.gradient_sync", lambda *_: contextlib.nullcontext())
+    old = mock.patch("minitransformer.training.engine.gradient_sync", lambda *_: contextlib.nullcontext())
     with old if sync_every_micro_batch else contextlib.nullcontext():
         trainer.run([{"input_ids": x, "labels": x} for x in batches], max_epochs=1)
     return len(all_reduces), [p.detach().clone() for p in model.module.parameters()]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from minitransformer.engine import MetricsLog, check_amp, split_tensors, warmup_cosine, warmup_linear
+from minitransformer.training.engine import MetricsLog, check_amp, split_tensors, warmup_cosine, warmup_linear
 
 
 def lr_trace(make_schedule, steps: int = 10) -> list[list[float]]:
@@ -72,7 +72,7 @@ def test_amp_choices_are_checked():
 
 
 def test_progress_epoch_counts_the_epochs_of_a_run_given_in_steps():
-    from minitransformer.engine import epoch_of
+    from minitransformer.training.engine import epoch_of
 
     seen = []
     engine = Engine(lambda e, batch: None)

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minitransformer import exercises as ex
-from minitransformer.inspection import previous_token_share
+from minitransformer.teaching import exercises as ex
+from minitransformer.teaching.inspection import previous_token_share
 
 
 def not_written(*args):

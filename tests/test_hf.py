@@ -17,14 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from minitransformer import (
-    TransformerConfig,
-    TransformerWithClfHead,
-    TransformerWithLMHead,
-    hands_on,
-    hf,
-    hf_cli,
-)
+from minitransformer import TransformerConfig, TransformerWithClfHead, TransformerWithLMHead
+from minitransformer.interop import hands_on, hf, hf_cli
 
 transformers = pytest.importorskip("transformers", reason="the parity tests need transformers (extra 'hf')")
 transformers.utils.logging.disable_progress_bar()
@@ -331,7 +325,7 @@ def test_cli_compare_prints_the_table_and_convert_writes(checkpoints, tmp_path, 
 def test_module_imports_and_cli_helps_without_transformers():
     code = (
         "import sys; sys.modules['transformers'] = None; sys.argv = ['hf', '--help']\n"
-        "import runpy; runpy.run_module('minitransformer.hf', run_name='__main__')"
+        "import runpy; runpy.run_module('minitransformer.interop.hf', run_name='__main__')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from minitransformer import hf
+from minitransformer.interop import hf
 
 transformers = pytest.importorskip("transformers", reason="the parity tests need transformers (extra 'hf')")
 transformers.utils.logging.disable_progress_bar()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
-from minitransformer.inspection import column_share, next_token_probability, previous_token_share
+from minitransformer.teaching.inspection import column_share, next_token_probability, previous_token_share
 
 
 def one_hot_rows(targets: list[int], size: int) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 from ignite.engine import Engine
 from ignite.metrics import ConfusionMatrix, MetricsLambda
 
-from minitransformer.metrics import matthews_corrcoef
+from minitransformer.training.metrics import matthews_corrcoef
 
 
 def test_binary_mcc_by_hand():

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from minitransformer import TransformerWithLMHead
-from minitransformer.flops import flops_per_token, peak_flops
 from minitransformer.model import check_token_ids
+from minitransformer.training.flops import flops_per_token, peak_flops
 
 
 def bert_like(tiny_config):

@@ -10,8 +10,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from minitransformer import TransformerConfig, TransformerWithLMHead, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.model import sinusoidal_table
+from minitransformer.teaching import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minitransformer.options import RunPlan
+from minitransformer.runs.options import RunPlan
 from pretrain.cli import parse_args
 from pretrain.run import plan_run
 

@@ -12,8 +12,8 @@ from ignite.handlers.param_scheduler import PiecewiseLinear
 from torch import nn
 
 from minitransformer import FineTuningConfig, TransformerWithClfHead
-from minitransformer.optim import parameter_groups
-from minitransformer.stability import (
+from minitransformer.training.optimizers import parameter_groups
+from minitransformer.training.stability import (
     BertAdam,
     Mixout,
     apply_mixout,

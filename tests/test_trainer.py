@@ -10,7 +10,7 @@ import torch
 
 from minitransformer import FineTuningConfig, TransformerWithClfHead, TransformerWithLMHead
 from minitransformer.data.masking import mask_tokens
-from minitransformer.engine import create_trainer, find_learning_rate, split_tensors
+from minitransformer.training.engine import create_trainer, find_learning_rate, split_tensors
 
 
 def lm_loss(model, batch):

@@ -40,8 +40,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.model import sinusoidal_table
+from minitransformer.teaching import exercises, plots
 
 torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"

@@ -46,11 +46,12 @@ from ignite.handlers import TerminateOnNan
 from ignite.metrics import Loss, RunningAverage
 
 import pretrain.run
-from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.wikitext import LMBlockDataset, binarize, count_words, read_lines, wikitext_path
-from minitransformer.engine import MetricsLog, warmup_cosine
+from minitransformer.teaching import exercises, plots
 from minitransformer.tokenization import Tokenizer
+from minitransformer.training.engine import MetricsLog, warmup_cosine
 
 torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
@@ -206,7 +207,7 @@ for name, row in rows.items():
 # `ITERATION_COMPLETED`, `EPOCH_COMPLETED`, `COMPLETED`, ...) to which **handlers** are attached.
 # Logging, evaluation, checkpoints, learning-rate schedules and early stopping are all handlers, so
 # the training step itself stays a few lines. Here is a small engine on the model above; the real
-# one (`minitransformer.engine.create_trainer`) adds gradient accumulation, mixed precision and
+# one (`minitransformer.training.engine.create_trainer`) adds gradient accumulation, mixed precision and
 # per-step seeding to the same process function.
 
 # %%

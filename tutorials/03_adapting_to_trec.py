@@ -46,7 +46,7 @@ import torch
 import adapt.cli
 import adapt.run
 import pretrain.run
-from minitransformer import FineTuningConfig, TransformerWithClfHead, exercises, plots
+from minitransformer import FineTuningConfig, TransformerWithClfHead
 from minitransformer.classifier import Classifier
 from minitransformer.data.classification import (
     ClassificationDataset,
@@ -57,6 +57,7 @@ from minitransformer.data.classification import (
     tokens_per_epoch,
 )
 from minitransformer.data.wikitext import read_lines, wikitext_path
+from minitransformer.teaching import exercises, plots
 from minitransformer.tokenization import Tokenizer
 
 torch.manual_seed(0)  # the same numbers on every run

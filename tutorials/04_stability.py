@@ -17,7 +17,7 @@
 # random seed (the new head's initial weights, the order of the batches, the dropout masks), and the
 # test accuracy can differ by several points. With few examples this spread is often larger than the
 # gain of the method being tried. A line of work (Mosbach et al. 2021, Zhang et al. 2021) traced it to
-# a few causes and proposed remedies, all available in `minitransformer.stability` and as options of
+# a few causes and proposed remedies, all available in `minitransformer.training.stability` and as options of
 # `python -m adapt`:
 #
 # 1. **BertAdam**: Adam without bias correction, as the original BERT code had it;
@@ -51,9 +51,10 @@ import torch
 
 from adapt.cli import parse_args
 from adapt.run import adapt
-from minitransformer import FineTuningConfig, TransformerWithClfHead, exercises, plots
-from minitransformer import stability as st
+from minitransformer import FineTuningConfig, TransformerWithClfHead
 from minitransformer.data.wikitext import wikitext_path
+from minitransformer.teaching import exercises, plots
+from minitransformer.training import stability as st
 from pretrain.run import main as pretrain
 
 torch.manual_seed(0)  # the same numbers on every run

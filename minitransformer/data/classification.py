@@ -328,7 +328,7 @@ def write_lm_corpus(
     This is the target-domain text for ULMFiT's middle step: continued LM pretraining on the task's
     own (unlabelled) questions before fine-tuning. The valid split is a stratified, seeded hold-out.
     """
-    from minitransformer.io import write_text_atomic
+    from minitransformer.runs.io import write_text_atomic
 
     directory = Path(directory)
     train, valid = stratified_split(data, fraction=valid_fraction, seed=seed)

@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 from minitransformer import __version__
 from minitransformer.data.paths import DATA_ENV, default_cache_dir, find_data_dir, locate
 from minitransformer.data.wikitext import SPLITS, WIKITEXT
-from minitransformer.errors import DownloadError
-from minitransformer.io import atomic_path
+from minitransformer.runs.errors import DownloadError
+from minitransformer.runs.io import atomic_path
 
 __all__ = ["DownloadError", "download_trec", "download_wikitext", "ensure_trec", "ensure_wikitext"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from minitransformer.data.paths import default_cache_dir, locate
-from minitransformer.io import atomic_path, write_json_atomic
+from minitransformer.runs.io import atomic_path, write_json_atomic
 from minitransformer.tokenization import Tokenizer
 
 SPLITS = ("train", "valid", "test")

@@ -1,4 +1,4 @@
-"""`python -m minitransformer.hf compare PATH` and `... convert PATH OUT`: the command line of `hf.py`.
+"""`python -m minitransformer.interop.hf compare PATH` and `... convert PATH OUT`: the command line of `hf.py`.
 
 compare prints the per-layer maximum difference between our import of a GPT-2/BERT checkpoint and
 `transformers` (which it needs); convert writes the checkpoint in our model-directory format.
@@ -13,9 +13,9 @@ from .hf import clf_position, compare_with_transformers, convert, format_table, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m minitransformer.hf compare PATH` and `... convert PATH OUT`."""
+    """`python -m minitransformer.interop.hf compare PATH` and `... convert PATH OUT`."""
     parser = argparse.ArgumentParser(
-        prog="python -m minitransformer.hf", description="Hugging Face interop for minitransformer."
+        prog="python -m minitransformer.interop.hf", description="Hugging Face interop for minitransformer."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("compare", help="per-layer max difference with transformers (needs it)")

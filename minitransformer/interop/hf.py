@@ -5,7 +5,7 @@
     compare_with_transformers(path)   per-layer max |ours − transformers|
     convert(path, out_dir)            from_hf + save_pretrained + the tokenizer files + minitransformer_meta.json
 
-Its command line (`python -m minitransformer.hf compare PATH`, `... convert PATH OUT`) is `hf_cli.py`;
+Its command line (`python -m minitransformer.interop.hf compare PATH`, `... convert PATH OUT`) is `hf_cli.py`;
 the hands-on's own `model_checkpoint.pth` (not a Hugging Face format) loads with `hands_on.py`.
 
 How the architectures map onto `TransformerConfig`:
@@ -48,10 +48,10 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .checkpoint import load_checkpoint_state, read_weights
-from .config import FineTuningConfig, TransformerConfig
-from .io import atomic_path, write_json_atomic
-from .model import Transformer, TransformerWithClfHead, TransformerWithLMHead
+from ..checkpoint import load_checkpoint_state, read_weights
+from ..config import FineTuningConfig, TransformerConfig
+from ..model import Transformer, TransformerWithClfHead, TransformerWithLMHead
+from ..runs.io import atomic_path, write_json_atomic
 
 TASKS = ("lm", "classification", "backbone")
 META_NAME = "minitransformer_meta.json"
@@ -424,7 +424,7 @@ def clf_position(path: str | os.PathLike) -> str:
 
 def load_tokenizer(path: str | os.PathLike):
     """The checkpoint's tokenizer (tokenizer.json, else vocab.txt) as a `minitransformer.tokenization.Tokenizer`."""
-    from .tokenization import Tokenizer
+    from ..tokenization import Tokenizer
 
     return Tokenizer.from_pretrained(path)
 
@@ -616,7 +616,7 @@ def format_table(rows: list[tuple[str, float]]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # `python -m minitransformer.hf ...`: the command line is in hf_cli.py
-    from minitransformer.hf_cli import main
+if __name__ == "__main__":  # `python -m minitransformer.interop.hf ...`: the command line is in hf_cli.py
+    from minitransformer.interop.hf_cli import main
 
     sys.exit(main())

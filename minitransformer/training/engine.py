@@ -29,8 +29,8 @@ from ignite.handlers.param_scheduler import (
 )
 from tqdm import tqdm
 
-from .errors import WriteError
-from .io import atomic_path
+from ..runs.errors import WriteError
+from ..runs.io import atomic_path
 
 # Keep Ignite's INFO chatter (launcher, auto_dataloader) out of the run log.
 for _name in ("ignite", "ignite.distributed.launcher.Parallel", "ignite.distributed.auto.auto_dataloader"):
@@ -298,7 +298,7 @@ def find_learning_rate(
         ) from None
     suggestion = max(suggestion) if isinstance(suggestion, list) else float(suggestion)
     if plot_path is not None and idist.get_rank() == 0:
-        from . import plots
+        from ..teaching import plots
 
         plots.plot_lr_finder(lrs, results["loss"], suggestion, path=plot_path)
     return suggestion

@@ -27,10 +27,10 @@ from torch.optim import Optimizer
 from torch.optim.swa_utils import SWALR, AveragedModel
 from torch.utils.hooks import RemovableHandle
 
-from .checkpoint import NEW_HEAD_PREFIXES
-from .model import init_weights
-from .optim import check_groups_cover, decays
-from .presets import HANDS_ON_LR
+from ..checkpoint import NEW_HEAD_PREFIXES
+from ..model import init_weights
+from ..presets import HANDS_ON_LR
+from .optimizers import check_groups_cover, decays
 
 # ----------------------------------------------------------------------------------------------
 # 1. The bias-correction ablation: BertAdam

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from .config import TransformerConfig
+from ..config import TransformerConfig
 
 # Dense peak TFLOP/s from NVIDIA's data sheets (SXM parts; PCIe cards are slower), by a
 # substring of the device name: (bf16/fp16 tensor cores, fp32 without TF32).

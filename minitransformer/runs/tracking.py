@@ -18,8 +18,8 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
-from minitransformer.engine import MetricsLog
-from minitransformer.errors import MissingExtraError
+from minitransformer.training.engine import MetricsLog
+from minitransformer.runs.errors import MissingExtraError
 
 LOGGERS = ("none", "tensorboard")
 

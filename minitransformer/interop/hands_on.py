@@ -13,9 +13,9 @@ import os
 import torch
 from torch import Tensor
 
-from .checkpoint import from_tutorial_state_dict, load_checkpoint_state
-from .config import FineTuningConfig, TransformerConfig
-from .model import TransformerWithClfHead, TransformerWithLMHead
+from ..checkpoint import from_tutorial_state_dict, load_checkpoint_state
+from ..config import FineTuningConfig, TransformerConfig
+from ..model import TransformerWithClfHead, TransformerWithLMHead
 
 
 def from_tutorial_checkpoint(

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from minitransformer.config import FineTuningConfig, TransformerConfig
 from minitransformer.data.masking import IGNORE_INDEX
-from minitransformer.inspection import previous_token_share
 from minitransformer.model import TransformerWithClfHead
-from minitransformer.stability import llrd_parameter_groups
+from minitransformer.teaching.inspection import previous_token_share
+from minitransformer.training.stability import llrd_parameter_groups
 
 
 class _NotPassed(Exception):

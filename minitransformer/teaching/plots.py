@@ -27,7 +27,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch
 
-from .io import atomic_path
+from ..runs.io import atomic_path
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence
 
