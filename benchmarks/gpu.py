@@ -1,13 +1,13 @@
 """Item 5 (GPU), one prepared script (< 8 minutes on an H100/H200): `python -m benchmarks --only gpu`.
 
-1. Training steps of the hands-on's `tutorial` preset (embed 410, hidden 2100, 10 heads, 16 layers,
+1. Training steps of the `hands-on` preset (embed 410, hidden 2100, 10 heads, 16 layers,
    256 positions, vocab 28996, batch 32, dropout 0.1): ours bf16 autocast + SDPA + torch.compile vs
    ours eager fp32 vs `transformers.GPT2LMHeadModel` under the same bf16 autocast; tokens/s and MFU
    against the GPU's dense bf16 peak (`minitransformer.training.flops.GPU_PEAK_TFLOPS`, data sheet).
    410 / 10 = 41-dim heads are not a multiple of 8: PyTorch pads them for its flash kernel.
 2. Graph breaks of our forward under torch.compile (`torch._dynamo.explain`).
 3. KV-cache generation tokens/s (greedy, bf16, batch 1).
-4. 200 steps of `python -m pretrain --preset tutorial --amp bf16 --compile` on WikiText-2 from the data
+4. 200 steps of `python -m pretrain --preset hands-on --amp bf16 --compile` on WikiText-2 from the data
    folder (train on valid, evaluate on test), printing the training loss as it falls.
 
 Without a CUDA GPU, the same code paths run once on the CPU at a toy size as a smoke check and say so.
@@ -32,7 +32,7 @@ from benchmarks.throughput import QUICK, Shape, build_gpt2, build_ours, train_st
 from minitransformer.training.engine import MetricsLog
 from minitransformer.training.flops import peak_flops
 
-TUTORIAL = Shape.from_preset("tutorial", batch_size=32)
+HANDS_ON = Shape.from_preset("hands-on", batch_size=32)
 
 
 def sides(s: Shape, x: torch.Tensor, compile_model: bool) -> dict[str, Callable[[], None]]:
@@ -94,7 +94,7 @@ def pretrain_run(on_gpu: bool, steps: int) -> list[tuple[int, float]]:
     """`python -m pretrain` for `steps` steps on WikiText-2 from the data folder (CPU: its first lines,
     a toy model); the (step, loss) log."""
     if on_gpu:
-        options = ["--preset", "tutorial", "--compile", "--amp", "bf16", "--batch-size", "32"]
+        options = ["--preset", "hands-on", "--compile", "--amp", "bf16", "--batch-size", "32"]
         options += ["--warmup-steps", "20", "--eval-every", "100", "--log-every", "20"]
     else:
         options = ["--preset", "tiny", "--embed-dim", "64", "--hidden-dim", "256", "--num-layers", "2"]
@@ -122,7 +122,7 @@ def pretrain_run(on_gpu: bool, steps: int) -> list[tuple[int, float]]:
 def run(quick: bool = False) -> list[Result]:
     """Benchmark on the GPU, or smoke-test the code paths on the CPU when there is none."""
     on_gpu = torch.cuda.is_available()
-    s, device = (TUTORIAL, torch.device("cuda")) if on_gpu else (QUICK, torch.device("cpu"))
+    s, device = (HANDS_ON, torch.device("cuda")) if on_gpu else (QUICK, torch.device("cpu"))
     print(f"\n[gpu] {datetime.date.today()} | ", end="")
     if on_gpu:
         torch.backends.cuda.matmul.allow_tf32 = False  # "fp32" means fp32 here

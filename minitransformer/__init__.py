@@ -1,6 +1,7 @@
 """minitransformer: the NAACL 2019 transfer-learning Transformer, from scratch, teachable and real."""
 
-from .checkpoint import from_tutorial_state_dict, load_checkpoint_state
+from .checkpoint import from_hands_on_state_dict, load_checkpoint_state
+from .checkpoint import from_tutorial_state_dict as from_tutorial_state_dict  # the old name
 from .config import FineTuningConfig, TransformerConfig
 from .generation import generate
 from .model import (
@@ -20,7 +21,7 @@ __all__ = [
     "TransformerOutput",
     "TransformerWithClfHead",
     "TransformerWithLMHead",
-    "from_tutorial_state_dict",
+    "from_hands_on_state_dict",
     "generate",
     "init_weights",
     "load_checkpoint_state",

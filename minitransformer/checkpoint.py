@@ -142,7 +142,7 @@ def load_checkpoint_state(
     return {"added": missing, "discarded": unexpected}
 
 
-def from_tutorial_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def from_hands_on_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename the NAACL hands-on's state-dict keys to ours.
 
     The hands-on's modules carry the same names as ours (`transformer.attentions.0.in_proj_weight`,
@@ -158,3 +158,6 @@ def from_tutorial_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, t
             key = "transformer." + key
         converted[key] = value
     return converted
+
+
+from_tutorial_state_dict = from_hands_on_state_dict  # its name before "tutorial" was renamed "hands_on"

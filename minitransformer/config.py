@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
-NORM_PLACEMENTS = ("tutorial", "pre", "post")
+NORM_PLACEMENTS = ("hands_on", "pre", "post")
 ATTENTION_IMPLS = ("sdpa", "explicit")
 POOLINGS = ("clf", "mean", "max", "weighted")
 
@@ -54,6 +55,23 @@ class _JsonConfig:
         return cls.from_dict(values)
 
 
+# Values renamed since files and command lines were written with them: still read, with a note.
+# "tutorial" meant the NAACL hands-on's code, not this project's tutorials/.
+RENAMED_VALUES = {"tutorial": "hands_on"}
+_noted: set[str] = set()
+
+
+def renamed(value: str, what: str, renames: dict[str, str] = RENAMED_VALUES) -> str:
+    """`value`, or its new name when it is an old one (saying so once per process, on stderr)."""
+    if value not in renames:
+        return value
+    new = renames[value]
+    if what not in _noted:
+        _noted.add(what)
+        print(f"note: {what} {value!r} is now called {new!r}; reading it as {new!r}", file=sys.stderr)
+    return new
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -64,7 +82,7 @@ class TransformerConfig(_JsonConfig):
     """Shape and architecture of the Transformer backbone and its LM head.
 
     norm_placement:
-      - "tutorial": the hands-on's code, which overwrites the hidden state with its normalised value
+      - "hands_on": the hands-on's code, which overwrites the hidden state with its normalised value
         before the residual: h = ln(h); h = attn(h) + h   (the residual carries the *normed* h)
       - "pre": GPT-2's, h = h + attn(ln(h)); usually with final_layer_norm=True
       - "post": BERT's (and the original Transformer's), h = ln(h + attn(h))
@@ -83,7 +101,7 @@ class TransformerConfig(_JsonConfig):
     # Switches for hosting other checkpoints (defaults = the hands-on).
     activation: str = "relu"
     layer_norm_eps: float = 1e-12
-    norm_placement: str = "tutorial"
+    norm_placement: str = "hands_on"  # "tutorial" in files written before the rename: still read
     final_layer_norm: bool = False
     embedding_layer_norm: bool = False
     token_type_vocab_size: int = 0  # 0 = no token-type (segment) embeddings
@@ -95,6 +113,7 @@ class TransformerConfig(_JsonConfig):
     attention_impl: str = "sdpa"  # "sdpa": fused kernel; "explicit": written out, can return probabilities
 
     def __post_init__(self) -> None:
+        self.norm_placement = renamed(self.norm_placement, "norm_placement")
         for name in (
             "embed_dim",
             "hidden_dim",

@@ -1,7 +1,7 @@
 """The Transformer of the NAACL 2019 transfer-learning hands-on, written to be read top to bottom.
 
     tokens ─► token embeddings + position embeddings ─► dropout ─► N × block ─► hidden states
-    block ("tutorial" placement):   h = ln1(h);  h = h + dropout(attention(h))
+    block ("hands_on" placement):   h = ln1(h);  h = h + dropout(attention(h))
                                     h = ln2(h);  h = h + dropout(feed_forward(h))
 
 Heads on top: `TransformerWithLMHead` (causal or masked LM, output weights tied to the token
@@ -250,32 +250,37 @@ class Transformer(nn.Module):
                     sinusoidal_table(self.config.num_max_positions, self.config.embed_dim)
                 )
 
-    # -- one layer, per norm placement (the parameter names stay the hands-on's) ---------------
+    # -- one layer (the parameter names stay the hands-on's) -------------------------------------
 
-    def tutorial_layer(self, i: int, h: Tensor, attend: Attend) -> LayerOutput:
-        """The hands-on's code: h = ln1(h); h = h + attn(h); h = ln2(h); h = h + ff(h).
+    def layer(self, i: int, h: Tensor, attend: Attend) -> LayerOutput:
+        """Layer i in the config's norm placement: each is two lines, attention then feed-forward.
 
-        The normalised state overwrites h, so the residual stream carries normalised states.
+        attn(x) = dropout(attention(x)) and ff(x) = dropout(feed_forward(x)) are what the sub-blocks add
+        to the residual stream (each + its adapter, when the model has adapters).
         """
-        h = self.layer_norms_1[i](h)
-        a, probs, kv = self.attention_branch(i, h, attend)
-        h = h + a
-        h = self.layer_norms_2[i](h)
-        return h + self.feed_forward_branch(i, h), probs, kv
+        ln_1, ln_2 = self.layer_norms_1[i], self.layer_norms_2[i]
+        kept = []  # the attention's probabilities and keys/values, returned beside h
 
-    def pre_layer(self, i: int, h: Tensor, attend: Attend) -> LayerOutput:
-        """GPT-2's pre-norm: h = h + attn(ln1(h)); h = h + ff(ln2(h))."""
-        a, probs, kv = self.attention_branch(i, self.layer_norms_1[i](h), attend)
-        h = h + a
-        return h + self.feed_forward_branch(i, self.layer_norms_2[i](h)), probs, kv
+        def attn(x: Tensor) -> Tensor:
+            a, *probs_and_kv = self.attention_branch(i, x, attend)
+            kept.extend(probs_and_kv)
+            return a
 
-    def post_layer(self, i: int, h: Tensor, attend: Attend) -> LayerOutput:
-        """BERT's and the original Transformer's post-norm: h = ln1(h + attn(h)); h = ln2(h + ff(h))."""
-        a, probs, kv = self.attention_branch(i, h, attend)
-        h = self.layer_norms_1[i](h + a)
-        return self.layer_norms_2[i](h + self.feed_forward_branch(i, h)), probs, kv
+        def ff(x: Tensor) -> Tensor:
+            return self.feed_forward_branch(i, x)
 
-    LAYERS = {"tutorial": tutorial_layer, "pre": pre_layer, "post": post_layer}
+        match self.config.norm_placement:
+            case "hands_on":  # the hands-on's code: h = ln(h); h = h + f(h), so h itself is normalised
+                h = (n := ln_1(h)) + attn(n)
+                h = (n := ln_2(h)) + ff(n)
+            case "pre":  # GPT-2: the sub-block reads a normalised copy; the residual stream is not normed
+                h = h + attn(ln_1(h))
+                h = h + ff(ln_2(h))
+            case "post":  # BERT and the original Transformer: normalise after the residual addition
+                h = ln_1(h + attn(h))
+                h = ln_2(h + ff(h))
+        probs, kv = kept
+        return h, probs, kv
 
     def attention_branch(self, i: int, x: Tensor, attend: Attend) -> LayerOutput:
         """What layer i's attention adds to the residual stream: dropout(attn(x)) (+ its adapter)."""
@@ -364,12 +369,11 @@ class Transformer(nn.Module):
         h = self.dropout(h)
 
         attend = Attend(*self.attention_mask(padding_mask, T, S), past_key_values, output_attentions)
-        layer = self.LAYERS[self.config.norm_placement]  # one of the three functions below
         all_hidden = [h] if output_hidden_states else None
         all_probs = [] if output_attentions else None
         new_cache: KVCache | None = [] if use_cache else None
         for i in range(self.config.num_layers):
-            h, probs, kv = layer(self, i, h, attend)
+            h, probs, kv = self.layer(i, h, attend)
             if all_hidden is not None:
                 all_hidden.append(h)
             if all_probs is not None:

@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.presets import PRETRAIN_PRESETS
+from minitransformer.config import NORM_PLACEMENTS, RENAMED_VALUES
+from minitransformer.presets import PRETRAIN_PRESETS, RENAMED_PRESETS
 from minitransformer.runs.options import (
     AT_LEAST_1,
     FRACTION,
@@ -19,6 +20,7 @@ from minitransformer.runs.options import (
     POSITIVE,
     PROBABILITY,
     EffectiveDefaultsFormatter,
+    accepting_old_names,
     add_hardware_options,
     parse_layered,
 )
@@ -67,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--preset",
         choices=sorted(PRETRAIN_PRESETS),
+        type=accepting_old_names(RENAMED_PRESETS, "--preset"),
         default="tiny",
         help="starting values for every option: tiny (4 layers x 256, ~5 min on 2 CPU cores), cpu-wikitext "
         "and cpu-trec-questions (steps 1 and 2 of the CPU transfer recipe, docs/cpu_pretraining.md; step 2 "
-        "with --init-from), tutorial (the hands-on's 50M-parameter model, for GPUs)",
+        "with --init-from), hands-on (the hands-on's 50M-parameter model, for GPUs)",
     )
     g.add_argument("--config", type=Path, help="JSON or YAML file of option values (keys as below, with _)")
     g.add_argument(
@@ -165,7 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--activation", choices=["relu", "gelu", "gelu_tanh"], default="relu", help="feed-forward activation"
     )
     g.add_argument(
-        "--norm-placement", choices=["tutorial", "pre", "post"], help="where layer norms sit (see README)"
+        "--norm-placement",
+        choices=NORM_PLACEMENTS,
+        type=accepting_old_names(RENAMED_VALUES, "--norm-placement"),
+        help="where layer norms sit (see README)",
     )
     g.add_argument(
         "--final-layer-norm",

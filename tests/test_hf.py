@@ -262,7 +262,7 @@ def test_export_loads_in_transformers_with_the_same_logits(tmp_path):
 @pytest.mark.parametrize(
     "changes, switch",
     [
-        ({"norm_placement": "tutorial", "final_layer_norm": False}, "norm_placement='tutorial'"),
+        ({"norm_placement": "hands_on", "final_layer_norm": False}, "norm_placement='hands_on'"),
         ({"mlm": True}, "mlm=True"),
         ({"token_type_vocab_size": 2, "embedding_layer_norm": True}, "embedding_layer_norm=True"),
         ({"sinusoidal_embeddings": True, "embed_dim": 16, "num_heads": 4}, "sinusoidal_embeddings=True"),
@@ -392,7 +392,7 @@ HANDS_ON = dict(
 def test_hands_on_checkpoint_gives_the_same_outputs(tmp_path, mlm):
     reference = randomize(HandsOnLM(**HANDS_ON, causal=not mlm), std=0.3)
     torch.save(reference.state_dict(), tmp_path / "model_checkpoint.pth")
-    model = hands_on.from_tutorial_checkpoint(tmp_path / "model_checkpoint.pth", num_heads=5, mlm=mlm)
+    model = hands_on.from_hands_on_checkpoint(tmp_path / "model_checkpoint.pth", num_heads=5, mlm=mlm)
     ids, mask = padded_batch(45) if mlm else (torch.randint(45, (2, 12)), torch.ones(2, 12, dtype=torch.long))
     real = mask.bool()
     with torch.no_grad():
@@ -407,10 +407,10 @@ def test_hands_on_args_file_needs_trust_pickle(tmp_path):
     torch.save(args, tmp_path / "model_training_args.bin")
     pth, args_file = tmp_path / "model_checkpoint.pth", tmp_path / "model_training_args.bin"
     with pytest.raises(ValueError, match="trust_pickle=True"):
-        hands_on.from_tutorial_checkpoint(pth, args_file)
+        hands_on.from_hands_on_checkpoint(pth, args_file)
     with pytest.raises(ValueError, match="num_heads"):
-        hands_on.from_tutorial_checkpoint(pth)
+        hands_on.from_hands_on_checkpoint(pth)
     with pytest.raises(ValueError, match="num_layers=3 contradicts"):
-        hands_on.from_tutorial_checkpoint(pth, num_heads=5, mlm=False, num_layers=3)
-    model = hands_on.from_tutorial_checkpoint(pth, args_file, trust_pickle=True)
+        hands_on.from_hands_on_checkpoint(pth, num_heads=5, mlm=False, num_layers=3)
+    model = hands_on.from_hands_on_checkpoint(pth, args_file, trust_pickle=True)
     assert (model.config.num_heads, model.config.dropout, model.config.causal) == (5, 0.15, True)

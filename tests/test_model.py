@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ def hidden(model, x, **kw):
     return model.transformer(x, **kw).last_hidden_state
 
 
-@pytest.mark.parametrize("placement", ["tutorial", "pre", "post"])
+@pytest.mark.parametrize("placement", ["hands_on", "pre", "post"])
 def test_causal_future_tokens_do_not_change_the_past(tiny_config, placement):
     config = dataclasses.replace(tiny_config, norm_placement=placement, final_layer_norm=placement == "pre")
     model = TransformerWithLMHead(config).eval()
@@ -183,8 +184,8 @@ class TutorialLM(nn.Module):
         return self.lm_head(self.transformer(x, padding_mask))
 
 
-def test_tutorial_layout_state_dict_loads_and_matches(tiny_config):
-    from minitransformer import from_tutorial_state_dict, load_checkpoint_state
+def test_hands_on_layout_state_dict_loads_and_matches(tiny_config):
+    from minitransformer import from_hands_on_state_dict, load_checkpoint_state
 
     reference = TutorialLM(tiny_config).eval()
     for p in reference.parameters():  # random everything, LayerNorms included
@@ -192,7 +193,7 @@ def test_tutorial_layout_state_dict_loads_and_matches(tiny_config):
     state = reference.state_dict()
     assert "transformer.attentions.0.in_proj_weight" in state and "lm_head.weight" in state
     model = TransformerWithLMHead(TransformerConfig(**{**dataclasses.asdict(tiny_config)})).eval()
-    load_checkpoint_state(model, from_tutorial_state_dict(state), strict=True)
+    load_checkpoint_state(model, from_hands_on_state_dict(state), strict=True)
     x = torch.randint(0, 50, (3, 10))  # [batch, seq] for us, [seq, batch] for the hands-on
     padding = torch.zeros(3, 10, dtype=torch.bool)
     padding[2, 7:] = True
@@ -212,7 +213,25 @@ def test_default_config_is_the_hands_on():
         16,
     )
     assert (c.dropout, c.initializer_range, c.mlm, c.sinusoidal_embeddings) == (0.1, 0.02, False, False)
-    assert (c.activation, c.layer_norm_eps, c.norm_placement) == ("relu", 1e-12, "tutorial")
+    assert (c.activation, c.layer_norm_eps, c.norm_placement) == ("relu", 1e-12, "hands_on")
+
+
+def test_an_old_config_json_with_the_tutorial_placement_loads(tmp_path, tiny_config, capsys, monkeypatch):
+    """Before the rename, the hands-on's placement was saved as "tutorial": such a directory still loads,
+    as "hands_on", with the same outputs, and the old name is noted on stderr."""
+    import minitransformer.config
+
+    monkeypatch.setattr(minitransformer.config, "_noted", set())  # the note is said once per process
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, norm_placement="hands_on")).eval()
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["norm_placement"] = "tutorial"
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = TransformerWithLMHead.from_pretrained(tmp_path).eval()
+    assert loaded.config.norm_placement == "hands_on"
+    x = torch.randint(0, 50, (2, 9))
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert capsys.readouterr().err.count("norm_placement 'tutorial' is now called 'hands_on'") == 1
 
 
 @pytest.mark.parametrize("cls", ["lm", "clf"])

@@ -67,7 +67,7 @@ def test_help_shows_a_config_files_values_over_the_presets(tmp_path, capsys, mon
 
     config = tmp_path / "c.json"
     config.write_text('{"warmup_steps": 7}')
-    shown = help_lines(parse_args, ["--preset", "tutorial", "--config", str(config)], capsys, monkeypatch)
+    shown = help_lines(parse_args, ["--preset", "hands-on", "--config", str(config)], capsys, monkeypatch)
     assert "(default: 7)" in shown["--warmup-steps"] and "(default: 410)" in shown["--embed-dim"]
 
 
@@ -85,8 +85,8 @@ def test_config_from_options_builds_the_presets_model():
     config = config_from_options(PRETRAIN_PRESETS["tiny"], vocab_size=123)
     assert (config.embed_dim, config.num_layers, config.num_embeddings) == (256, 4, 123)
     assert config.norm_placement == "pre" and config.final_layer_norm  # GPT-2's final norm with pre-norm
-    tutorial = config_from_options(PRETRAIN_PRESETS["tutorial"], vocab_size=28996, mlm=True)
-    assert tutorial.mlm and not tutorial.final_layer_norm and tutorial.num_heads == 10
+    hands_on = config_from_options(PRETRAIN_PRESETS["hands-on"], vocab_size=28996, mlm=True)
+    assert hands_on.mlm and not hands_on.final_layer_norm and hands_on.num_heads == 10
     explicit = config_from_options({**PRETRAIN_PRESETS["tiny"], "final_layer_norm": False}, 10)
     assert not explicit.final_layer_norm
 

@@ -149,8 +149,10 @@ def test_config_file_and_presets(tmp_path):
     config.write_text(json.dumps({"embed_dim": 48, "lr": 0.01}))
     args = parse_args(["--config", str(config), "--lr", "0.02"])
     assert (args.embed_dim, args.lr, args.num_layers) == (48, 0.02, 4)  # file < flag; preset tiny
-    args = parse_args(["--preset", "tutorial", "--max-steps", "5"])
+    args = parse_args(["--preset", "hands-on", "--max-steps", "5"])
     assert (args.embed_dim, args.num_layers, args.max_steps, args.epochs) == (410, 16, 5, None)
+    old = parse_args(["--preset", "tutorial", "--norm-placement", "tutorial"])  # the names before the rename
+    assert (old.preset, old.norm_placement, old.embed_dim) == ("hands-on", "hands_on", 410)
     step1 = parse_args(["--preset", "cpu-wikitext"])
     step2 = parse_args(["--preset", "cpu-trec-questions", "--init-from", "runs/step1"])
     assert (step1.embed_dim, step1.num_layers, step1.max_steps, step1.dataset) == (256, 4, 2000, "wikitext-2")

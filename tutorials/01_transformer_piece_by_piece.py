@@ -278,7 +278,8 @@ assert torch.allclose(alone, masked, atol=1e-5) and not torch.allclose(alone, un
 # ## 5. One block, then the stack
 #
 # A block is two sub-blocks, each wrapped in a layer norm, dropout and a residual connection. In the
-# hands-on's code (our `norm_placement="tutorial"`):
+# hands-on's code (our `norm_placement="hands_on"`; "hands-on" always means the NAACL 2019 code, as
+# opposed to these tutorials):
 #
 # ```
 # h = layer_norms_1[i](h);  h = h + dropout(attentions[i](h))
@@ -325,12 +326,12 @@ print(
 # | --- | --- | --- |
 # | `"post"` | `h = ln(h + f(h))` | the original Transformer, BERT |
 # | `"pre"` | `h = h + f(ln(h))`, plus a final norm at the top | GPT-2 and most recent models |
-# | `"tutorial"` | `h = ln(h); h = h + f(h)` | the hands-on's code |
+# | `"hands_on"` | `h = ln(h); h = h + f(h)` | the hands-on's code |
 #
 # The difference is what travels along the **residual stream**, the `h` that skips past each
 # sub-block. Post-norm normalises the stream after every addition, so its size is pinned to
 # $\sqrt{E}$. Pre-norm never normalises the stream itself: every sub-block *adds* to it, so it grows
-# with depth, and the final norm rescales it at the top. The tutorial's placement overwrites the
+# with depth, and the final norm rescales it at the top. The hands-on's placement overwrites the
 # stream with its normalised value before adding, so each block restarts from size $\sqrt{E}$ plus
 # one update: bounded like post-norm, but with the sub-block's output added *after* the norm.
 # The diagram draws one layer of each, from the code of `Transformer.forward`: follow the red line,
@@ -349,7 +350,7 @@ depth = 4 if SMOKE else 12
 batch = torch.randint(0, 500, (4 if SMOKE else 16, 32), generator=torch.Generator().manual_seed(0))
 residual_norms: dict[str, list[float]] = {}
 gradient_norms: dict[str, list[float]] = {}
-for placement in ("post", "pre", "tutorial"):
+for placement in ("post", "pre", "hands_on"):
     torch.manual_seed(0)
     placement_config = TransformerConfig(
         embed_dim=64,
@@ -403,11 +404,11 @@ plots.plot_layer_curves(
 #   the gradient is the other way round: largest at the bottom, since it flows straight down the
 #   un-normalised residual path. Deep pre-norm models train with little fuss, the reason GPT-2
 #   and most later models use it.
-# - **tutorial**: the stream restarts from $\sqrt{E}$ at every sub-block and stays a little above it
+# - **hands_on**: the stream restarts from $\sqrt{E}$ at every sub-block and stays a little above it
 #   (normalised state plus one update); its gradients, like post-norm's, are largest at the top.
 #
 # The three are different functions of the same weights: a checkpoint only works with the
-# placement it was trained with, which is why the hands-on's checkpoints load with `"tutorial"`.
+# placement it was trained with, which is why the hands-on's checkpoints load with `"hands_on"`.
 
 # %% [markdown]
 # ## Exercise: attention with a mask, in one function

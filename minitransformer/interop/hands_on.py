@@ -13,12 +13,12 @@ import os
 import torch
 from torch import Tensor
 
-from ..checkpoint import from_tutorial_state_dict, load_checkpoint_state
+from ..checkpoint import from_hands_on_state_dict, load_checkpoint_state
 from ..config import FineTuningConfig, TransformerConfig
 from ..model import TransformerWithClfHead, TransformerWithLMHead
 
 
-def from_tutorial_checkpoint(
+def from_hands_on_checkpoint(
     pth: str | os.PathLike,
     args_file: str | os.PathLike | None = None,
     trust_pickle: bool = False,
@@ -36,7 +36,7 @@ def from_tutorial_checkpoint(
         raw = torch.load(pth, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"hands-on checkpoint not found: {pth}") from None
-    state = from_tutorial_state_dict({k.removeprefix("module."): v for k, v in raw.items()})
+    state = from_hands_on_state_dict({k.removeprefix("module."): v for k, v in raw.items()})
     if "transformer.tokens_embeddings.weight" not in state:
         raise ValueError(f"{pth} is not a hands-on state dict: it has no tokens_embeddings.weight")
 
@@ -56,10 +56,10 @@ def from_tutorial_checkpoint(
     missing = [name for name in ("num_heads", "mlm") if name not in values]
     if missing:
         raise ValueError(
-            f"{pth}: the weights do not record {missing}; pass them, e.g. from_tutorial_checkpoint(pth, "
+            f"{pth}: the weights do not record {missing}; pass them, e.g. from_hands_on_checkpoint(pth, "
             "num_heads=10, mlm=False), or give the hands-on's args file with trust_pickle=True"
         )
-    for name, value in _tutorial_shapes(state).items():
+    for name, value in _hands_on_shapes(state).items():
         if values.setdefault(name, value) != value:
             raise ValueError(f"{name}={values[name]} contradicts the weights, which have {name}={value}")
     config = TransformerConfig(**values)
@@ -79,7 +79,7 @@ def from_tutorial_checkpoint(
     return model.eval()
 
 
-def _tutorial_shapes(state: dict[str, Tensor]) -> dict[str, int]:
+def _hands_on_shapes(state: dict[str, Tensor]) -> dict[str, int]:
     """The config values a hands-on state dict records in its tensor shapes."""
     vocab, embed = state["transformer.tokens_embeddings.weight"].shape
     return {
@@ -89,3 +89,6 @@ def _tutorial_shapes(state: dict[str, Tensor]) -> dict[str, int]:
         "hidden_dim": state["transformer.feed_forwards.0.0.weight"].shape[0],
         "num_layers": sum(k.endswith(".in_proj_weight") for k in state),
     }
+
+
+from_tutorial_checkpoint = from_hands_on_checkpoint  # its name before "tutorial" was renamed "hands_on"

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..config import renamed
 
 
 def load_config_file(path: Path) -> dict:
@@ -115,6 +117,12 @@ def add_hardware_options(parser: argparse.ArgumentParser):
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return g
+
+
+def accepting_old_names(renames: Mapping[str, str], option: str) -> Callable[[str], str]:
+    """An argparse `type=` that reads a renamed value (e.g. `--preset tutorial`) as its new name, with a
+    one-line note; `choices=` then lists the new names only."""
+    return lambda value: renamed(value, option, dict(renames))
 
 
 class EffectiveDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):

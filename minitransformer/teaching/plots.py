@@ -241,7 +241,7 @@ _NORM_PLACEMENT_LAYERS = {
         ["h", "LayerNorm", "attention", "+", "LayerNorm", "feed-forward", "+"],
         [(0, 3), (3, 6)],
     ),
-    "tutorial (the hands-on's code)": (
+    "hands_on (the hands-on's code)": (
         ["h", "LayerNorm", "attention", "+", "LayerNorm", "feed-forward", "+"],
         [(1, 3), (4, 6)],
     ),
