@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from minitransformer.config import POOLINGS
 from minitransformer.presets import FINETUNE_RECIPES, HANDS_ON_LR, PRETRAIN_PRESETS
 from minitransformer.runs.options import (
     AT_LEAST_1,
@@ -18,12 +19,18 @@ from minitransformer.runs.options import (
     PROBABILITY,
     EffectiveDefaultsFormatter,
     Range,
+    add_data_options,
     add_hardware_options,
+    add_run_options,
+    add_schedule_options,
     parse_layered,
 )
 from minitransformer.runs.tracking import LOGGERS
+from minitransformer.training.optimizers import OPTIMIZERS
 
 SCHEMES = ("finetune", "features", "adapters", "gradual")
+CLF_POSITIONS = ("auto", "start", "end")  # auto: end for causal models, start for BERT-style
+BASELINES = ("tfidf",)
 # What each numeric option accepts (checked at parse time, whichever layer set it).
 RANGES = {
     **dict.fromkeys(("epochs", "max_steps", "batch_size", "vocab_size", "threads"), AT_LEAST_1),
@@ -71,7 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and plots/.",
         formatter_class=EffectiveDefaultsFormatter,
     )
-    g = p.add_argument_group("what to adapt")
+    g = add_run_options(
+        p,
+        "what to adapt",
+        output_dir="runs/adapt",
+        resume_help="finish the run in this directory: seeds already done are kept, an interrupted seed is run "
+        "again from its start (a complete run: nothing is done)",
+        logger_choices=LOGGERS,
+    )
     g.add_argument(
         "--pretrained",
         help="a model directory from `python -m pretrain`, `hf:DIR` for a Hugging Face BERT/GPT-2 checkpoint, "
@@ -88,22 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="hands-on",
         help="starting values for the fine-tuning options: hands-on (the NAACL 2019 tutorial's), cpu-trec6 "
         "(lr 5e-4, layer-wise lr decay 0.7, 5 epochs: for small models pretrained on a CPU) or cpu-long (the "
-        "same for 10 epochs: best on validation for TREC-6 and TREC-50; see docs/cpu_pretraining.md)",
-    )
-    g.add_argument(
-        "--config",
-        type=Path,
-        help="JSON or YAML file of option values (keys as below, with _); over --recipe",
+        "same for 10 epochs: best on validation for TREC-6 and TREC-50; see docs/cpu_pretraining.md); "
+        "--config is layered over it",
     )
     g.add_argument(
         "--baseline",
-        choices=["tfidf"],
+        choices=BASELINES,
         help="also fit TF-IDF word n-grams + a linear SVM, its configuration chosen on the validation "
         "split, and report it beside (needs scikit-learn); alone when --pretrained is not given",
     )
     g.add_argument("--tune", action=argparse.BooleanOptionalAction, default=True,
                    help="choose the --baseline's n-grams, casing, tf scaling and C on the validation split; "
                    "--no-tune: the fixed word 1-2-grams, lowercased, sublinear tf, C=1")  # fmt: skip
+
+    g = add_data_options(p, "TREC files")
     g.add_argument(
         "--task",
         default="trec-6",
@@ -122,33 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-file",
         help="TREC training file, e.g. train_1000.label (TREC tasks only; train_5500.label when not given)",
     )
-    g.add_argument(
-        "--data-dir",
-        type=Path,
-        help="the only data folder searched; it must exist, and downloads go there (without it: "
-        "$MINITRANSFORMER_DATA, then ~/.cache/minitransformer, where downloads go)",
-    )
-    g.add_argument(
-        "--download",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fetch TREC files that are not found (sources in the README); --no-download: use only the files found",
-    )
-    g.add_argument("--output-dir", type=Path, default=Path("runs/adapt"), help="where the run is written")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
-    g.add_argument(
-        "--resume",
-        type=Path,
-        help="finish the run in this directory: seeds already done are kept, an interrupted seed is run "
-        "again from its start (a complete run: nothing is done)",
-    )
-    g.add_argument(
-        "--logger",
-        choices=LOGGERS,
-        default="none",
-        help="also log scalars, per-group learning rates and plots to TensorBoard in OUTPUT_DIR/tensorboard "
-        '(needs the tb extra: pip install -e ".[tb]")',
-    )
 
     g = p.add_argument_group("how to adapt")
     g.add_argument(
@@ -162,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--lm-coef", type=float, default=0.0, help="weight of the auxiliary LM loss (causal models)"
     )
-    g.add_argument("--clf-position", choices=["auto", "start", "end"], default="auto",
+    g.add_argument("--clf-position", choices=CLF_POSITIONS, default="auto",
                    help="where the classification token goes; auto: end for causal models, start for BERT-style")  # fmt: skip
     g.add_argument(
         "--max-len", type=int, help="truncate inputs to this many tokens (default: the model's context)"
@@ -174,30 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="tokenizer size when one is trained (--pretrained none)",
     )
 
-    g = p.add_argument_group("optimisation (defaults: the hands-on's, or the --recipe's)")
-    g.add_argument(
-        "--lr-find",
-        action="store_true",
-        help="run Ignite's FastaiLRFinder and fine-tune with its suggestion (on TREC-6 its pick for a "
+    g = add_schedule_options(
+        p,
+        "optimisation (defaults: the hands-on's, or the --recipe's)",
+        lr_help="peak learning rate (the head's, with --llrd)",
+        warmup_help="linear warm-up, then linear decay to 0",
+        lr_find_help="run Ignite's FastaiLRFinder and fine-tune with its suggestion (on TREC-6 its pick for a "
         "CPU-pretrained model was 4x the best lr measured: see docs/cpu_pretraining.md)",
     )
+    p.set_defaults(lr=HANDS_ON_LR, warmup_steps=10, epochs=3)
     g.add_argument(
         "--seeds", type=seed_list, default=[0], help="run once per seed, e.g. 0,1,2; reports mean ± std"
     )
-    length = g.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, default=3, help="passes over the training set")
-    length.add_argument("--max-steps", type=int, help="optimizer steps instead of --epochs")
     g.add_argument("--batch-size", type=int, default=16, help="questions per optimizer step")
     g.add_argument(
-        "--lr", type=float, default=HANDS_ON_LR, help="peak learning rate (the head's, with --llrd)"
-    )
-    g.add_argument("--warmup-steps", type=int, default=10, help="linear warm-up, then linear decay to 0")
-    g.add_argument(
         "--weight-decay", type=float, default=0.0, help="decoupled weight decay on weight matrices"
-    )
-    g.add_argument("--max-norm", type=float, default=1.0, help="gradient clipping norm (0 = off)")
-    g.add_argument(
-        "--dropout", type=float, default=0.1, help="dropout in the backbone and before the classifier"
     )
     g.add_argument(
         "--initializer-range", type=float, default=0.02, help="std of the new head's initial weights"
@@ -216,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     g = p.add_argument_group("fine-tuning stability techniques")
-    g.add_argument("--optimizer", choices=["adamw", "bertadam"], default="adamw",
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                    help="bertadam: Adam without bias correction (BERT's optimizer)")  # fmt: skip
     g.add_argument("--reinit-layers", type=int, default=0, help="re-initialise the top k layers and the head")
-    g.add_argument("--pooling", choices=["clf", "mean", "max", "weighted"], default="clf",
+    g.add_argument("--pooling", choices=POOLINGS, default="clf",
                    help="clf token, mean/max over tokens, or learned weighted sum of layers")  # fmt: skip
     g.add_argument(
         "--layer-start", type=int, default=0, help="first layer in weighted pooling (0 = embeddings)"
@@ -243,8 +219,6 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_layered(build_parser(), argv, FINETUNE_RECIPES, preset_option="recipe", ranges=RANGES)
-    if args.max_steps is not None:
-        args.epochs = None
     if args.resume:
         return args  # the run's own options are read from its folder
     if args.pretrained is None and args.baseline is None:

@@ -4,7 +4,7 @@ The order follows the hands-on's adaptation notebook. `adapt` freezes the option
 loads the Task once; `run_seed` then reads top to bottom as named steps:
 
     validation_split → build_seed_model (load, re-init, Mixout, freezing) → build_optimizer (groups,
-    LLRD, PriorWD) → loaders → create_clf_trainer (+ find_lr) → attach_schedule (warm-up/decay,
+    LLRD, PriorWD) → loaders → (find_lr on a bare trainer) → create_clf_trainer → attach_schedule (warm-up/decay,
     gradual unfreezing, SWA) → evaluator + best checkpoint → attach_handlers (logs, validation; a new
     handler goes here) → run → test → save_classifier → seed_<n>/result.json (the seed is done)
 
@@ -50,6 +50,7 @@ from torch.utils.data import DataLoader
 from minitransformer import FineTuningConfig, TransformerWithClfHead
 from minitransformer.checkpoint import read_config
 from minitransformer.classifier import save_classifier
+from minitransformer.config import IGNORE_INDEX
 from minitransformer.data.classification import (
     ClassificationDataset,
     LabeledTexts,
@@ -64,37 +65,34 @@ from minitransformer.data.download import ensure_trec
 from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
 from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
+from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.runs.options import RunPlan, resumed_plan
-from minitransformer.runs.run_dir import discard_failed_run, open_run_dir
-from minitransformer.runs.run_state import RunLock, kill_point, read_state, write_state
+from minitransformer.runs.run_dir import open_run_dir, run_lifecycle
+from minitransformer.runs.run_state import kill_point, write_state
 from minitransformer.runs.tracking import Tracker, check_logger
+from minitransformer.runs.training_state import best_model_checkpoint
 from minitransformer.tokenization import Tokenizer
 from minitransformer.training import stability as st
 from minitransformer.training.engine import (
     Dtype,
-    MetricsLog,
     attach_progress,
     autocast,
-    best_model_checkpoint,
     check_amp,
     create_trainer,
-    find_learning_rate,
+    find_lr,
     resolve_device,
     say,
-    scale_learning_rates,
     set_cpu_threads,
-    split_tensors,
     warmup_linear,
 )
 from minitransformer.training.metrics import matthews_corrcoef
-from minitransformer.training.optimizers import parameter_groups
+from minitransformer.training.optimizers import make_optimizer, parameter_groups
 
 from .cli import build_parser, parse_args
 
 # what --overwrite replaces
 RUN_FILES = ("results.json", "metrics.jsonl", "training_args.json", "seed_*", "run_state.json")
 SEED_RESULT = "result.json"  # written last in seed_<n>: the seed is done
-HARDWARE_OPTIONS = ("device", "threads", "no_progress", "amp", "logger")  # may change on --resume
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -110,30 +108,30 @@ class Task(NamedTuple):
     valid: LabeledTexts | None = None
 
 
-def load_task(args: Namespace) -> Task:
+def load_task(plan: RunPlan) -> Task:
     """TREC from the data folder, or the user's labelled file(s)."""
-    if args.task in ("trec-6", "trec-50"):
-        if args.download:
-            ensure_trec(args.data_dir, (args.train_file, "TREC_10.label"), progress=not args.no_progress)
-        train, test = load_trec(args.data_dir, fine=args.task == "trec-50", train_file=args.train_file)
-        return Task(train, test, f"{args.task} ({args.train_file}, test TREC_10.label)")
-    path = Path(args.task)
+    if plan.task in ("trec-6", "trec-50"):
+        if plan.download:
+            ensure_trec(plan.data_dir, (plan.train_file, "TREC_10.label"), progress=not plan.no_progress)
+        train, test = load_trec(plan.data_dir, fine=plan.task == "trec-50", train_file=plan.train_file)
+        return Task(train, test, f"{plan.task} ({plan.train_file}, test TREC_10.label)")
+    path = Path(plan.task)
     if not path.is_file():
-        raise FileNotFoundError(f"--task {args.task}: not trec-6, trec-50 or an existing labelled file")
+        raise FileNotFoundError(f"--task {plan.task}: not trec-6, trec-50 or an existing labelled file")
     data = read_labeled_file(path)
     if len(data.label_names) < 2:
         raise ValueError(
             f"{path} has a single label {data.label_names}: a classifier needs at least two classes"
         )
-    valid = read_labeled_file(args.valid_file, data.label_names) if args.valid_file else None
-    if args.test_file:
-        test = read_labeled_file(args.test_file, data.label_names)
-        return Task(data, test, f"{path.name} (test {args.test_file.name})", valid)
+    valid = read_labeled_file(plan.valid_file, data.label_names) if plan.valid_file else None
+    if plan.test_file:
+        test = read_labeled_file(plan.test_file, data.label_names)
+        return Task(data, test, f"{path.name} (test {plan.test_file.name})", valid)
     train, test = stratified_split(data, fraction=0.1, seed=0)
     return Task(train, test, f"{path.name} (10 % held out as test)", valid)
 
 
-def validation_split(plan: Namespace, task: Task) -> tuple[LabeledTexts, LabeledTexts]:
+def validation_split(plan: RunPlan, task: Task) -> tuple[LabeledTexts, LabeledTexts]:
     """(train, valid): the user's --valid-file, else a stratified `--valid-fraction` of the training
     examples, the same for every seed."""
     if task.valid is not None:
@@ -142,22 +140,22 @@ def validation_split(plan: Namespace, task: Task) -> tuple[LabeledTexts, Labeled
 
 
 def make_loader(
-    ids: list[list[int]], labels: list[int], tokenizer: Tokenizer, args: Namespace, seed: int, train: bool
+    ids: list[list[int]], labels: list[int], tokenizer: Tokenizer, plan: RunPlan, seed: int, train: bool
 ) -> DataLoader:
     """Dynamic padding (each batch to its own longest row), with length bucketing for training."""
     dataset = ClassificationDataset(ids, labels)
-    pad_to = max(map(len, ids)) if args.pad_to_max else None
+    pad_to = max(map(len, ids)) if plan.pad_to_max else None
 
     def collate(batch):
         return collate_classification(batch, tokenizer.pad_id, tokenizer.cls_id, pad_to=pad_to)
 
     if train:
-        if args.bucketing and not args.pad_to_max:
-            sampler = LengthBucketSampler(dataset.lengths(), args.batch_size, shuffle=True, seed=seed)
+        if plan.bucketing and not plan.pad_to_max:
+            sampler = LengthBucketSampler(dataset.lengths(), plan.batch_size, shuffle=True, seed=seed)
         else:
             generator = torch.Generator().manual_seed(seed)
             sampler = torch.utils.data.BatchSampler(
-                torch.utils.data.RandomSampler(dataset, generator=generator), args.batch_size, drop_last=False
+                torch.utils.data.RandomSampler(dataset, generator=generator), plan.batch_size, drop_last=False
             )
         return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
     # evaluation: sorted by length, so batches pad little; order does not matter for metrics
@@ -169,39 +167,39 @@ def make_loader(
 # -- model ----------------------------------------------------------------------------------------
 
 
-def fine_tuning_config(args: Namespace, num_classes: int, **extra) -> FineTuningConfig:
+def fine_tuning_config(plan: RunPlan, num_classes: int, **extra) -> FineTuningConfig:
     return FineTuningConfig(
         num_classes=num_classes,
-        dropout=args.dropout,
-        initializer_range=args.initializer_range,
-        lm_loss_coef=args.lm_coef,
-        adapters_dim=args.adapters_dim if args.scheme == "adapters" else 0,
-        pooling=args.pooling,
-        pooling_layer_start=args.layer_start,
+        dropout=plan.dropout,
+        initializer_range=plan.initializer_range,
+        lm_loss_coef=plan.lm_coef,
+        adapters_dim=plan.adapters_dim if plan.scheme == "adapters" else 0,
+        pooling=plan.pooling,
+        pooling_layer_start=plan.layer_start,
         **extra,
     )
 
 
 def load_model(
-    args: Namespace, num_classes: int, train_texts: list[str]
+    plan: RunPlan, num_classes: int, train_texts: list[str]
 ) -> tuple[TransformerWithClfHead, Tokenizer, str, dict]:
     """(model, tokenizer, clf_position, loading info) for --pretrained DIR | hf:DIR | none."""
-    source = args.pretrained
+    source = plan.pretrained
     if source.startswith("hf:"):
         from minitransformer.interop import hf
 
         path = Path(source[3:])
         position = hf.clf_position(path)  # "start": BERT, whose pooler the classifier uses
-        ft = fine_tuning_config(args, num_classes, pooler=position == "start")
+        ft = fine_tuning_config(plan, num_classes, pooler=position == "start")
         model, info = hf.from_hf(path, task="classification", fine_tuning_config=ft, output_loading_info=True)
         tokenizer = hf.load_tokenizer(path)
     elif source == "none":
-        ft = fine_tuning_config(args, num_classes)
-        if args.architecture_from:
-            tokenizer = Tokenizer.from_pretrained(args.architecture_from)
-            config = read_config(args.architecture_from)[1]
+        ft = fine_tuning_config(plan, num_classes)
+        if plan.architecture_from:
+            tokenizer = Tokenizer.from_pretrained(plan.architecture_from)
+            config = read_config(plan.architecture_from)[1]
         else:  # the tiny preset's shape, with a tokenizer trained on the training texts
-            tokenizer = Tokenizer.train(train_texts, vocab_size=args.vocab_size)
+            tokenizer = Tokenizer.train(train_texts, vocab_size=plan.vocab_size)
             config = config_from_options(PRETRAIN_PRESETS["tiny"], tokenizer.vocab_size)
         config = dataclasses.replace(config, num_embeddings=tokenizer.vocab_size)
         model = TransformerWithClfHead(config, ft)
@@ -209,7 +207,7 @@ def load_model(
         position = "end" if config.causal else "start"
     else:
         path = Path(source)
-        ft = fine_tuning_config(args, num_classes)
+        ft = fine_tuning_config(plan, num_classes)
         model, info = TransformerWithClfHead.from_pretrained(path, ft, output_loading_info=True)
         tokenizer = Tokenizer.from_pretrained(path)
         position = "end" if model.config.causal else "start"
@@ -222,9 +220,9 @@ def load_model(
         )
     if "cls" not in tokenizer.special_ids:
         raise ValueError(f"{source}: the tokenizer has no classification token [CLS]; add it and re-save")
-    if args.clf_position != "auto":
-        position = args.clf_position
-    if args.lm_coef and not model.config.causal:
+    if plan.clf_position != "auto":
+        position = plan.clf_position
+    if plan.lm_coef and not model.config.causal:
         raise ValueError("--lm-coef needs a causal model: the auxiliary LM loss predicts the next token")
     return model, tokenizer, position, info
 
@@ -258,15 +256,15 @@ def attach_gradual_unfreezing(trainer: Engine, model: TransformerWithClfHead) ->
     trainer.add_event_handler(Events.EPOCH_STARTED, unfreeze)
 
 
-def build_optimizer(args: Namespace, model: TransformerWithClfHead) -> Optimizer:
-    weight_decay = 0.0 if args.prior_wd else args.weight_decay  # PriorWD replaces plain decay
-    if args.llrd != 1.0:
-        groups = st.llrd_parameter_groups(model, args.lr, args.llrd, weight_decay)
+def build_optimizer(plan: RunPlan, model: TransformerWithClfHead) -> Optimizer:
+    weight_decay = 0.0 if plan.prior_wd else plan.weight_decay  # PriorWD replaces plain decay
+    if plan.llrd != 1.0:
+        groups = st.llrd_parameter_groups(model, plan.lr, plan.llrd, weight_decay)
     else:
         groups = parameter_groups(model, weight_decay)
-    optimizer = st.make_optimizer(groups, args.optimizer, lr=args.lr)
-    if args.prior_wd:
-        st.attach_prior_wd(optimizer, model, args.prior_wd)
+    optimizer = make_optimizer(groups, plan.optimizer, lr=plan.lr)
+    if plan.prior_wd:
+        st.attach_prior_wd(optimizer, model, plan.prior_wd)
     return optimizer
 
 
@@ -348,7 +346,13 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     total_steps = plan.max_steps or plan.epochs * len(train_loader)
 
     if plan.lr_find:
-        find_lr(plan, seed, model, optimizer, train_loader, device, amp_dtype, out, log)
+        bare = create_clf_trainer(plan, seed, model, optimizer, device, amp_dtype)
+        plot = out / "plots" / f"lr_finder_seed_{seed}.png"
+        suggestion = find_lr(bare, model, optimizer, train_loader, plot_path=plot)
+        print(
+            f"[seed {seed}] learning-rate finder suggests {suggestion:.3g} (was {plan.lr:.3g}); fine-tuning with it"
+        )
+        log.log("lr_find", 0, seed=seed, suggestion=suggestion)
     trainer = create_clf_trainer(plan, seed, model, optimizer, device, amp_dtype)
     swa_model, lr_history = attach_schedule(plan, trainer, model, optimizer, total_steps, len(train_loader))
     evaluator = create_evaluator(model, device, amp_dtype, len(train.label_names))
@@ -413,7 +417,9 @@ def create_clf_trainer(
         batch = {k: v.to(device) for k, v in batch.items()}
         lm_labels = None
         if plan.lm_coef:  # predict every real token; not the padding, not the classification token
-            lm_labels = batch["input_ids"].masked_fill(batch["padding_mask"] | batch["clf_tokens_mask"], -100)
+            lm_labels = batch["input_ids"].masked_fill(
+                batch["padding_mask"] | batch["clf_tokens_mask"], IGNORE_INDEX
+            )
         return m(
             batch["input_ids"],
             batch["clf_tokens_mask"],
@@ -423,24 +429,14 @@ def create_clf_trainer(
         )[1]
 
     return create_trainer(
-        model, optimizer, loss_fn, split_tensors, 1, plan.max_norm or None, device, amp_dtype, seed
+        model,
+        optimizer,
+        loss_fn,
+        max_norm=plan.max_norm or None,
+        device=device,
+        amp_dtype=amp_dtype,
+        seed=seed,
     )
-
-
-def find_lr(
-    plan: RunPlan, seed: int, model: Module, optimizer: Optimizer, train_loader: DataLoader,
-    device: torch.device, amp_dtype: Dtype, out: Path, log: MetricsLog,
-) -> None:  # fmt: skip
-    """Ignite's FastaiLRFinder on a bare trainer; scales the optimizer's lrs to its suggestion."""
-    suggestion = find_learning_rate(
-        create_clf_trainer(plan, seed, model, optimizer, device, amp_dtype), model, optimizer, train_loader,
-        plot_path=out / "plots" / f"lr_finder_seed_{seed}.png",
-    )  # fmt: skip
-    scale_learning_rates(optimizer, suggestion / plan.lr)
-    print(
-        f"[seed {seed}] learning-rate finder suggests {suggestion:.3g} (was {plan.lr:.3g}); fine-tuning with it"
-    )
-    log.log("lr_find", 0, seed=seed, suggestion=suggestion)
 
 
 def attach_schedule(
@@ -567,20 +563,13 @@ def mean_std(values: list[float]) -> dict:
 
 def adapt(args: Namespace) -> dict:
     """Run every seed (holding the output folder's lock); write results.json and the plots; return the results."""
-    plan = resumed_plan(build_parser(), args, HARDWARE_OPTIONS) if args.resume else RunPlan(**vars(args))
+    plan = resumed_plan(build_parser(), args) if args.resume else RunPlan(**vars(args))
     check_logger(plan.logger)
-    with RunLock(plan.output_dir):
-        state = read_state(plan.output_dir) if plan.resume else {}
-        if state.get("status") == "complete":
-            print(f"{plan.output_dir} holds a complete run: nothing to resume")
+    kept_anything = lambda: bool(finished_seeds(Path(plan.output_dir), plan.seeds))  # noqa: E731
+    with run_lifecycle(plan, RUN_FILES, kept_anything) as complete:
+        if complete:
             return json.loads((Path(plan.output_dir) / "results.json").read_text(encoding="utf-8"))
-        try:
-            return run_seeds(plan)
-        except Exception:
-            discard_failed_run(
-                plan, RUN_FILES, kept_anything=bool(finished_seeds(Path(plan.output_dir), plan.seeds))
-            )
-            raise
+        return run_seeds(plan)
 
 
 def finished_seeds(out: Path, seeds: list[int]) -> dict[int, dict]:

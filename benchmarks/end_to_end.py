@@ -58,7 +58,7 @@ def ours(
     objective: str, corpus: Path, tokenizer: Path, work: Path, steps: int, quick: bool, threads: int
 ) -> dict:
     """`python -m pretrain`; its final evaluation (whole test slice) from metrics.jsonl."""
-    from minitransformer.training.engine import MetricsLog
+    from minitransformer.runs.metrics_log import MetricsLog
 
     out = work / f"ours-{objective}"
     argv = [

@@ -29,7 +29,7 @@ import torch
 from benchmarks import Result, interleaved, machine_line
 from benchmarks.end_to_end import write_corpus
 from benchmarks.throughput import QUICK, Shape, build_gpt2, build_ours, train_step
-from minitransformer.training.engine import MetricsLog
+from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.training.flops import peak_flops
 
 HANDS_ON = Shape.from_preset("hands-on", batch_size=32)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from benchmarks import Result, interleaved, machine_line
 from minitransformer import TransformerConfig
+from minitransformer.config import IGNORE_INDEX
 from minitransformer.model import TransformerWithLMHead
 from minitransformer.presets import PRETRAIN_PRESETS
 from minitransformer.training.flops import flops_per_token
@@ -160,13 +161,13 @@ def mlm_sides(s: Shape, x: Tensor) -> dict[str, Callable[[], None]]:
     """Masked-LM training steps on x: (B, T) with 15 % of positions scored: ours (the LM head on the
     scored positions only), ours with the full projection (as before), `BertForMaskedLM`."""
     generator = torch.Generator().manual_seed(1)
-    labels = torch.where(torch.rand(x.shape, generator=generator) < 0.15, x, torch.full_like(x, -100))
+    labels = torch.where(torch.rand(x.shape, generator=generator) < 0.15, x, torch.full_like(x, IGNORE_INDEX))
     torch.manual_seed(0)
     ours, full = (TransformerWithLMHead(s.config(**MLM_CONFIG)) for _ in range(2))
     bert = build_bert(s)
 
     def full_loss() -> Tensor:  # every position through the head, then the loss over the scored ones
-        return F.cross_entropy(full(x).flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return F.cross_entropy(full(x).flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
 
     return {
         "ours": train_step(ours, lambda: ours(x, labels=labels)[1]),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+IGNORE_INDEX = -100  # a label the losses skip (PyTorch's cross-entropy default), e.g. padding
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 NORM_PLACEMENTS = ("hands_on", "pre", "post")
 ATTENTION_IMPLS = ("sdpa", "explicit")

@@ -8,7 +8,7 @@ Heads on top: `TransformerWithLMHead` (causal or masked LM, output weights tied 
 embeddings) and `TransformerWithClfHead` (a linear classifier on the classification token).
 
 Conventions: tensors are batch-first, `x: LongTensor[B, T]`; `padding_mask: BoolTensor[B, T]` is True
-where a token is padding; labels equal to -100 are ignored by the losses. Module names follow the
+where a token is padding; labels equal to IGNORE_INDEX (-100) are ignored by the losses. Module names follow the
 hands-on (`tokens_embeddings`, `attentions`, `feed_forwards`, `layer_norms_1`, ...) so its checkpoints
 load unchanged and the slides map onto the code.
 """
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import PretrainedMixin
-from .config import FineTuningConfig, TransformerConfig
+from .config import IGNORE_INDEX, FineTuningConfig, TransformerConfig
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer: keys and values, each (B, nh, S, hs)
 LayerOutput = tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]  # h (B, T, E), probs, keys/values
@@ -421,15 +421,17 @@ class LMHead(nn.Module):
 
 
 def lm_loss(logits: Tensor, labels: Tensor, causal: bool) -> Tensor:
-    """Cross-entropy over tokens, -100 ignored. logits: (..., V), labels: (...); causal: (B, T, V) and
+    """Cross-entropy over tokens, IGNORE_INDEX ignored. logits: (..., V), labels: (...); causal: (B, T, V) and
     (B, T), position t predicts token t + 1.
 
     The causal shift moves the labels (one column, cheap) rather than slicing the logits, which would
     copy the whole (B, T, V) tensor forward and backward.
     """
     if causal:
-        labels = F.pad(labels[:, 1:], (0, 1), value=-100)  # (B, T): the last position predicts nothing
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
+        labels = F.pad(
+            labels[:, 1:], (0, 1), value=IGNORE_INDEX
+        )  # (B, T): the last position predicts nothing
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
 
 
 class _TransformerModel(PretrainedMixin, nn.Module):
@@ -468,13 +470,13 @@ class _TransformerModel(PretrainedMixin, nn.Module):
         """LM logits and loss from the last hidden states h: (B, T, E) and labels: (B, T).
 
         Causal: logits (B, T, V). Masked LM: the head (transform + vocabulary projection) runs on the
-        scored positions only, logits (N, V) for the N labels != -100 in row-major order: the same loss
+        scored positions only, logits (N, V) for the N labels != IGNORE_INDEX in row-major order: the same loss
         for ~15 % of the head's work (BERT computes all T positions and ignores 85 % of them).
         """
         if self.config.causal:
             logits = self.lm_head(h)  # (B, T, V)
             return logits, lm_loss(logits, labels, causal=True)
-        scored = labels != -100  # (B, T)
+        scored = labels != IGNORE_INDEX  # (B, T)
         logits = self.lm_head(h[scored])  # (N, V); N is read from the device once per batch
         return logits, lm_loss(logits, labels[scored], causal=False)
 
@@ -615,7 +617,7 @@ class TransformerWithClfHead(_TransformerModel):
             return logits
         loss = logits.new_zeros(())
         if clf_labels is not None:
-            loss = loss + ft.clf_loss_coef * F.cross_entropy(logits, clf_labels, ignore_index=-100)
+            loss = loss + ft.clf_loss_coef * F.cross_entropy(logits, clf_labels, ignore_index=IGNORE_INDEX)
         if lm_labels is not None:
             loss = loss + ft.lm_loss_coef * self.lm_logits_and_loss(out.last_hidden_state, lm_labels)[1]
         return logits, loss

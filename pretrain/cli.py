@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.config import NORM_PLACEMENTS, RENAMED_VALUES
+from minitransformer.config import ACTIVATIONS, NORM_PLACEMENTS, RENAMED_VALUES
 from minitransformer.presets import PRETRAIN_PRESETS, RENAMED_PRESETS
 from minitransformer.runs.options import (
     AT_LEAST_1,
@@ -21,10 +21,16 @@ from minitransformer.runs.options import (
     PROBABILITY,
     EffectiveDefaultsFormatter,
     accepting_old_names,
+    add_data_options,
     add_hardware_options,
+    add_run_options,
+    add_schedule_options,
     parse_layered,
 )
 from minitransformer.runs.tracking import LOGGERS
+from minitransformer.tokenization import KINDS
+
+OBJECTIVES = ("clm", "mlm")  # causal LM, masked LM
 
 # What each numeric option accepts (checked at parse time, whichever layer set it).
 RANGES = {
@@ -65,7 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         "tokenizer.json) plus training_args.json, metrics.jsonl, plots/ and checkpoints/.",
         formatter_class=EffectiveDefaultsFormatter,
     )
-    g = p.add_argument_group("run")
+    g = add_run_options(
+        p,
+        "run",
+        output_dir="runs/pretrain",
+        resume_help="continue the run in this directory from its last checkpoint (a complete run: nothing is "
+        "done)",
+        logger_choices=LOGGERS,
+    )
     g.add_argument(
         "--preset",
         choices=sorted(PRETRAIN_PRESETS),
@@ -75,10 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and cpu-trec-questions (steps 1 and 2 of the CPU transfer recipe, docs/cpu_pretraining.md; step 2 "
         "with --init-from), hands-on (the hands-on's 50M-parameter model, for GPUs)",
     )
-    g.add_argument("--config", type=Path, help="JSON or YAML file of option values (keys as below, with _)")
     g.add_argument(
         "--objective",
-        choices=["clm", "mlm"],
+        choices=OBJECTIVES,
         help="causal LM or masked LM (BERT); unset: clm, or the --init-from checkpoint's objective",
     )
     g.add_argument(
@@ -87,32 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue pretraining this model directory (its config and tokenizer are kept; "
         "the model options below are then ignored)",
     )
-    g.add_argument(
-        "--lr-find",
-        action="store_true",
-        help="run Ignite's FastaiLRFinder first and train with its suggestion",
-    )
-    g.add_argument("--output-dir", type=Path, default=Path("runs/pretrain"), help="where the run is written")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
-    g.add_argument(
-        "--resume",
-        type=Path,
-        help="continue the run in this directory from its last checkpoint (a complete run: nothing is done)",
-    )
     g.add_argument("--seed", type=int, default=0, help="seed for init, data order, dropout and masking")
 
-    g = p.add_argument_group("data")
+    g = add_data_options(p, "a WikiText dataset whose splits are")
     g.add_argument(
         "--dataset",
         default="wikitext-2",
         help="wikitext-2, wikitext-103, their -raw variants, trec-questions (TREC training questions without "
         "labels, for continued pretraining), a directory holding wiki.{split}.tokens or {split}.txt, or a text file",
-    )
-    g.add_argument(
-        "--data-dir",
-        type=Path,
-        help="the only data folder searched; it must exist, and downloads go there (without it: "
-        "$MINITRANSFORMER_DATA, then ~/.cache/minitransformer, where downloads go)",
     )
     g.add_argument(
         "--train-split",
@@ -123,13 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--valid-split",
         default=None,
         help="split to evaluate on (unset: valid, or test when training on valid)",
-    )
-    g.add_argument(
-        "--download",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fetch a WikiText dataset whose splits are not found (sources in the README); --no-download: "
-        "use only the files found",
     )
     g.add_argument(
         "--cache-dir",
@@ -147,12 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--tokenizer", type=Path, help="use this tokenizer.json (or model directory) instead of training one"
     )
-    g.add_argument(
-        "--tokenizer-kind",
-        choices=["wordpiece", "bpe"],
-        default="wordpiece",
-        help="kind of tokenizer to train",
-    )
+    g.add_argument("--tokenizer-kind", choices=KINDS, default="wordpiece", help="kind of tokenizer to train")
     g.add_argument("--vocab-size", type=int, help="vocabulary size of the trained tokenizer")
     g.add_argument("--lowercase", action="store_true", help="lowercase text in the trained tokenizer")
 
@@ -162,11 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-heads", type=int, help="attention heads per layer")
     g.add_argument("--num-layers", type=int, help="Transformer blocks")
     g.add_argument("--num-max-positions", type=int, help="context length = training block size")
-    g.add_argument("--dropout", type=float, default=0.1, help="dropout probability")
     g.add_argument("--initializer-range", type=float, default=0.02, help="std of the initial weights")
-    g.add_argument(
-        "--activation", choices=["relu", "gelu", "gelu_tanh"], default="relu", help="feed-forward activation"
-    )
+    g.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="feed-forward activation")
     g.add_argument(
         "--norm-placement",
         choices=NORM_PLACEMENTS,
@@ -183,23 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned"
     )
 
-    g = p.add_argument_group("optimisation")
+    g = add_schedule_options(
+        p,
+        "optimisation",
+        lr_help="peak learning rate (AdamW)",
+        warmup_help="linear warm-up steps before the cosine decay to 0",
+        lr_find_help="run Ignite's FastaiLRFinder first and train with its suggestion",
+    )
     g.add_argument("--batch-size", type=int, help="blocks per optimizer step (all processes together)")
     g.add_argument(
         "--accumulation-steps", type=int, default=1, help="split each batch into this many micro-batches"
     )
-    g.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
-    g.add_argument("--warmup-steps", type=int, help="linear warm-up steps before the cosine decay to 0")
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decay on weight matrices only")
     g.add_argument("--decay-embeddings", action="store_true", help="also decay the embeddings")
-    g.add_argument("--max-norm", type=float, default=1.0, help="gradient clipping norm (0 = off)")
     g.add_argument(
         "--mlm-probability", type=float, default=0.15, help="share of tokens masked (--objective mlm)"
-    )
-    length = g.add_mutually_exclusive_group()
-    length.add_argument("--max-steps", type=int, help="optimizer steps to train")
-    length.add_argument(
-        "--epochs", type=int, help="train for this many passes over the training blocks instead"
     )
 
     g = p.add_argument_group("evaluation and logging")
@@ -222,13 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompts sampled at each evaluation (causal)",
     )
     g.add_argument("--sample-tokens", type=int, default=24, help="new tokens per sample")
-    g.add_argument(
-        "--logger",
-        choices=LOGGERS,
-        default="none",
-        help="also log scalars, per-group learning rates and plots to TensorBoard in OUTPUT_DIR/tensorboard "
-        '(needs the tb extra: pip install -e ".[tb]")',
-    )
 
     g = add_hardware_options(p)
     g.add_argument("--compile", action="store_true", help="torch.compile the model (GPU users)")
@@ -247,10 +217,6 @@ def parse_args(
     argv = sys.argv[1:] if argv is None else argv
     parser = parser or build_parser()
     args = parse_layered(parser, argv, PRETRAIN_PRESETS, ranges=RANGES)
-    if "--max-steps" in argv:  # an explicit length wins over the preset's
-        args.epochs = None
-    elif args.epochs is not None:
-        args.max_steps = None
     if args.batch_size is not None and args.accumulation_steps > args.batch_size:
         parser.error(
             f"--accumulation-steps {args.accumulation_steps}: expected at most --batch-size {args.batch_size} "

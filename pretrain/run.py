@@ -1,23 +1,24 @@
 """`python -m pretrain`: wire data, tokenizer, model and Ignite engines into a pretraining run.
 
 Every piece wired here lives in `minitransformer` and is importable on its own; this file only
-decides which piece goes where. A run is a few named steps, read top to bottom in `train`:
+decides which piece goes where. A run is a few named steps, read top to bottom in `run_steps`:
 
     1. plan_run        options → a read-only RunPlan (splits, objective); training_args.json records it
     2. build_data      tokenizer, binarized splits, seeded training batches, validation loader
     3. build_model, build_optimizer
-    4. create_lm_trainer / create_lm_evaluator (+ find_lr with --lr-find)
-    5. attach_handlers progress, train log, validation, checkpoints (a new handler goes here)
-    6. restore         --resume: the last training state (else a fresh start)
-    7. trainer.run, then finish: final checkpoint, final evaluation, model directory, plots, summary
+    4. with --lr-find: `find_lr` on a bare trainer first (a resumed run reuses the lr it found)
+    5. create_lm_trainer (with its warm-up + cosine schedule) / create_lm_evaluator
+    6. attach_handlers progress, train log, validation, checkpoints (a new handler goes here)
+    7. restore         --resume: the last training state (else a fresh start)
+    8. trainer.run, then finish: final checkpoint, final evaluation, model directory, plots, summary
 
-The whole run holds the folder's lock (`minitransformer.runs.run_state`), and run_state.json says "running"
-until finish writes "complete"; every step may be killed and `--resume` then ends as if it had not been.
+The whole run holds the folder's lock (`run_lifecycle`, shared with `adapt`), and run_state.json says
+"running" until finish writes "complete"; every step may be killed and `--resume` then ends as if it
+had not been.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -31,12 +32,14 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
+from ignite.handlers.param_scheduler import ParamGroupScheduler
 from ignite.metrics import Loss, RunningAverage
 from torch.nn import Module
 from torch.optim import Optimizer
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.checkpoint import read_config
+from minitransformer.config import IGNORE_INDEX
 from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.download import ensure_trec, ensure_wikitext
 from minitransformer.data.masking import mask_tokens
@@ -46,43 +49,35 @@ from minitransformer.model import check_token_ids
 from minitransformer.presets import config_from_options
 from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
+from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.runs.options import RunPlan, resumed_plan
-from minitransformer.runs.run_dir import discard_failed_run, open_run_dir
-from minitransformer.runs.run_state import (
-    CarriedAverage,
-    RunLock,
-    WallClock,
-    kill_point,
-    read_state,
-    write_state,
-)
+from minitransformer.runs.run_dir import open_run_dir, run_lifecycle
+from minitransformer.runs.run_state import CarriedAverage, WallClock, kill_point, write_state
 from minitransformer.runs.tracking import Tracker, check_logger
+from minitransformer.runs.training_state import (
+    adopt_saved_checkpoints,
+    best_model_checkpoint,
+    latest_training_checkpoint,
+    load_training_state,
+    training_checkpoint,
+)
 from minitransformer.tokenization import Tokenizer
 from minitransformer.training.engine import (
     AMP_DTYPES,
     Dtype,
-    MetricsLog,
-    adopt_saved_checkpoints,
     attach_progress,
     autocast,
-    best_model_checkpoint,
     check_amp,
     create_trainer,
-    find_learning_rate,
-    latest_training_checkpoint,
-    load_training_state,
+    find_lr,
     resolve_device,
     say,
-    scale_learning_rates,
     scored_targets,
     set_cpu_threads,
-    split_tensors,
-    training_checkpoint,
     warmup_cosine,
 )
 from minitransformer.training.flops import flops_per_token, peak_flops
-from minitransformer.training.optimizers import parameter_groups
-from minitransformer.training.stability import make_optimizer
+from minitransformer.training.optimizers import make_optimizer, parameter_groups
 
 from .cli import build_parser, parse_args
 
@@ -95,8 +90,6 @@ RUN_FILES = (
     "checkpoints",
     "run_state.json",
 )
-# may change on --resume:
-HARDWARE_OPTIONS = ("device", "threads", "no_progress", "compile", "amp", "logger", "peak_tflops")
 
 
 # -- 1. plan: every decision made before anything is built ----------------------------------------
@@ -106,50 +99,52 @@ def plan_run(args: Namespace) -> RunPlan:
     """The run's settings: the options, the splits and the objective (on --resume, the run's own plan
     from training_args.json, with this command's hardware options)."""
     if args.resume:
-        return resumed_plan(build_parser(), args, HARDWARE_OPTIONS)
-    train_split, valid_split = choose_splits(args)
-    note = f"trained on {args.dataset}/{train_split}, evaluated on {args.dataset}/{valid_split}"
-    decided = dict(train_split=train_split, valid_split=valid_split, objective=choose_objective(args))
-    return RunPlan(**{**vars(args), **decided, "splits": note})
+        return resumed_plan(build_parser(), args)
+    plan = RunPlan(**vars(args))
+    train_split, valid_split = choose_splits(plan)
+    note = f"trained on {plan.dataset}/{train_split}, evaluated on {plan.dataset}/{valid_split}"
+    return plan.replace(
+        train_split=train_split, valid_split=valid_split, objective=choose_objective(plan), splits=note
+    )
 
 
-def dataset_location(options: Namespace) -> str:
+def dataset_location(plan: RunPlan) -> str:
     """The dataset name or folder `wikitext_path` reads; trec-questions is built once, in the cache."""
-    if options.dataset != "trec-questions":
-        return options.dataset
-    directory = Path(options.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
+    if plan.dataset != "trec-questions":
+        return plan.dataset
+    directory = Path(plan.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
     if not (directory / "valid.txt").is_file():
-        if options.download:
-            ensure_trec(options.data_dir, progress=not options.no_progress)
-        train, _ = load_trec(options.data_dir)
+        if plan.download:
+            ensure_trec(plan.data_dir, progress=not plan.no_progress)
+        train, _ = load_trec(plan.data_dir)
         write_lm_corpus(train, directory)
     return str(directory)
 
 
-def choose_splits(args: Namespace) -> tuple[str, str]:
+def choose_splits(plan: RunPlan) -> tuple[str, str]:
     """Train/valid split names. Without a train split (offline WikiText-2), train on valid, evaluate on test."""
-    dataset = dataset_location(args)
-    if args.download:
-        note = ensure_wikitext(dataset, args.data_dir, progress=not args.no_progress)
+    dataset = dataset_location(plan)
+    if plan.download:
+        note = ensure_wikitext(dataset, plan.data_dir, progress=not plan.no_progress)
         if note and idist.get_rank() == 0:
             print(f"warning: {note}", file=sys.stderr)
-    train_split = args.train_split
+    train_split = plan.train_split
     if train_split is None:
         try:
-            wikitext_path(dataset, "train", args.data_dir)
+            wikitext_path(dataset, "train", plan.data_dir)
             train_split = "train"
         except FileNotFoundError:
             train_split = "valid"
-    valid_split = args.valid_split or ("test" if train_split == "valid" else "valid")
+    valid_split = plan.valid_split or ("test" if train_split == "valid" else "valid")
     return train_split, valid_split
 
 
-def choose_objective(args: Namespace) -> str:
+def choose_objective(plan: RunPlan) -> str:
     """--objective, else the --init-from checkpoint's, else causal."""
-    if args.objective:
-        return args.objective
-    if args.init_from:
-        return "mlm" if read_config(args.init_from)[1].mlm else "clm"
+    if plan.objective:
+        return plan.objective
+    if plan.init_from:
+        return "mlm" if read_config(plan.init_from)[1].mlm else "clm"
     return "clm"
 
 
@@ -281,25 +276,9 @@ def build_model(plan: RunPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
 
 
 def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:
-    """AdamW with decay on weight matrices only (nanoGPT's rule), wrapped for distributed runs."""
+    """AdamW (PyTorch's eps) with decay on weight matrices only (minGPT's rule), wrapped for distributed runs."""
     groups = parameter_groups(raw_model, plan.weight_decay, plan.decay_embeddings)
     return idist.auto_optim(make_optimizer(groups, "adamw", lr=plan.lr, eps=1e-8))
-
-
-# -- output directory -----------------------------------------------------------------------------
-
-
-def owner_lock(plan: RunPlan) -> contextlib.AbstractContextManager:
-    """The output folder's lock, held by rank 0 for the whole run."""
-    return RunLock(plan.output_dir) if idist.get_rank() == 0 else contextlib.nullcontext()
-
-
-def is_complete(plan: RunPlan) -> bool:
-    """--resume of a complete run: say so; nothing is to be done and nothing is touched."""
-    state = read_state(plan.output_dir) if plan.resume else {}
-    if state.get("status") == "complete" and idist.get_rank() == 0:
-        print(f"{plan.output_dir} holds a complete run (step {state.get('step')}): nothing to resume")
-    return state.get("status") == "complete"
 
 
 # -- 4. engines: the Ignite trainer and evaluator --------------------------------------------------
@@ -322,7 +301,7 @@ def lm_batch(
             )
             return {"input_ids": inputs, "labels": labels}
         labels = x.clone()
-        labels[:, 0] = -100  # the first token is nobody's next token: not a target
+        labels[:, 0] = IGNORE_INDEX  # the first token is nobody's next token: not a target
         return {"input_ids": x, "labels": labels}
 
     return prepare
@@ -335,16 +314,30 @@ def create_lm_trainer(
     prepare: Callable,
     device: torch.device,
     amp_dtype: Dtype,
-) -> Engine:
-    """One optimizer step per iteration (accumulation, clipping, autocast inside)."""
+    total_steps: int | None = None,
+) -> tuple[Engine, ParamGroupScheduler | None]:
+    """One optimizer step per iteration (accumulation, clipping, autocast inside), and its lr schedule:
+    linear warm-up, then cosine to 0 at `total_steps` (None: a bare trainer, e.g. for `find_lr`)."""
 
     def loss_fn(m: torch.nn.Module, batch: dict) -> torch.Tensor:
         return m(batch["input_ids"].to(device), labels=batch["labels"].to(device))[1]
 
-    return create_trainer(
-        model, optimizer, loss_fn, split_tensors, plan.accumulation_steps, plan.max_norm or None,
-        device, amp_dtype, plan.seed, prepare_batch=prepare,
-    )  # fmt: skip
+    trainer = create_trainer(
+        model,
+        optimizer,
+        loss_fn,
+        prepare,
+        accumulation_steps=plan.accumulation_steps,
+        max_norm=plan.max_norm or None,
+        device=device,
+        amp_dtype=amp_dtype,
+        seed=plan.seed,
+    )
+    if total_steps is None:
+        return trainer, None
+    scheduler = warmup_cosine(optimizer, plan.warmup_steps, total_steps)
+    trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
+    return trainer, scheduler
 
 
 def create_lm_evaluator(model: Module, prepare: Callable, device: torch.device, amp_dtype: Dtype) -> Engine:
@@ -506,16 +499,10 @@ def mfu_of_tokens_per_s(
 def train(local_rank: int, plan: RunPlan) -> None:
     """One process's run (`idist.Parallel` calls it on every process), holding the folder's lock."""
     check_logger(plan.logger)  # a missing extra fails before anything is written
-    with owner_lock(plan):
-        if is_complete(plan):
-            return
-        try:
+    kept_anything = lambda: find_checkpoint(Path(plan.output_dir)) is not None  # noqa: E731
+    with run_lifecycle(plan, RUN_FILES, kept_anything) as complete:
+        if not complete:
             run_steps(plan, WallClock())
-        except Exception:
-            discard_failed_run(
-                plan, RUN_FILES, kept_anything=find_checkpoint(Path(plan.output_dir)) is not None
-            )
-            raise
 
 
 def run_steps(plan: RunPlan, clock: WallClock) -> None:
@@ -538,17 +525,17 @@ def run_steps(plan: RunPlan, clock: WallClock) -> None:
     optimizer = build_optimizer(plan, raw_model)
     prepare = lm_batch(raw_model.config, data.tokenizer, plan.mlm_probability)
     if plan.lr_find and not getattr(plan, "lr_found", None) and not find_checkpoint(out):
-        plan = plan.replace(
-            lr=find_lr(plan, model, raw_model, optimizer, prepare, data, device, amp_dtype, out)
-        )
-        plan = plan.replace(lr_found=plan.lr)
+        bare, _ = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype)
+        plot = out / "plots" / "lr_finder.png"
+        suggestion = find_lr(bare, raw_model, optimizer, data.batches.iterate(0), plot_path=plot)
+        if rank0:
+            print(f"learning-rate finder suggests {suggestion:.3g} (was {plan.lr:.3g}); training with it")
+        plan = plan.replace(lr=suggestion, lr_found=suggestion)
         if rank0:
             write_json_atomic(out / "training_args.json", plan.to_json())  # a resumed run reuses the lr
 
-    trainer = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype)
     total_steps = plan.max_steps or plan.epochs * data.batches.batches_per_epoch
-    scheduler = warmup_cosine(optimizer, plan.warmup_steps, total_steps)
-    trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
+    trainer, scheduler = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype, total_steps)
     log = MetricsLog(out / "metrics.jsonl")
     to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     to_save.update(metrics_log=log, wall_clock=clock)
@@ -570,20 +557,6 @@ def run_steps(plan: RunPlan, clock: WallClock) -> None:
             epoch_length=data.batches.batches_per_epoch,
         )
     finish(plan, trainer, validation, saver, tracker, out, clock)
-
-
-def find_lr(
-    plan: RunPlan, model: Module, raw_model: Module, optimizer: Optimizer, prepare: Callable, data: Data,
-    device: torch.device, amp_dtype: Dtype, out: Path,
-) -> float:  # fmt: skip
-    """Ignite's FastaiLRFinder on a bare trainer; scales the optimizer's lrs to its suggestion."""
-    bare = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype)
-    plot = out / "plots" / "lr_finder.png"
-    suggestion = find_learning_rate(bare, raw_model, optimizer, data.batches.iterate(0), plot_path=plot)
-    scale_learning_rates(optimizer, suggestion / plan.lr)
-    if idist.get_rank() == 0:
-        print(f"learning-rate finder suggests {suggestion:.3g} (was {plan.lr:.3g}); training with it")
-    return suggestion
 
 
 def find_checkpoint(out: Path) -> Path | None:

@@ -14,7 +14,7 @@ from adapt.compare import main as compare_main
 from adapt.predict import main as predict_main
 from adapt.run import main
 from minitransformer.data.classification import load_trec, stratified_split
-from minitransformer.training.engine import MetricsLog
+from minitransformer.runs.metrics_log import MetricsLog
 
 TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 FAST = ["--threads", "1", "--no-progress", "--eval-every", "20"]

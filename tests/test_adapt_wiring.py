@@ -18,7 +18,7 @@ from minitransformer.data.classification import LabeledTexts
 from minitransformer.presets import HANDS_ON_LR
 from minitransformer.runs.options import RunPlan
 from minitransformer.tokenization import Tokenizer
-from minitransformer.training.stability import BertAdam
+from minitransformer.training.optimizers import BertAdam
 
 TRAIN = LabeledTexts(["who is it ?", "what is it ?", "where is it ?"], [0, 1, 2], ["HUM", "DESC", "LOC"])
 

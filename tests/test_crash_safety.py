@@ -24,8 +24,8 @@ from adapt.run import main as adapt_main
 from minitransformer import TransformerConfig, TransformerWithClfHead, TransformerWithLMHead
 from minitransformer.runs.errors import WriteError
 from minitransformer.runs.io import atomic_path, write_text_atomic
+from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.runs.run_state import KILL_VARIABLE, RunLock, read_state
-from minitransformer.training.engine import MetricsLog
 from pretrain.run import main as pretrain_main
 
 TIMING = ("tokens_per_s", "mfu", "wall_time_s", "seconds")  # differ between any two runs

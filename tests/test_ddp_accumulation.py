@@ -12,7 +12,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
-from minitransformer.training.engine import create_trainer, split_tensors
+from minitransformer.training.engine import create_trainer
 
 STEPS, ACCUMULATION = 2, 4
 CONFIG = TransformerConfig(
@@ -33,7 +33,7 @@ def train(sync_every_micro_batch: bool) -> tuple[int, list[torch.Tensor]]:
     model.register_comm_hook(None, counting_hook)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     loss_fn = lambda m, b: m(b["input_ids"], labels=b["labels"])[1]  # noqa: E731
-    trainer = create_trainer(model, optimizer, loss_fn, split_tensors, ACCUMULATION)
+    trainer = create_trainer(model, optimizer, loss_fn, accumulation_steps=ACCUMULATION)
     data = torch.Generator().manual_seed(dist.get_rank())
     batches = [torch.randint(0, 50, (8, 16), generator=data) for _ in range(STEPS)]
     old = mock.patch("minitransformer.training.engine.gradient_sync", lambda *_: contextlib.nullcontext())

@@ -8,7 +8,8 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from minitransformer.training.engine import MetricsLog, check_amp, split_tensors, warmup_cosine, warmup_linear
+from minitransformer.runs.metrics_log import MetricsLog
+from minitransformer.training.engine import check_amp, split_rows, warmup_cosine, warmup_linear
 
 
 def lr_trace(make_schedule, steps: int = 10) -> list[list[float]]:
@@ -41,12 +42,12 @@ def test_cosine_shape():
         assert trace[3 + k][0] == pytest.approx(0.5 * (1 + math.cos(math.pi * k / 7)))
 
 
-def test_split_tensors_keeps_rows_together():
+def test_split_rows_keeps_rows_together():
     batch = {"input_ids": torch.arange(12).view(6, 2), "labels": torch.arange(6)}
-    parts = split_tensors(batch, 3)
+    parts = split_rows(batch, 3)
     assert len(parts) == 3 and all(p["input_ids"].shape == (2, 2) for p in parts)
     assert torch.equal(torch.cat([p["labels"] for p in parts]), batch["labels"])
-    assert split_tensors(batch, 1) == [batch]
+    assert split_rows(batch, 1) == [batch]
 
 
 def test_metrics_log_resumes_with_the_events_of_its_checkpoint(tmp_path):

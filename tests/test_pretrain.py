@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from minitransformer import TransformerWithLMHead
+from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.tokenization import Tokenizer
-from minitransformer.training.engine import MetricsLog
 from pretrain.run import main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,15 +12,14 @@ from ignite.handlers.param_scheduler import PiecewiseLinear
 from torch import nn
 
 from minitransformer import FineTuningConfig, TransformerWithClfHead
-from minitransformer.training.optimizers import parameter_groups
+from minitransformer.presets import HANDS_ON_LR
+from minitransformer.training.optimizers import BertAdam, make_optimizer, parameter_groups
 from minitransformer.training.stability import (
-    BertAdam,
     Mixout,
     apply_mixout,
     attach_prior_wd,
     attach_swa,
     llrd_parameter_groups,
-    make_optimizer,
     reinit_top_layers,
     remove_mixout,
     track_group_learning_rates,
@@ -85,12 +84,14 @@ def test_bertadam_with_bias_correction_equals_torch_adamw():
         reference.step()
     for p, q in zip(params, reference_params):
         torch.testing.assert_close(p, q)
-    assert not make_optimizer([{"params": params}], "bertadam").param_groups[0]["bias_correction"]
+    assert not make_optimizer([{"params": params}], "bertadam", lr=HANDS_ON_LR).param_groups[0][
+        "bias_correction"
+    ]
 
 
 def test_unknown_optimizer_name_is_an_error():
     with pytest.raises(ValueError, match="'sgd' is not one of"):
-        make_optimizer([{"params": [nn.Parameter(torch.zeros(1))]}], "sgd")
+        make_optimizer([{"params": [nn.Parameter(torch.zeros(1))]}], "sgd", lr=HANDS_ON_LR)
 
 
 # -- re-initialisation ---------------------------------------------------------------------------
@@ -196,7 +197,9 @@ def test_llrd_refuses_a_parameter_outside_every_group(tiny_config):
 
 def test_group_learning_rates_are_tracked_per_block(tiny_config):
     model = classifier(tiny_config)
-    optimizer = make_optimizer(llrd_parameter_groups(model, lr=1.0, decay=0.5, weight_decay=0.0))
+    optimizer = make_optimizer(
+        llrd_parameter_groups(model, lr=1.0, decay=0.5, weight_decay=0.0), lr=HANDS_ON_LR
+    )
     trainer = Engine(lambda engine, b: None)
     history = track_group_learning_rates(trainer, optimizer)
     trainer.run(range(3), max_epochs=1)
@@ -289,7 +292,7 @@ def test_prior_wd_decays_toward_the_pretrained_weights(tiny_config):
 
 def test_prior_wd_refuses_to_stack_on_plain_weight_decay(tiny_config):
     model = classifier(tiny_config)
-    optimizer = make_optimizer(parameter_groups(model, weight_decay=0.01))
+    optimizer = make_optimizer(parameter_groups(model, weight_decay=0.01), lr=HANDS_ON_LR)
     with pytest.raises(ValueError, match=r"groups \['decay'\] have weight_decay > 0"):
         attach_prior_wd(optimizer, model, lam=0.01)
 

@@ -14,7 +14,7 @@ from adapt.baseline import FIXED, GRID, describe, select_config, tfidf_classifie
 from adapt.run import Task
 from adapt.run import main as adapt_main
 from minitransformer.data.classification import LabeledTexts, load_trec, stratified_split
-from minitransformer.training.engine import MetricsLog
+from minitransformer.runs.metrics_log import MetricsLog
 from pretrain.run import main as pretrain_main
 
 pytestmark = pytest.mark.e2e  # runs the command-line programs end to end

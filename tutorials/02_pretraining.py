@@ -49,9 +49,10 @@ import pretrain.run
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.wikitext import LMBlockDataset, binarize, count_words, read_lines, wikitext_path
+from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.teaching import exercises, plots
 from minitransformer.tokenization import Tokenizer
-from minitransformer.training.engine import MetricsLog, warmup_cosine
+from minitransformer.training.engine import warmup_cosine
 
 torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"

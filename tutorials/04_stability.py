@@ -55,6 +55,7 @@ from minitransformer import FineTuningConfig, TransformerWithClfHead
 from minitransformer.data.wikitext import wikitext_path
 from minitransformer.teaching import exercises, plots
 from minitransformer.training import stability as st
+from minitransformer.training.optimizers import make_optimizer
 from pretrain.run import main as pretrain
 
 torch.manual_seed(0)  # the same numbers on every run
@@ -152,7 +153,7 @@ steps = [1, 10, 100, 1000]
 moved = {}
 for name in ("adamw", "bertadam"):
     w = torch.zeros(1, requires_grad=True)
-    optimizer = st.make_optimizer([{"params": [w], "weight_decay": 0.0}], name, lr=1e-3)
+    optimizer = make_optimizer([{"params": [w], "weight_decay": 0.0}], name, lr=1e-3)
     sizes = []
     for _ in range(steps[-1]):
         before = w.detach().clone()

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import torch
 
-IGNORE_INDEX = -100  # label value skipped by the loss
+from ..config import IGNORE_INDEX
 
 
 def mask_tokens(

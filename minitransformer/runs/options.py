@@ -1,7 +1,9 @@
 """Option files and layered defaults for the command-line programs (`pretrain`, `adapt`).
 
 Precedence, lowest to highest: the parser's defaults < a preset < a `--config` file < explicit flags.
-The library never reads `sys.argv` itself: the programs pass their argv in.
+The option groups both programs share are declared once here (`add_run_options`, `add_data_options`,
+`add_schedule_options`, `add_hardware_options`). These functions never read `sys.argv`: the programs
+pass their argv in (only `python -m minitransformer.interop.hf`, a command itself, reads its own).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import renamed
+from ..training.engine import AMP_DTYPES
 
 
 def load_config_file(path: Path) -> dict:
@@ -107,11 +110,73 @@ def check_file_values(parser: argparse.ArgumentParser, values: dict, path: Path)
             parser.error(f"--config {path} sets {' and '.join(both)}: they exclude each other, keep one")
 
 
+def add_run_options(
+    parser: argparse.ArgumentParser,
+    title: str,
+    output_dir: str,
+    resume_help: str,
+    *,
+    logger_choices: Sequence[str],
+):
+    """Where the run goes and how it is tracked: --config, --output-dir, --overwrite, --resume, --logger.
+    Returns the group (titled `title`), for the program's own options of the same kind."""
+    g = parser.add_argument_group(title)
+    g.add_argument("--config", type=Path, help="JSON or YAML file of option values (keys as below, with _)")
+    g.add_argument("--output-dir", type=Path, default=Path(output_dir), help="where the run is written")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
+    g.add_argument("--resume", type=Path, help=resume_help)
+    g.add_argument(
+        "--logger",
+        choices=logger_choices,
+        default="none",
+        help="also log scalars, per-group learning rates and plots to TensorBoard in OUTPUT_DIR/tensorboard "
+        '(needs the tb extra: pip install -e ".[tb]")',
+    )
+    return g
+
+
+def add_data_options(parser: argparse.ArgumentParser, what: str):
+    """Where data is read from: --data-dir and --download (of `what`, e.g. "TREC files"). Returns the group."""
+    g = parser.add_argument_group("data")
+    g.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the only data folder searched; it must exist, and downloads go there (without it: "
+        "$MINITRANSFORMER_DATA, then ~/.cache/minitransformer, where downloads go)",
+    )
+    g.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"fetch {what} that are not found (sources in the README); --no-download: use only the files found",
+    )
+    return g
+
+
+def add_schedule_options(
+    parser: argparse.ArgumentParser, title: str, *, lr_help: str, warmup_help: str, lr_find_help: str
+):
+    """How long and how fast: --lr-find, --lr, --warmup-steps, --max-norm, --dropout, and one of --epochs
+    or --max-steps (`parse_layered` keeps the one set by the highest layer). The program sets the
+    defaults (`parser.set_defaults`); returns the group, for the program's own optimisation options."""
+    g = parser.add_argument_group(title)
+    g.add_argument("--lr-find", action="store_true", help=lr_find_help)
+    g.add_argument("--lr", type=float, help=lr_help)
+    g.add_argument("--warmup-steps", type=int, help=warmup_help)
+    g.add_argument("--max-norm", type=float, default=1.0, help="gradient clipping norm (0 = off)")
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout probability")
+    length = g.add_mutually_exclusive_group()
+    length.add_argument("--max-steps", type=int, help="optimizer steps to train")
+    length.add_argument("--epochs", type=int, help="passes over the training data instead")
+    return g
+
+
 def add_hardware_options(parser: argparse.ArgumentParser):
-    """The device/precision/threads/progress options both programs share; returns the group."""
-    g = parser.add_argument_group("hardware")
+    """The device/precision/threads/progress options both programs share; returns the group. Options in
+    this group (and --logger) are the ones a `--resume` may change (`resumed_plan`)."""
+    g = parser.add_argument_group(HARDWARE)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none", help="autocast precision")
+    g.add_argument("--amp", choices=sorted(AMP_DTYPES), default="none", help="autocast precision")
     g.add_argument(
         "--threads", type=int, help="CPU threads (unset: the cores available, shared between processes)"
     )
@@ -123,6 +188,15 @@ def accepting_old_names(renames: Mapping[str, str], option: str) -> Callable[[st
     """An argparse `type=` that reads a renamed value (e.g. `--preset tutorial`) as its new name, with a
     one-line note; `choices=` then lists the new names only."""
     return lambda value: renamed(value, option, dict(renames))
+
+
+HARDWARE = "hardware"  # the title of the group of options a --resume may change
+
+
+def hardware_options(parser: argparse.ArgumentParser) -> list[str]:
+    """The options a `--resume` takes from its own command line: the hardware group's, and --logger."""
+    group = next(g for g in parser._action_groups if g.title == HARDWARE)
+    return [a.dest for a in group._group_actions] + ["logger"]
 
 
 class EffectiveDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -149,6 +223,9 @@ def parse_layered(
     numeric option against `ranges` (a usage error names the value and the range).
 
     `--help` is answered after the layering, so that it shows the values the run would use.
+    Of a group of exclusive options (--epochs / --max-steps), the one set by the highest layer is kept
+    and the others cleared: a flag beats the --config file, which beats the preset, which beats the
+    parser's default.
     """
     first, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     layered = dict((presets or {}).get(getattr(first, preset_option, None), {}))
@@ -165,8 +242,32 @@ def parse_layered(
         parser.error(f"unknown option(s) in --config: {unknown}")
     parser.set_defaults(**layered)
     args = parser.parse_args(argv)
+    flags = given_on_command_line(parser, argv)
+    for group in parser._mutually_exclusive_groups:
+        dests = [a.dest for a in group._group_actions]
+        for layer in (flags, from_file if getattr(first, "config", None) else {}, layered):
+            chosen = [d for d in dests if layer.get(d) is not None]
+            if chosen:
+                for other in dests:
+                    if other != chosen[0]:
+                        setattr(args, other, None)
+                break
     check_ranges(parser, args, ranges or {})
     return args
+
+
+def given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
+    """The options `argv` itself sets (whatever a preset or file says), as {dest: value}."""
+    unset = object()
+    saved = {a.dest: a.default for a in parser._actions}
+    for action in parser._actions:
+        action.default = unset
+    try:
+        given, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    finally:
+        for action in parser._actions:
+            action.default = saved[action.dest]
+    return {k: v for k, v in vars(given).items() if v is not unset}
 
 
 class RunPlan(argparse.Namespace):
@@ -197,11 +298,9 @@ class RunPlan(argparse.Namespace):
         return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
 
 
-def resumed_plan(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, hardware: Sequence[str]
-) -> RunPlan:
-    """The plan of the run in `args.resume` (its training_args.json) with this command's `hardware`
-    options; an option added since that run was started takes its default."""
+def resumed_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunPlan:
+    """The plan of the run in `args.resume` (its training_args.json) with this command's hardware
+    options (`hardware_options`); an option added since that run was started takes its default."""
     folder = Path(args.resume)
     saved = folder / "training_args.json"
     if not saved.is_file():
@@ -211,7 +310,7 @@ def resumed_plan(
     values = json.loads(saved.read_text(encoding="utf-8"))
     paths = {a.dest for a in parser._actions if a.type is Path}
     values = {k: Path(v) if k in paths and v is not None else v for k, v in values.items()}
-    here = {key: getattr(args, key) for key in hardware}
+    here = {key: getattr(args, key) for key in hardware_options(parser)}
     return RunPlan(
         **{**vars(parser.parse_args([])), **values, **here, "resume": folder, "output_dir": folder}
     )

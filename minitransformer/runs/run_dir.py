@@ -1,23 +1,51 @@
 """Run directories (`--output-dir`): one run per directory, replaced only when asked.
 
 Both programs write a run into a directory of the user's choosing; it may hold other files of theirs,
-so replacing a run removes the run's own files only, never the directory. Both open it the same way
-(`open_run_dir`) and leave nothing behind when a new run fails before it kept anything
-(`discard_failed_run`).
+so replacing a run removes the run's own files only, never the directory. Both run inside the same
+skeleton (`run_lifecycle`: the folder's lock, nothing to do for a complete run, nothing left behind
+when a new run fails before it kept anything) and open the folder the same way (`open_run_dir`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import ignite.distributed as idist
 
 from .io import write_json_atomic
 from .options import RunPlan
-from .run_state import remove_temp_files, started_here, write_state
+from .run_state import RunLock, read_state, remove_temp_files, started_here, write_state
+
+
+@contextlib.contextmanager
+def run_lifecycle(
+    plan: RunPlan, run_files: Sequence[str], kept_anything: Callable[[], bool]
+) -> Iterator[dict | None]:
+    """The skeleton both programs run in: `with run_lifecycle(plan, RUN_FILES, kept) as complete: ...`.
+
+    Holds the output folder's lock for the whole run (rank 0; the other processes follow it). Yields
+    the recorded state of a complete run when --resume names one (it is said; the body then does
+    nothing), else None. If the body fails, a new run that kept nothing worth resuming (`kept_anything()`
+    False: no checkpoint, no finished seed) leaves no run files behind; the error goes on up.
+    """
+    rank0 = idist.get_rank() == 0
+    with RunLock(plan.output_dir) if rank0 else contextlib.nullcontext():
+        state = read_state(plan.output_dir) if plan.resume else {}
+        if state.get("status") == "complete":
+            if rank0:
+                step = f" (step {state['step']})" if "step" in state else ""
+                print(f"{plan.output_dir} holds a complete run{step}: nothing to resume")
+            yield state
+            return
+        try:
+            yield None
+        except Exception:
+            discard_failed_run(plan, run_files, kept_anything=kept_anything())
+            raise
 
 
 def prepare_run_dir(

@@ -18,8 +18,8 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
-from minitransformer.training.engine import MetricsLog
-from minitransformer.runs.errors import MissingExtraError
+from .errors import MissingExtraError
+from .metrics_log import MetricsLog
 
 LOGGERS = ("none", "tensorboard")
 

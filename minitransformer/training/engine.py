@@ -1,26 +1,25 @@
 """Ignite building blocks shared by `pretrain` and `adapt`.
 
 Ignite runs the loop; this module only supplies what it does not have: a process function with
-gradient accumulation, clipping and autocast; device/precision choices with clear errors; a JSON-lines
-metrics log; per-iteration seeding so that a resumed run replays the same dropout masks; and the
-training-state checkpoint (Ignite `Checkpoint` + `DiskSaver`, atomic) that `--resume` reads back.
+gradient accumulation, clipping and autocast, and per-iteration seeding so that a resumed run replays
+the same dropout masks (`create_trainer`); device/precision choices with clear errors; the progress
+bar; the learning-rate schedules and `find_lr`. What a run writes (the metrics log, the checkpoints
+`--resume` reads back) is in `minitransformer.runs`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver, FastaiLRFinder, ProgressBar, TerminateOnNan
+from ignite.handlers import FastaiLRFinder, ProgressBar, TerminateOnNan
 from ignite.handlers.param_scheduler import (
     ConcatScheduler,
     CosineAnnealingScheduler,
@@ -29,8 +28,7 @@ from ignite.handlers.param_scheduler import (
 )
 from tqdm import tqdm
 
-from ..runs.errors import WriteError
-from ..runs.io import atomic_path
+from ..config import IGNORE_INDEX
 
 # Keep Ignite's INFO chatter (launcher, auto_dataloader) out of the run log.
 for _name in ("ignite", "ignite.distributed.launcher.Parallel", "ignite.distributed.auto.auto_dataloader"):
@@ -99,21 +97,22 @@ def create_trainer(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor],
-    split_batch: Callable[[Any, int], list[Any]],
+    prepare_batch: Callable[[Any], dict] | None = None,
+    *,
     accumulation_steps: int = 1,
     max_norm: float | None = 1.0,
     device: torch.device | None = None,
     amp_dtype: torch.dtype | None = None,
     seed: int = 0,
-    prepare_batch: Callable[[Any], dict] | None = None,
 ) -> Engine:
     """An Ignite trainer whose iteration is one optimizer step.
 
     A step: seed dropout with (seed, iteration, rank), so that a resumed run replays the same masks;
-    `prepare_batch(batch)` turns the loader's batch into a dict with "labels" (MLM draws its masks
-    here, for the whole batch); split it into `accumulation_steps` micro-batches; add up their
-    gradients; clip; one optimizer step. `loss_fn(model, micro_batch)` returns the mean loss over the
-    targets the micro-batch scores (its labels != -100); each micro-batch's loss is weighted by its
+    `prepare_batch(batch)` turns the loader's batch into a dict of tensors with "labels" (MLM draws its
+    masks here, for the whole batch; without it the loader's batch is that dict); split it into
+    `accumulation_steps` micro-batches; add up their gradients; clip to `max_norm` (None: no clipping);
+    one optimizer step. `loss_fn(model, micro_batch)` returns the mean loss over the targets the
+    micro-batch scores (its labels != IGNORE_INDEX); each micro-batch's loss is weighted by its
     share of the batch's targets, so accumulation k gives the gradient of one batch k times larger
     even when micro-batches score unequal counts (masked tokens, padding, a short last one).
     Under DDP the gradients are all-reduced once per step, in the last micro-batch's backward.
@@ -126,7 +125,7 @@ def create_trainer(
         torch.manual_seed(seed * 1_000_003 + engine.state.iteration * 1009 + idist.get_rank())
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        micro_batches = split_batch(prepare_batch(batch) if prepare_batch else batch, accumulation_steps)
+        micro_batches = split_rows(prepare_batch(batch) if prepare_batch else batch, accumulation_steps)
         counts = [scored_targets(micro) for micro in micro_batches]
         total = 0.0
         for i, (micro, count) in enumerate(zip(micro_batches, counts)):
@@ -163,20 +162,16 @@ def gradient_sync(model: torch.nn.Module, sync: bool):
 
 
 def scored_targets(batch: dict) -> int:
-    """How many targets a batch's loss averages over: its labels that are not -100."""
-    return int((batch["labels"] != -100).sum())
+    """How many targets a batch's loss averages over: its labels that are not IGNORE_INDEX."""
+    return int((batch["labels"] != IGNORE_INDEX).sum())
 
 
-def split_tensors(batch: Any, parts: int) -> list[Any]:
-    """Split a tensor, or a dict/tuple of tensors sharing a batch dimension, into `parts` chunks."""
+def split_rows(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:
+    """Split a dict of tensors sharing a batch dimension into `parts` micro-batches of whole rows."""
     if parts == 1:
         return [batch]
-    if isinstance(batch, torch.Tensor):
-        return list(batch.chunk(parts))
-    if isinstance(batch, dict):
-        chunks = {k: v.chunk(parts) for k, v in batch.items()}
-        return [{k: c[i] for k, c in chunks.items()} for i in range(len(next(iter(chunks.values()))))]
-    return list(zip(*(t.chunk(parts) for t in batch)))
+    chunks = {k: v.chunk(parts) for k, v in batch.items()}
+    return [{k: c[i] for k, c in chunks.items()} for i in range(len(next(iter(chunks.values()))))]
 
 
 def say(message: str) -> None:
@@ -260,26 +255,29 @@ def warmup_linear(
     return _per_group(optimizer, make)
 
 
-def find_learning_rate(
-    trainer: Engine,
+def find_lr(
+    bare_trainer: Engine,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     data,
+    *,
+    plot_path: str | os.PathLike | None = None,
     num_iter: int = 100,
     start_lr: float = 1e-7,
     end_lr: float = 1.0,
-    plot_path: str | os.PathLike | None = None,
 ) -> float:
-    """Ignite's `FastaiLRFinder`: raise the lr exponentially over `num_iter` steps, suggest one.
+    """`--lr-find`: Ignite's `FastaiLRFinder` raises the lr exponentially over `num_iter` steps of
+    `bare_trainer` (a trainer with no lr schedule attached); returns the lr it suggests and scales the
+    optimizer's lrs to it (keeping layer-wise ratios), ready for the schedule to be attached.
 
-    `trainer` must be a bare trainer (no lr schedule attached). Model and optimizer are restored
-    afterwards; the suggestion is the lr of the steepest loss descent (for several optimizer groups, the
-    largest group's lr). The loss-vs-lr curve is saved to `plot_path`.
+    Model and optimizer state are restored after the search; the suggestion is the lr of the steepest
+    loss descent (for several optimizer groups, the largest group's lr). The loss-vs-lr curve is saved
+    to `plot_path`.
     """
     finder = FastaiLRFinder()
     to_save = {"model": model, "optimizer": optimizer}
     with finder.attach(
-        trainer,
+        bare_trainer,
         to_save,
         output_transform=lambda out: out["loss"],
         num_iter=num_iter,
@@ -301,6 +299,8 @@ def find_learning_rate(
         from ..teaching import plots
 
         plots.plot_lr_finder(lrs, results["loss"], suggestion, path=plot_path)
+    peak = max(group["lr"] for group in optimizer.param_groups)
+    scale_learning_rates(optimizer, suggestion / peak)
     return suggestion
 
 
@@ -309,134 +309,3 @@ def scale_learning_rates(optimizer: torch.optim.Optimizer, factor: float) -> Non
     for group in optimizer.param_groups:
         group["lr"] *= factor
         group.pop("initial_lr", None)
-
-
-# -- metrics log ----------------------------------------------------------------------------------
-
-
-class MetricsLog:
-    """`metrics.jsonl`: one JSON object per log event ({"event": ..., "step": ..., ...}), rank 0 only.
-
-    It is part of the training checkpoint (`state_dict`: how many events were logged): resuming keeps
-    the events logged before the checkpoint and drops the later ones, which the resumed run logs again.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.enabled = idist.get_rank() == 0
-        self.listeners: list[Callable[[dict], object]] = []  # also told every record (experiment trackers)
-        self.events = len(self.read(self.path)) if self.enabled and self.path.exists() else 0
-
-    def log(self, event: str, step: int, **values: Any) -> None:
-        if not self.enabled:
-            return
-        record = {"event": event, "step": step, **values}
-        try:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as e:
-            raise WriteError(self.path, e.errno) from e
-        self.events += 1
-        for listener in self.listeners:
-            listener(record)
-
-    def state_dict(self) -> dict:
-        return {"events": self.events}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Keep the first state["events"] events: those logged before the checkpoint was written."""
-        if self.enabled:
-            self.keep(lambda index, _: index < state["events"])
-
-    def keep(self, wanted: Callable[[int, dict], bool]) -> None:
-        """Rewrite the log with the events for which wanted(index, event) is true."""
-        events = self.read(self.path) if self.path.exists() else []
-        kept = [e for i, e in enumerate(events) if wanted(i, e)]
-        with atomic_path(self.path) as tmp:
-            tmp.write_text("".join(json.dumps(e) + "\n" for e in kept), encoding="utf-8")
-        self.events = len(kept)
-
-    @staticmethod
-    def read(path: str | os.PathLike) -> list[dict]:
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-
-
-# -- training-state checkpoints -------------------------------------------------------------------
-
-
-class AtomicDiskSaver(DiskSaver):
-    """Ignite's `DiskSaver` writing through `atomic_path`: one temp-file name (`.NAME.XXXX.tmp`) for
-    every file of a run, and a full disk reported in one line."""
-
-    def _save_func(self, checkpoint: Any, path: Path, func: Callable) -> None:
-        with atomic_path(path) as tmp:
-            func(checkpoint, tmp, **self.kwargs)
-
-    def remove(self, filename: str) -> None:
-        """Delete a superseded checkpoint; one already gone is fine: a resumed run replays the steps
-        after its checkpoint, and the best model those steps replaced may already be deleted."""
-        if idist.get_rank() == self.save_on_rank:
-            (Path(self.dirname) / filename).unlink(missing_ok=True)
-
-
-def training_checkpoint(
-    to_save: dict[str, Any], directory: str | os.PathLike, n_saved: int = 1
-) -> Checkpoint:
-    """Ignite `Checkpoint` of everything `--resume` needs (the last `n_saved` are kept), written atomically."""
-    return Checkpoint(
-        to_save,
-        AtomicDiskSaver(str(directory), require_empty=False),
-        filename_prefix="training",
-        n_saved=n_saved,
-        global_step_transform=lambda engine, _: engine.state.iteration,
-    )
-
-
-def adopt_saved_checkpoints(saver: Checkpoint, directory: str | os.PathLike) -> None:
-    """Tell a training `saver` of a resumed run about the checkpoints already on disk, so that it keeps
-    only the last `n_saved` of all of them (not of this process's only)."""
-    found = sorted(checkpoint_step(p) for p in Path(directory).glob("training_checkpoint_*.pt"))
-    saver.load_state_dict({"_saved": [(step, f"training_checkpoint_{step}.pt") for step in found]})
-
-
-def checkpoint_step(path: Path) -> int:
-    return int(path.stem.rsplit("_", 1)[1])
-
-
-def best_model_checkpoint(
-    model: torch.nn.Module, directory: str | os.PathLike, trainer: Engine, score_name: str, sign: float
-):
-    """Ignite `Checkpoint` keeping the single best model by `sign * evaluator.state.metrics[score_name]`.
-
-    Put it in the training checkpoint's `to_save`: a resumed run then knows the best so far."""
-    return Checkpoint(
-        {"model": model},
-        AtomicDiskSaver(str(directory), require_empty=False),
-        filename_prefix="best",
-        n_saved=1,
-        score_name=score_name,
-        score_function=lambda engine: sign * engine.state.metrics[score_name],
-        global_step_transform=lambda *_: trainer.state.iteration,
-    )
-
-
-def latest_training_checkpoint(directory: str | os.PathLike) -> Path:
-    """The newest `training_checkpoint_<iteration>.pt` in `directory`, with a clear error if none."""
-    directory = Path(directory)
-    found = sorted(directory.glob("training_checkpoint_*.pt"), key=checkpoint_step)
-    if not found:
-        raise FileNotFoundError(
-            f"no training checkpoint in {directory}: --resume needs a run directory written by an "
-            "earlier run that reached at least one checkpoint"
-        )
-    return found[-1]
-
-
-def load_training_state(path: str | os.PathLike, to_load: dict[str, Any]) -> None:
-    """Restore model, optimizer, scheduler and trainer state (tensors only: weights_only=True)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise ValueError(f"{path} is not a readable training checkpoint ({e})") from None
-    Checkpoint.load_objects(to_load=to_load, checkpoint=state)

@@ -8,7 +8,7 @@ others then treat as "pretrained". When combined, apply them in this order:
     1. load the pretrained weights           (TransformerWithClfHead.from_pretrained)
     2. reinit_top_layers(model, k)           before anything captures a reference
     3. apply_mixout(model, p)                captures the Mixout targets
-    4. llrd_parameter_groups(...) or optim.parameter_groups(...), then make_optimizer(...)
+    4. llrd_parameter_groups(...) or optimizers.parameter_groups(...), then optimizers.make_optimizer(...)
     5. attach_prior_wd(optimizer, model, λ)  captures the PriorWD reference
     6. the trainer and its LR schedule, then attach_swa(...) and track_group_learning_rates(...)
 
@@ -18,7 +18,6 @@ Weighted layer pooling lives in the model itself (`FineTuningConfig(pooling="wei
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 
 import torch
 from ignite.engine import Engine, Events
@@ -29,99 +28,10 @@ from torch.utils.hooks import RemovableHandle
 
 from ..checkpoint import NEW_HEAD_PREFIXES
 from ..model import init_weights
-from ..presets import HANDS_ON_LR
 from .optimizers import check_groups_cover, decays
 
 # ----------------------------------------------------------------------------------------------
-# 1. The bias-correction ablation: BertAdam
-# ----------------------------------------------------------------------------------------------
-
-
-class BertAdam(Optimizer):
-    """Adam with decoupled weight decay, by default *without* bias correction (BERT's optimizer).
-
-    Per step t, with gradient g:  m = β1·m + (1-β1)·g,  v = β2·v + (1-β2)·g²,
-        w ← w − lr·wd·w − lr·m̂/(√v̂ + eps)
-    where m̂ = m, v̂ = v here (BertAdam), or m̂ = m/(1-β1^t), v̂ = v/(1-β2^t) with
-    `bias_correction=True`, which is exactly AdamW. With β2 = 0.999 the uncorrected v is ~1000× too
-    small in the first steps, so early updates are up to √(1/(1-β2))·(1-β1) ≈ 3× larger than Adam's:
-    the instability the ablation measures.
-    """
-
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-6,
-        weight_decay: float = 0.0,
-        bias_correction: bool = False,
-    ):
-        if lr < 0 or eps <= 0 or weight_decay < 0:
-            raise ValueError(f"need lr >= 0, eps > 0, weight_decay >= 0; got {lr=}, {eps=}, {weight_decay=}")
-        if not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas={betas} must both lie in [0, 1)")
-        defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction
-        )
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr = group["lr"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                if group["bias_correction"]:
-                    m_hat, v_hat = m / (1 - beta1 ** state["step"]), v / (1 - beta2 ** state["step"])
-                else:
-                    m_hat, v_hat = m, v
-                p.mul_(1 - lr * group["weight_decay"])  # decoupled decay, on the weight before the step
-                p.addcdiv_(m_hat, v_hat.sqrt().add_(group["eps"]), value=-lr)
-        return loss
-
-
-OPTIMIZERS = ("adamw", "bertadam")
-
-
-def make_optimizer(
-    groups: list[dict],
-    name: str = "adamw",
-    lr: float = HANDS_ON_LR,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-6,
-) -> Optimizer:
-    """The optimizer for `--optimizer adamw|bertadam`: PyTorch's AdamW, or BertAdam, the same update
-    without bias correction (`BertAdam(bias_correction=True)` equals AdamW: tested).
-
-    `lr` is the default for groups that carry none (LLRD groups carry their own); each group's
-    "weight_decay" is used as given (0 when absent). eps = 1e-6 is BERT's, for both, so that the ablation
-    changes one thing only; pretraining uses the same AdamW with PyTorch's eps, 1e-8.
-    """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer {name!r} is not one of {OPTIMIZERS}")
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
-    return BertAdam(groups, lr=lr, betas=betas, eps=eps, bias_correction=False)
-
-
-# ----------------------------------------------------------------------------------------------
-# 2. Re-initialise the top k layers
+# 1. Re-initialise the top k layers
 # ----------------------------------------------------------------------------------------------
 
 
@@ -151,7 +61,7 @@ def reinit_top_layers(model: nn.Module, k: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# 3. Layer-wise learning-rate decay
+# 2. Layer-wise learning-rate decay
 # ----------------------------------------------------------------------------------------------
 
 
@@ -185,8 +95,8 @@ def llrd_parameter_groups(
 
     head: lr; top layer: lr·γ; layer i: lr·γ^(L-i); embeddings: lr·γ^(L+1). Lower layers hold more
     general features and should move less. Each block gets a decay group ("layer_3") and a no-decay group
-    ("layer_3/no_decay"), split by `optim.decays`; empty groups are left out. With γ = 1 this is
-    `optim.parameter_groups` cut into blocks. Every trainable parameter must land in exactly one group.
+    ("layer_3/no_decay"), split by `optimizers.decays`; empty groups are left out. With γ = 1 this is
+    `optimizers.parameter_groups` cut into blocks. Every trainable parameter must land in exactly one group.
     """
     if not 0.0 < decay <= 1.0:
         raise ValueError(f"LLRD decay γ={decay} must be in (0, 1] (e.g. 0.9; 1 = no decay)")
@@ -222,7 +132,7 @@ def track_group_learning_rates(trainer: Engine, optimizer: Optimizer) -> dict[st
 
 
 # ----------------------------------------------------------------------------------------------
-# 4. Mixout
+# 3. Mixout
 # ----------------------------------------------------------------------------------------------
 
 
@@ -308,7 +218,7 @@ def remove_mixout(model: nn.Module) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# 5. Weight decay toward the pretrained weights (PriorWD)
+# 4. Weight decay toward the pretrained weights (PriorWD)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -348,7 +258,7 @@ def attach_prior_wd(optimizer: Optimizer, model: nn.Module, lam: float) -> Remov
 
 
 # ----------------------------------------------------------------------------------------------
-# 6. Stochastic Weight Averaging
+# 5. Stochastic Weight Averaging
 # ----------------------------------------------------------------------------------------------
 
 
