@@ -22,8 +22,8 @@ from .runs.io import atomic_path, write_json_atomic
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TIED_KEY = "lm_head.decoder.weight"  # = transformer.tokens_embeddings.weight, never stored twice
-# Parameters a classifier adds on top of a language model (absent from an LM checkpoint).
 ARCHITECTURES = ("TransformerWithLMHead", "TransformerWithClfHead")  # the model classes of model.py
+# Parameters a classifier adds on top of a language model (absent from an LM checkpoint).
 NEW_HEAD_PREFIXES = ("classification_head.", "pooler.", "transformer.adapters_1.", "transformer.adapters_2.")
 
 

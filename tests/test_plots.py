@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.model import sinusoidal_table
-from minitransformer.teaching import plots
+from minitransformer.teaching import display, plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
@@ -242,7 +242,7 @@ def kernel(monkeypatch):
     import IPython.display
 
     shell, shown = _FakeKernelShell(), []
-    monkeypatch.setattr(plots, "_kernel_shell", lambda: shell)
+    monkeypatch.setattr(display, "_kernel_shell", lambda: shell)
     monkeypatch.setattr(
         IPython.display,
         "display",
@@ -270,4 +270,4 @@ def test_in_a_kernel_every_figure_is_displayed_once_after_its_cell(kernel, tmp_p
 def test_outside_a_kernel_nothing_is_queued(tmp_path):
     plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "a.png")
     plots.show(tmp_path / "a.png")
-    assert plots._queued == []
+    assert display._queued == []
