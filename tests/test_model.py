@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from minitransformer import (
@@ -15,6 +16,7 @@ from minitransformer import (
     TransformerWithClfHead,
     TransformerWithLMHead,
 )
+from minitransformer.model import check_token_ids
 
 
 def hidden(model, x, **kw):
@@ -444,3 +446,46 @@ def test_mean_and_max_pooling_ignore_padding(tiny_config, pooling, mlm):
     clf_padded = torch.cat([clf, torch.zeros(1, 6, dtype=torch.bool)], dim=1)
     torch.testing.assert_close(model(padded, clf_padded, padding_mask=padding), alone, atol=1e-5, rtol=0)
     assert not torch.allclose(model(padded, clf_padded, padding_mask=torch.zeros_like(padding)), alone)
+
+
+def bert_like(tiny_config):
+    """A masked LM with BERT's head transform and output bias, so both go through the scored-only path."""
+    return dataclasses.replace(tiny_config, mlm=True, lm_head_transform=True, lm_head_bias=True, dropout=0.0)
+
+
+def test_mlm_head_on_scored_positions_gives_the_full_projection_loss_and_gradients(tiny_config):
+    torch.manual_seed(0)
+    model = TransformerWithLMHead(bert_like(tiny_config))
+    x = torch.randint(0, 50, (3, 16))
+    labels = torch.where(torch.rand(3, 16) < 0.15, x, torch.full_like(x, -100))
+    labels[0, 0] = x[0, 0]  # at least one scored position
+
+    logits, loss = model(x, labels=labels)
+    assert logits.shape == (int((labels != -100).sum()), 50)  # only the scored rows were projected
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+
+    full = model(x)  # (B, T, V): every position, as BertForMaskedLM computes it
+    expected = F.cross_entropy(full.reshape(-1, 50), labels.reshape(-1), ignore_index=-100)
+    expected_grads = torch.autograd.grad(expected, list(model.parameters()))
+    torch.testing.assert_close(loss, expected, rtol=0, atol=1e-6)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_out_of_vocabulary_ids_are_refused_with_the_fix(tiny_config):
+    model = TransformerWithLMHead(tiny_config)
+    with pytest.raises(ValueError, match=r"token id 50 is outside the vocabulary \[0, 50\).*tokenizer"):
+        model(torch.tensor([[1, 50]]))
+    with pytest.raises(ValueError, match="token id -1"):
+        check_token_ids(torch.tensor([[-1, 3]]), 50)
+    check_token_ids(torch.tensor([[0, 49]]), 50)  # the whole range is fine
+
+
+@pytest.mark.parametrize("mlm", [False, True])
+def test_forward_compiles_without_graph_breaks(tiny_config, mlm):
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, mlm=mlm)).eval()
+    x = torch.randint(0, 50, (2, 8))
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from minitransformer.presets import FINETUNE_RECIPES, PRETRAIN_PRESETS, config_from_options
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def help_lines(parse_args, argv: list[str], capsys, monkeypatch) -> dict[str, str]:

@@ -1,145 +1,17 @@
-"""`python -m pretrain` end to end on a slice of the real WikiText-2, with a very small model."""
+"""`pretrain`'s own pieces: its options and presets, the evaluator's NLL, the MFU it logs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
-import os
-import subprocess
-import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from minitransformer import TransformerWithLMHead
-from minitransformer.runs.metrics_log import MetricsLog
-from minitransformer.tokenization import Tokenizer
-from pretrain.run import main
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def small_run(corpus, out: Path, *extra: str) -> list[str]:
-    return [
-        "--dataset", str(corpus.root), "--tokenizer", str(corpus.tokenizer), "--output-dir", str(out),
-        "--cache-dir", str(out.parent / "cache"), "--embed-dim", "32", "--hidden-dim", "64",
-        "--num-heads", "2", "--num-layers", "2", "--num-max-positions", "32", "--batch-size", "8",
-        "--lr", "3e-3", "--warmup-steps", "5", "--max-steps", "30", "--eval-every", "15",
-        "--eval-batch-size", "16", "--sample-tokens", "4", "--no-progress", "--threads", "1", *extra,
-    ]  # fmt: skip
-
-
-def events(out: Path, kind: str) -> list[dict]:
-    return [e for e in MetricsLog.read(out / "metrics.jsonl") if e["event"] == kind]
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize("objective", ["clm", "mlm"])
-def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
-    out = tmp_path / "run"
-    assert main(small_run(corpus, out, "--objective", objective)) == 0
-    for name in (
-        "config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "training_args.json",
-        "plots/training_curves.png",
-    ):
-        assert (out / name).is_file(), name
-    valid = events(out, "valid")
-    final = events(out, "final")[0]
-    assert valid[0]["step"] == 0 and final["step"] == 30
-    assert final["loss"] < valid[0]["loss"] - 0.3  # learned something in 30 steps
-    key = "word_ppl" if objective == "clm" else "mlm_ppl"
-    assert math.isfinite(final[key])
-    assert len(events(out, "train")) == 3  # every 10 steps
-    assert all(e["mfu"] > 0 for e in events(out, "train"))  # against a matmul measured on this CPU
-    assert bool(events(out, "sample")) == (objective == "clm")
-    args = json.loads((out / "training_args.json").read_text())
-    assert "trained on" in args["splits"] and args["train_split"] == "valid" and args["valid_split"] == "test"
-    model = TransformerWithLMHead.from_pretrained(out)
-    assert model.config.mlm == (objective == "mlm")
-    assert Tokenizer.from_pretrained(out).vocab_size == model.config.num_embeddings
-
-
-@pytest.mark.e2e
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch, capsys):
-    forward = TransformerWithLMHead.forward
-    calls = {"n": 0}
-
-    def poisoned(self, x, labels=None, **kw):
-        out = forward(self, x, labels=labels, **kw)
-        if labels is not None and self.training:
-            calls["n"] += 1
-            if calls["n"] > 12:
-                return out[0], out[1] * float("nan")
-        return out
-
-    monkeypatch.setattr(TransformerWithLMHead, "forward", poisoned)
-    out = tmp_path / "run"
-    assert main(small_run(corpus, out, "--checkpoint-every", "5")) == 1
-    assert "loss became nan at step 13" in capsys.readouterr().err
-    saved = sorted(p.name for p in (out / "checkpoints").glob("training_checkpoint_*.pt"))
-    assert saved == ["training_checkpoint_10.pt", "training_checkpoint_5.pt"]  # the last 2 kept
-    state = torch.load(out / "checkpoints" / saved[0], weights_only=True)
-    assert all(torch.isfinite(v).all() for v in state["model"].values())
-    assert not (out / "model.safetensors").exists()
-
-
-@pytest.mark.e2e
-def test_two_gloo_processes_follow_the_single_process_loss_curve(corpus, tmp_path):
-    common = [
-        "--dropout",
-        "0",
-        "--max-steps",
-        "8",
-        "--log-every",
-        "1",
-        "--eval-every",
-        "100",
-        "--max-eval-batches",
-        "1",
-    ]
-    single, double = tmp_path / "one", tmp_path / "two"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        [sys.executable, "-m", "pretrain", *small_run(corpus, single, *common)], env=env, check=True
-    )
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29517",
-    ]
-    subprocess.run([*torchrun, "-m", "pretrain", *small_run(corpus, double, *common)], env=env, check=True)
-    one = [e["loss"] for e in events(single, "train")]
-    two = [e["loss"] for e in events(double, "train")]
-    assert len(one) == len(two) == 8
-    assert max(abs(x - y) for x, y in zip(one, two)) < 1e-4
-
-
-@pytest.mark.e2e
-def test_refuses_to_overwrite_a_run(corpus, tmp_path, capsys):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "metrics.jsonl").write_text("{}\n")
-    assert main(small_run(corpus, out)) == 1
-    err = capsys.readouterr().err
-    assert "already holds a run" in err and "--overwrite" in err and "Traceback" not in err
-
-
-@pytest.mark.e2e
-def test_clear_errors_before_training(corpus, tmp_path, capsys):
-    assert main(small_run(corpus, tmp_path / "a", "--amp", "fp16", "--device", "cpu")) == 1
-    assert "--amp fp16 needs a CUDA GPU" in capsys.readouterr().err
-    assert main(small_run(corpus, tmp_path / "b", "--dataset", str(tmp_path / "nowhere"))) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and "nowhere" in err
-    assert not (tmp_path / "b" / "checkpoints").exists()
+from minitransformer.training.flops import flops_per_token
 
 
 def test_config_file_and_presets(tmp_path):
@@ -160,3 +32,48 @@ def test_config_file_and_presets(tmp_path):
     config.write_text(json.dumps({"embed_dimm": 48}))
     with pytest.raises(SystemExit):
         parse_args(["--config", str(config)])
+
+
+@pytest.mark.parametrize("mlm", [False, True])
+def test_evaluator_nll_equals_the_full_logits_computation(tiny_config, mlm):
+    from pretrain.run import create_lm_evaluator, lm_batch
+
+    config = dataclasses.replace(tiny_config, mlm=mlm)
+    model = TransformerWithLMHead(config).eval()
+    tokenizer = SimpleNamespace(special_ids={"mask": 3, "pad": 0})
+    prepare = lm_batch(config, tokenizer, mlm_probability=0.3)
+    blocks = [torch.randint(4, 50, (3, 16)) for _ in range(3)]
+    evaluator = create_lm_evaluator(model, prepare, torch.device("cpu"), None)
+    nll = evaluator.run(blocks).metrics["nll"]
+
+    generator = torch.Generator().manual_seed(1234)  # the evaluator's masks, drawn again
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x in blocks:
+            batch = prepare(x, generator)
+            logits, labels = model(batch["input_ids"]), batch["labels"]
+            if not mlm:  # the old evaluator's copy: position t predicts token t + 1
+                logits, labels = logits[:, :-1], labels[:, 1:]
+            total += float(F.cross_entropy(logits.reshape(-1, 50), labels.reshape(-1), reduction="sum"))
+            count += int((labels != -100).sum())
+    assert nll == pytest.approx(total / count, rel=1e-6)
+
+
+def test_training_log_mfu_is_tokens_per_second_times_flops_over_the_peak(tiny_config, capsys):
+    from pretrain.run import mfu_of_tokens_per_s
+
+    plan = SimpleNamespace(amp="none", peak_tflops=2.0, mlm_probability=0.15)
+    mfu = mfu_of_tokens_per_s(plan, TransformerWithLMHead(tiny_config), block=16)
+    assert mfu(1000.0) == pytest.approx(1000.0 * flops_per_token(tiny_config, 16) / 2e12)
+    assert "peak 2 TFLOP/s (--peak-tflops)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "fast"])
+def test_bad_peak_tflops_is_one_line_and_exit_2(value, capsys):
+    from pretrain.cli import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--peak-tflops", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--peak-tflops" in err and value in err

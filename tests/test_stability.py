@@ -148,6 +148,9 @@ def test_weighted_pooling_weights_are_trained(tiny_config):
     assert any(p is weights for p in parameter_groups(model, 0.01)[1]["params"])
     groups = llrd_parameter_groups(model, 1e-3, 0.9, 0.01)
     assert [g["name"] for g in groups if any(p is weights for p in g["params"])] == ["head/no_decay"]
+    assert (
+        classifier(tiny_config, pooling="weighted", pooling_layer_start=1).pooler.layer_weights.numel() == 2
+    )
 
 
 # -- layer-wise learning-rate decay --------------------------------------------------------------

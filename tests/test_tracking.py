@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_pretrain import small_run  # tests/ is on sys.path (pytest prepend import mode)
+from conftest import small_run
 
 from pretrain.run import main as pretrain_main
 

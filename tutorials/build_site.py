@@ -8,7 +8,7 @@ Each tutorial (a jupytext percent-format `.py` file) is converted to a notebook,
 nbclient in a fresh `python3` kernel, saved as `NN_name.ipynb` and rendered by nbconvert to
 `NN_name.html` with its figures embedded; `index.html` links them and says how long each took.
 `--screenshot` opens each page in headless Chromium (Debian: `apt-get install chromium`) and saves
-what a reader sees as `NN_name.png`. `tests/test_tutorials.py` uses `execute` and `render_html` the
+what a reader sees as `NN_name.png`. `tests/e2e/test_tutorials.py` uses `execute` and `render_html` the
 same way, in smoke mode.
 """
 

@@ -24,9 +24,9 @@ import pytest
 from minitransformer.data.paths import locate
 
 pytest.importorskip("nbclient", reason="the tutorial tests run notebooks: pip install -e '.[dev]'")
+from conftest import REPO, find_shared_data
 from nbclient.exceptions import CellExecutionError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("build_site", REPO / "tutorials" / "build_site.py")
 site = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(site)
@@ -57,11 +57,12 @@ def test_tutorials_are_found_and_declare_figures():
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
-def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path, shared_data_dir):
+def test_tutorial_runs_in_a_kernel_with_its_figures_inline(path, tmp_path):
     """Executed as a learner does (a notebook in a Jupyter kernel), smoke mode: no cell fails, every
     declared figure is displayed inline as a PNG and written as a PNG file, every exercise checker
     passes the reference solution, and no cell shows the bare repr of an object (`<Figure size ...>`,
     `<torch._C.Generator at 0x...>`)."""
+    shared_data_dir = find_shared_data()
     checkpoints = requirements_or_skip(path, shared_data_dir)
     out = tmp_path / "figures"
     env = {
@@ -135,24 +136,16 @@ def results_shown(notebook) -> list[str]:
     ]
 
 
-@pytest.fixture
-def shared_data_dir() -> Path | None:
-    """$MINITRANSFORMER_DATA, else ../shared/data when it exists, else None (the default search)."""
-    for candidate in (os.environ.get("MINITRANSFORMER_DATA"), REPO.parent / "shared" / "data"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
 @pytest.mark.e2e
 @pytest.mark.skipif(
     not (shutil.which("chromium") or shutil.which("chromium-browser")),
     reason="needs headless Chromium (Debian: apt-get install chromium)",
 )
-def test_site_command_builds_a_page_a_browser_shows_with_its_figures(tmp_path, shared_data_dir):
+def test_site_command_builds_a_page_a_browser_shows_with_its_figures(tmp_path):
     """`python tutorials/build_site.py --smoke 01 --screenshot`, the documented command: the page is
     written, linked from index.html, and Chromium's picture of it is not blank (figures are wide colour
     areas; a page of text only is mostly white)."""
+    shared_data_dir = find_shared_data()
     if shared_data_dir is not None:
         os.environ.setdefault("MINITRANSFORMER_DATA", str(shared_data_dir))
     assert site.main(["--smoke", "01", "--site", str(tmp_path), "--screenshot", "--timeout", "600"]) == 0

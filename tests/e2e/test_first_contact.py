@@ -15,12 +15,11 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 from test_download import SHARED, make_wikitext_zip, needs_data, server  # noqa: F401 (server: a fixture)
 
-REPO = Path(__file__).resolve().parents[1]
 QUICK = {
     "pretrain": "--max-steps 2 --vocab-size 1000 --embed-dim 32 --hidden-dim 64 --num-layers 1 "
     "--num-max-positions 64 --eval-batch-size 64 --threads 1 --no-progress",

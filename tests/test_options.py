@@ -1,0 +1,138 @@
+"""`runs.options`: the run plan (decided once, read-only, what training_args.json records) and the
+option checks (ranges at parse time, --config values like flags)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adapt.run import main as adapt_main
+from minitransformer.runs.options import RunPlan
+from pretrain.cli import parse_args
+from pretrain.run import main as pretrain_main
+from pretrain.run import plan_run
+
+
+def test_a_plan_is_read_only_and_replace_makes_a_new_one():
+    plan = RunPlan(lr=1e-3, output_dir=Path("runs/x"))
+    with pytest.raises(AttributeError, match="read-only"):
+        plan.lr = 2e-3
+    with pytest.raises(AttributeError, match="read-only"):
+        del plan.lr
+    changed = plan.replace(lr=2e-3)
+    assert (plan.lr, changed.lr, changed.output_dir) == (1e-3, 2e-3, Path("runs/x"))
+    assert changed.to_json() == {"lr": 2e-3, "output_dir": "runs/x"}  # JSON-ready: paths as strings
+
+
+def test_planning_decides_splits_and_objective_without_touching_the_options(corpus, tmp_path):
+    args = parse_args(["--dataset", str(corpus.root), "--output-dir", str(tmp_path / "run")])
+    options = dict(vars(args))
+    plan = plan_run(args)
+    assert vars(args) == options  # the parsed options are never rewritten
+    assert (plan.train_split, plan.valid_split, plan.objective) == ("valid", "test", "clm")  # no train split
+    assert plan.splits == f"trained on {corpus.root}/valid, evaluated on {corpus.root}/test"
+    decided = {"train_split", "valid_split", "objective"}  # unset in the options: planning chooses
+    assert all(getattr(plan, k) == v for k, v in options.items() if k not in decided)
+    json.dumps(plan.to_json())  # what training_args.json will hold
+
+
+def test_resume_plans_from_the_runs_own_file_with_this_commands_hardware(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = {
+        "lr": 0.0123,
+        "threads": 8,
+        "device": "cuda",
+        "splits": "trained on x/valid",
+        "output_dir": "old",
+    }
+    (run / "training_args.json").write_text(json.dumps(saved))
+    plan = plan_run(parse_args(["--resume", str(run), "--threads", "1", "--lr", "5"]))
+    assert (plan.lr, plan.splits) == (0.0123, "trained on x/valid")  # the run's own values
+    assert (plan.threads, plan.device) == (1, "auto")  # hardware options come from this command
+    assert plan.output_dir == plan.resume == run
+    with pytest.raises(FileNotFoundError, match="no training_args.json"):
+        plan_run(parse_args(["--resume", str(tmp_path)]))
+
+
+PRETRAIN_CASES = [
+    (["--max-steps", "-2"], "--max-steps -2: expected a value >= 1"),
+    (["--max-steps", "0"], "--max-steps 0: expected a value >= 1"),
+    (["--epochs", "0"], "--epochs 0: expected a value >= 1"),
+    (["--batch-size", "0"], "--batch-size 0: expected a value >= 1"),
+    (["--accumulation-steps", "0"], "--accumulation-steps 0: expected a value >= 1"),
+    (["--accumulation-steps", "9", "--batch-size", "8"], "--accumulation-steps 9: expected at most"),
+    (["--lr", "0"], "--lr 0.0: expected a value > 0"),
+    (["--warmup-steps", "-1"], "--warmup-steps -1: expected a value >= 0"),
+    (["--dropout", "1"], "--dropout 1.0: expected a value in [0, 1)"),
+    (["--keep-checkpoints", "0"], "--keep-checkpoints 0: expected a value >= 1"),
+]
+
+
+ADAPT_CASES = [
+    (["--max-steps", "0"], "--max-steps 0: expected a value >= 1"),
+    (["--max-steps", "-3"], "--max-steps -3: expected a value >= 1"),
+    (["--epochs", "0"], "--epochs 0: expected a value >= 1"),
+    (["--epochs", "-1"], "--epochs -1: expected a value >= 1"),
+    (["--lr", "0"], "--lr 0.0: expected a value > 0"),
+    (["--warmup-steps", "-5"], "--warmup-steps -5: expected a value >= 0"),
+    (["--max-len", "1"], "--max-len 1: expected a value >= 2"),
+    (["--valid-fraction", "1"], "--valid-fraction 1.0: expected a value in (0, 1)"),
+]
+
+
+CONFIG_CASES = [
+    ("list.yaml", "- 1\n- 2\n", "expected a mapping of option names to values"),
+    ("broken.yaml", "a: [1\n", "not valid YAML at line 2"),
+    ("float.yaml", "batch_size: 2.5\n", "batch_size: 2.5 is not an integer (--batch-size)"),
+    ("word.json", '{"lr": "fast"}', "lr: 'fast' is not a number (--lr)"),
+    ("both.json", '{"max_steps": 5, "epochs": 2}', "they exclude each other, keep one"),
+]
+
+
+def usage_error(main, argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("argv, message", PRETRAIN_CASES)
+def test_pretrain_numeric_options_are_checked_at_parse_time(argv, message, capsys):
+    assert message in usage_error(pretrain_main, argv, capsys)
+
+
+@pytest.mark.parametrize("argv, message", ADAPT_CASES)
+def test_adapt_numeric_options_are_checked_at_parse_time(argv, message, capsys):
+    assert message in usage_error(adapt_main, ["--pretrained", "none", *argv], capsys)
+
+
+@pytest.mark.parametrize("top", ["0", "-2"])
+def test_predict_top_is_checked(top, tmp_path, capsys):
+    from adapt.predict import main as predict_main
+
+    assert f"--top {top}: expected a value >= 1" in usage_error(
+        predict_main, ["--model", str(tmp_path), "--top", top, "text"], capsys
+    )
+
+
+@pytest.mark.parametrize("name, text, message", CONFIG_CASES)
+def test_config_file_values_are_checked_like_flags(name, text, message, tmp_path, capsys):
+    path = tmp_path / name
+    path.write_text(text)
+    assert message in usage_error(pretrain_main, ["--config", str(path)], capsys)
+    assert message in usage_error(adapt_main, ["--pretrained", "none", "--config", str(path)], capsys)
+
+
+def test_a_missing_config_file_is_a_usage_error(tmp_path, capsys):
+    missing = tmp_path / "missing.yaml"
+    assert f"--config {missing}: file not found" in usage_error(
+        pretrain_main, ["--config", str(missing)], capsys
+    )
+    assert "file not found" in usage_error(
+        adapt_main, ["--pretrained", "none", "--config", str(missing)], capsys
+    )

@@ -1,0 +1,50 @@
+"""`runs.run_state`: one run per folder (the lock, released and taken over when stale)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+
+from conftest import pretrain_args
+
+from minitransformer.runs.run_state import RunLock
+from pretrain.run import main as pretrain_main
+
+
+def test_a_folder_in_use_is_refused_in_one_line(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    host = socket.gethostname()
+    (out / "run.lock").write_text(json.dumps({"pid": os.getppid(), "host": host}))  # a live process
+    assert pretrain_main(pretrain_args(corpus, out, tmp_path / "cache")) == 1
+    err = capsys.readouterr().err
+    assert f"is in use by another run (pid {os.getppid()} on {host})" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["run.lock"]  # nothing written, the lock left alone
+
+    (out / "run.lock").write_text("")  # a run killed between creating the lock and writing it
+    assert pretrain_main(pretrain_args(corpus, out, tmp_path / "cache")) == 1
+    assert f"{out / 'run.lock'} is empty or unreadable" in capsys.readouterr().err
+
+    (out / "run.lock").write_text(json.dumps({"pid": 1234, "host": "elsewhere"}))
+    assert pretrain_main(pretrain_args(corpus, out, tmp_path / "cache")) == 1
+    assert f"locked by pid 1234 on host elsewhere: if that run is no longer running, delete {out}" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_lock_is_released_and_a_stale_one_taken_over(tmp_path, capsys):
+    folder = tmp_path / "run"
+    with RunLock(folder):
+        assert json.loads((folder / "run.lock").read_text())["pid"] == os.getpid()
+    assert not folder.exists()  # created for the run, nothing written: removed again
+    folder.mkdir()
+    dead = multiprocessing.get_context("fork").Process(target=os._exit, args=(0,))
+    dead.start()
+    dead.join()
+    (folder / "run.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    with RunLock(folder):
+        assert json.loads((folder / "run.lock").read_text())["pid"] == os.getpid()
+    assert f"left by pid {dead.pid}, which is no longer running" in capsys.readouterr().out
+    assert not (folder / "run.lock").exists()
