@@ -136,3 +136,25 @@ def test_a_missing_config_file_is_a_usage_error(tmp_path, capsys):
     assert "file not found" in usage_error(
         adapt_main, ["--pretrained", "none", "--config", str(missing)], capsys
     )
+
+
+def test_epochs_or_max_steps_the_highest_layer_wins(tmp_path):
+    """One rule for both programs: of --epochs / --max-steps, the one set by the highest layer (flag >
+    --config file > preset or recipe > default) is kept and the other cleared."""
+    from adapt.cli import parse_args as adapt_args
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    steps, epochs = tmp_path / "steps.json", tmp_path / "epochs.json"
+    steps.write_text(json.dumps({"max_steps": 7}))
+    epochs.write_text(json.dumps({"epochs": 2}))
+    lengths = lambda a: (a.max_steps, a.epochs)  # noqa: E731
+    assert lengths(pretrain_args_of([])) == (300, None)  # the tiny preset's steps
+    assert lengths(pretrain_args_of(["--epochs", "2"])) == (None, 2)  # a flag beats the preset
+    assert lengths(pretrain_args_of(["--preset", "hands-on"])) == (None, 50)
+    assert lengths(pretrain_args_of(["--preset", "hands-on", "--config", str(steps)])) == (7, None)
+    assert lengths(pretrain_args_of(["--config", str(epochs), "--max-steps", "5"])) == (5, None)
+    pretrained = ["--pretrained", "none"]
+    assert lengths(adapt_args(pretrained)) == (None, 3)  # the hands-on's 3 epochs
+    assert lengths(adapt_args([*pretrained, "--max-steps", "5"])) == (5, None)
+    assert lengths(adapt_args([*pretrained, "--recipe", "cpu-trec6", "--config", str(steps)])) == (7, None)
+    assert lengths(adapt_args([*pretrained, "--config", str(steps), "--epochs", "4"])) == (None, 4)
