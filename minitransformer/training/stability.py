@@ -12,7 +12,8 @@ others then treat as "pretrained". When combined, apply them in this order:
     5. attach_prior_wd(optimizer, model, λ)  captures the PriorWD reference
     6. the trainer and its LR schedule, then attach_swa(...) and track_group_learning_rates(...)
 
-Weighted layer pooling lives in the model itself (`FineTuningConfig(pooling="weighted")`).
+Weighted layer pooling lives in the model itself (`FineTuningConfig(pooling="weighted")`), and the
+bias-correction ablation (BertAdam) is an optimizer: `optimizers.make_optimizer(groups, "bertadam", lr=...)`.
 """
 
 from __future__ import annotations
