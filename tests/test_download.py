@@ -9,10 +9,7 @@ the real file to any other, and no prefix serves the file.
 import functools
 import hashlib
 import http.server
-import os
 import socket
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -20,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, find_shared_data
 
 from adapt.run import main as adapt_main
 from minitransformer.data.download import (
@@ -33,7 +30,7 @@ from minitransformer.data.download import (
 from minitransformer.data.wikitext import count_words, wikitext_path
 from pretrain.run import main as pretrain_main
 
-SHARED = Path(os.environ.get("MINITRANSFORMER_DATA", REPO.parent / "shared" / "data"))
+SHARED = find_shared_data() or REPO.parent / "shared" / "data"
 needs_data = pytest.mark.skipif(
     not (SHARED / "wikitext-2").is_dir() or not (SHARED / "trec").is_dir(),
     reason="shared data with wikitext-2/ and trec/ not found (MINITRANSFORMER_DATA or ../shared/data)",
@@ -220,37 +217,3 @@ def test_offline_cli_error_is_one_line(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: could not download train_5500.label") and err.count("\n") == 1, err
     assert str(tmp_path / "home" / ".cache" / "minitransformer" / "trec" / "TREC_10.label") in err
     assert not (tmp_path / "adapt").exists() and files_under(tmp_path / "home") == []
-
-
-@needs_data
-def test_pretrain_cli_downloads_into_an_empty_home(server, tmp_path):
-    """`python -m pretrain` with no data anywhere: falls through the bad mirrors, downloads, trains."""
-    www, url = server
-    digest = make_wikitext_zip(www / "wikitext-2-v1.zip")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_DATA"}
-    env.update(
-        HOME=str(home),
-        PYTHONPATH=str(REPO),
-        OMP_NUM_THREADS="1",
-        MINITRANSFORMER_WIKITEXT_URL=f"{url}missing/ {url}corrupt/ {url}strict/#sha256={digest}",
-    )
-    small = [
-        "--max-steps", "2", "--vocab-size", "1000", "--embed-dim", "32", "--hidden-dim", "64",
-        "--num-layers", "1", "--num-max-positions", "64", "--eval-batch-size", "64", "--threads", "1",
-    ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "pretrain", *small, "--output-dir", str(tmp_path / "run")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "wikitext-2-v1.zip" in result.stderr and "B/s" in result.stderr  # the download's progress bar
-    cache = home / ".cache" / "minitransformer" / "wikitext-2"
-    assert sorted(p.name for p in cache.iterdir()) == [
-        "wiki.test.tokens",
-        "wiki.train.tokens",
-        "wiki.valid.tokens",
-    ]
-    assert "trained on wikitext-2/train, evaluated on wikitext-2/valid" in result.stdout
-    assert (tmp_path / "run" / "model.safetensors").is_file()
