@@ -16,7 +16,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Write a self-contained HTML page that shows what a model does with a text: attention "
         "per layer and head, predictions and the logit lens, the residual stream, head summaries.",
     )
-    parser.add_argument("model_dir", help="a model directory (pretrain, adapt, save_pretrained) or a HF GPT-2/BERT one")
+    parser.add_argument(
+        "model_dir", help="a model directory (pretrain, adapt, save_pretrained) or a HF GPT-2/BERT one"
+    )
     parser.add_argument("--text", action="append", required=True,
                         help="the text to look at; repeat for several (padded into one batch)")  # fmt: skip
     parser.add_argument("--output", type=Path, help="the page to write (default: MODEL_DIR/explore.html)")

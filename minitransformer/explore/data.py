@@ -10,7 +10,6 @@ model's own output. Nothing here re-implements the model.
 from __future__ import annotations
 
 import base64
-import math
 from contextlib import contextmanager
 
 import torch
@@ -68,7 +67,9 @@ def encode_texts(
         label = f"text {number}" if len(texts) > 1 else "the text"
         ids = tokenizer.encode(text)
         if not text.strip() or not ids:
-            raise ExplorerInputError(f"{label} is empty (no tokens): give a sentence to look at, e.g. --text 'The cat sat'")
+            raise ExplorerInputError(
+                f"{label} is empty (no tokens): give a sentence to look at, e.g. --text 'The cat sat'"
+            )
         if add_special_tokens:
             ids = [tokenizer.cls_id, *ids, tokenizer.sep_id]
         original = None
@@ -174,7 +175,12 @@ def head_summaries(attentions: list[Tensor]) -> dict[str, list[list[float]]]:
     previous_token and first_token come from `minitransformer.inspection`; self is the diagonal's mean
     and entropy the mean entropy of a row in bits (low: the head looks at few tokens).
     """
-    summary: dict[str, list[list[float]]] = {"previous_token": [], "first_token": [], "self": [], "entropy": []}
+    summary: dict[str, list[list[float]]] = {
+        "previous_token": [],
+        "first_token": [],
+        "self": [],
+        "entropy": [],
+    }
     for a in attentions:
         batch = a[None]  # (1, nh, n, n), the shape the inspection functions take
         entropy = -(a * a.clamp(min=1e-12).log2()).sum(-1).mean(-1)  # (nh,)
@@ -233,11 +239,15 @@ def explorer_data(
     model.eval()
     try:
         with record_block_outputs(model) as blocks:
-            out = model.transformer(x, padding_mask=padding_mask, output_hidden_states=True, output_attentions=True)
+            out = model.transformer(
+                x, padding_mask=padding_mask, output_hidden_states=True, output_attentions=True
+            )
         allowed = allowed_attention(model, padding_mask)  # (B, T, T)
         pages = []
         for b, (ids, original) in enumerate(encoded):
-            text = _text_data(model, b, len(ids), x, padding_mask, out, blocks, allowed[b], top_k_count, mask_id)
+            text = _text_data(
+                model, b, len(ids), x, padding_mask, out, blocks, allowed[b], top_k_count, mask_id
+            )
             pages.append({"text": texts[b], "length": len(ids), "truncated_from": original, **text})
     finally:
         model.train(was_training)
