@@ -172,3 +172,25 @@ def test_page_renders_and_answers_to_head_choice_and_hover(page, browser, tmp_pa
     assert page.as_uri() in urls
     assert not [u for u in urls if u.startswith(("http:", "https:", "ws:", "wss:", "ftp:"))], urls
     assert [u for u in urls if u.startswith("file:")] == [page.as_uri()]
+
+
+def test_jupyter_display_runs_the_page_inside_its_iframe(page, browser, tmp_path):
+    """What a notebook shows (`_repr_html_`) is an iframe whose page runs its script like the file does."""
+    from selenium.webdriver.common.by import By
+
+    from minitransformer.explore import Explorer
+
+    data = json.loads(_embedded_json(page.read_text(encoding="utf-8")))
+    notebook_cell = tmp_path / "cell.html"
+    notebook_cell.write_text(f"<html><body>{Explorer(data)._repr_html_()}</body></html>", encoding="utf-8")
+    browser.get(notebook_cell.as_uri())
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#attention-matrix > rect")) > 0
+
+
+def _embedded_json(page: str) -> str:
+    start = page.index('<script id="explorer-data" type="application/json">') + len(
+        '<script id="explorer-data" type="application/json">'
+    )
+    return page[start : page.index("</script>", start)]
