@@ -9,6 +9,8 @@ from pathlib import Path
 from . import explore, load_model_dir
 from ._library import run_cli
 
+LARGE_MB = 5
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -40,7 +42,10 @@ def main(argv: list[str] | None = None) -> Path:
     page = explore(model, tokenizer, args.text, top_k=args.top_k, truncate=args.truncate,
                    add_special_tokens=bert, name=Path(args.model_dir).resolve().name)  # fmt: skip
     path = page.save(args.output or Path(args.model_dir) / "explore.html")
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): open it in a browser")
+    size = path.stat().st_size / 1e6
+    print(f"wrote {path} ({size:.2f} MB): open it in a browser")
+    if size > LARGE_MB:  # the attention grows as layers × heads × tokens²
+        print(f"note: the page is over {LARGE_MB} MB; a shorter text makes it smaller and faster", file=sys.stderr)
     return path
 
 
