@@ -292,3 +292,28 @@ def _loaded(directory):
     from minitransformer.explore import load_model_dir
 
     return load_model_dir(directory)
+
+
+def test_bert_directories_wrap_texts_and_classifier_directories_open_as_language_models(tmp_path, tokenizer):
+    from minitransformer import FineTuningConfig, TransformerWithClfHead
+    from minitransformer.explore import load_model_dir
+
+    bert_dir = tiny_model(mlm=True, norm_placement="post").save_pretrained(
+        tmp_path / "bert", tokenizer=tokenizer
+    )
+    (bert_dir / "minitransformer_meta.json").write_text(
+        json.dumps({"model_type": "bert", "clf_position": "start"})
+    )
+    model, loaded_tokenizer, bert = load_model_dir(bert_dir)
+    assert bert and not model.training and model.config.mlm
+    page = explorer_data(model, loaded_tokenizer, TEXT, add_special_tokens=bert)["texts"][0]
+    assert page["ids"] == [tokenizer.cls_id, *tokenizer.encode(TEXT), tokenizer.sep_id]
+
+    config = tiny_model().config
+    classifier = TransformerWithClfHead(config, FineTuningConfig(num_classes=3))
+    clf_dir = classifier.save_pretrained(tmp_path / "clf", tokenizer=tokenizer)
+    model, _, bert = load_model_dir(clf_dir)
+    assert not bert
+    torch.testing.assert_close(
+        model.transformer.tokens_embeddings.weight, classifier.transformer.tokens_embeddings.weight
+    )
