@@ -69,7 +69,7 @@ def test_last_layer_lens_is_the_models_own_output_distribution(tokenizer, switch
         own = model(x).softmax(-1)  # (1, T, V)
     torch.testing.assert_close(lens, own, rtol=0, atol=1e-6)
 
-    data = explorer_data(model.train(), tokenizer, TEXT, top_k_count=4)
+    data = explorer_data(model.train(), tokenizer, TEXT, top_k=4)
     top = data["texts"][0]["lens"][model.config.num_layers]
     values, ids = own[0].topk(4, dim=-1)
     assert top["ids"] == ids.tolist()
@@ -88,7 +88,7 @@ def test_lens_of_lower_layers_reads_them_through_the_final_norm(tokenizer):
     with torch.no_grad():
         hidden = model.transformer(x, output_hidden_states=True).hidden_states
         expected = model.lm_head(model.transformer.final_layer_norm(hidden[1])).softmax(-1)[0]
-    lens = explorer_data(model, tokenizer, TEXT, top_k_count=3)["texts"][0]["lens"][1]
+    lens = explorer_data(model, tokenizer, TEXT, top_k=3)["texts"][0]["lens"][1]
     assert lens["ids"] == expected.topk(3, dim=-1).indices.tolist()
 
 
@@ -101,7 +101,7 @@ def test_masked_model_predicts_each_position_with_that_token_masked(tokenizer):
     with torch.no_grad():
         own = model(copies).softmax(-1)  # (T, T, V)
     expected = own[torch.arange(len(ids)), torch.arange(len(ids))]  # (T, V): position t of copy t
-    page = explorer_data(model, tokenizer, TEXT, top_k_count=5)["texts"][0]
+    page = explorer_data(model, tokenizer, TEXT, top_k=5)["texts"][0]
     top = page["lens"][model.config.num_layers]
     assert top["ids"] == expected.topk(5, dim=-1).indices.tolist()
     assert page["targets"] == ids  # a masked model is asked for the token itself

@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> Path:
     size = path.stat().st_size / 1e6
     print(f"wrote {path} ({size:.2f} MB): open it in a browser")
     if size > LARGE_MB:  # the attention grows as layers × heads × tokens²
-        print(f"note: the page is over {LARGE_MB} MB; a shorter text makes it smaller and faster", file=sys.stderr)
+        print(
+            f"note: the page is over {LARGE_MB} MB; a shorter text makes it smaller and faster",
+            file=sys.stderr,
+        )
     return path
 
 

@@ -137,7 +137,7 @@ def allowed_attention(model: TransformerWithLMHead, padding_mask: Tensor) -> Ten
     B, T = padding_mask.shape
     mask, is_causal = model.transformer.attention_mask(padding_mask, T, T)
     if mask is None:
-        full = torch.ones(T, T, dtype=torch.bool)
+        full = torch.ones(T, T, dtype=torch.bool, device=padding_mask.device)
         mask = full.tril() if is_causal else full
     return mask.expand(B, 1, T, T)[:, 0]
 
@@ -149,7 +149,7 @@ def masked_copies(ids: Tensor, n: int, mask_id: int) -> Tensor:
     return rows
 
 
-def top_k(probs: Tensor, k: int, targets: Tensor) -> dict[str, list]:
+def top_predictions(probs: Tensor, k: int, targets: Tensor) -> dict[str, list]:
     """Top-k ids and probabilities (T, V) → per position, and the probability and rank of each target."""
     values, ids = probs.topk(k, dim=-1)  # (T, k)
     valid = targets >= 0
@@ -165,7 +165,7 @@ def top_k(probs: Tensor, k: int, targets: Tensor) -> dict[str, list]:
 
 def quantize(attention: Tensor) -> str:
     """Attention probabilities in [0, 1] as base64 bytes (round(255 p)): 1 byte a weight, ±0.002."""
-    data = (attention.clamp(0, 1) * 255).round().to(torch.uint8).flatten().numpy().tobytes()
+    data = (attention.clamp(0, 1) * 255).round().to(torch.uint8).flatten().cpu().numpy().tobytes()
     return base64.b64encode(data).decode("ascii")
 
 
@@ -217,7 +217,7 @@ def explorer_data(
     model: TransformerWithLMHead,
     tokenizer: Tokenizer,
     texts: str | list[str],
-    top_k_count: int = 5,
+    top_k: int = 5,
     truncate: bool = False,
     add_special_tokens: bool = False,
     name: str = "model",
@@ -231,9 +231,12 @@ def explorer_data(
     if config.mlm and "mask" not in tokenizer.special_ids:
         raise ExplorerInputError("a masked model needs a tokenizer with a [MASK] token; this one has none")
     encoded = encode_texts(tokenizer, texts, config.num_max_positions, truncate, add_special_tokens)
+    top_k = max(1, min(top_k, config.num_embeddings))
     pad_id = tokenizer.special_ids.get("pad", 0)
     mask_id = tokenizer.special_ids.get("mask")
     x, padding_mask = pad_batch([ids for ids, _ in encoded], pad_id)  # (B, T) each
+    device = next(model.parameters()).device
+    x, padding_mask = x.to(device), padding_mask.to(device)
 
     was_training = model.training
     model.eval()
@@ -245,9 +248,7 @@ def explorer_data(
         allowed = allowed_attention(model, padding_mask)  # (B, T, T)
         pages = []
         for b, (ids, original) in enumerate(encoded):
-            text = _text_data(
-                model, b, len(ids), x, padding_mask, out, blocks, allowed[b], top_k_count, mask_id
-            )
+            text = _text_data(model, b, len(ids), x, padding_mask, out, blocks, allowed[b], top_k, mask_id)
             pages.append({"text": texts[b], "length": len(ids), "truncated_from": original, **text})
     finally:
         model.train(was_training)
@@ -256,7 +257,7 @@ def explorer_data(
     used |= {i for page in pages for layer in page["lens"] for row in layer["ids"] if row for i in row}
     return {
         "model": _model_info(model, name),
-        "top_k": top_k_count,
+        "top_k": top_k,
         "add_note": ADD_NOTES.get(config.norm_placement, DEFAULT_ADD_NOTE),
         "vocab": {str(i): token_label(tokenizer, i) for i in sorted(used)},
         "texts": pages,
@@ -320,7 +321,7 @@ def logit_lens(
     Returns (L + 1 × top_k dict over n positions, targets (n,) with -1 where there is none).
     """
     if model.config.causal:
-        targets = torch.full((n,), -1, dtype=torch.long)
+        targets = torch.full((n,), -1, dtype=torch.long, device=ids.device)
         targets[: n - 1] = ids[1:n]
         states = [h[None, :n] for h in hidden]  # L + 1 × (1, n, E)
     else:
@@ -329,7 +330,7 @@ def logit_lens(
         masked = model.transformer(copies, padding_mask=padding.repeat(n, 1), output_hidden_states=True)
         rows = torch.arange(n)
         states = [h[rows, rows][None] for h in masked.hidden_states]  # L + 1 × (1, n, E)
-    lens = [top_k(lens_probs(model, h)[0], k, targets) for h in states]
+    lens = [top_predictions(lens_probs(model, h)[0], k, targets) for h in states]
     return lens, targets
 
 
