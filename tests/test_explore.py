@@ -317,3 +317,24 @@ def test_bert_directories_wrap_texts_and_classifier_directories_open_as_language
     torch.testing.assert_close(
         model.transformer.tokens_embeddings.weight, classifier.transformer.tokens_embeddings.weight
     )
+
+
+def test_masked_predictions_of_a_padded_text_equal_those_of_the_text_alone(tokenizer):
+    model = tiny_model(mlm=True, norm_placement="post").eval()
+    short = "A dog."
+    padded = explorer_data(model, tokenizer, [TEXT, short])["texts"][1]
+    alone = explorer_data(model, tokenizer, short)["texts"][0]
+    assert padded["length"] == alone["length"] < len(padded["ids"])
+    for layer_padded, layer_alone in zip(padded["lens"], alone["lens"]):
+        assert layer_padded["ids"] == layer_alone["ids"]
+        torch.testing.assert_close(
+            torch.tensor(layer_padded["probs"]), torch.tensor(layer_alone["probs"]), rtol=0, atol=2e-4
+        )
+
+
+def test_command_line_truncates_when_asked(tmp_path, tokenizer, capsys):
+    model_dir = tiny_model().save_pretrained(tmp_path / "model", tokenizer=tokenizer)
+    code, out, _ = cli([str(model_dir), "--text", " ".join(["the cat"] * 20), "--truncate"], capsys)
+    assert code == 0
+    page = embedded_data((model_dir / "explore.html").read_text(encoding="utf-8"))["texts"][0]
+    assert page["length"] == 16 and page["truncated_from"] > 16
