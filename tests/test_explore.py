@@ -50,8 +50,12 @@ def decode_attention(page: dict) -> torch.Tensor:
     """The page's attention bytes back to probabilities (L, nh, T, T)."""
     import base64
 
+    L, nh, T, _ = page["attention_shape"]
+    allowed = torch.tensor([[c == "1" for c in row] for row in page["allowed"]])  # (T, T)
     raw = torch.frombuffer(bytearray(base64.b64decode(page["attention"])), dtype=torch.uint8)
-    return raw.float().div(255).view(*page["attention_shape"])
+    full = torch.zeros(L, nh, T, T)
+    full[:, :, allowed] = raw.float().div(255).view(L, nh, -1)  # only allowed cells are stored
+    return full
 
 
 # ----------------------------------------------------------------------------------------------

@@ -42,13 +42,22 @@ TEXTS = ["The cat sat on the mat.", "A dog."]
 
 
 @pytest.fixture
-def page(tmp_path) -> Path:
-    """The page of a tiny causal model for two texts (the second one padded)."""
+def model() -> TransformerWithLMHead:
     torch.manual_seed(0)
     config = TransformerConfig(embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, num_embeddings=600,
                                num_max_positions=16, norm_placement="pre", final_layer_norm=True)  # fmt: skip
-    tokenizer = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
-    return write_page(TransformerWithLMHead(config), tokenizer, TEXTS, tmp_path / "explore.html")
+    return TransformerWithLMHead(config).eval()
+
+
+@pytest.fixture
+def tokenizer() -> Tokenizer:
+    return Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
+
+
+@pytest.fixture
+def page(tmp_path, model, tokenizer) -> Path:
+    """The page of a tiny causal model for two texts (the second one padded)."""
+    return write_page(model, tokenizer, TEXTS, tmp_path / "explore.html")
 
 
 @pytest.fixture
@@ -88,7 +97,7 @@ def screenshot(driver, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_page_renders_and_answers_to_head_choice_and_hover(page, browser, tmp_path):
+def test_page_renders_and_answers_to_head_choice_and_hover(page, browser, tmp_path, model, tokenizer):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -124,6 +133,16 @@ def test_page_renders_and_answers_to_head_choice_and_hover(page, browser, tmp_pa
     ]
     assert after != before
     assert find(By.CSS_SELECTOR, "#heads-table td.current").get_attribute("data-head") == "2"
+    # the weight the page shows for a cell is the model's (to the byte it is stored in)
+    with torch.no_grad():
+        x = torch.tensor([tokenizer.encode(TEXTS[0])])
+        expected = model.transformer(x, output_attentions=True).attentions[1][
+            0, 2
+        ]  # (T, T) of layer 2, head 3
+    cells = find_all(By.CSS_SELECTOR, "#attention-matrix > rect")
+    for i, j in [(3, 1), (5, 5), (n - 1, 0)]:
+        shown = cells[i * n + j].find_element(By.TAG_NAME, "title").get_attribute("textContent")
+        assert abs(float(shown.rsplit(": ", 1)[1]) - float(expected[i, j])) <= 0.5 / 255 + 1e-3, (i, j, shown)
 
     # hover token 3: where it attends (earlier tokens only: a causal model) and what attends to it
     assert not find_all(By.CSS_SELECTOR, "#tokens .token.attended")

@@ -295,7 +295,8 @@ def _text_data(model, b, n, x, padding_mask, out, blocks, allowed, k, mask_id) -
         "pad": padding_mask[b].tolist(),
         "targets": targets.tolist(),
         "allowed": ["".join("1" if v else "0" for v in row) for row in allowed.tolist()],
-        "attention": quantize(attention),
+        # only the cells the mask allows (row by row): masked ones are exactly 0, half of a causal matrix
+        "attention": quantize(attention[:, :, allowed]),  # (L, nh, allowed cells)
         "attention_shape": list(attention.shape),
         "heads": head_summaries([a[:, :n, :n] for a in attention]),
         "residual": residual,
