@@ -342,3 +342,16 @@ def test_command_line_truncates_when_asked(tmp_path, tokenizer, capsys):
     assert code == 0
     page = embedded_data((model_dir / "explore.html").read_text(encoding="utf-8"))["texts"][0]
     assert page["length"] == 16 and page["truncated_from"] > 16
+
+
+def test_masked_copies_run_in_chunks_with_the_same_states():
+    from minitransformer.explore.data import masked_states
+
+    model = tiny_model(mlm=True, num_max_positions=40).eval()
+    ids, padding = torch.randint(5, 600, (40,)), torch.zeros(40, dtype=torch.bool)
+    with torch.no_grad():
+        chunked = masked_states(model, masked_copies(ids, 40, 4), padding, chunk=7)
+        whole = masked_states(model, masked_copies(ids, 40, 4), padding, chunk=40)
+    assert len(chunked) == 3 and chunked[0].shape == (1, 40, 24)
+    for a, b in zip(chunked, whole):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

@@ -327,12 +327,26 @@ def logit_lens(
         states = [h[None, :n] for h in hidden]  # L + 1 × (1, n, E)
     else:
         targets = ids[:n].clone()
-        copies = masked_copies(ids, n, mask_id)  # (n, T)
-        masked = model.transformer(copies, padding_mask=padding.repeat(n, 1), output_hidden_states=True)
-        rows = torch.arange(n)
-        states = [h[rows, rows][None] for h in masked.hidden_states]  # L + 1 × (1, n, E)
+        states = masked_states(model, masked_copies(ids, n, mask_id), padding)
     lens = [top_predictions(lens_probs(model, h)[0], k, targets) for h in states]
     return lens, targets
+
+
+def masked_states(
+    model: TransformerWithLMHead, copies: Tensor, padding: Tensor, chunk: int = 32
+) -> list[Tensor]:
+    """Every layer's state at the masked position of each copy: copies (n, T), row t masked at t.
+
+    Returns L + 1 × (1, n, E). The copies run `chunk` at a time, so a long text needs little memory.
+    """
+    per_layer: list[list[Tensor]] = [[] for _ in range(model.config.num_layers + 1)]
+    for start in range(0, copies.shape[0], chunk):
+        rows = torch.arange(start, min(start + chunk, copies.shape[0]))  # the masked positions
+        part = copies[rows]  # (c, T)
+        out = model.transformer(part, padding_mask=padding.expand(len(rows), -1), output_hidden_states=True)
+        for layer, h in enumerate(out.hidden_states):  # h: (c, T, E)
+            per_layer[layer].append(h[torch.arange(len(rows)), rows])  # (c, E)
+    return [torch.cat(parts)[None] for parts in per_layer]
 
 
 def _rounded(values: Tensor, digits: int = 3) -> list[float]:
