@@ -1,0 +1,353 @@
+"""What the explorer page shows, computed with the library's own forward pass.
+
+One forward pass of the backbone with `output_hidden_states=True, output_attentions=True` gives the
+attention probabilities and the residual stream; forward hooks on each layer's `attentions[i]` and
+`feed_forwards[i]` record what those blocks add to it (eval mode: no dropout). Every layer's hidden
+state read through the final norm and the LM head is the "logit lens"; at the top layer it is the
+model's own output. Nothing here re-implements the model.
+"""
+
+from __future__ import annotations
+
+import base64
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor
+
+from minitransformer import TransformerWithLMHead
+
+from ._library import Tokenizer, column_share, previous_token_share
+
+# What the per-block numbers mean for each norm placement (keyed by the two placements that differ;
+# any other placement, such as the hands-on's, adds the block outputs to a layer-normed stream).
+ADD_NOTES = {
+    "pre": "Each block's output is added to the residual stream as it is (pre-norm: h = h + block(ln(h))).",
+    "post": "Each block's output is added to the stream and the sum is then layer-normed "
+    "(post-norm: h = ln(h + block(h))), so the norm after each layer is reset.",
+}
+DEFAULT_ADD_NOTE = (
+    "The stream is layer-normed first and each block's output is added to the normed stream "
+    "(the hands-on's h = ln(h); h = h + block(h))."
+)
+
+
+class ExplorerInputError(ValueError):
+    """A text, a tokenizer or a model the explorer cannot show; the message says why and what to do."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------
+
+
+def check_tokenizer(model: TransformerWithLMHead, tokenizer: Tokenizer) -> None:
+    """Refuse a tokenizer whose vocabulary is not the model's (its ids would mean other tokens)."""
+    if tokenizer.vocab_size != model.config.num_embeddings:
+        raise ExplorerInputError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary has "
+            f"{model.config.num_embeddings} (num_embeddings): they do not belong together; use the "
+            "tokenizer saved with the model (tokenizer.json in its directory)"
+        )
+
+
+def encode_texts(
+    tokenizer: Tokenizer,
+    texts: list[str],
+    max_positions: int,
+    truncate: bool = False,
+    add_special_tokens: bool = False,
+) -> list[tuple[list[int], int | None]]:
+    """Token ids of each text (and its length before truncation, or None), with clear refusals.
+
+    add_special_tokens wraps a text in [CLS] ... [SEP], as BERT was trained.
+    """
+    encoded = []
+    for number, text in enumerate(texts, start=1):
+        label = f"text {number}" if len(texts) > 1 else "the text"
+        ids = tokenizer.encode(text)
+        if not text.strip() or not ids:
+            raise ExplorerInputError(
+                f"{label} is empty (no tokens): give a sentence to look at, e.g. --text 'The cat sat'"
+            )
+        if add_special_tokens:
+            ids = [tokenizer.cls_id, *ids, tokenizer.sep_id]
+        original = None
+        if len(ids) > max_positions:
+            if not truncate:
+                raise ExplorerInputError(
+                    f"{label} has {len(ids)} tokens but the model reads at most {max_positions} positions "
+                    "(num_max_positions): shorten it, or pass --truncate (truncate=True) to keep the "
+                    f"first {max_positions}"
+                )
+            original = len(ids)
+            # keep the first tokens; a closing [SEP] stays the last one
+            ids = ids[: max_positions - 1] + ids[-1:] if add_special_tokens else ids[:max_positions]
+        encoded.append((ids, original))
+    return encoded
+
+
+def pad_batch(encoded: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """(x, padding_mask), both (B, T): the texts right-padded to the longest, True where padding."""
+    T = max(len(ids) for ids in encoded)
+    x = torch.full((len(encoded), T), pad_id, dtype=torch.long)
+    padding_mask = torch.ones(len(encoded), T, dtype=torch.bool)
+    for row, ids in enumerate(encoded):
+        x[row, : len(ids)] = torch.tensor(ids)
+        padding_mask[row, : len(ids)] = False
+    return x, padding_mask
+
+
+# ----------------------------------------------------------------------------------------------
+# The forward pass and what is read off it
+# ----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def record_block_outputs(model: TransformerWithLMHead):
+    """Record the output of every layer's attention and feed-forward (each (B, T, E)) during a forward.
+
+    Yields {"attention": [...], "feed_forward": [...]}, filled layer by layer.
+    """
+    outputs: dict[str, list[Tensor]] = {"attention": [], "feed_forward": []}
+    transformer = model.transformer
+    handles = [m.register_forward_hook(lambda _m, _i, out: outputs["attention"].append(out[0]))
+               for m in transformer.attentions]  # fmt: skip
+    handles += [m.register_forward_hook(lambda _m, _i, out: outputs["feed_forward"].append(out))
+                for m in transformer.feed_forwards]  # fmt: skip
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def lens_probs(model: TransformerWithLMHead, hidden: Tensor) -> Tensor:
+    """The logit lens: next-token probabilities read off a residual-stream state (B, T, E) → (B, T, V).
+
+    The state goes through the model's final layer norm (if it has one) and its LM head (tied to the
+    token embeddings); for the top layer's state this is exactly the model's own output distribution.
+    """
+    norm = model.transformer.final_layer_norm
+    return model.lm_head(norm(hidden) if norm is not None else hidden).softmax(dim=-1)
+
+
+def allowed_attention(model: TransformerWithLMHead, padding_mask: Tensor) -> Tensor:
+    """(B, T, T) bool, True where query i may attend to key j: the model's own mask (causal + padding)."""
+    B, T = padding_mask.shape
+    mask, is_causal = model.transformer.attention_mask(padding_mask, T, T)
+    if mask is None:
+        full = torch.ones(T, T, dtype=torch.bool, device=padding_mask.device)
+        mask = full.tril() if is_causal else full
+    return mask.expand(B, 1, T, T)[:, 0]
+
+
+def masked_copies(ids: Tensor, n: int, mask_id: int) -> Tensor:
+    """(n, T): row t is `ids` (T,) with position t replaced by [MASK] (a masked model's question)."""
+    rows = ids.repeat(n, 1)
+    rows[torch.arange(n), torch.arange(n)] = mask_id
+    return rows
+
+
+def top_predictions(probs: Tensor, k: int, targets: Tensor) -> dict[str, list]:
+    """Top-k ids and probabilities (T, V) → per position, and the probability and rank of each target."""
+    values, ids = probs.topk(k, dim=-1)  # (T, k)
+    valid = targets >= 0
+    target_prob = probs.gather(1, targets.clamp(min=0)[:, None])[:, 0]  # (T,)
+    rank = (probs > target_prob[:, None]).sum(-1) + 1  # (T,): 1 = the top prediction
+    return {
+        "ids": ids.tolist(),
+        "probs": [[round(p, 4) for p in row] for row in values.tolist()],
+        "target_prob": [round(p, 4) if v else None for p, v in zip(target_prob.tolist(), valid.tolist())],
+        "target_rank": [r if v else None for r, v in zip(rank.tolist(), valid.tolist())],
+    }
+
+
+def quantize(attention: Tensor) -> str:
+    """Attention probabilities in [0, 1] as base64 bytes (round(255 p)): 1 byte a weight, ±0.002."""
+    data = (attention.clamp(0, 1) * 255).round().to(torch.uint8).flatten().cpu().numpy().tobytes()
+    return base64.b64encode(data).decode("ascii")
+
+
+def head_summaries(attentions: list[Tensor]) -> dict[str, list[list[float]]]:
+    """Per layer and head, over one text's real tokens; each attention (nh, n, n).
+
+    previous_token and first_token come from `minitransformer.inspection`; self is the diagonal's mean
+    and entropy the mean entropy of a row in bits (low: the head looks at few tokens).
+    """
+    summary: dict[str, list[list[float]]] = {
+        "previous_token": [],
+        "first_token": [],
+        "self": [],
+        "entropy": [],
+    }
+    for a in attentions:
+        batch = a[None]  # (1, nh, n, n), the shape the inspection functions take
+        entropy = -(a * a.clamp(min=1e-12).log2()).sum(-1).mean(-1)  # (nh,)
+        if a.shape[-1] > 1:
+            previous = previous_token_share(batch).tolist()
+        else:
+            previous = [0.0] * a.shape[0]  # one token: no previous token
+        values = {
+            "previous_token": previous,
+            "first_token": column_share(batch, 0).tolist(),
+            "self": a.diagonal(dim1=-2, dim2=-1).mean(-1).tolist(),
+            "entropy": entropy.tolist(),
+        }
+        for name, row in values.items():
+            summary[name].append([round(v, 4) for v in row])
+    return summary
+
+
+def token_label(tokenizer: Tokenizer, index: int) -> str:
+    """How a token is shown: its vocabulary entry, with byte-level BPE's space/newline marks made visible."""
+    token = tokenizer.id_to_token(index)
+    if token is None:
+        return f"<{index}>"
+    return token.replace("Ġ", "␣").replace("Ċ", "⏎")
+
+
+# ----------------------------------------------------------------------------------------------
+# Everything the page needs
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def explorer_data(
+    model: TransformerWithLMHead,
+    tokenizer: Tokenizer,
+    texts: str | list[str],
+    top_k: int = 5,
+    truncate: bool = False,
+    add_special_tokens: bool = False,
+    name: str = "model",
+) -> dict:
+    """The page's data (JSON-ready) for `texts` (one or several; several are padded into one batch)."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        raise ExplorerInputError("no text given: pass at least one text to look at")
+    check_tokenizer(model, tokenizer)
+    config = model.config
+    if config.mlm and "mask" not in tokenizer.special_ids:
+        raise ExplorerInputError("a masked model needs a tokenizer with a [MASK] token; this one has none")
+    encoded = encode_texts(tokenizer, texts, config.num_max_positions, truncate, add_special_tokens)
+    top_k = max(1, min(top_k, config.num_embeddings))
+    pad_id = tokenizer.special_ids.get("pad", 0)
+    mask_id = tokenizer.special_ids.get("mask")
+    x, padding_mask = pad_batch([ids for ids, _ in encoded], pad_id)  # (B, T) each
+    device = next(model.parameters()).device
+    x, padding_mask = x.to(device), padding_mask.to(device)
+
+    was_training = model.training
+    model.eval()
+    try:
+        with record_block_outputs(model) as blocks:
+            out = model.transformer(
+                x, padding_mask=padding_mask, output_hidden_states=True, output_attentions=True
+            )
+        allowed = allowed_attention(model, padding_mask)  # (B, T, T)
+        pages = []
+        for b, (ids, original) in enumerate(encoded):
+            text = _text_data(model, b, len(ids), x, padding_mask, out, blocks, allowed[b], top_k, mask_id)
+            pages.append({"text": texts[b], "length": len(ids), "truncated_from": original, **text})
+    finally:
+        model.train(was_training)
+
+    used = {i for page in pages for i in page["ids"]}
+    used |= {i for page in pages for layer in page["lens"] for row in layer["ids"] if row for i in row}
+    return {
+        "model": _model_info(model, name),
+        "top_k": top_k,
+        "add_note": ADD_NOTES.get(config.norm_placement, DEFAULT_ADD_NOTE),
+        "vocab": {str(i): token_label(tokenizer, i) for i in sorted(used)},
+        "texts": pages,
+    }
+
+
+def _model_info(model: TransformerWithLMHead, name: str) -> dict:
+    c = model.config
+    return {
+        "name": name,
+        "layers": c.num_layers,
+        "heads": c.num_heads,
+        "embed_dim": c.embed_dim,
+        "hidden_dim": c.hidden_dim,
+        "positions": c.num_max_positions,
+        "vocab_size": c.num_embeddings,
+        "causal": c.causal,
+        "norm_placement": c.norm_placement,
+        "final_layer_norm": c.final_layer_norm,
+        "parameters": model.num_parameters(),
+    }
+
+
+def _text_data(model, b, n, x, padding_mask, out, blocks, allowed, k, mask_id) -> dict:
+    """Row b of the batch (x, padding_mask: (B, T)), a text of n real tokens; see `explorer_data`."""
+    attention = torch.stack([a[b] for a in out.attentions])  # (L, nh, T, T)
+    residual = {
+        "norm": [_rounded(h[b].norm(dim=-1)) for h in out.hidden_states],  # L + 1 × (T,)
+        "attention": [_rounded(a[b].norm(dim=-1)) for a in blocks["attention"]],  # L × (T,)
+        "feed_forward": [_rounded(f[b].norm(dim=-1)) for f in blocks["feed_forward"]],
+    }
+    lens, targets = logit_lens(model, x[b], padding_mask[b], n, [h[b] for h in out.hidden_states], k, mask_id)
+    return {
+        "ids": x[b].tolist(),
+        "pad": padding_mask[b].tolist(),
+        "targets": targets.tolist(),
+        "allowed": ["".join("1" if v else "0" for v in row) for row in allowed.tolist()],
+        # only the cells the mask allows (row by row): masked ones are exactly 0, half of a causal matrix
+        "attention": quantize(attention[:, :, allowed]),  # (L, nh, allowed cells)
+        "attention_shape": list(attention.shape),
+        "heads": head_summaries([a[:, :n, :n] for a in attention]),
+        "residual": residual,
+        "lens": lens,
+    }
+
+
+def logit_lens(
+    model: TransformerWithLMHead,
+    ids: Tensor,
+    padding: Tensor,
+    n: int,
+    hidden: list[Tensor],
+    k: int,
+    mask_id: int | None = None,
+) -> tuple[list[dict], Tensor]:
+    """Top-k predictions read off every layer for the n real positions of one text, and the targets.
+
+    ids, padding: (T,); hidden: L + 1 × (T, E), the text's states from the unmasked pass. A causal
+    model predicts the next token at each position (target: ids[t + 1]). A masked model is asked
+    about each position with that token replaced by [MASK] (one extra pass of n masked copies; target:
+    the token itself), and the lens reads the masked position's state in that copy.
+    Returns (L + 1 × top_k dict over n positions, targets (n,) with -1 where there is none).
+    """
+    if model.config.causal:
+        targets = torch.full((n,), -1, dtype=torch.long, device=ids.device)
+        targets[: n - 1] = ids[1:n]
+        states = [h[None, :n] for h in hidden]  # L + 1 × (1, n, E)
+    else:
+        targets = ids[:n].clone()
+        states = masked_states(model, masked_copies(ids, n, mask_id), padding)
+    lens = [top_predictions(lens_probs(model, h)[0], k, targets) for h in states]
+    return lens, targets
+
+
+def masked_states(
+    model: TransformerWithLMHead, copies: Tensor, padding: Tensor, chunk: int = 32
+) -> list[Tensor]:
+    """Every layer's state at the masked position of each copy: copies (n, T), row t masked at t.
+
+    Returns L + 1 × (1, n, E). The copies run `chunk` at a time, so a long text needs little memory.
+    """
+    per_layer: list[list[Tensor]] = [[] for _ in range(model.config.num_layers + 1)]
+    for start in range(0, copies.shape[0], chunk):
+        rows = torch.arange(start, min(start + chunk, copies.shape[0]))  # the masked positions
+        part = copies[rows]  # (c, T)
+        out = model.transformer(part, padding_mask=padding.expand(len(rows), -1), output_hidden_states=True)
+        for layer, h in enumerate(out.hidden_states):  # h: (c, T, E)
+            per_layer[layer].append(h[torch.arange(len(rows)), rows])  # (c, E)
+    return [torch.cat(parts)[None] for parts in per_layer]
+
+
+def _rounded(values: Tensor, digits: int = 3) -> list[float]:
+    return [round(v, digits) for v in values.tolist()]

@@ -1,0 +1,54 @@
+"""Opening a model directory for the explorer: ours (pretrain, adapt, save_pretrained, hf convert) or a
+Hugging Face GPT-2/BERT checkpoint as downloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from minitransformer import TransformerWithLMHead
+
+from ._library import Tokenizer, hf, read_config
+
+META_NAME = "minitransformer_meta.json"  # written by `python -m minitransformer.hf convert`
+
+
+def load_model_dir(directory: str | os.PathLike) -> tuple[TransformerWithLMHead, Tokenizer, bool]:
+    """(model in eval mode, its tokenizer, whether texts get BERT's [CLS] ... [SEP]) of a directory.
+
+    A classifier's directory opens as a language model through its tied output embeddings.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"model directory {directory} not found: give a directory written by pretrain, adapt or "
+            "save_pretrained, or a Hugging Face GPT-2/BERT checkpoint"
+        )
+    values = _config_values(directory)
+    if "model_type" in values and "architecture" not in values:  # a Hugging Face checkpoint as it comes
+        model = hf().from_hf(directory, task="lm")
+        bert = values["model_type"] == "bert"
+    else:
+        read_config(directory)  # our directory's checks and messages
+        model = TransformerWithLMHead.from_pretrained(directory)
+        bert = _meta(directory).get("model_type") == "bert"
+    tokenizer = Tokenizer.from_pretrained(directory)
+    return model.eval(), tokenizer, bert
+
+
+def _config_values(directory: Path) -> dict:
+    path = directory / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: {directory} is not a model directory (it needs config.json and model.safetensors)"
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); the directory is damaged, re-save it") from None
+
+
+def _meta(directory: Path) -> dict:
+    path = directory / META_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
