@@ -18,8 +18,10 @@ import torch
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.explore import ExplorerInputError, explore, explorer_data, lens_probs, write_page
 from minitransformer.explore.__main__ import main
-from minitransformer.explore._library import Tokenizer, previous_token_share, run_cli
 from minitransformer.explore.data import allowed_attention, masked_copies, record_block_outputs
+from minitransformer.runs.errors import run_cli
+from minitransformer.teaching.inspection import previous_token_share
+from minitransformer.tokenization import Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER = REPO / "tests" / "data" / "tokenizer.json"
@@ -278,7 +280,7 @@ def test_jupyter_shows_the_page_in_an_iframe_so_its_script_runs(tokenizer):
 
 
 def test_hugging_face_gpt2_directory_opens_as_it_comes(tmp_path, tokenizer):
-    from minitransformer import hf
+    from minitransformer.interop import hf
 
     model = tiny_model(norm_placement="pre", final_layer_norm=True, activation="gelu_tanh").eval()
     directory = hf.to_hf(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from minitransformer import TransformerWithLMHead
 
-from ._library import Tokenizer
+from ..tokenization import Tokenizer
 from .data import ExplorerInputError, explorer_data, lens_probs
 from .loading import load_model_dir
 from .page import Explorer, render_page

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..runs.errors import run_cli
 from . import explore, load_model_dir
-from ._library import run_cli
 
 LARGE_MB = 5
 

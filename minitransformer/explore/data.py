@@ -17,7 +17,8 @@ from torch import Tensor
 
 from minitransformer import TransformerWithLMHead
 
-from ._library import Tokenizer, column_share, previous_token_share
+from ..teaching.inspection import column_share, previous_token_share
+from ..tokenization import Tokenizer
 
 # What the per-block numbers mean for each norm placement (keyed by the two placements that differ;
 # any other placement, such as the hands-on's, adds the block outputs to a layer-normed stream).

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from minitransformer import TransformerWithLMHead
 
-from ._library import Tokenizer, hf, read_config
+from ..checkpoint import read_config
+from ..tokenization import Tokenizer
 
 META_NAME = "minitransformer_meta.json"  # written by `python -m minitransformer.hf convert`
 
@@ -27,7 +28,9 @@ def load_model_dir(directory: str | os.PathLike) -> tuple[TransformerWithLMHead,
         )
     values = _config_values(directory)
     if "model_type" in values and "architecture" not in values:  # a Hugging Face checkpoint as it comes
-        model = hf().from_hf(directory, task="lm")
+        from ..interop.hf import from_hf  # transformers-free, but only needed for HF folders
+
+        model = from_hf(directory, task="lm")
         bert = values["model_type"] == "bert"
     else:
         read_config(directory)  # our directory's checks and messages

@@ -8,7 +8,7 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-from ._library import write_text_atomic
+from ..runs.io import write_text_atomic
 
 PLACEHOLDER = "__EXPLORER_DATA__"
 

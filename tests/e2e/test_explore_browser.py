@@ -17,7 +17,7 @@ import torch
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.explore import write_page
-from minitransformer.explore._library import Tokenizer
+from minitransformer.tokenization import Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
