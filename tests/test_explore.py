@@ -10,10 +10,10 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.explore import ExplorerInputError, explore, explorer_data, lens_probs, write_page
@@ -23,7 +23,6 @@ from minitransformer.runs.errors import run_cli
 from minitransformer.teaching.inspection import previous_token_share
 from minitransformer.tokenization import Tokenizer
 
-REPO = Path(__file__).resolve().parents[1]
 TOKENIZER = REPO / "tests" / "data" / "tokenizer.json"
 TEXT = "The cat sat on the mat."
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.explore import write_page
 from minitransformer.tokenization import Tokenizer
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 try:
