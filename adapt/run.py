@@ -69,6 +69,7 @@ from minitransformer.engine import (
     autocast,
     best_model_checkpoint,
     check_amp,
+    choose_amp,
     create_trainer,
     find_learning_rate,
     resolve_device,
@@ -568,6 +569,7 @@ def mean_std(values: list[float]) -> dict:
 def adapt(args: Namespace) -> dict:
     """Run every seed (holding the output folder's lock); write results.json and the plots; return the results."""
     plan = resumed_plan(build_parser(), args, HARDWARE_OPTIONS) if args.resume else RunPlan(**vars(args))
+    plan = choose_amp(plan)
     check_logger(plan.logger)
     with RunLock(plan.output_dir):
         state = read_state(plan.output_dir) if plan.resume else {}

@@ -109,7 +109,12 @@ def add_hardware_options(parser: argparse.ArgumentParser):
     """The device/precision/threads/progress options both programs share; returns the group."""
     g = parser.add_argument_group("hardware")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--amp", choices=["bf16", "fp16", "none"], default="none", help="autocast precision")
+    g.add_argument(
+        "--amp",
+        choices=["auto", "bf16", "fp16", "none"],
+        default="auto",
+        help="autocast precision; auto: bf16 where the CPU/GPU has it natively, else none (fp32)",
+    )
     g.add_argument(
         "--threads", type=int, help="CPU threads (unset: the cores available, shared between processes)"
     )

@@ -99,6 +99,8 @@ MODEL_OPTIONS = (
     "norm_placement",
     "final_layer_norm",
     "sinusoidal_embeddings",
+    "init_scheme",
+    "layer_norm_eps",
 )
 
 

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from minitransformer.config import INIT_SCHEMES
 from minitransformer.options import (
     AT_LEAST_1,
     FRACTION,
@@ -176,11 +177,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned"
     )
+    g.add_argument(
+        "--init-scheme",
+        choices=INIT_SCHEMES,
+        help="hands_on: all weights N(0, range); gpt2: residual projections N(0, range/sqrt(2 layers))",
+    )
+    g.add_argument("--layer-norm-eps", type=float, help="LayerNorm epsilon (unset: 1e-12, the hands-on's)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, help="blocks per optimizer step (all processes together)")
     g.add_argument(
         "--accumulation-steps", type=int, default=1, help="split each batch into this many micro-batches"
+    )
+    g.add_argument(
+        "--optimizer",
+        choices=["adamw", "muon"],
+        default="adamw",
+        help="adamw; or muon: torch's Muon for the hidden matrices, AdamW for embeddings, norms, biases",
     )
     g.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
     g.add_argument("--warmup-steps", type=int, help="linear warm-up steps before the cosine decay to 0")
@@ -216,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompts sampled at each evaluation (causal)",
     )
     g.add_argument("--sample-tokens", type=int, default=24, help="new tokens per sample")
+    g.add_argument(
+        "--sample-unk", action="store_true", help="let samples contain [UNK] (suppressed by default)"
+    )
     g.add_argument(
         "--logger",
         choices=LOGGERS,

@@ -51,6 +51,7 @@ from minitransformer.engine import (
     autocast,
     best_model_checkpoint,
     check_amp,
+    choose_amp,
     create_trainer,
     find_learning_rate,
     latest_training_checkpoint,
@@ -68,7 +69,7 @@ from minitransformer.errors import run_cli
 from minitransformer.flops import flops_per_token, peak_flops
 from minitransformer.io import write_json_atomic
 from minitransformer.model import check_token_ids
-from minitransformer.optim import parameter_groups
+from minitransformer.optim import MuonWithAdamW, parameter_groups
 from minitransformer.options import RunPlan, resumed_plan
 from minitransformer.presets import config_from_options
 from minitransformer.run_dir import discard_failed_run, open_run_dir
@@ -99,11 +100,11 @@ def plan_run(args: Namespace) -> RunPlan:
     """The run's settings: the options, the splits and the objective (on --resume, the run's own plan
     from training_args.json, with this command's hardware options)."""
     if args.resume:
-        return resumed_plan(build_parser(), args, HARDWARE_OPTIONS)
+        return choose_amp(resumed_plan(build_parser(), args, HARDWARE_OPTIONS))
     train_split, valid_split = choose_splits(args)
     note = f"trained on {args.dataset}/{train_split}, evaluated on {args.dataset}/{valid_split}"
     decided = dict(train_split=train_split, valid_split=valid_split, objective=choose_objective(args))
-    return RunPlan(**{**vars(args), **decided, "splits": note})
+    return choose_amp(RunPlan(**{**vars(args), **decided, "splits": note}))
 
 
 def dataset_location(options: Namespace) -> str:
@@ -275,6 +276,8 @@ def build_model(plan: RunPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
 
 def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:
     """AdamW with decay on weight matrices only (nanoGPT's rule), wrapped for distributed runs."""
+    if plan.optimizer == "muon":
+        return idist.auto_optim(MuonWithAdamW(raw_model, plan.lr, plan.weight_decay, plan.decay_embeddings))
     groups = parameter_groups(raw_model, plan.weight_decay, plan.decay_embeddings)
     return idist.auto_optim(make_optimizer(groups, "adamw", lr=plan.lr, eps=1e-8))
 
@@ -392,16 +395,22 @@ class Validation:
         return values
 
     def sample(self, step: int) -> None:
-        """Greedy and top-p continuations of the sample prompts, printed and logged."""
+        """Greedy and top-p continuations of the sample prompts, printed and logged; [UNK] is never
+        sampled unless --sample-unk (WikiText's `<unk>` stands for any rare word: a sample of them says
+        nothing a reader can use)."""
         tokenizer, model, plan = self.data.tokenizer, self.raw_model, self.plan
         device = next(model.parameters()).device
+        unk = tokenizer.special_ids.get("unk")
+        suppress = [] if plan.sample_unk or unk is None else [unk]
+        if suppress and plan.sample_prompts and idist.get_rank() == 0:
+            say(f"  samples (step {step}; [UNK] suppressed: it stands for any rare word, --sample-unk shows it):")
         for prompt in plan.sample_prompts:
             ids = torch.tensor([tokenizer.encode(prompt)], device=device)
             if ids.numel() == 0:
                 continue
             n = min(plan.sample_tokens, model.config.num_max_positions - ids.size(1))
-            greedy = model.generate(ids, n, temperature=0)
-            nucleus = model.generate(ids, n, top_p=0.9, seed=plan.seed)
+            greedy = model.generate(ids, n, temperature=0, suppress_ids=suppress)
+            nucleus = model.generate(ids, n, top_p=0.9, seed=plan.seed, suppress_ids=suppress)
             texts = {
                 name: tokenizer.decode(t[0, ids.size(1) :].tolist())
                 for name, t in (("greedy", greedy), ("top_p", nucleus))
