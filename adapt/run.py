@@ -78,6 +78,7 @@ from minitransformer.training.engine import (
     attach_progress,
     autocast,
     check_amp,
+    choose_amp,
     create_trainer,
     find_lr,
     resolve_device,
@@ -564,6 +565,7 @@ def mean_std(values: list[float]) -> dict:
 def adapt(args: Namespace) -> dict:
     """Run every seed (holding the output folder's lock); write results.json and the plots; return the results."""
     plan = resumed_plan(build_parser(), args) if args.resume else RunPlan(**vars(args))
+    plan = choose_amp(plan)
     check_logger(plan.logger)
     kept_anything = lambda: bool(finished_seeds(Path(plan.output_dir), plan.seeds))  # noqa: E731
     with run_lifecycle(plan, RUN_FILES, kept_anything) as complete:

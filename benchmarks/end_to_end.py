@@ -40,7 +40,11 @@ def write_corpus(
 
 
 TOY = dict(embed_dim=64, hidden_dim=256, num_heads=2, num_layers=2, num_max_positions=32, batch_size=4)
-TRAINING = dict(weight_decay=0.01, max_norm=1.0, mlm_probability=0.15, eval_batch_size=32, seed=0)
+# Both sides: AdamW and GPT-2's default dropout (0.1), whatever the tiny preset's own optimizer and dropout.
+TRAINING = dict(
+    weight_decay=0.01, max_norm=1.0, mlm_probability=0.15, eval_batch_size=32, seed=0, optimizer="adamw",
+    dropout=0.1,
+)  # fmt: skip
 
 
 def settings(quick: bool) -> dict:
@@ -55,18 +59,19 @@ def model_options(quick: bool) -> list[str]:
 
 
 def ours(
-    objective: str, corpus: Path, tokenizer: Path, work: Path, steps: int, quick: bool, threads: int
-) -> dict:
-    """`python -m pretrain`; its final evaluation (whole test slice) from metrics.jsonl."""
+    objective: str, corpus: Path, tokenizer: Path, work: Path, steps: int, quick: bool, threads: int,
+    extra: tuple[str, ...] = (), name: str = "",
+) -> dict:  # fmt: skip
+    """`python -m pretrain` (with `extra` options last); its final evaluation (whole test slice)."""
     from minitransformer.runs.metrics_log import MetricsLog
 
-    out = work / f"ours-{objective}"
+    out = work / f"ours-{objective}{name}"
     argv = [
         "--dataset", str(corpus), "--tokenizer", str(tokenizer), "--output-dir", str(out),
         "--cache-dir", str(work / f"cache-{objective}"), "--objective", objective,
         "--max-steps", str(steps), "--warmup-steps", str(max(1, steps // 10)), "--eval-every", str(steps),
         "--max-eval-batches", "1", "--sample-prompts", "--no-progress", "--threads", str(threads),
-        *model_options(quick),
+        *model_options(quick), *extra,
     ]  # fmt: skip
     seconds = timed([sys.executable, "-m", "pretrain", *argv])
     final = [e for e in MetricsLog.read(out / "metrics.jsonl") if e["event"] == "final"][0]
@@ -74,11 +79,12 @@ def ours(
 
 
 def theirs(
-    objective: str, corpus: Path, tokenizer: Path, work: Path, steps: int, quick: bool, threads: int
-) -> dict:
+    objective: str, corpus: Path, tokenizer: Path, work: Path, steps: int, quick: bool, threads: int,
+    seed: int = TRAINING["seed"],
+) -> dict:  # fmt: skip
     """Hugging Face `Trainer` in a subprocess (`child` below)."""
-    args = [objective, str(corpus), str(tokenizer), str(work / f"hf-{objective}"), str(steps)]
-    args += [str(quick), str(threads)]
+    args = [objective, str(corpus), str(tokenizer), str(work / f"hf-{objective}-{seed}"), str(steps)]
+    args += [str(quick), str(threads), str(seed)]
     result = {}
     seconds = timed([sys.executable, "-m", "benchmarks.end_to_end", "--child", *args], result)
     return {"seconds": seconds, "loss": result["loss"]}
@@ -97,7 +103,7 @@ def timed(command: list[str], result: dict | None = None) -> float:
 
 
 def child(
-    objective: str, corpus: str, tokenizer_dir: str, out: str, steps: str, quick: str, threads: str
+    objective: str, corpus: str, tokenizer_dir: str, out: str, steps: str, quick: str, threads: str, seed: str
 ) -> None:
     """One Trainer run; prints {"loss": final evaluation loss} as its last line."""
     import torch
@@ -110,7 +116,7 @@ def child(
     from minitransformer.tokenization import Tokenizer
 
     torch.set_num_threads(int(threads))
-    values = settings(quick == "True")
+    values = {**settings(quick == "True"), "seed": int(seed)}
     tokenizer = Tokenizer.from_pretrained(tokenizer_dir)
     config = config_from_options(values, tokenizer.vocab_size, mlm=objective == "mlm")
     train, test = (
@@ -194,7 +200,7 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 1) -> l
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 9 and sys.argv[1] == "--child":
+    if len(sys.argv) == 10 and sys.argv[1] == "--child":
         child(*sys.argv[2:])
     else:
         sys.exit("usage: python -m benchmarks --only end-to-end  (this entry point is for its subprocesses)")

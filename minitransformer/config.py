@@ -20,6 +20,7 @@ IGNORE_INDEX = -100  # a label the losses skip (PyTorch's cross-entropy default)
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 NORM_PLACEMENTS = ("hands_on", "pre", "post")
 ATTENTION_IMPLS = ("sdpa", "explicit")
+INIT_SCHEMES = ("hands_on", "gpt2")
 POOLINGS = ("clf", "mean", "max", "weighted")
 
 
@@ -112,6 +113,11 @@ class TransformerConfig(_JsonConfig):
     )
     lm_head_bias: bool = False  # an output bias on the (tied) LM decoder, as BERT has
     attention_impl: str = "sdpa"  # "sdpa": fused kernel; "explicit": written out, can return probabilities
+    # "hands_on": every weight N(0, initializer_range); "gpt2": the same, but the two projections that
+    # write into the residual stream (attention output, feed-forward output) use
+    # initializer_range / sqrt(2 * num_layers), GPT-2's scaling, so the stream's variance does not grow
+    # with depth at init. Missing from old config.json files, which therefore load as "hands_on".
+    init_scheme: str = "hands_on"
 
     def __post_init__(self) -> None:
         self.norm_placement = renamed(self.norm_placement, "norm_placement")
@@ -146,6 +152,10 @@ class TransformerConfig(_JsonConfig):
         _require(
             self.attention_impl in ATTENTION_IMPLS,
             f"attention_impl={self.attention_impl!r} is not one of {ATTENTION_IMPLS}",
+        )
+        _require(
+            self.init_scheme in INIT_SCHEMES,
+            f"init_scheme={self.init_scheme!r} is not one of {INIT_SCHEMES}",
         )
         _require(
             not (self.sinusoidal_embeddings and self.embed_dim % 2),

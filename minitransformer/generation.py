@@ -53,13 +53,15 @@ def generate(
     top_p: float | None = None,
     seed: int | None = None,
     use_cache: bool = True,
+    suppress_ids: list[int] | tuple[int, ...] = (),
 ) -> Tensor:
     """Continue `prompt_ids` ((T,) or (B, T)) by up to `max_new_tokens` tokens; returns (B, T + new).
 
     temperature=0 means greedy decoding; top_p in (0, 1] keeps the smallest set of tokens whose
     probability reaches it (nucleus sampling). Generation stops at the model's num_max_positions
-    with a warning saying so. Bad arguments, and masked-LM models (which cannot generate left to
-    right), raise ValueError.
+    with a warning saying so. `suppress_ids` are never generated (their logits are set to -inf), e.g.
+    `[tokenizer.unk_id]` for a model trained on text where rare words were replaced by `<unk>`. Bad
+    arguments, and masked-LM models (which cannot generate left to right), raise ValueError.
     """
     config = model.config
     if config.mlm:
@@ -97,6 +99,8 @@ def generate(
         else:
             out = model.transformer(ids)
         logits = model.lm_head(out.last_hidden_state[:, -1]).float()  # (B, V)
+        if suppress_ids:
+            logits[:, list(suppress_ids)] = float("-inf")
         if temperature == 0:
             next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
         else:

@@ -242,6 +242,18 @@ class Transformer(nn.Module):
         mods = [self.tokens_embeddings, self.position_embeddings, self.token_type_embeddings]
         return [m for m in mods + [self.embeddings_layer_norm] if m is not None]
 
+    @torch.no_grad()
+    def scale_residual_projections(self) -> None:
+        """GPT-2's init: the projections that add to the residual stream get std range / sqrt(2L).
+
+        Each of the 2L branches adds a term to the stream; shrinking them keeps its variance at init
+        close to that of the embeddings whatever the depth (GPT-2 paper, section 2.3).
+        """
+        std = self.config.initializer_range / math.sqrt(2 * self.config.num_layers)
+        for i in range(self.config.num_layers):
+            self.attentions[i].out_proj.weight.normal_(mean=0.0, std=std)
+            self.feed_forwards[i][2].weight.normal_(mean=0.0, std=std)
+
     def reset_sinusoidal(self) -> None:
         """(Re)write the fixed position table; called after weight init, which would overwrite it."""
         if self.config.sinusoidal_embeddings:
@@ -447,8 +459,11 @@ class _TransformerModel(PretrainedMixin, nn.Module):
         self.lm_head = LMHead(config)
 
     def init_weights(self) -> None:
-        """Initialise every parameter the hands-on's way, then re-tie and rewrite fixed tables."""
+        """Initialise every parameter the hands-on's way (GPT-2's residual scaling on top with
+        `init_scheme="gpt2"`), then re-tie and rewrite fixed tables."""
         self.apply(lambda m: init_weights(m, self.config.initializer_range))
+        if self.config.init_scheme == "gpt2":
+            self.transformer.scale_residual_projections()
         self.transformer.reset_sinusoidal()
         self.tie_weights()
 

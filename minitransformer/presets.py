@@ -102,6 +102,8 @@ MODEL_OPTIONS = (
     "norm_placement",
     "final_layer_norm",
     "sinusoidal_embeddings",
+    "init_scheme",
+    "layer_norm_eps",
 )
 
 

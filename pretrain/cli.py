@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from minitransformer.config import ACTIVATIONS, NORM_PLACEMENTS, RENAMED_VALUES
+from minitransformer.config import ACTIVATIONS, INIT_SCHEMES, NORM_PLACEMENTS, RENAMED_VALUES
 from minitransformer.presets import PRETRAIN_PRESETS, RENAMED_PRESETS
 from minitransformer.runs.options import (
     AT_LEAST_1,
@@ -29,6 +29,7 @@ from minitransformer.runs.options import (
 )
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.tokenization import KINDS
+from minitransformer.training.optimizers import PRETRAIN_OPTIMIZERS
 
 OBJECTIVES = ("clm", "mlm")  # causal LM, masked LM
 
@@ -161,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned"
     )
+    g.add_argument(
+        "--init-scheme",
+        choices=INIT_SCHEMES,
+        help="hands_on: every weight N(0, range); gpt2: the residual projections N(0, range/sqrt(2 layers))",
+    )
+    g.add_argument("--layer-norm-eps", type=float, help="LayerNorm epsilon (unset: 1e-12, the hands-on's)")
 
     g = add_schedule_options(
         p,
@@ -168,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
         lr_help="peak learning rate (AdamW)",
         warmup_help="linear warm-up steps before the cosine decay to 0",
         lr_find_help="run Ignite's FastaiLRFinder first and train with its suggestion",
+    )
+    g.add_argument(
+        "--optimizer",
+        choices=PRETRAIN_OPTIMIZERS,
+        default="adamw",
+        help="adamw; muon: torch's Muon for the hidden matrices, AdamW for embeddings, norms and biases",
     )
     g.add_argument("--batch-size", type=int, help="blocks per optimizer step (all processes together)")
     g.add_argument(
@@ -199,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompts sampled at each evaluation (causal)",
     )
     g.add_argument("--sample-tokens", type=int, default=24, help="new tokens per sample")
+    g.add_argument(
+        "--sample-unk", action="store_true", help="let samples contain [UNK] (left out by default)"
+    )
 
     g = add_hardware_options(p)
     g.add_argument("--compile", action="store_true", help="torch.compile the model (GPU users)")

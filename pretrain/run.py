@@ -68,6 +68,7 @@ from minitransformer.training.engine import (
     attach_progress,
     autocast,
     check_amp,
+    choose_amp,
     create_trainer,
     find_lr,
     resolve_device,
@@ -77,7 +78,7 @@ from minitransformer.training.engine import (
     warmup_cosine,
 )
 from minitransformer.training.flops import flops_per_token, peak_flops
-from minitransformer.training.optimizers import make_optimizer, parameter_groups
+from minitransformer.training.optimizers import MuonWithAdamW, make_optimizer, parameter_groups
 
 from .cli import build_parser, parse_args
 
@@ -99,8 +100,8 @@ def plan_run(args: Namespace) -> RunPlan:
     """The run's settings: the options, the splits and the objective (on --resume, the run's own plan
     from training_args.json, with this command's hardware options)."""
     if args.resume:
-        return resumed_plan(build_parser(), args)
-    plan = RunPlan(**vars(args))
+        return choose_amp(resumed_plan(build_parser(), args))
+    plan = choose_amp(RunPlan(**vars(args)))
     train_split, valid_split = choose_splits(plan)
     note = f"trained on {plan.dataset}/{train_split}, evaluated on {plan.dataset}/{valid_split}"
     return plan.replace(
@@ -276,7 +277,10 @@ def build_model(plan: RunPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
 
 
 def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:
-    """AdamW (PyTorch's eps) with decay on weight matrices only (minGPT's rule), wrapped for distributed runs."""
+    """AdamW (PyTorch's eps) with decay on weight matrices only (minGPT's rule), or Muon for the hidden
+    matrices with AdamW for the rest (`--optimizer muon`); wrapped for distributed runs."""
+    if plan.optimizer == "muon":
+        return idist.auto_optim(MuonWithAdamW(raw_model, plan.lr, plan.weight_decay, plan.decay_embeddings))
     groups = parameter_groups(raw_model, plan.weight_decay, plan.decay_embeddings)
     return idist.auto_optim(make_optimizer(groups, "adamw", lr=plan.lr, eps=1e-8))
 
@@ -392,16 +396,24 @@ class Validation:
         return values
 
     def sample(self, step: int) -> None:
-        """Greedy and top-p continuations of the sample prompts, printed and logged."""
+        """Greedy and top-p continuations of the sample prompts, printed and logged; [UNK] is never
+        sampled unless --sample-unk (WikiText's `<unk>` stands for any rare word: a sample of them says
+        nothing a reader can use)."""
         tokenizer, model, plan = self.data.tokenizer, self.raw_model, self.plan
         device = next(model.parameters()).device
+        unk = tokenizer.special_ids.get("unk")
+        suppress = [] if plan.sample_unk or unk is None else [unk]
+        if suppress and plan.sample_prompts and idist.get_rank() == 0:
+            say(
+                f"  samples at step {step} ([UNK] left out: it stands for any rare word; --sample-unk shows it):"
+            )
         for prompt in plan.sample_prompts:
             ids = torch.tensor([tokenizer.encode(prompt)], device=device)
             if ids.numel() == 0:
                 continue
             n = min(plan.sample_tokens, model.config.num_max_positions - ids.size(1))
-            greedy = model.generate(ids, n, temperature=0)
-            nucleus = model.generate(ids, n, top_p=0.9, seed=plan.seed)
+            greedy = model.generate(ids, n, temperature=0, suppress_ids=suppress)
+            nucleus = model.generate(ids, n, top_p=0.9, seed=plan.seed, suppress_ids=suppress)
             texts = {
                 name: tokenizer.decode(t[0, ids.size(1) :].tolist())
                 for name, t in (("greedy", greedy), ("top_p", nucleus))

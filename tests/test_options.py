@@ -10,6 +10,7 @@ import pytest
 
 from adapt.run import main as adapt_main
 from minitransformer.runs.options import RunPlan
+from minitransformer.training.engine import cpu_has_bf16
 from pretrain.cli import parse_args
 from pretrain.run import main as pretrain_main
 from pretrain.run import plan_run
@@ -33,7 +34,16 @@ def test_planning_decides_splits_and_objective_without_touching_the_options(corp
     assert vars(args) == options  # the parsed options are never rewritten
     assert (plan.train_split, plan.valid_split, plan.objective) == ("valid", "test", "clm")  # no train split
     assert plan.splits == f"trained on {corpus.root}/valid, evaluated on {corpus.root}/test"
-    decided = {"train_split", "valid_split", "objective"}  # unset in the options: planning chooses
+    assert (options["amp"], plan.amp) == (
+        "auto",
+        "bf16" if cpu_has_bf16() else "none",
+    )  # --amp auto, resolved
+    decided = {
+        "train_split",
+        "valid_split",
+        "objective",
+        "amp",
+    }  # unset or "auto" in the options: planning chooses
     assert all(getattr(plan, k) == v for k, v in options.items() if k not in decided)
     json.dumps(plan.to_json())  # what training_args.json will hold
 

@@ -176,7 +176,12 @@ def add_hardware_options(parser: argparse.ArgumentParser):
     this group (and --logger) are the ones a `--resume` may change (`resumed_plan`)."""
     g = parser.add_argument_group(HARDWARE)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--amp", choices=sorted(AMP_DTYPES), default="none", help="autocast precision")
+    g.add_argument(
+        "--amp",
+        choices=["auto", *sorted(AMP_DTYPES)],
+        default="auto",
+        help="autocast precision; auto: bf16 where the CPU/GPU computes it natively, else none (fp32)",
+    )
     g.add_argument(
         "--threads", type=int, help="CPU threads (unset: the cores available, shared between processes)"
     )

@@ -137,3 +137,67 @@ def make_optimizer(
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
     return BertAdam(groups, lr=lr, betas=betas, eps=eps, bias_correction=False)
+
+
+# `python -m pretrain --optimizer`: AdamW, or Muon for the hidden matrices with AdamW for the rest.
+PRETRAIN_OPTIMIZERS = ("adamw", "muon")
+
+
+def is_hidden_matrix(name: str, param: nn.Parameter) -> bool:
+    """The 2-D weights inside the blocks (attention and feed-forward), which Muon can orthogonalise.
+
+    Embeddings (and the LM head tied to them), norms and biases are not: Muon is for hidden layers.
+    """
+    return param.dim() == 2 and "embeddings" not in name and "lm_head" not in name
+
+
+class MuonWithAdamW(torch.optim.Optimizer):
+    """Muon for the hidden matrices, AdamW for every other parameter, stepped together as one optimizer.
+
+    The nanoGPT speedrun's split (Jordan et al., 2024): Muon orthogonalises each hidden matrix's
+    momentum update with a Newton-Schulz iteration; embeddings, the tied head, norms and biases keep
+    AdamW. `torch.optim.Muon(adjust_lr_fn="match_rms_adamw")` scales its step to AdamW's RMS, so one
+    learning rate (and one schedule) drives both. `param_groups` lists Muon's groups, then AdamW's, so
+    Ignite's per-group schedulers and checkpointing see one optimizer.
+    """
+
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float, decay_embeddings: bool = False):
+        hidden = [p for n, p in model.named_parameters() if p.requires_grad and is_hidden_matrix(n, p)]
+        hidden_ids = {id(p) for p in hidden}
+        rest = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in hidden_ids]
+        decay = [p for n, p in rest if decays(n, p, decay_embeddings)]
+        no_decay = [p for n, p in rest if not decays(n, p, decay_embeddings)]
+        self.muon = torch.optim.Muon(
+            [{"name": "muon", "params": hidden}], lr=lr, weight_decay=weight_decay,
+            adjust_lr_fn="match_rms_adamw",
+        )  # fmt: skip
+        self.adamw = torch.optim.AdamW(
+            [
+                {"name": "decay", "params": decay, "weight_decay": weight_decay},
+                {"name": "no_decay", "params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=lr,
+            eps=1e-8,
+        )
+        super().__init__([{"params": hidden}, {"params": decay}, {"params": no_decay}], {"lr": lr})
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups  # shared dicts
+        check_groups_cover(model, self.param_groups)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        self.muon.step()
+        self.adamw.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none)
+        self.adamw.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.muon.load_state_dict(state_dict["muon"])
+        self.adamw.load_state_dict(state_dict["adamw"])
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
