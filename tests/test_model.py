@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -489,3 +490,31 @@ def test_forward_compiles_without_graph_breaks(tiny_config, mlm):
     explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
+
+
+def test_gpt2_init_scales_only_the_residual_projections(tiny_config):
+    """init_scheme="gpt2": the attention output and the feed-forward output projections get
+    initializer_range / sqrt(2 * num_layers); every other weight keeps the hands-on's N(0, range)."""
+    wide = dataclasses.replace(tiny_config, embed_dim=96, hidden_dim=384, num_heads=4, num_layers=8)
+    torch.manual_seed(0)
+    gpt2 = TransformerWithLMHead(dataclasses.replace(wide, init_scheme="gpt2")).transformer
+    torch.manual_seed(0)
+    hands_on = TransformerWithLMHead(wide).transformer
+    scaled = 0.02 / math.sqrt(2 * 8)
+    for ours, theirs in ((gpt2, scaled), (hands_on, 0.02)):
+        for i in range(8):
+            assert abs(ours.attentions[i].out_proj.weight.std().item() - theirs) < 0.1 * theirs
+            assert abs(ours.feed_forwards[i][2].weight.std().item() - theirs) < 0.1 * theirs
+    torch.testing.assert_close(gpt2.attentions[3].in_proj_weight, hands_on.attentions[3].in_proj_weight)
+    torch.testing.assert_close(gpt2.tokens_embeddings.weight, hands_on.tokens_embeddings.weight)
+
+
+def test_a_config_json_without_init_scheme_loads_as_the_hands_on(tmp_path, tiny_config):
+    """Model directories written before the field existed keep their meaning (the hands-on's init)."""
+    TransformerWithLMHead(dataclasses.replace(tiny_config, init_scheme="gpt2")).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved.pop("init_scheme") == "gpt2"
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert TransformerWithLMHead.from_pretrained(tmp_path).config.init_scheme == "hands_on"
+    with pytest.raises(ValueError, match="init_scheme='xavier' is not one of"):
+        dataclasses.replace(tiny_config, init_scheme="xavier")

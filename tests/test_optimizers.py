@@ -1,0 +1,66 @@
+"""`minitransformer.training.optimizers`: Muon for the hidden matrices with AdamW for the rest."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import torch
+
+from minitransformer import TransformerWithLMHead
+from minitransformer.training.optimizers import MuonWithAdamW
+
+
+def model_and_batch(tiny_config):
+    torch.manual_seed(0)
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, dropout=0.0, init_scheme="gpt2"))
+    x = torch.randint(0, tiny_config.num_embeddings, (4, 12))
+    return model, x
+
+
+def steps(model, optimizer, x, n):
+    for _ in range(n):
+        optimizer.zero_grad()
+        model(x, labels=x)[1].backward()
+        optimizer.step()
+
+
+def test_muon_takes_the_hidden_matrices_and_adamw_the_rest(tiny_config):
+    model, _ = model_and_batch(tiny_config)
+    optimizer = MuonWithAdamW(model, lr=1e-3, weight_decay=0.01)
+    muon = {id(p) for g in optimizer.muon.param_groups for p in g["params"]}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(names[i] for i in muon) == sorted(
+        n for n, p in model.named_parameters() if p.dim() == 2 and "embeddings" not in n
+    )  # in_proj, out_proj and both feed-forward weights of every layer; never the tied embeddings
+    assert [g["name"] for g in optimizer.param_groups] == ["muon", "decay", "no_decay"]
+    covered = [p for g in optimizer.param_groups for p in g["params"]]
+    assert len(covered) == len({id(p) for p in covered}) == len(list(model.parameters()))
+
+
+def test_one_learning_rate_drives_both_and_the_loss_falls(tiny_config):
+    model, x = model_and_batch(tiny_config)
+    optimizer = MuonWithAdamW(model, lr=3e-3, weight_decay=0.0)
+    for group in optimizer.param_groups:  # what Ignite's schedulers do
+        group["lr"] = 1e-2
+    assert optimizer.muon.param_groups[0]["lr"] == optimizer.adamw.param_groups[1]["lr"] == 1e-2
+    before = model(x, labels=x)[1].item()
+    steps(model, optimizer, x, 30)
+    assert model(x, labels=x)[1].item() < 0.5 * before  # it memorises the batch
+
+
+def test_a_resumed_optimizer_continues_exactly(tiny_config):
+    """Saved after 3 steps and loaded into a fresh optimizer, 3 more steps give the weights of 6 in a row."""
+    model, x = model_and_batch(tiny_config)
+    resumed_model = copy.deepcopy(model)
+    optimizer = MuonWithAdamW(model, lr=3e-3, weight_decay=0.01)
+    steps(model, optimizer, x, 3)
+    saved_weights, saved_state = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    steps(model, optimizer, x, 3)
+
+    resumed_model.load_state_dict(saved_weights)
+    resumed = MuonWithAdamW(resumed_model, lr=3e-3, weight_decay=0.01)
+    resumed.load_state_dict(saved_state)
+    steps(resumed_model, resumed, x, 3)
+    for (name, a), b in zip(model.state_dict().items(), resumed_model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
