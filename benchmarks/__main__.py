@@ -19,12 +19,13 @@ from benchmarks import (
     finetune_padding,
     generation,
     gpu,
+    precision,
     machine_line,
     throughput,
     wait_for_quiet_machine,
 )
 
-CPU_ITEMS = ("throughput", "data-prep", "finetune-padding", "generation", "end-to-end")
+CPU_ITEMS = ("throughput", "precision", "data-prep", "finetune-padding", "generation", "end-to-end")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"benchmarks{' (quick)' if args.quick else ''}: {machine_line()}", flush=True)
     runners = {
         "throughput": lambda: throughput.run(args.quick, profile=args.profile),
+        "precision": lambda: precision.run(args.quick),
         "data-prep": lambda: data_prep.run(args.quick, args.data_dir),
         "finetune-padding": lambda: finetune_padding.run(args.quick, args.data_dir),
         "generation": lambda: generation.run(args.quick),
