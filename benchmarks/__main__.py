@@ -19,8 +19,8 @@ from benchmarks import (
     finetune_padding,
     generation,
     gpu,
-    precision,
     machine_line,
+    precision,
     throughput,
     wait_for_quiet_machine,
 )
