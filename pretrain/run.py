@@ -363,14 +363,15 @@ def create_lm_evaluator(model: Module, prepare: Callable, device: torch.device, 
 
 
 class Validation:
-    """Evaluate on the validation split, log it, print it and (causal) sample from the model."""
+    """Evaluate on the validation split, log it (with the run's wall time so far, for plots against
+    minutes), print it and (causal) sample from the model."""
 
     def __init__(
         self, plan: RunPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model: TransformerWithLMHead,
-        log: MetricsLog,
+        log: MetricsLog, clock: WallClock,
     ):  # fmt: skip
         self.plan, self.evaluator, self.trainer, self.data = plan, evaluator, trainer, data
-        self.raw_model, self.log = raw_model, log
+        self.raw_model, self.log, self.clock = raw_model, log, clock
 
     def __call__(self, final: bool = False) -> dict:
         loader, plan = self.data.valid_loader, self.plan
@@ -386,7 +387,8 @@ class Validation:
             values["word_ppl"] = math.exp(min(nll * self.data.tokens_per_word, 50.0))
         else:
             values["mlm_ppl"] = values.pop("ppl")
-        self.log.log("final" if final else "valid", step, split=plan.valid_split, **values)
+        event = "final" if final else "valid"
+        self.log.log(event, step, split=plan.valid_split, **values, wall_time_s=self.clock.elapsed())
         if idist.get_rank() == 0:
             shown = ", ".join(f"{k}={v:.3f}" for k, v in values.items() if isinstance(v, float))
             where = f"{plan.dataset}/{plan.valid_split}"
@@ -552,7 +554,7 @@ def run_steps(plan: RunPlan, clock: WallClock) -> None:
     to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     to_save.update(metrics_log=log, wall_clock=clock)
     evaluator = create_lm_evaluator(model, prepare, device, amp_dtype)
-    validation = Validation(plan, evaluator, trainer, data, raw_model, log)
+    validation = Validation(plan, evaluator, trainer, data, raw_model, log, clock)
     saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
     resumed = restore(plan, to_save, saver, out)
     tracker = Tracker(plan.logger, out / "tensorboard", log, trainer, optimizer, plan.log_every)

@@ -90,7 +90,7 @@ def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
 def choose_amp(plan):
     """The run plan with `--amp auto` resolved (so training_args.json records the choice), said once."""
     amp, why = resolve_amp(plan.amp, resolve_device(plan.device))
-    if idist.get_rank() == 0:
+    if int(os.environ.get("RANK", "0")) == 0:  # planning runs before the process group exists
         say(f"precision: {'fp32' if amp == 'none' else amp + ' autocast'} ({why})")
     return plan.replace(amp=amp)
 
