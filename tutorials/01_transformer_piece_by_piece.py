@@ -48,17 +48,6 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/01_transformer_piece_by_piece"))
 OUT.mkdir(parents=True, exist_ok=True)
-FIGURES = [
-    "sinusoidal_positions.png",
-    "learned_positions_at_init.png",
-    "attention_by_hand.png",
-    "causal_mask.png",
-    "padding_mask.png",
-    "combined_mask.png",
-    "norm_placements.png",
-    "norm_placement_residual_norms.png",
-    "norm_placement_gradients.png",
-]
 
 # %% [markdown]
 # ## A toy model and a toy sentence
@@ -433,9 +422,45 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_attention(masked_attention)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: layer normalisation
+#
+# Every block of section 5 starts with a layer norm. Write `layer_norm(x, weight, bias, eps)` for
+# states `x` (B, T, E): over each token's E numbers subtract the mean, divide by √(variance + eps) with
+# the *biased* variance (divide by E), then scale by `weight` and shift by `bias` (both (E,)). The check
+# compares it with `F.layer_norm` using a large eps (0.1) so that where you put eps shows, and names
+# the usual slips (torch.var's unbiased default, eps outside the root, the wrong dimension). (Answer:
+# `exercises.solution_layer_norm`.)
+
 
 # %%
+def layer_norm(x, weight, bias, eps):
+    """(B, T, E), (E,), (E,), float → (B, T, E)"""
+    raise NotImplementedError  # your code here: three lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    layer_norm = exercises.solution_layer_norm
+exercises.check_layer_norm(layer_norm)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+FIGURES = [
+    "sinusoidal_positions.png",
+    "learned_positions_at_init.png",
+    "attention_by_hand.png",
+    "causal_mask.png",
+    "padding_mask.png",
+    "combined_mask.png",
+    "norm_placements.png",
+    "norm_placement_residual_norms.png",
+    "norm_placement_gradients.png",
+]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

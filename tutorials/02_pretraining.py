@@ -58,8 +58,6 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/02_pretraining"))
 OUT.mkdir(parents=True, exist_ok=True)
-DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
-FIGURES = ["ignite_loop.png", "training_curves.png"]
 
 # %% [markdown]
 # ## 1. A tokenizer for the corpus
@@ -465,9 +463,36 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_mask_tokens(my_mask_tokens)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: the masked-LM loss
+#
+# The trainer of section 5 scores only the selected positions. Write `masked_lm_loss(logits, labels)`
+# for logits (B, T, V) and labels (B, T) holding -100 where a position was not selected: the
+# cross-entropy averaged over the labelled positions only, one number. Unlike the causal LM, nothing is
+# shifted: each position predicts its own original token. The check names the usual slips (averaging
+# over every position, scoring the -100s, a sum instead of a mean, a causal shift). (Answer:
+# `exercises.solution_masked_lm_loss`.)
+
 
 # %%
+def masked_lm_loss(logits, labels):
+    """(B, T, V), (B, T) with -100 where ignored → a 0-d tensor"""
+    raise NotImplementedError  # your code here: one or two lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    masked_lm_loss = exercises.solution_masked_lm_loss
+exercises.check_masked_lm_loss(masked_lm_loss)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
+FIGURES = ["ignite_loop.png", "training_curves.png"]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

