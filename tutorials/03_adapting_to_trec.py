@@ -70,6 +70,8 @@ OUT.mkdir(parents=True, exist_ok=True)
 #
 # Tutorial 2's model is used if it was trained at least as long as we would train one here;
 # otherwise `pretrain` trains one with tutorial 2's options (4 layers of 128 dimensions, pre-norm).
+# `--no-download`: the offline data folder has the WikiText-2 splits this run uses; without it the run
+# would first try to fetch the missing training split and print the failure.
 
 # %%
 PRETRAIN_STEPS = 10 if SMOKE else 150
@@ -89,7 +91,7 @@ PRETRAIN_OPTIONS = [  # section 8 pretrains a masked LM with the same options
     *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
     *("--max-steps", str(PRETRAIN_STEPS), "--eval-every", str(PRETRAIN_STEPS)),
     *("--cache-dir", str(OUT / "binarized"), "--sample-prompts"),
-    *("--threads", str(torch.get_num_threads()), "--no-progress"),
+    *("--threads", str(torch.get_num_threads()), "--no-progress", "--no-download"),
     *(smoke_options if SMOKE else []),
 ]
 
@@ -312,12 +314,17 @@ assert torch.allclose(by_hand, logits, atol=1e-5)
 # ## 5. Three ways to adapt, and a baseline
 #
 # - **fine-tuning**: train everything, backbone and head, with a small learning rate (the hands-on's
-#   choice; the best results, one full copy of the model per task);
+#   choice, and usually the most accurate when the pretrained model is good; one full copy of the
+#   model per task. Below, with our small pretrained model, it is not the winner: see the results);
 # - **feature extraction**: freeze the backbone, train the head only: the pretrained features are
 #   used as they are;
 # - **adapters** (Houlsby et al., 2019): freeze the backbone but insert small bottleneck layers
 #   (E → 32 → E, with a residual) after the attention and the feed-forward of every block, and train
-#   those and the head: a few percent of the parameters per task.
+#   those and the head: a few percent of the parameters per task. Houlsby et al. also train every
+#   layer norm's scale and shift; ours keep them frozen, so that an adapted model is the pretrained
+#   one, untouched, plus new weights only (one pretrained copy serves every task). The norms would add
+#   4·E numbers per block, a small share next to the adapters: `--scheme finetune` is there when you
+#   want more to move.
 #
 # `adapt.run.freeze_for_scheme` is what `python -m adapt --scheme` applies. The parameters each
 # scheme trains:
@@ -381,8 +388,8 @@ for name, result in results.items():
 # random init 83–85 %. What stays the same from run to run:
 #
 # - **fine-tuning vs feature extraction**: a frozen LM's `[CLS]` state was never trained to sum up a
-#   question (it was trained to predict the next word, and `[CLS]`'s own embedding is still random,
-#   as seen in section 4), so a linear head on top of it does far worse than letting the whole
+#   question (it was trained to predict the next word, and `[CLS]`'s embedding was trained only as an
+#   output, never as something the layers read, as seen in section 4), so a linear head on top of it does far worse than letting the whole
 #   network adjust;
 # - **adapters** land in between: a few percent of the weights, inserted inside every block, move
 #   the frozen features a good part of the way towards the task;
@@ -396,7 +403,7 @@ for name, result in results.items():
 #   its tokenizer learned from Wikipedia, which asks few questions, and 5,000 labelled questions are
 #   enough for a small model to learn TREC's telling words (who, where, how many) from scratch.
 #   Pretraining pays off when the language model has learned more than the task's own data can teach:
-#   the hands-on's 50M-parameter model, pretrained for 15 GPU hours on WikiText-103, reached 96.4 %.
+#   the hands-on's 50M-parameter model, pretrained for about 15 hours on 8 V100 GPUs (some 120 GPU-hours) on WikiText-103, reached 96.4 %.
 #   Pretrain longer (`--max-steps`) or on more text and rerun this section to watch the gap turn
 #   around.
 #
