@@ -338,6 +338,28 @@ for scheme in ("finetune", "features", "adapters"):
     print(f"{scheme:>9}: trains {trainable:>9,} of {total:,} parameters ({trainable / total:7.2%})")
 
 # %% [markdown]
+# What a run repeats, one step of fine-tuning written out: the model of section 4, the padded batch of
+# section 3, the cross-entropy of the logits against the labels, one optimizer step. `python -m adapt`
+# wraps exactly this in an Ignite engine, with batches from the whole training set, a schedule,
+# validation, the best checkpoint kept, and the test set at the end.
+
+# %%
+step_model = TransformerWithClfHead.from_pretrained(
+    pretrained, FineTuningConfig(num_classes=len(train.label_names))
+)
+step_model.train()
+step_optimizer = torch.optim.AdamW(step_model.parameters(), lr=3e-4)
+for step in range(3):  # the same batch three times: the loss should fall
+    logits = step_model(
+        batch["input_ids"], batch["clf_tokens_mask"], padding_mask=batch["padding_mask"]
+    )  # (B, C)
+    loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
+    step_optimizer.zero_grad()
+    loss.backward()
+    step_optimizer.step()
+    print(f"step {step}: loss {loss.item():.3f}")
+
+# %% [markdown]
 # Now the runs, with `python -m adapt` called from Python (`adapt.run.adapt` returns the results).
 # The **baseline** is the very same architecture and tokenizer with random weights
 # (`--pretrained none --architecture-from DIR`): whatever it lacks is what pretraining brought.

@@ -92,7 +92,7 @@ for switch in switches:
 # | `final_layer_norm` | no | yes | no | pre-norm leaves the top of the stack unnormalised, so GPT-2 adds one last norm (`ln_f`) before the head |
 # | `embedding_layer_norm` | no | no | yes | BERT normalises the sum of token, position and token-type embeddings before the first layer |
 # | `token_type_vocab_size` | 0 | 0 | 2 | BERT adds a learned "segment" vector (sentence A or B) to every token |
-# | `activation` | relu | gelu_tanh | gelu | GPT-2 uses the tanh approximation of GELU, BERT the exact one (erf) |
+# | `activation` | relu | gelu_tanh | gelu | GPT-2 uses the tanh approximation of GELU; Hugging Face's BERT (`hidden_act="gelu"`, as in MiniLM's config) the exact one (erf). Google's original BERT code used the tanh form, so a checkpoint's config, not the model's name, says which |
 # | `layer_norm_eps` | 1e-12 | 1e-5 | 1e-12 | the ε inside every LayerNorm's square root |
 # | `mlm` | no | no | yes | causal (each token sees only its past) or bidirectional attention |
 #
@@ -357,9 +357,11 @@ for layer in shown_layers:
 # %% [markdown]
 # ## Exercise: GPT-2's GELU
 #
-# Section 1 lists `activation` among the switches: BERT uses the exact GELU, x·Φ(x), GPT-2 its tanh
-# approximation. Write `gelu_tanh(x)` = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); the check compares
-# it with `F.gelu(x, approximate="tanh")` and tells you if you wrote the exact one instead. (Answer:
+# Section 1 lists `activation` among the switches: Hugging Face's BERT uses the exact GELU, x·Φ(x)
+# (Google's original BERT code used the tanh form), GPT-2 the tanh approximation. Write `gelu_tanh(x)`
+# = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); the check compares it with
+# `F.gelu(x, approximate="tanh")` in double precision to 1e-9, so a mistyped constant shows, and names
+# the usual slips (the exact GELU, √(2π), x², the missing 0.5). (Answer:
 # `exercises.solution_gelu_tanh`.)
 
 
