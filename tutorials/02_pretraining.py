@@ -199,7 +199,8 @@ for name, row in rows.items():
 # One short sentence is a handful of draws, and a handful of draws can land anywhere: in this one,
 # count how many picked tokens became `[MASK]`, a random token, or stayed. The 80/10/10 rule is about
 # proportions, which show over many tokens. The same function over the whole training text, at the
-# usual 15 %:
+# usual 15 % (special tokens such as the `[SEP]` that ends every line are never picked, so a little
+# under 15 % of all tokens are):
 
 # %%
 all_ids = torch.as_tensor(train_tokens.ids[: 20_000 if SMOKE else 200_000].astype("int64"))[None]  # (1, N)
