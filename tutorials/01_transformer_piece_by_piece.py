@@ -462,16 +462,19 @@ print("    T  scores matrix (MB)  attention (ms)  feed-forward (ms)")
 with torch.no_grad():
     for T in lengths:
         h_cost = torch.randn(1, T, E_cost)
-        q_cost = h_cost.view(1, T, heads_cost, -1).transpose(1, 2)  # (1, nh, T, hs)
-        scores_mb = q_cost.new_empty(1, heads_cost, T, T).numel() * 4 / 1e6
+        scores_mb = heads_cost * T * T * 4 / 1e6  # one float32 score per (head, query, key)
         t_att = best_time(lambda h=h_cost: cost_attention(h, h, h, need_weights=False))
         t_ff = best_time(lambda h=h_cost: cost_ff(h))
         print(f"{T:5d} {scores_mb:19.1f} {t_att:15.2f} {t_ff:18.2f}")
 
 # %% [markdown]
-# The scores matrix quadruples with each doubling of T. At these sizes the attention's time grows
-# faster than the feed-forward's, and it keeps doing so as T grows; at short contexts the
-# feed-forward's big matrices still dominate, which is why small models barely feel the $T^2$.
+# The scores matrix quadruples with each doubling of T, and the attention's time heads for ×4 per
+# doubling while the feed-forward's stays near ×2. Counted in multiply-adds per token, the
+# feed-forward costs 8E² (E → 4E → E) and the attention 4E² (its four projections) plus 2TE (the
+# scores and the mix of the values): the attention overtakes the feed-forward once T > 2E, here 128.
+# In a model with E = 768 that only happens past 1,536 tokens, which is why at short contexts big
+# models spend most of their time in the feed-forward, and why long contexts made people look for
+# cheaper attention.
 #
 # **The key/value cache.** A causal model generates one token at a time. Without a cache, each new
 # token re-runs the whole model over the whole prefix: generating N tokens costs about
