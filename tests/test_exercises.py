@@ -238,6 +238,27 @@ def test_masked_lm_loss_checker_names_the_mistake(capsys, answer, message):
     assert not passed and message in out, out
 
 
+@pytest.mark.parametrize(
+    "pick, message",
+    [
+        (lambda h, clf, pad: h[:, 0], "first position"),
+        (lambda h, clf, pad: h.mean(dim=1), "averaged over the tokens"),
+        (
+            lambda h, clf, pad: (h * ~pad[..., None]).sum(1) / (~pad).sum(1, keepdim=True),
+            "averaged over the tokens",
+        ),
+        (lambda h, clf, pad: h[clf] * 2, "the logits differ"),
+    ],
+)
+def test_classify_checker_names_the_mistake(capsys, pick, message):
+    def answer(model, x, clf_tokens_mask, padding_mask):
+        h = model.transformer(x, padding_mask=padding_mask).last_hidden_state
+        return model.classification_head(pick(h, clf_tokens_mask, padding_mask))
+
+    passed, out = verdict(capsys, ex.check_classify, answer)
+    assert not passed and message in out, out
+
+
 def test_classify_checker_catches_the_last_position(capsys):
     def last_position(model, x, clf_tokens_mask, padding_mask):
         h = model.transformer(x, padding_mask=padding_mask).last_hidden_state

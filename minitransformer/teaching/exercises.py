@@ -167,7 +167,7 @@ def check_layer_norm(fn: Callable) -> None:
             return "matches F.layer_norm over the last dimension, eps inside the square root"
         if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
             raise _NotPassed(f"the output should have the shape of x, {tuple(x.shape)}, got {_shape(answer)}")
-        mean, centred = x.mean(-1, keepdim=True), x - x.mean(-1, keepdim=True)
+        centred = x - x.mean(-1, keepdim=True)
         var = x.var(-1, keepdim=True, unbiased=False)
         mistakes = [
             (
@@ -189,7 +189,6 @@ def check_layer_norm(fn: Callable) -> None:
             ),
             (x / torch.sqrt(var + eps) * weight + bias, "the mean is not subtracted"),
         ]
-        del mean
         for wrong, message in mistakes:
             if _close(answer, wrong, atol=1e-8):
                 raise _NotPassed(message)
@@ -381,6 +380,19 @@ def check_classify(fn: Callable) -> None:
         if _close(answer, last):
             raise _NotPassed(
                 "you took the last position: in a padded batch the shorter rows end with padding"
+            )
+        with torch.no_grad():
+            h = model.transformer(x, padding_mask=padding).last_hidden_state
+            first = model.classification_head(h[:, 0])
+            mean_all = model.classification_head(h.mean(dim=1))
+            mean_real = model.classification_head(
+                (h * ~padding[..., None]).sum(1) / (~padding).sum(1, keepdim=True)
+            )
+        if _close(answer, first):
+            raise _NotPassed("you took the first position: this causal model's classification token is last")
+        if _close(answer, mean_all) or _close(answer, mean_real):
+            raise _NotPassed(
+                "you averaged over the tokens: the default pooling reads the classification token"
             )
         raise _NotPassed("the logits differ: take each row's hidden state where clf_tokens_mask is True")
 
