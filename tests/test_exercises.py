@@ -27,11 +27,17 @@ def verdict(capsys, checker, fn) -> tuple[bool, str]:
     "checker, solution",
     [
         (ex.check_attention, ex.solution_attention),
+        (ex.check_layer_norm, ex.solution_layer_norm),
         (ex.check_mask_tokens, ex.solution_mask_tokens),
+        (ex.check_masked_lm_loss, ex.solution_masked_lm_loss),
         (ex.check_classify, ex.solution_classify),
+        (ex.check_padding_mask, ex.solution_padding_mask),
         (ex.check_llrd, ex.solution_llrd),
+        (ex.check_adam_update, ex.solution_adam_update),
         (ex.check_gelu_tanh, ex.solution_gelu_tanh),
+        (ex.check_conv1d_to_linear, ex.solution_conv1d_to_linear),
         (ex.check_previous_token_share, previous_token_share),
+        (ex.check_attention_entropy, ex.solution_attention_entropy),
     ],
     ids=lambda f: f.__name__,
 )
@@ -42,17 +48,44 @@ def test_each_checker_passes_its_solution_and_waits_for_an_attempt(capsys, check
     assert not passed and out.startswith("exercise not attempted yet:"), out
 
 
+def scores(q, k, scale=True):
+    s = q @ k.transpose(-2, -1)
+    return s / math.sqrt(q.size(-1)) if scale else s
+
+
 def unscaled(q, k, v, allowed):
-    return ex.solution_attention(q * math.sqrt(q.size(-1)), k, v, allowed)
+    return scores(q, k, scale=False).masked_fill(~allowed, float("-inf")).softmax(-1) @ v
 
 
 def unmasked(q, k, v, allowed):
-    return ex.solution_attention(q, k, v, torch.ones_like(allowed))
+    return scores(q, k).softmax(-1) @ v
+
+
+def inverted(q, k, v, allowed):
+    return scores(q, k).masked_fill(allowed, -1e9).softmax(-1) @ v
 
 
 def wrong_dim(q, k, v, allowed):
-    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))).masked_fill(~allowed, -1e9)
-    return scores.softmax(dim=-2) @ v
+    return scores(q, k).masked_fill(~allowed, -1e9).softmax(dim=-2) @ v
+
+
+def mask_after_softmax(q, k, v, allowed):
+    return scores(q, k).softmax(-1).masked_fill(~allowed, 0.0) @ v
+
+
+def causal_only(q, k, v, allowed):  # builds its own causal mask and forgets the padding
+    T, S = q.size(-2), k.size(-2)
+    causal = torch.ones(T, S, dtype=torch.bool).tril()
+    return scores(q, k).masked_fill(~causal, float("-inf")).softmax(-1) @ v
+
+
+def with_minus_1e9(q, k, v, allowed):  # a finite fill instead of -inf is right too
+    return scores(q, k).masked_fill(~allowed, -1e9).softmax(-1) @ v
+
+
+def test_attention_checker_accepts_a_finite_fill(capsys):
+    passed, out = verdict(capsys, ex.check_attention, with_minus_1e9)
+    assert passed, out
 
 
 @pytest.mark.parametrize(
@@ -60,12 +93,52 @@ def wrong_dim(q, k, v, allowed):
     [
         (unscaled, "not divided by sqrt"),
         (unmasked, "mask is not applied"),
-        (wrong_dim, "differs from softmax"),
+        (inverted, "mask is inverted"),
+        (wrong_dim, "softmax runs over the queries"),
+        (mask_after_softmax, "applied after the softmax"),
+        (causal_only, "padding is ignored"),
     ],
+    ids=lambda x: getattr(x, "__name__", ""),
 )
 def test_attention_checker_names_the_mistake(capsys, answer, message):
     passed, out = verdict(capsys, ex.check_attention, answer)
     assert not passed and out.startswith("exercise not passed:") and message in out, out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (
+            lambda x, w, b, eps: (
+                (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True) + eps).sqrt() * w + b
+            ),
+            "unbiased variance",
+        ),
+        (
+            lambda x, w, b, eps: (
+                (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True, unbiased=False) + eps) * w + b
+            ),
+            "inside the square root",
+        ),
+        (lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], eps=eps), "weight (scale) and bias (shift)"),
+        (lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], w, None, eps), "bias (shift) is not added"),
+        (
+            lambda x, w, b, eps: (
+                (x - x.mean(-2, keepdim=True)) / (x.var(-2, keepdim=True, unbiased=False) + eps).sqrt() * w
+                + b
+            ),
+            "over the tokens",
+        ),
+        (
+            lambda x, w, b, eps: x / (x.var(-1, keepdim=True, unbiased=False) + eps).sqrt() * w + b,
+            "mean is not",
+        ),
+        (lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], w, b, 1e-5), "values differ"),
+    ],
+)
+def test_layer_norm_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_layer_norm, answer)
+    assert not passed and message in out, out
 
 
 def all_masked(ids, mask_id, vocab_size, generator):
@@ -78,12 +151,111 @@ def labels_of_corrupted(ids, mask_id, vocab_size, generator):
     return inputs, inputs.masked_fill(labels == -100, -100)
 
 
+def corrupt_with(random_ids, random_share=0.5):
+    """An 80/10/10 answer whose random share is `random_ids(ids, vocab_size, generator)` and is taken with
+    probability `random_share` of the 20 % left."""
+
+    def answer(ids, mask_id, vocab_size, generator):
+        selected = torch.rand(ids.shape, generator=generator) < 0.15
+        to_mask = selected & (torch.rand(ids.shape, generator=generator) < 0.8)
+        to_random = selected & ~to_mask & (torch.rand(ids.shape, generator=generator) < random_share)
+        inputs = ids.masked_fill(to_mask, mask_id)
+        inputs = torch.where(to_random, random_ids(ids, vocab_size, generator), inputs)
+        return inputs, ids.masked_fill(~selected, -100)
+
+    return answer
+
+
+def from_the_text(ids, vocab_size, generator):  # a random token of the input, not of the vocabulary
+    flat = ids.flatten()
+    return flat[torch.randint(flat.numel(), ids.shape, generator=generator)]
+
+
+def uniform(ids, vocab_size, generator):
+    return torch.randint(vocab_size, ids.shape, generator=generator)
+
+
 @pytest.mark.parametrize(
     "answer, message",
-    [(all_masked, "became [MASK]; expected 80 %"), (labels_of_corrupted, "label must be its original id")],
+    [
+        (all_masked, "became [MASK]; expected 80 %"),
+        (labels_of_corrupted, "label must be its original id"),
+        (corrupt_with(from_the_text), "not from the input"),
+        (corrupt_with(lambda ids, v, g: torch.full_like(ids, 7)), "distinct ids"),
+        (corrupt_with(lambda ids, v, g: (ids + 1) % v), "not from the input"),
+        (
+            corrupt_with(lambda ids, v, g: torch.randint(v, 2 * v, ids.shape, generator=g)),
+            "outside the vocabulary",
+        ),
+        (corrupt_with(lambda ids, v, g: torch.randint(v // 2, ids.shape, generator=g)), "average"),
+        (corrupt_with(uniform, random_share=0.1), "became another id; expected 10 %"),
+        (corrupt_with(uniform, random_share=1.0), "became another id; expected 10 %"),
+    ],
+    ids=range(9),
 )
 def test_mask_tokens_checker_names_the_mistake(capsys, answer, message):
     passed, out = verdict(capsys, ex.check_mask_tokens, answer)
+    assert not passed and message in out, out
+
+
+def test_mask_tokens_checker_selects_with_the_right_share(capsys):
+    def twenty_percent(ids, mask_id, vocab_size, generator):
+        selected = torch.rand(ids.shape, generator=generator) < 0.2
+        return ids.masked_fill(selected, mask_id), ids.masked_fill(~selected, -100)
+
+    passed, out = verdict(capsys, ex.check_mask_tokens, twenty_percent)
+    assert not passed and "expected 15 %" in out, out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (
+            lambda lo, la: (
+                (F.cross_entropy(lo.flatten(0, 1), la.flatten(), ignore_index=-100, reduction="sum"))
+                / la.numel()
+            ),
+            "averaged over every position",
+        ),
+        (
+            lambda lo, la: F.cross_entropy(lo.flatten(0, 1), la.flatten().clamp(min=0)),
+            "ignored positions (-100)",
+        ),
+        (lambda lo, la: F.nll_loss(lo.flatten(0, 1), la.flatten()), "log-softmax is missing"),
+        (
+            lambda lo, la: F.cross_entropy(lo.flatten(0, 1), la.flatten(), reduction="sum"),
+            "the sum, not the mean",
+        ),
+        (
+            lambda lo, la: F.cross_entropy(lo[:, :-1].flatten(0, 1), la[:, 1:].flatten()),
+            "shifted the labels",
+        ),
+        (lambda lo, la: F.cross_entropy(lo.flatten(0, 1), la.flatten(), reduction="none"), "one number"),
+    ],
+)
+def test_masked_lm_loss_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_masked_lm_loss, answer)
+    assert not passed and message in out, out
+
+
+@pytest.mark.parametrize(
+    "pick, message",
+    [
+        (lambda h, clf, pad: h[:, 0], "first position"),
+        (lambda h, clf, pad: h.mean(dim=1), "averaged over the tokens"),
+        (
+            lambda h, clf, pad: (h * ~pad[..., None]).sum(1) / (~pad).sum(1, keepdim=True),
+            "averaged over the tokens",
+        ),
+        (lambda h, clf, pad: h[clf] * 2, "the logits differ"),
+    ],
+)
+def test_classify_checker_names_the_mistake(capsys, pick, message):
+    def answer(model, x, clf_tokens_mask, padding_mask):
+        h = model.transformer(x, padding_mask=padding_mask).last_hidden_state
+        return model.classification_head(pick(h, clf_tokens_mask, padding_mask))
+
+    passed, out = verdict(capsys, ex.check_classify, answer)
     assert not passed and message in out, out
 
 
@@ -109,17 +281,125 @@ def test_llrd_checker_names_the_mistake(capsys, answer, message):
     assert not passed and message in out, out
 
 
-def test_gelu_checker_tells_the_exact_gelu_apart(capsys):
-    passed, out = verdict(capsys, ex.check_gelu_tanh, F.gelu)
-    assert not passed and "exact GELU" in out, out
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (lambda lengths, T: torch.arange(T)[None, :] < lengths[:, None], "inverted"),
+        (lambda lengths, T: torch.arange(T)[None, :] > lengths[:, None], "padding starts at length"),
+        (lambda lengths, T: torch.arange(T)[None, :] >= lengths[:, None] - 1, "last real token"),
+        (lambda lengths, T: (torch.arange(T)[None, :] >= lengths[:, None]).long(), "should be bool"),
+        (lambda lengths, T: torch.arange(T) >= lengths[0], "should be (B, T)"),
+    ],
+)
+def test_padding_mask_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_padding_mask, answer)
+    assert not passed and message in out, out
 
 
-def test_previous_token_checker_recognises_the_two_back_diagonal(capsys):
-    def two_back(attention):  # the slip tutorial 6 once made
-        return attention[0, :, 1:, :].diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
+def adam_variant(correct=True, eps_inside=False, square=True):
+    def update(grad, m, v, step, lr, betas, eps):
+        b1, b2 = betas
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * (grad**2 if square else grad)
+        m_hat, v_hat = (m / (1 - b1**step), v / (1 - b2**step)) if correct else (m, v)
+        denominator = (v_hat + eps).sqrt() if eps_inside else v_hat.abs().sqrt() + eps
+        return lr * m_hat / denominator, m, v
 
-    passed, out = verdict(capsys, ex.check_previous_token_share, two_back)
-    assert not passed and "two tokens back" in out, out
+    return update
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (adam_variant(correct=False), "BertAdam"),
+        (adam_variant(eps_inside=True), "eps is inside the square root"),
+        (adam_variant(square=False), "not its square"),
+        (lambda grad, m, v, step, lr, betas, eps: (lr * grad, m, v), "torch.optim.Adam gives"),
+    ],
+)
+def test_adam_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_adam_update, answer)
+    assert not passed and message in out, out
+
+
+SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+def tanh_gelu(c=SQRT_2_OVER_PI, a=0.044715, power=3, half=0.5):
+    return lambda x: half * x * (1 + torch.tanh(c * (x + a * x**power)))
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (F.gelu, "exact GELU"),
+        (lambda x: x * torch.sigmoid(1.702 * x), "sigmoid approximation"),
+        (tanh_gelu(c=math.sqrt(2 * math.pi)), "not √(2π)"),
+        (tanh_gelu(c=2 / math.pi), "square root is missing"),
+        (tanh_gelu(power=2), "x³, not x²"),
+        (tanh_gelu(half=1.0), "0.5 in front"),
+        (tanh_gelu(a=0.04715), "a constant is mistyped"),
+        (tanh_gelu(a=0.0447), "a constant is mistyped"),
+        (tanh_gelu(c=0.7979), "a constant is mistyped"),
+        (lambda x: torch.relu(x), "values differ"),
+    ],
+)
+def test_gelu_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_gelu_tanh, answer)
+    assert not passed and message in out, out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (lambda w: tuple(w.split(w.size(0), dim=-1)), "not transposed"),
+        (lambda w: tuple(reversed(w.t().chunk(3, dim=0))), "wrong order"),
+        (lambda w: tuple(w.chunk(3, dim=0)), "should be (E, E)"),
+        (lambda w: w.t(), "three weights"),
+    ],
+)
+def test_conv1d_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_conv1d_to_linear, answer)
+    assert not passed and message in out, out
+
+
+def diagonal(offset):
+    return lambda a: a.diagonal(offset=offset, dim1=-2, dim2=-1).mean(dim=(0, -1))
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (diagonal(1), "diagonal above"),
+        (diagonal(0), "main diagonal"),
+        (diagonal(-2), "two tokens back"),
+        (lambda a: a.diagonal(offset=-1, dim1=-2, dim2=-1).sum(-1).mean(0) / a.size(-1), "divided by T"),
+        (lambda a: a[0].diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1), "average over the batch"),
+        (
+            lambda a: a[0, :, 1:, :].diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1),
+            "two tokens back",
+        ),  # the slip
+        (lambda a: a.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1), "one number per head"),
+    ],
+)
+def test_previous_token_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_previous_token_share, answer)
+    assert not passed and message in out, out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (lambda a: -(a * a.log()).sum(-1).mean(dim=(0, -1)), "0·log 0"),
+        (lambda a: -(a * a.clamp(min=1e-12).log2()).sum(-1).mean(dim=(0, -1)), "bits"),
+        (lambda a: (a * a.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, -1)), "the sign"),
+        (lambda a: -(a * a.clamp(min=1e-12).log()).mean(-1).mean(dim=(0, -1)), "averaged over the keys"),
+        (lambda a: -(a * a.clamp(min=1e-12).log()).sum(-1).mean(-1), "one number per head"),
+    ],
+)
+def test_attention_entropy_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_attention_entropy, answer)
+    assert not passed and message in out, out
 
 
 def test_a_failing_answer_is_reported_in_one_line(capsys):

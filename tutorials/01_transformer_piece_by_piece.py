@@ -21,7 +21,8 @@
 # 3. splitting the attention into several heads,
 # 4. the two attention masks: causal, and key-padding for batches of unequal lengths,
 # 5. one Transformer block, then the whole stack,
-# 6. the three places a layer norm can sit, and why the choice matters.
+# 6. the three places a layer norm can sit, and why the choice matters,
+# 7. what attention costs as the text grows, and the key/value cache that makes generation cheap.
 #
 # **Batch first.** The hands-on's code worked with sequence-first tensors `[seq, batch]`, as
 # `nn.MultiheadAttention` expected in 2019. `minitransformer` is batch-first everywhere: token ids
@@ -48,17 +49,6 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/01_transformer_piece_by_piece"))
 OUT.mkdir(parents=True, exist_ok=True)
-FIGURES = [
-    "sinusoidal_positions.png",
-    "learned_positions_at_init.png",
-    "attention_by_hand.png",
-    "causal_mask.png",
-    "padding_mask.png",
-    "combined_mask.png",
-    "norm_placements.png",
-    "norm_placement_residual_norms.png",
-    "norm_placement_gradients.png",
-]
 
 # %% [markdown]
 # ## A toy model and a toy sentence
@@ -137,7 +127,7 @@ plots.plot_positional_encoding(
 # **value** ("what do I pass on?"), all linear maps of its vector. Token i's output is an average of
 # the values, weighted by how well its query matches every key:
 #
-# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\Big(\frac{QK^\top}{\sqrt{d}}\Big)\,V$$
+# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\left(\frac{QK^\top}{\sqrt{d}}\right)\,V$$
 #
 # Dividing by $\sqrt{d}$ keeps the scores' spread independent of the vector size $d$; without it
 # large models would get a softmax saturated on one token from the start.
@@ -157,6 +147,23 @@ with torch.no_grad():
     one_head = weights @ v  # (B, T, E)
 print("scores (B, T, T):", tuple(scores.shape), "— row sums of the weights:", weights.sum(-1)[0].tolist())
 print("output (B, T, E):", tuple(one_head.shape), "— one mix of the values per token")
+
+# %% [markdown]
+# **Why $\sqrt{d}$, measured.** If the entries of a query and a key are independent with mean 0 and
+# variance 1, their dot product $q \cdot k = \sum_{i=1}^{d} q_i k_i$ is a sum of $d$ terms of variance 1:
+# its variance is $d$, its spread $\sqrt{d}$. Dividing by $\sqrt{d}$ brings the spread back to 1 whatever
+# the size. Without it, the softmax of a row of 32 scores is nearly one-hot for large $d$ and its
+# gradient nearly zero. The cell measures both.
+
+# %%
+g = torch.Generator().manual_seed(0)
+print("   d   var(q·k)  var(q·k/√d)  largest softmax weight of 32 scores: raw, scaled")
+for d in (4, 16, 64, 256, 1024):
+    q_, k_ = torch.randn(2000, 32, d, generator=g), torch.randn(2000, 1, d, generator=g)
+    raw = (q_ * k_).sum(-1)  # (2000, 32): 2000 rows of 32 scores
+    scaled = raw / math.sqrt(d)
+    top_raw, top_scaled = (r.softmax(-1).max(-1).values.mean().item() for r in (raw, scaled))
+    print(f"{d:5d} {raw.var().item():9.1f} {scaled.var().item():11.2f} {top_raw:21.2f} {top_scaled:8.2f}")
 
 # %% [markdown]
 # ## 3. Several heads
@@ -377,6 +384,8 @@ for placement in ("post", "pre", "hands_on"):
         for i in range(depth)
     ]
 print({name: [round(v, 1) for v in values] for name, values in residual_norms.items()})
+above = [v / math.sqrt(64) - 1 for v in residual_norms["hands_on"][1:]]
+print(f"hands_on, after each layer: {min(above):.0%} to {max(above):.0%} above √E = 8")
 
 plots.plot_layer_curves(
     residual_norms,
@@ -384,6 +393,20 @@ plots.plot_layer_curves(
     title=f"Residual stream size per layer (random init, std 0.1; √E = {math.sqrt(64):.0f})",
     path=OUT / "norm_placement_residual_norms.png",
 )
+
+# %% [markdown]
+# The stream, in the first figure:
+#
+# - **post**: pinned at $\sqrt{E} = 8$ after every layer.
+# - **pre**: it grows layer after layer, so each new layer changes it relatively less; the final norm
+#   rescales it at the top.
+# - **hands_on**: it restarts from $\sqrt{E}$ at every sub-block and ends each one *above* it, by the
+#   margin printed above: the normalised state plus one update, and at std 0.1 the update is not small
+#   (a quarter to a half of $\sqrt{E}$ in the full-size run).
+#
+# Now the gradient each layer's weights receive after one backward pass, in the second figure.
+
+# %%
 plots.plot_layer_curves(
     gradient_norms,
     ylabel="gradient norm of the layer's weights",
@@ -394,21 +417,100 @@ plots.plot_layer_curves(
 )
 
 # %% [markdown]
-# What the two figures show:
-#
-# - **post**: the stream is pinned at $\sqrt{E} = 8$ after every layer. The gradient is largest in
-#   the top layers and shrinks on its way down, because it has to pass through every layer norm
-#   above; this is why post-norm models need a learning-rate warm-up to train stably (Xiong et al.,
-#   2020, "On Layer Normalization in the Transformer Architecture").
-# - **pre**: the stream grows layer after layer, so each new layer changes it relatively less, and
-#   the gradient is the other way round: largest at the bottom, since it flows straight down the
-#   un-normalised residual path. Deep pre-norm models train with little fuss, the reason GPT-2
-#   and most later models use it.
-# - **hands_on**: the stream restarts from $\sqrt{E}$ at every sub-block and stays a little above it
-#   (normalised state plus one update); its gradients, like post-norm's, are largest at the top.
+# - **post**: the gradient is largest in the top layers and shrinks on its way down, because it has
+#   to pass through every layer norm above; this is why post-norm models need a learning-rate warm-up
+#   to train stably (Xiong et al., 2020, "On Layer Normalization in the Transformer Architecture").
+# - **pre**: in this toy (std 0.1, a few layers) it is the other way round, largest at the bottom,
+#   since the gradient flows straight down the un-normalised residual path. That is what *this* model
+#   shows, not a law: Xiong et al. find pre-norm gradients of about the same size in every layer at
+#   the usual initialisation, which is the point: no layer starves, and deep pre-norm models train
+#   without a warm-up fuss, the reason GPT-2 and most later models use it.
+# - **hands_on**: like post-norm, its gradients are largest at the top.
 #
 # The three are different functions of the same weights: a checkpoint only works with the
 # placement it was trained with, which is why the hands-on's checkpoints load with `"hands_on"`.
+
+# %% [markdown]
+# ## 7. Going further: what attention costs, and the key/value cache
+#
+# **Cost.** The scores $QK^\top$ are a (T, T) matrix per head: time and memory grow as $T^2$, while the
+# feed-forward treats each token on its own and grows as $T$. Double the context and the attention's
+# work quadruples, the feed-forward's only doubles. We time both on one layer of a small model (times on
+# a shared CPU are noisy: read the ratios, not the milliseconds).
+
+# %%
+import time  # noqa: E402
+
+
+def best_time(fn, repeats=3):
+    """The fastest of a few runs, in milliseconds: the least disturbed by other work on the machine."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+E_cost, heads_cost = 64, 4
+cost_attention = torch.nn.MultiheadAttention(E_cost, heads_cost, batch_first=True)
+cost_ff = torch.nn.Sequential(
+    torch.nn.Linear(E_cost, 4 * E_cost), torch.nn.ReLU(), torch.nn.Linear(4 * E_cost, E_cost)
+)
+lengths = (128, 256, 512) if SMOKE else (256, 512, 1024, 2048)
+print("    T  scores matrix (MB)  attention (ms)  feed-forward (ms)")
+with torch.no_grad():
+    for T in lengths:
+        h_cost = torch.randn(1, T, E_cost)
+        scores_mb = heads_cost * T * T * 4 / 1e6  # one float32 score per (head, query, key)
+        t_att = best_time(lambda h=h_cost: cost_attention(h, h, h, need_weights=False))
+        t_ff = best_time(lambda h=h_cost: cost_ff(h))
+        print(f"{T:5d} {scores_mb:19.1f} {t_att:15.2f} {t_ff:18.2f}")
+
+# %% [markdown]
+# The scores matrix quadruples with each doubling of T, and the attention's time heads for ×4 per
+# doubling while the feed-forward's stays near ×2. Counted in multiply-adds per token, the
+# feed-forward costs 8E² (E → 4E → E) and the attention 4E² (its four projections) plus 2TE (the
+# scores and the mix of the values): the attention overtakes the feed-forward once T > 2E, here 128.
+# In a model with E = 768 that only happens past 1,536 tokens, which is why at short contexts big
+# models spend most of their time in the feed-forward, and why long contexts made people look for
+# cheaper attention.
+#
+# **The key/value cache.** A causal model generates one token at a time. Without a cache, each new
+# token re-runs the whole model over the whole prefix: generating N tokens costs about
+# $1 + 2 + \dots + N \approx N^2/2$ token passes. But the keys and values of earlier positions never
+# change (a token only attends to the past), so `minitransformer.generation.generate` keeps them: each
+# step feeds only the newest token, computes its query, key and value, appends the key and value to
+# the cache (`past_key_values`, one (B, nh, S, hs) pair per layer) and attends over the cache. The
+# outputs are the same; the work per step no longer grows with the prefix.
+
+# %%
+from minitransformer.generation import generate  # noqa: E402
+
+torch.manual_seed(0)
+gen_config = TransformerConfig(
+    embed_dim=64,
+    hidden_dim=256,
+    num_heads=4,
+    num_layers=4,
+    num_embeddings=100,
+    num_max_positions=512,
+    dropout=0.0,
+)
+gen_model = TransformerWithLMHead(gen_config).eval()
+prompt = torch.randint(0, 100, (1, 8))
+new_tokens = 64 if SMOKE else 256
+with_cache = generate(gen_model, prompt, new_tokens, temperature=0)
+without_cache = generate(gen_model, prompt, new_tokens, temperature=0, use_cache=False)
+print("same tokens with and without the cache:", torch.equal(with_cache, without_cache))
+t_cache = best_time(lambda: generate(gen_model, prompt, new_tokens, temperature=0), repeats=1)
+t_no_cache = best_time(
+    lambda: generate(gen_model, prompt, new_tokens, temperature=0, use_cache=False), repeats=1
+)
+print(
+    f"{new_tokens} new tokens: {t_cache:.0f} ms with the cache, {t_no_cache:.0f} ms without "
+    f"({t_no_cache / t_cache:.1f}× slower)"
+)
 
 # %% [markdown]
 # ## Exercise: attention with a mask, in one function
@@ -433,9 +535,45 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_attention(masked_attention)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: layer normalisation
+#
+# Every block of section 5 starts with a layer norm. Write `layer_norm(x, weight, bias, eps)` for
+# states `x` (B, T, E): over each token's E numbers subtract the mean, divide by √(variance + eps) with
+# the *biased* variance (divide by E), then scale by `weight` and shift by `bias` (both (E,)). The check
+# compares it with `F.layer_norm` using a large eps (0.1) so that where you put eps shows, and names
+# the usual slips (torch.var's unbiased default, eps outside the root, the wrong dimension). (Answer:
+# `exercises.solution_layer_norm`.)
+
 
 # %%
+def layer_norm(x, weight, bias, eps):
+    """(B, T, E), (E,), (E,), float → (B, T, E)"""
+    raise NotImplementedError  # your code here: three lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    layer_norm = exercises.solution_layer_norm
+exercises.check_layer_norm(layer_norm)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+FIGURES = [
+    "sinusoidal_positions.png",
+    "learned_positions_at_init.png",
+    "attention_by_hand.png",
+    "causal_mask.png",
+    "padding_mask.png",
+    "combined_mask.png",
+    "norm_placements.png",
+    "norm_placement_residual_norms.png",
+    "norm_placement_gradients.png",
+]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

@@ -28,8 +28,9 @@
 # **Which data.** The hands-on trained on WikiText-103's training split. Offline we only have the
 # *validation* and *test* splits of WikiText-2, so this tutorial **trains on WikiText-2 valid and
 # evaluates on WikiText-2 test**. Every perplexity below is a test-split number for a model that
-# has seen about 200k words, a hundredth of what the hands-on used, on a CPU for a few minutes:
-# expect a word-level perplexity above a thousand, where the hands-on reached 29.
+# has seen about 220,000 words (section 2 prints the exact count), about 1/470 of WikiText-103's 103
+# million training words that the hands-on used, on a CPU for a few minutes: expect a word-level
+# perplexity in the hundreds or above, where the hands-on reached 29.
 #
 # `MINITRANSFORMER_SMOKE=1` shrinks everything to a few seconds (the test suite runs it that way);
 # `MINITRANSFORMER_TUTORIAL_OUT` chooses where the figures and the trained model go.
@@ -58,8 +59,6 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/02_pretraining"))
 OUT.mkdir(parents=True, exist_ok=True)
-DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
-FIGURES = ["ignite_loop.png", "training_curves.png"]
 
 # %% [markdown]
 # ## 1. A tokenizer for the corpus
@@ -170,9 +169,13 @@ print(f"an untrained model is uniform-ish: loss ≈ ln(V) = {math.log(tokenizer.
 # **Masked (BERT).** Every token may look at every other one, left and right, so "predict the next
 # token" would be trivial. Instead we pick 15 % of the tokens and ask the model to recover them. Of
 # the picked tokens, 80 % are replaced by `[MASK]`, 10 % by a random token and 10 % stay as they
-# are, so that the model cannot learn that only `[MASK]` positions matter. The labels hold the
-# original id at the picked positions and −100 (ignored by the loss) everywhere else.
-# `mask_tokens` does it; on one sentence, with a higher rate so that the short example shows a few:
+# are. BERT's paper gives the reason: `[MASK]` never appears when the model is fine-tuned, so a model
+# that only ever predicted at `[MASK]` positions would meet inputs unlike anything it was pretrained
+# on (a *mismatch* between pretraining and fine-tuning). Leaving some picked tokens unchanged, or
+# swapping them for random ones, makes the model build a good representation of *every* token, since
+# it cannot tell which ones it will be asked about. The labels hold the original id at the picked
+# positions and −100 (ignored by the loss) everywhere else. `mask_tokens` does it; on one sentence,
+# with a higher rate so that the short example shows a few:
 
 # %%
 inputs, labels = mask_tokens(
@@ -191,6 +194,31 @@ rows = {
 width = max(len(p) for row in rows.values() for p in row) + 1
 for name, row in rows.items():
     print(f"{name:>12}: " + "".join(p.ljust(width) for p in row))
+
+# %% [markdown]
+# One short sentence is a handful of draws, and a handful of draws can land anywhere: in this one,
+# count how many picked tokens became `[MASK]`, a random token, or stayed. The 80/10/10 rule is about
+# proportions, which show over many tokens. The same function over the whole training text, at the
+# usual 15 % (special tokens such as the `[SEP]` that ends every line are never picked, so a little
+# under 15 % of all tokens are):
+
+# %%
+all_ids = torch.as_tensor(train_tokens.ids[: 20_000 if SMOKE else 200_000].astype("int64"))[None]  # (1, N)
+inputs_all, labels_all = mask_tokens(
+    all_ids,
+    tokenizer.vocab_size,
+    special_ids=tokenizer.special_ids.values(),
+    mask_id=tokenizer.mask_id,
+    generator=torch.Generator().manual_seed(0),
+)
+picked = labels_all != -100
+became_mask = (inputs_all == tokenizer.mask_id) & picked
+kept = (inputs_all == all_ids) & picked
+became_random = picked & ~became_mask & ~kept
+n = picked.sum().item()
+print(f"{all_ids.numel():,} tokens, {n:,} picked ({n / all_ids.numel():.1%})")
+for name, where in (("[MASK]", became_mask), ("a random token", became_random), ("unchanged", kept)):
+    print(f"  {name:>15}: {where.sum().item():6,} ({where.sum().item() / n:.1%} of the picked)")
 
 # %% [markdown]
 # The positions with a label are the only ones the masked loss scores: about 15 % of the tokens per
@@ -320,7 +348,10 @@ plots.plot_training_curves(
 #   pre-norm, with its direct gradient path (tutorial 1), keeps improving;
 # - a higher peak learning rate, 3e-3, which pre-norm tolerates.
 #
-# We also give it our tokenizer, and the thread count this process already uses.
+# We also give it our tokenizer, the thread count this process already uses, and `--no-download`:
+# the offline data folder has WikiText-2's validation and test splits but not its training split, and
+# without the option the run would first try (and fail) to download the missing file before falling
+# back to what it has.
 
 # %%
 run_dir = OUT / "causal_lm"
@@ -345,7 +376,8 @@ with plots.inline(False):  # the run saves its own figures; we draw ours below
             *("--preset", "tiny", "--output-dir", str(run_dir), "--overwrite"),
             *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
             *("--tokenizer", str(OUT / "tokenizer"), "--cache-dir", str(OUT / "binarized")),
-            *("--threads", str(torch.get_num_threads()), "--no-progress"),
+            *("--threads", str(torch.get_num_threads()), "--no-progress", "--no-download"),
+            *("--log-every", "5"),  # enough points to see the warm-up in the learning-rate panel
             *(smoke_options if SMOKE else []),
         ]
     )
@@ -361,8 +393,9 @@ print(json.loads((run_dir / "training_args.json").read_text())["splits"])
 
 # %%
 records = plots.read_metrics(run_dir / "metrics.jsonl")
+warmup_start = {"event": "train", "step": 0, "lr": 0.0}  # the warm-up starts from 0; the log begins at step 1
 plots.plot_training_curves(
-    [r for r in records if r["event"] in ("train", "valid", "final")],  # not the samples and summary
+    [warmup_start] + [r for r in records if r["event"] in ("train", "valid", "final")],  # not the samples
     title="python -m pretrain: trained on WikiText-2 valid, evaluated on WikiText-2 test",
     path=OUT / "training_curves.png",
 )
@@ -388,7 +421,7 @@ print(f"vocabulary size: {tokenizer.vocab_size:,}")
 # does not depend on how it was cut, so we spread it over the **words** instead, as WikiText's
 # official numbers do:
 #
-# $$\text{word perplexity} = \exp\Big(\text{nll per token} \times \frac{\text{number of tokens}}{\text{number of words}}\Big)$$
+# $$\text{word perplexity} = \exp\left(\text{nll per token} \times \frac{\text{number of tokens}}{\text{number of words}}\right)$$
 #
 # That is the hands-on's formula, and the `word_ppl` that `pretrain` logs. With our numbers:
 
@@ -405,8 +438,8 @@ assert math.isclose(word_ppl, final["word_ppl"], rel_tol=1e-6)
 # %% [markdown]
 # The word-level number is the larger one, since there are more tokens than words; it is the one
 # to put next to published WikiText results (the hands-on: 29 on WikiText-103 after 15 hours on 8
-# GPUs; an LSTM of 2016: around 100 on WikiText-2). Ours comes from a few CPU minutes on a
-# hundredth of the data, so it is far higher, but it is measured the same way.
+# GPUs; an LSTM of 2016: around 100 on WikiText-2). Ours comes from a few CPU minutes on about 1/470
+# of the data, so it is far higher, but it is measured the same way.
 #
 # ## 7. What the model writes
 #
@@ -429,7 +462,8 @@ for step, r in samples.items():  # one per evaluation (the final one repeats the
 # thread of meaning. A 2M-parameter model trained for minutes knows which words go together, not what
 # they say.
 #
-# The saved model loads like any checkpoint and samples with a key/value cache; the temperature
+# The saved model loads like any checkpoint and samples with the key/value cache of tutorial 1,
+# section 7; the temperature
 # sharpens (< 1) or flattens (> 1) the distribution before sampling.
 
 # %%
@@ -465,9 +499,36 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_mask_tokens(my_mask_tokens)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: the masked-LM loss
+#
+# The trainer of section 5 scores only the selected positions. Write `masked_lm_loss(logits, labels)`
+# for logits (B, T, V) and labels (B, T) holding -100 where a position was not selected: the
+# cross-entropy averaged over the labelled positions only, one number. Unlike the causal LM, nothing is
+# shifted: each position predicts its own original token. The check names the usual slips (averaging
+# over every position, scoring the -100s, a sum instead of a mean, a causal shift). (Answer:
+# `exercises.solution_masked_lm_loss`.)
+
 
 # %%
+def masked_lm_loss(logits, labels):
+    """(B, T, V), (B, T) with -100 where ignored → a 0-d tensor"""
+    raise NotImplementedError  # your code here: one or two lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    masked_lm_loss = exercises.solution_masked_lm_loss
+exercises.check_masked_lm_loss(masked_lm_loss)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
+FIGURES = ["ignite_loop.png", "training_curves.png"]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

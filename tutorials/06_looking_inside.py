@@ -20,8 +20,8 @@
 # 2. the token embeddings of a few word groups (numbers, months, countries), projected to 2-D,
 # 3. how likely it finds the true next token as it sees more of the text before it.
 #
-# A minute of CPU training gives a weak model (far from the hands-on's 50M parameters and 15 GPU
-# hours), so expect clear *beginnings* of structure rather than crisp results; the tools are the same
+# A minute of CPU training gives a weak model (far from the hands-on's 50M parameters trained for
+# about 15 hours on 8 V100 GPUs), so expect clear *beginnings* of structure rather than crisp results; the tools are the same
 # for any checkpoint, including those of tutorials 2 and 5.
 #
 # Data: this tutorial reads `wikitext-2/wiki.valid.tokens` and `wiki.test.tokens` from the data
@@ -45,8 +45,6 @@ torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
 OUT = Path(os.environ.get("MINITRANSFORMER_TUTORIAL_OUT", "runs/tutorials/06_looking_inside"))
 OUT.mkdir(parents=True, exist_ok=True)
-DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
-FIGURES = ["training_loss.png", "attention_heads.png", "embedding_pca.png", "prediction_vs_context.png"]
 
 # %% [markdown]
 # ## A tokenizer and a model, trained here
@@ -117,16 +115,20 @@ plots.plot_training_curves(
 #
 # `output_attentions=True` makes every layer return its attention probabilities, one
 # `(B, nh, T, S)` tensor per layer. Each panel below is one head: row i shows where token i looks.
-# The causal mask leaves the upper triangle empty. Typical patterns to look for, even in a small
-# model: heads that put their weight on the *previous* token (a bright band just below the
-# diagonal), heads that fall back on the first token when nothing else is relevant (a bright first
-# column), and broader heads that average over the whole prefix.
+# The causal mask leaves the upper triangle empty. Patterns that trained models show: heads that put
+# their weight on the *previous* token (a bright band one step *below* the diagonal), heads that look
+# at the token itself (a bright diagonal: easy to take for the former at a glance; count the cells),
+# heads that fall back on the first token when nothing else is relevant (a bright first column), and
+# broader heads that average over the whole prefix. A model trained for a minute may show none of
+# them clearly; the numbers below say which heads lean which way.
 #
 # To put numbers on the first pattern, `inspection.previous_token_share` averages, for each head, the
 # weight token i puts on token i − 1: entry [i, i − 1] of the matrix, the diagonal just *below* the
 # main one (`diagonal(offset=-1)`). A perfect previous-token head scores 1.0; a head that spreads
-# evenly over a prefix of n tokens gives 1/n. `column_share(attention, 0)` does the same for the
-# first token.
+# evenly over a prefix of n tokens gives 1/n. `column_share(attention, 0)` averages the weight on the
+# first token instead, with one difference: the first token can only attend to itself, so its own row
+# always puts 1.0 there and every head scores at least 1/T from that row alone. Compare it with 1/T
+# (printed), not with 0.
 
 # %%
 sentence = "The album was released in the United States in October 2004 ."
@@ -140,6 +142,7 @@ plots.plot_attention_grid(
     title=f"Attention of each head on one sentence ({config.num_layers} layers × {config.num_heads} heads)",
     path=OUT / "attention_heads.png",
 )
+print(f"T = {x.size(1)} tokens: the first-token share is at least 1/T = {1 / x.size(1):.2f}")
 for layer, attention in enumerate(attentions):
     print(
         f"layer {layer}, per head: share of attention on the previous token",
@@ -147,6 +150,19 @@ for layer, attention in enumerate(attentions):
         "| on the first token",
         [round(s, 2) for s in column_share(attention, 0).tolist()],
     )
+
+# %% [markdown]
+# The figure is fixed; the **explorer** lets you move around in the same numbers. It runs the model on
+# a text and builds one self-contained page (no network needed): click a token to see where every head
+# of every layer looks from it, and what the model predicts next at that position. `page.save` writes
+# it as a file you can open in any browser; a notebook shows it inline.
+
+# %%
+from minitransformer.explore import explore  # noqa: E402
+
+page = explore(model, tokenizer, sentence, name="tutorial 6, a minute of training")
+page.save(OUT / "explore.html")
+page
 
 # %% [markdown]
 # ## 2. Where words sit: the embedding space
@@ -195,12 +211,14 @@ within, across = group_cohesion(vectors, groups)
 print(f"mean cosine similarity: within a group {within:.2f}, across groups {across:.2f}")
 
 # %% [markdown]
-# After a minute, the groups have started to separate (the exact picture changes a little from
-# machine to machine, since CPU thread scheduling changes the rounding): in our runs the countries spread over one
-# side of the picture and the months gather on the other, with the numbers in between and partly
-# mixed in. The cosine similarities printed above say the same without the projection: words of a
-# group are more alike than words of different groups. Two dimensions show only part of the
-# picture (the axis labels give the share of the variance they keep).
+# After a minute, the groups have started to separate, imperfectly. Where each group lands changes
+# from run to run (and a little from machine to machine, since CPU thread scheduling changes the
+# rounding): in one of our full-mode runs the months sat upper left, the countries on the right and
+# the numbers lower left, with Australia among the months. Look at your figure for the same two
+# things: which groups keep apart, and which words stray into another group. The cosine similarities
+# printed above measure it without the projection: when words of a group are more alike than words of
+# different groups, the first number is the larger. Two dimensions show only part of the picture (the
+# axis labels give the share of the variance they keep).
 #
 # ## 3. More context, better guesses
 #
@@ -232,6 +250,10 @@ curves = {
 }
 for name, curve in curves.items():
     print(f"{name:>45}: " + "  ".join(f"k={k} {p:.3f}" for k, p in zip(context_sizes, curve.tolist())))
+for name, curve in curves.items():  # where the curve gets within 10 % of its final height
+    rise = curve - curve[0]
+    k90 = next(k for k, r in zip(context_sizes, rise.tolist()) if r >= 0.9 * rise[-1].item())
+    print(f"{name:>45}: 90 % of the gain from k=1 to the whole window is reached at k = {k90}")
 plots.plot_prediction_vs_context(
     context_sizes,
     {name: curve.tolist() for name, curve in curves.items()},
@@ -242,27 +264,38 @@ plots.plot_prediction_vs_context(
 )
 
 # %% [markdown]
-# One window where the context decides: among targets that are words (letters only) and appear
-# earlier in their window, the one whose probability gains most from k = 1 to the whole window.
+# One window where distant context decides, the copying case the section set up: among targets that
+# are words of at least three letters and appeared earlier in their window *more than 8 tokens back*
+# (out of reach of the nearest handful), the one whose probability gains most from k = 8 to the whole
+# window.
 
 # %%
-is_word = torch.tensor([tokenizer.id_to_token(int(t)).isalpha() for t in windows[:, -1]])
-gain = (probabilities[-1] - probabilities[0]).masked_fill(~(seen_before & is_word), -1.0)  # (N,)
-best = int(gain.argmax())
-print("context:", repr(tokenizer.decode(windows[best, :-1].tolist())[-300:]))
-print("true next token:", repr(tokenizer.id_to_token(int(windows[best, -1]))))
-for k, p in zip(context_sizes, probabilities[:, best].tolist()):
-    print(f"  last {k:2d} tokens: p = {p:.3f}")
+targets = windows[:, -1]
+is_word = torch.tensor([len(t) >= 3 and t.isalpha() for t in map(tokenizer.id_to_token, targets.tolist())])
+far_back = (windows[:, : block - 1 - 8] == targets[:, None]).any(dim=1)  # seen, and more than 8 tokens back
+near = (windows[:, block - 1 - 8 : -1] == targets[:, None]).any(dim=1)  # also within the last 8: not copying
+k8 = context_sizes.index(8)
+gain = (probabilities[-1] - probabilities[k8]).masked_fill(~(far_back & ~near & is_word), -1.0)  # (N,)
+if gain.max() > -1:
+    best = int(gain.argmax())
+    target = tokenizer.id_to_token(int(targets[best]))
+    earlier = (windows[best, :-1] == targets[best]).nonzero().flatten().tolist()
+    print("context:", repr(tokenizer.decode(windows[best, :-1].tolist())[-300:]))
+    print(f"true next token: {target!r}, seen earlier at {[block - 1 - i for i in earlier]} tokens back")
+    for k, p in zip(context_sizes, probabilities[:, best].tolist()):
+        print(f"  last {k:2d} tokens: p = {p:.3f}")
+else:
+    print("no window here has a word target that appeared only more than 8 tokens back")
 
 # %% [markdown]
-# Reading the figure and the numbers printed above: the probability of the true next token rises
-# as the context grows from one token to a few. For targets new to the window it flattens after about
-# 8 tokens: a model trained for a minute uses only the nearest handful of tokens to guess a new word.
-# Targets that already appeared in the window are much more likely at every k and gain more from
-# context; in one of our two full-mode runs (2 CPU cores) their curve kept rising up to the whole
-# window, in the other it flattened after 8–16 tokens (the two runs trained slightly different
-# models: this one-minute run is not reproducible bit for bit). Part of their advantage is that repeated tokens are frequent ones (`the`,
-# `,`), part is the model reusing what the text just said. Larger, longer-trained models keep gaining
+# Reading the figure and the numbers printed above (the "90 %" lines say where each curve stops
+# rising): for targets new to the window the curve is nearly flat after the first token or two: a
+# model trained for a minute uses little more than the previous token to guess a new word. Targets
+# that already appeared in the window are much more likely at every k and gain more from context; how
+# far back their curve keeps rising varies between runs (this one-minute run is not reproducible bit
+# for bit across machines). Part of their advantage is that repeated tokens are frequent ones (`the`,
+# `,`), part is the model reusing what the text just said, as in the window above when its
+# probability climbs only once the context reaches back to the earlier occurrence. Larger, longer-trained models keep gaining
 # from distant context, which is what their lower perplexity measures; rerun this section on the
 # checkpoint of tutorial 2 to compare.
 
@@ -271,8 +304,9 @@ for k, p in zip(context_sizes, probabilities[:, best].tolist()):
 #
 # Write `share_on_previous(attention)`: for attention probabilities (B, nh, T, T), the mean weight
 # that token i puts on token i − 1, per head (nh,), averaged over the tokens and the batch. The check
-# feeds it a perfect previous-token head (answer 1.0), a head that looks at itself and one that looks
-# two tokens back (both 0.0). Mind which diagonal you read. (Answer: `inspection.previous_token_share`.)
+# feeds it three heads of random rows (every diagonal holds different weights, and the batch rows
+# differ) and one perfect previous-token head (answer 1.0), and names the usual slips: the diagonal
+# above, the main diagonal, two tokens back, dividing by T. Mind which diagonal you read. (Answer: `inspection.previous_token_share`.)
 
 
 # %%
@@ -287,9 +321,36 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_previous_token_share(share_on_previous)
 
 # %% [markdown]
-# ## Figures written
+# ## Exercise: how focused is a head? Its attention entropy
+#
+# A head that always looks at one token has rows like one-hot vectors (entropy 0); a head that spreads
+# evenly over k tokens has entropy log k. Write `attention_entropy(attention)`: for (B, nh, T, T)
+# probabilities, each row's entropy −Σ p·log p in nats, averaged over the tokens and the batch, per head
+# (nh,). The check uses causal rows, whose zeros above the diagonal make a naive `p * p.log()` NaN
+# (0·log 0 must count as 0). Then try it on the attentions of section 1: which heads are the sharpest?
+# (Answer: `exercises.solution_attention_entropy`.)
+
 
 # %%
+def attention_entropy(attention):
+    """(B, nh, T, T) → (nh,), in nats"""
+    raise NotImplementedError  # your code here: one or two lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    attention_entropy = exercises.solution_attention_entropy
+exercises.check_attention_entropy(attention_entropy)
+
+# %% [markdown]
+# ## For the test harness (not part of the lesson)
+#
+# What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
+# files, optional packages and checkpoints it needs (the test is skipped when one is missing).
+
+# %%
+DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
+FIGURES = ["training_loss.png", "attention_heads.png", "embedding_pca.png", "prediction_vs_context.png"]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

@@ -8,16 +8,23 @@ Each tutorial (a jupytext percent-format `.py` file) is converted to a notebook,
 nbclient in a fresh `python3` kernel, saved as `NN_name.ipynb` and rendered by nbconvert to
 `NN_name.html` with its figures embedded; `index.html` links them and says how long each took.
 `--screenshot` opens each page in headless Chromium (Debian: `apt-get install chromium`) and saves
-what a reader sees as `NN_name.png`. `tests/e2e/test_tutorials.py` uses `execute` and `render_html` the
+what a reader sees as `NN_name.png`.
+
+The site works offline: the formulas (`$…$`, `$$…$$` in the markdown) are turned into MathML when the
+page is built (the `latex2mathml` package of the dev extras; browsers draw MathML themselves), and the
+scripts nbconvert's template would fetch from a CDN (MathJax, require.js, mermaid) are left out; a
+page loads nothing from another host. `tests/e2e/test_tutorials.py` uses `execute` and `render_html` the
 same way, in smoke mode.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,11 +65,45 @@ def figure_outputs(notebook: nbformat.NotebookNode) -> list[str]:
     return names
 
 
+# Math in markdown: $$display$$ or $inline$ (not `$` inside code, not an escaped \\$).
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
+_MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<!\s)\$(?![\w$])", re.DOTALL)
+# What nbconvert's template would load from a CDN: MathJax, require.js, and mermaid (imported by a module
+# script only when a page has a diagram; ours have none).
+_REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>\s*", re.IGNORECASE)
+_MATHJAX_CONFIG = re.compile(r"<script type=\"text/x-mathjax-config\">.*?</script>\s*", re.DOTALL)
+_MODULE_SCRIPT = re.compile(
+    r"<script type=\"module\">(?:(?!</script>).)*?https?://.*?</script>\s*", re.DOTALL
+)
+
+
+def latex_to_mathml(markdown: str) -> str:
+    """`markdown` with every `$…$` and `$$…$$` outside code replaced by MathML, which browsers render
+    without a script or a network."""
+    from latex2mathml.converter import convert
+
+    def math(match: re.Match) -> str:
+        display, inline = match.group(1), match.group(2)
+        mathml = convert((display or inline).strip(), display="block" if display else "inline")
+        return f"\n\n{mathml}\n\n" if display else mathml
+
+    pieces = _CODE.split(markdown)  # odd pieces are code: left as they are
+    return "".join(piece if i % 2 else _MATH.sub(math, piece) for i, piece in enumerate(pieces))
+
+
 def render_html(notebook: nbformat.NotebookNode) -> str:
-    """An executed notebook as one standalone HTML page, its figures embedded as data: URIs."""
+    """An executed notebook as one standalone HTML page that loads nothing from another host: figures
+    embedded as data: URIs, formulas as MathML, no CDN script."""
     from nbconvert import HTMLExporter
 
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = latex_to_mathml(cell.source)
+    notebook.metadata.pop("widgets", None)  # widget views need a CDN renderer; their text form shows
     body, _ = HTMLExporter().from_notebook_node(notebook)
+    for pattern in (_REMOTE_SCRIPT, _MATHJAX_CONFIG, _MODULE_SCRIPT):
+        body = pattern.sub("", body)
     return body
 
 

@@ -23,6 +23,8 @@ from minitransformer.model import TransformerWithClfHead
 from minitransformer.teaching.inspection import previous_token_share
 from minitransformer.training.stability import llrd_parameter_groups
 
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
 
 class _NotPassed(Exception):
     """What the learner's answer got wrong, in one sentence."""
@@ -45,14 +47,19 @@ def _verdict(name: str, check: Callable[[], str]) -> None:
         print(f"exercise not passed: {name}: your function raised {type(error).__name__}: {error}")
 
 
-def _close(a, b) -> bool:
-    return (
-        isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=1e-5)
-    )
+def _close(a, b, atol: float = 1e-5) -> bool:
+    """Same shape and values (NaN where the other has NaN counts as equal: a wrong answer may have NaN)."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape):
+        return False
+    return torch.allclose(a.double(), b.double(), atol=atol, rtol=0, equal_nan=True)
+
+
+def _shape(answer) -> str:
+    return str(tuple(answer.shape)) if isinstance(answer, torch.Tensor) else type(answer).__name__
 
 
 # ----------------------------------------------------------------------------------------------
-# Tutorial 1: scaled dot-product attention with a mask
+# Tutorial 1: scaled dot-product attention with a mask; layer normalisation
 # ----------------------------------------------------------------------------------------------
 
 
@@ -65,35 +72,135 @@ def solution_attention(
     return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1) @ v
 
 
+def _attend(q, k, v, allowed, scale=True, dim=-1, mask_after=False, fill=float("-inf")):
+    """Attention with one deliberate mistake switched on: what a wrong answer computes."""
+    scores = q @ k.transpose(-2, -1)
+    if scale:
+        scores = scores / math.sqrt(q.size(-1))
+    if mask_after:
+        return scores.softmax(dim=dim).masked_fill(~allowed, 0.0) @ v
+    return scores.masked_fill(~allowed, fill).softmax(dim=dim) @ v
+
+
 def check_attention(fn: Callable) -> None:
     """Compare `fn(q, k, v, allowed)` with PyTorch's `scaled_dot_product_attention` under a causal +
-    padding mask (True = may attend)."""
+    padding mask (True = may attend), on heads and rows that all differ, and name the usual mistakes."""
 
     def check() -> str:
         g = torch.Generator().manual_seed(0)
-        q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in range(3))
+        q, k, v = (torch.randn(2, 3, 5, 16, generator=g) for _ in range(3))  # hs = 16: √hs = 4 matters
         padding = torch.tensor([[False] * 5, [False, False, False, True, True]])  # (B, S), True = pad
-        allowed = torch.ones(5, 5, dtype=torch.bool).tril() & ~padding[:, None, None, :]  # (B, 1, T, S)
+        causal = torch.ones(5, 5, dtype=torch.bool).tril()
+        allowed = causal & ~padding[:, None, None, :]  # (B, 1, T, S)
         answer = fn(q, k, v, allowed)
         expected = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         if _close(answer, expected):
             return "matches torch's scaled_dot_product_attention with a causal + padding mask"
-        shape = tuple(answer.shape) if isinstance(answer, torch.Tensor) else type(answer).__name__
-        if shape != tuple(expected.shape):
-            raise _NotPassed(f"the output should be (B, nh, T, hs) = {tuple(expected.shape)}, got {shape}")
-        if _close(answer, F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0)):
-            raise _NotPassed("the scores are not divided by sqrt(hs), the size of one head's vectors")
-        if _close(answer, F.scaled_dot_product_attention(q, k, v)):
+        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
             raise _NotPassed(
-                "the mask is not applied: set the scores of forbidden keys to -inf before the softmax"
+                f"the output should be (B, nh, T, hs) = {tuple(expected.shape)}, got {_shape(answer)}"
+            )
+        everything = torch.ones_like(allowed)
+        mistakes = [
+            (dict(scale=False), "the scores are not divided by sqrt(hs), the size of one head's vectors"),
+            (
+                dict(allowed=everything),
+                "the mask is not applied: set the scores of forbidden keys to -inf before the softmax",
+            ),
+            (
+                dict(allowed=~allowed),
+                "the mask is inverted: `allowed` is True where a query MAY attend, so fill where it is False (~allowed)",
+            ),
+            (
+                dict(dim=-2),
+                "the softmax runs over the queries (dim=-2): each query's weights over the keys must sum to 1, softmax(dim=-1)",
+            ),
+            (
+                dict(mask_after=True),
+                "the mask is applied after the softmax: zeroing weights afterwards leaves rows that no longer sum to 1; fill with -inf before",
+            ),
+            (
+                dict(allowed=causal.expand_as(allowed)),
+                "the padding is ignored: the queries still attend to padded keys; use the whole `allowed` mask, not only the causal part",
+            ),
+            (
+                dict(allowed=~padding[:, None, None, :].expand_as(allowed)),
+                "the causal part is missing: token i may only attend to tokens 0..i",
+            ),
+        ]
+        for fill in (float("-inf"), -1e9, -1e4):
+            for change, message in mistakes:
+                kwargs = {"allowed": allowed, "fill": fill, **change}
+                if _close(answer, _attend(q, k, v, **kwargs)):
+                    raise _NotPassed(message)
+        if torch.isnan(answer).any():
+            raise _NotPassed(
+                "the output has NaN: a row whose keys are all forbidden gets softmax of all -inf"
             )
         raise _NotPassed("the output differs from softmax(QKᵀ/√hs, masked, over the keys: dim=-1) @ V")
 
     _verdict("attention", check)
 
 
+def solution_layer_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """Layer norm over the last dimension: (x − mean) / √(var + eps) · weight + bias, var the biased one."""
+    mean = x.mean(dim=-1, keepdim=True)
+    var = x.var(dim=-1, keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+def check_layer_norm(fn: Callable) -> None:
+    """Compare `fn(x, weight, bias, eps)` with `F.layer_norm` on (B, T, E) states, a large eps so that
+    where it goes matters, and name the usual mistakes."""
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 4, 8, generator=g, dtype=torch.float64) * 3 + 1
+        weight = torch.rand(8, generator=g, dtype=torch.float64) + 0.5
+        bias = torch.randn(8, generator=g, dtype=torch.float64)
+        eps = 0.1  # large on purpose: with 1e-5, eps in the wrong place would hardly show
+        answer = fn(x.clone(), weight, bias, eps)
+        expected = F.layer_norm(x, (8,), weight, bias, eps)
+        if _close(answer, expected, atol=1e-8):
+            return "matches F.layer_norm over the last dimension, eps inside the square root"
+        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
+            raise _NotPassed(f"the output should have the shape of x, {tuple(x.shape)}, got {_shape(answer)}")
+        centred = x - x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True, unbiased=False)
+        mistakes = [
+            (
+                centred / torch.sqrt(x.var(-1, keepdim=True) + eps) * weight + bias,
+                "you used the unbiased variance (divided by E − 1; torch.var's default): layer norm divides by E, unbiased=False",
+            ),
+            (
+                centred / (torch.sqrt(var) + eps) * weight + bias,
+                "eps is added to the standard deviation: it goes inside the square root, √(var + eps)",
+            ),
+            (centred / torch.sqrt(var + eps), "the learned weight (scale) and bias (shift) are not applied"),
+            (centred / torch.sqrt(var + eps) * weight, "the bias (shift) is not added"),
+            (
+                (x - x.mean(-2, keepdim=True))
+                / torch.sqrt(x.var(-2, keepdim=True, unbiased=False) + eps)
+                * weight
+                + bias,
+                "you normalised over the tokens (dim=-2): layer norm normalises each token's vector, over dim=-1",
+            ),
+            (x / torch.sqrt(var + eps) * weight + bias, "the mean is not subtracted"),
+        ]
+        for wrong, message in mistakes:
+            if _close(answer, wrong, atol=1e-8):
+                raise _NotPassed(message)
+        raise _NotPassed(
+            "the values differ from (x − mean) / √(var + eps) · weight + bias over the last dimension"
+        )
+
+    _verdict("layer_norm", check)
+
+
 # ----------------------------------------------------------------------------------------------
-# Tutorial 2: the masked-LM corruption, 80 / 10 / 10
+# Tutorial 2: the masked-LM corruption, 80 / 10 / 10; the masked-LM loss
 # ----------------------------------------------------------------------------------------------
 
 
@@ -112,13 +219,17 @@ def solution_mask_tokens(
 
 
 def check_mask_tokens(fn: Callable) -> None:
-    """Check `fn(ids, mask_id, vocab_size, generator)` on 200,000 tokens: labels, and the 15 % and
-    80/10/10 proportions within a few standard deviations."""
+    """Check `fn(ids, mask_id, vocab_size, generator)` on 200,000 tokens: labels, the 15 % and 80/10/10
+    proportions within about four standard deviations, and that the random 10 % are drawn from the whole
+    vocabulary (the text uses only ids 5..49 of a 1,000-token vocabulary, so tokens taken from the text
+    itself, or a fixed id, are told apart from random ones)."""
 
     def check() -> str:
         vocab_size, mask_id = 1000, 4
-        ids = torch.randint(5, vocab_size, (200, 1000), generator=torch.Generator().manual_seed(1))
+        ids = torch.randint(5, 50, (200, 1000), generator=torch.Generator().manual_seed(1))
         inputs, labels = fn(ids.clone(), mask_id, vocab_size, torch.Generator().manual_seed(0))
+        if not isinstance(inputs, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            raise _NotPassed("return a pair of tensors: (inputs, labels)")
         if inputs.shape != ids.shape or labels.shape != ids.shape:
             raise _NotPassed(f"inputs and labels should both have the shape of ids, {tuple(ids.shape)}")
         selected = labels != IGNORE_INDEX
@@ -126,19 +237,111 @@ def check_mask_tokens(fn: Callable) -> None:
             raise _NotPassed("a selected position's label must be its original id (not the corrupted one)")
         if not torch.equal(inputs[~selected], ids[~selected]):
             raise _NotPassed("positions that are not selected (label -100) must keep their id")
-        share = selected.float().mean().item()
-        if abs(share - 0.15) > 0.005:
+        share = selected.float().mean().item()  # n = 200,000: one standard deviation is 0.08 %
+        if abs(share - 0.15) > 0.0035:
             raise _NotPassed(f"{share:.1%} of the tokens are selected (label ≠ -100); expected 15 %")
-        chosen, corrupted = ids[selected], inputs[selected]
-        masked = (corrupted == mask_id).float().mean().item()
-        kept = (corrupted == chosen).float().mean().item()
+        chosen, corrupted = ids[selected], inputs[selected]  # about 30,000: one std of a share ≈ 0.2 %
+        is_mask = corrupted == mask_id
+        is_kept = corrupted == chosen
+        is_random = ~is_mask & ~is_kept
+        masked, kept, randomised = (t.float().mean().item() for t in (is_mask, is_kept, is_random))
         if abs(masked - 0.8) > 0.01:
             raise _NotPassed(f"{masked:.1%} of the selected tokens became [MASK]; expected 80 %")
-        if abs(kept - 0.1) > 0.01:
+        if abs(randomised - 0.1) > 0.008:
+            raise _NotPassed(
+                f"{randomised:.1%} of the selected tokens became another id; expected 10 % "
+                "(half of the 20 % that are not masked)"
+            )
+        if abs(kept - 0.1) > 0.008:
             raise _NotPassed(f"{kept:.1%} of the selected tokens kept their id; expected 10 %")
-        return f"15 % selected ({share:.1%}); of those {masked:.1%} [MASK], {kept:.1%} unchanged, the rest random"
+        random_ids = corrupted[is_random]
+        if (random_ids < 0).any() or (random_ids >= vocab_size).any():
+            raise _NotPassed(f"some random ids lie outside the vocabulary, 0..{vocab_size - 1}")
+        if random_ids.unique().numel() < 10:
+            raise _NotPassed(
+                f"the random share uses only {random_ids.unique().numel()} distinct ids: draw each one "
+                "anew, torch.randint(vocab_size, ...)"
+            )
+        outside_text = (random_ids >= 50).float().mean().item()  # uniform over 0..999: 95 %
+        if outside_text < 0.9:
+            raise _NotPassed(
+                f"only {outside_text:.0%} of the random tokens are ids the text does not contain (95 % "
+                "expected): draw them uniformly from the whole vocabulary, not from the input"
+            )
+        mean = random_ids.double().mean().item()  # uniform over 0..999: 499.5, one std ≈ 5 here
+        if abs(mean - (vocab_size - 1) / 2) > 30:
+            raise _NotPassed(
+                f"the random ids average {mean:.0f}, not {(vocab_size - 1) / 2} as uniform draws over the "
+                "vocabulary would"
+            )
+        return (
+            f"15 % selected ({share:.1%}); of those {masked:.1%} [MASK], {randomised:.1%} random ids from "
+            f"the whole vocabulary, {kept:.1%} unchanged"
+        )
 
     _verdict("mask_tokens", check)
+
+
+def solution_masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the positions whose label is not -100. logits (B, T, V), labels (B, T)."""
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def check_masked_lm_loss(fn: Callable) -> None:
+    """Compare `fn(logits, labels)` with the cross-entropy averaged over the labelled positions only."""
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(0)
+        logits = torch.randn(2, 6, 11, generator=g, dtype=torch.float64) * 2
+        labels = torch.randint(11, (2, 6), generator=g)
+        labels[torch.rand(2, 6, generator=g) < 0.6] = IGNORE_INDEX
+        labels[0, 0], labels[1, 5] = 3, IGNORE_INDEX  # at least one labelled, one ignored
+        answer = fn(logits, labels)
+        expected = solution_masked_lm_loss(logits, labels)
+        if (
+            isinstance(answer, torch.Tensor)
+            and answer.numel() == 1
+            and _close(answer.reshape(()), expected, 1e-8)
+        ):
+            return (
+                f"{expected.item():.4f}: the mean over the {int((labels != -100).sum())} labelled positions"
+            )
+        if not isinstance(answer, torch.Tensor) or answer.numel() != 1:
+            raise _NotPassed(f"return one number (a 0-d tensor), the mean loss; got {_shape(answer)}")
+        answer = answer.reshape(())
+        flat, target = logits.flatten(0, 1), labels.flatten()
+        per_token = F.cross_entropy(flat, target.clamp(min=0), reduction="none")
+        labelled = target != IGNORE_INDEX
+        mistakes = [
+            (
+                (per_token * labelled).mean(),
+                "you averaged over every position, the ignored ones counting 0: divide by the number of labelled positions",
+            ),
+            (
+                per_token.mean(),
+                "the ignored positions (-100) are scored too: leave them out (ignore_index=-100)",
+            ),
+            (
+                F.nll_loss(flat, target, ignore_index=IGNORE_INDEX),
+                "the log-softmax is missing: cross_entropy takes raw logits, nll_loss takes log-probabilities",
+            ),
+            (per_token[labelled].sum(), "that is the sum, not the mean, over the labelled positions"),
+        ]
+        shifted = F.cross_entropy(
+            logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
+        )
+        mistakes.append(
+            (
+                shifted,
+                "you shifted the labels as for a causal LM: a masked LM predicts each token at its own position",
+            )
+        )
+        for wrong, message in mistakes:
+            if _close(answer, wrong, 1e-8):
+                raise _NotPassed(message)
+        raise _NotPassed(f"expected {expected.item():.4f}, got {answer.item():.4f}")
+
+    _verdict("masked_lm_loss", check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,9 +381,55 @@ def check_classify(fn: Callable) -> None:
             raise _NotPassed(
                 "you took the last position: in a padded batch the shorter rows end with padding"
             )
+        with torch.no_grad():
+            h = model.transformer(x, padding_mask=padding).last_hidden_state
+            first = model.classification_head(h[:, 0])
+            mean_all = model.classification_head(h.mean(dim=1))
+            mean_real = model.classification_head(
+                (h * ~padding[..., None]).sum(1) / (~padding).sum(1, keepdim=True)
+            )
+        if _close(answer, first):
+            raise _NotPassed("you took the first position: this causal model's classification token is last")
+        if _close(answer, mean_all) or _close(answer, mean_real):
+            raise _NotPassed(
+                "you averaged over the tokens: the default pooling reads the classification token"
+            )
         raise _NotPassed("the logits differ: take each row's hidden state where clf_tokens_mask is True")
 
     _verdict("classify", check)
+
+
+def solution_padding_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """(B,) lengths → (B, T) bool, True where a position is padding (position ≥ the row's length)."""
+    return torch.arange(T)[None, :] >= lengths[:, None]
+
+
+def check_padding_mask(fn: Callable) -> None:
+    """Compare `fn(lengths, T)` with the library's convention (True = padding) on rows of different lengths."""
+
+    def check() -> str:
+        lengths, T = torch.tensor([5, 2, 3, 1]), 5
+        answer = fn(lengths, T)
+        expected = solution_padding_mask(lengths, T)
+        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
+            raise _NotPassed(f"the mask should be (B, T) = {tuple(expected.shape)}, got {_shape(answer)}")
+        if answer.dtype != torch.bool:
+            raise _NotPassed(f"the mask should be bool (True = padding), got {answer.dtype}")
+        if torch.equal(answer, expected):
+            return "True exactly on the padded positions of rows of lengths 5, 2, 3, 1"
+        if torch.equal(answer, ~expected):
+            raise _NotPassed(
+                "the mask is inverted: the library's padding mask is True where a token is PADDING"
+            )
+        if torch.equal(answer, torch.arange(T)[None, :] > lengths[:, None]):
+            raise _NotPassed(
+                "off by one: the last real token is at position length − 1, so padding starts at length"
+            )
+        if torch.equal(answer, torch.arange(T)[None, :] >= lengths[:, None] - 1):
+            raise _NotPassed("off by one: you marked each row's last real token as padding")
+        raise _NotPassed(f"expected {expected.int().tolist()}, got {answer.int().tolist()}")
+
+    _verdict("padding_mask", check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,6 +468,93 @@ def check_llrd(fn: Callable) -> None:
     _verdict("llrd", check)
 
 
+def solution_adam_update(
+    grad: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Adam step: returns (update, m, v) with parameter ← parameter − update; `step` counts from 1.
+    The bias corrections 1 − β^step are what BertAdam left out."""
+    beta1, beta2 = betas
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad**2
+    m_hat, v_hat = m / (1 - beta1**step), v / (1 - beta2**step)
+    return lr * m_hat / (v_hat.sqrt() + eps), m, v
+
+
+def check_adam_update(fn: Callable) -> None:
+    """Run `fn` for 5 steps on fixed gradients and compare the parameter with `torch.optim.Adam`'s; name
+    BertAdam's missing bias correction and the usual slips."""
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(0)
+        grads = [torch.randn(6, generator=g, dtype=torch.float64) for _ in range(5)]
+        lr, betas, eps = 0.1, (0.9, 0.999), 1e-8
+        reference = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.Adam([reference], lr=lr, betas=betas, eps=eps)
+        for grad in grads:
+            reference.grad = grad.clone()
+            optimizer.step()
+
+        def run(update_fn) -> torch.Tensor:
+            param, m, v = (
+                torch.zeros(6, dtype=torch.float64),
+                torch.zeros(6, dtype=torch.float64),
+                torch.zeros(6, dtype=torch.float64),
+            )
+            for step, grad in enumerate(grads, start=1):
+                update, m, v = update_fn(grad.clone(), m, v, step, lr, betas, eps)
+                param = param - update
+            return param
+
+        answer = run(fn)
+        if _close(answer, reference.detach(), 1e-10):
+            return "5 steps give torch.optim.Adam's parameters, bias corrections included"
+        if not isinstance(answer, torch.Tensor) or answer.shape != reference.shape:
+            raise _NotPassed(f"the update should have the gradient's shape, (6,), got {_shape(answer)}")
+
+        def variant(no_correction=False, eps_inside=False, no_square=False, first_step_zero=False):
+            def update_fn(grad, m, v, step, lr, betas, eps):
+                b1, b2 = betas
+                step = step - 1 if first_step_zero else step
+                m = b1 * m + (1 - b1) * grad
+                v = b2 * v + (1 - b2) * (grad if no_square else grad**2)
+                if not no_correction:
+                    m, v_used = m / (1 - b1**step), v / (1 - b2**step)
+                else:
+                    v_used = v
+                denominator = (v_used + eps).sqrt() if eps_inside else v_used.abs().sqrt() + eps
+                return lr * m / denominator, m if no_correction else m * (1 - b1**step), v
+
+            return update_fn
+
+        mistakes = [
+            (
+                dict(no_correction=True),
+                "no bias correction (BertAdam's omission): divide m by 1 − β1^step and v by 1 − β2^step; early steps come out too small",
+            ),
+            (dict(eps_inside=True), "eps is inside the square root: Adam adds it to √v̂"),
+            (dict(no_square=True), "v averages the gradient, not its square (grad**2)"),
+        ]
+        for change, message in mistakes:
+            try:
+                wrong = run(variant(**change))
+            except Exception:
+                continue
+            if _close(answer, wrong, 1e-10):
+                raise _NotPassed(message)
+        raise _NotPassed(
+            f"after 5 steps the parameter is {[round(x, 4) for x in answer.tolist()]}, torch.optim.Adam gives "
+            f"{[round(x, 4) for x in reference.detach().tolist()]}"
+        )
+
+    _verdict("adam_update", check)
+
+
 # ----------------------------------------------------------------------------------------------
 # Tutorial 5: GPT-2's GELU
 # ----------------------------------------------------------------------------------------------
@@ -230,18 +566,78 @@ def solution_gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 def check_gelu_tanh(fn: Callable) -> None:
-    """Compare `fn(x)` with `F.gelu(x, approximate="tanh")` on [-6, 6]."""
+    """Compare `fn(x)` with `F.gelu(x, approximate="tanh")` on [-6, 6] in float64, to 1e-9: close enough
+    for rounding, too tight for a mistyped constant."""
 
     def check() -> str:
-        x = torch.linspace(-6, 6, 1001)
-        answer = fn(x)
-        if _close(answer, F.gelu(x, approximate="tanh")):
-            return "matches F.gelu(x, approximate='tanh') on [-6, 6]"
-        if _close(answer, F.gelu(x)):
-            raise _NotPassed("that is the exact GELU (with erf); GPT-2 uses the tanh approximation")
+        x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
+        answer = fn(x.clone())
+        expected = F.gelu(x, approximate="tanh")
+        if _close(answer, expected, 1e-9):
+            return "matches F.gelu(x, approximate='tanh') on [-6, 6] to 1e-9"
+        if not isinstance(answer, torch.Tensor) or answer.shape != x.shape:
+            raise _NotPassed(f"the output should have the shape of x, {tuple(x.shape)}, got {_shape(answer)}")
+
+        def tanh_form(c=_SQRT_2_OVER_PI, a=0.044715, power=3, half=0.5):
+            return half * x * (1 + torch.tanh(c * (x + a * x**power)))
+
+        mistakes = [
+            (F.gelu(x), "that is the exact GELU (with erf); GPT-2 uses the tanh approximation"),
+            (
+                x * torch.sigmoid(1.702 * x),
+                "that is the sigmoid approximation x·σ(1.702x); GPT-2 uses the tanh form",
+            ),
+            (tanh_form(c=math.sqrt(2 * math.pi)), "the factor is √(2/π) ≈ 0.798, not √(2π)"),
+            (tanh_form(c=2 / math.pi), "the factor is √(2/π) ≈ 0.798, not 2/π: the square root is missing"),
+            (tanh_form(power=2), "the cubic term is x³, not x²"),
+            (tanh_form(half=1.0), "the 0.5 in front is missing"),
+        ]
+        for wrong, message in mistakes:
+            if _close(answer, wrong, 1e-9):
+                raise _NotPassed(message)
+        if _close(answer, expected, 1e-2):
+            worst = (answer.double() - expected).abs().max().item()
+            raise _NotPassed(
+                f"close but not equal (largest difference {worst:.1e}): a constant is mistyped; check "
+                "√(2/π) and 0.044715"
+            )
         raise _NotPassed("the values differ from 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))")
 
     _verdict("gelu_tanh", check)
+
+
+def solution_conv1d_to_linear(c_attn_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GPT-2's fused attention projection, a Conv1D weight (E, 3E) used as x @ W, as the three
+    nn.Linear weights (E, E) of q, k, v (nn.Linear computes x @ W.T)."""
+    return tuple(c_attn_weight.t().chunk(3, dim=0))
+
+
+def check_conv1d_to_linear(fn: Callable) -> None:
+    """Check that `fn(c_attn_weight)` gives Linear weights whose outputs are GPT-2's q, k, v."""
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(0)
+        E = 6
+        weight = torch.randn(E, 3 * E, generator=g, dtype=torch.float64)
+        x = torch.randn(4, E, generator=g, dtype=torch.float64)
+        expected = (x @ weight).split(E, dim=-1)  # what GPT-2 computes: q, k, v
+        answer = fn(weight.clone())
+        if not isinstance(answer, (tuple, list)) or len(answer) != 3:
+            raise _NotPassed("return three weights: (q, k, v)")
+        if any(not isinstance(w, torch.Tensor) or w.shape != (E, E) for w in answer):
+            raise _NotPassed(f"each weight should be (E, E) = ({E}, {E}), got {[_shape(w) for w in answer]}")
+        outputs = [F.linear(x, w) for w in answer]
+        if all(_close(a, b, 1e-10) for a, b in zip(outputs, expected)):
+            return "F.linear with your weights gives GPT-2's q, k and v"
+        if all(_close(a, b, 1e-10) for a, b in zip(answer, weight.split(E, dim=-1))):
+            raise _NotPassed(
+                "not transposed: Conv1D stores (in, out) and computes x @ W; nn.Linear stores (out, in)"
+            )
+        if sorted(i for i, o in enumerate(outputs) for e in expected if _close(o, e, 1e-10)) == [0, 1, 2]:
+            raise _NotPassed("q, k and v are in the wrong order: GPT-2's columns are [q | k | v]")
+        raise _NotPassed("F.linear(x, w) with your weights differs from GPT-2's x @ W split into q, k, v")
+
+    _verdict("conv1d_to_linear", check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,23 +646,100 @@ def check_gelu_tanh(fn: Callable) -> None:
 
 
 def check_previous_token_share(fn: Callable) -> None:
-    """Compare `fn(attention)` ((B, nh, T, T) → (nh,)) with `inspection.previous_token_share` on heads
-    whose answer is known: a perfect previous-token head (1.0), a self head (0.0), a two-back head (0.0)."""
+    """Compare `fn(attention)` ((B, nh, T, T) → (nh,)) with `inspection.previous_token_share` on three
+    heads of random rows (each diagonal holds different weights, batch rows differ) and one perfect
+    previous-token head (1.0); name the usual mistakes."""
 
     def check() -> str:
         T = 6
+        g = torch.Generator().manual_seed(0)
+        random_rows = (torch.randn(2, 3, T, T, generator=g) * 2).softmax(dim=-1)  # (2, 3, T, T)
         rows = torch.arange(T)
-        heads = [(rows - 1).clamp(min=0), rows, torch.where(rows >= 2, rows - 2, rows)]
-        attention = torch.stack([F.one_hot(h, T).float() for h in heads])[None]  # (1, 3, T, T)
-        attention = attention.expand(2, -1, -1, -1)  # (2, 3, T, T): the batch must be averaged too
-        answer = fn(attention)
+        perfect = F.one_hot((rows - 1).clamp(min=0), T).float().expand(2, 1, T, T)
+        attention = torch.cat([random_rows, perfect], dim=1)  # (2, 4, T, T)
+        answer = fn(attention.clone())
         expected = previous_token_share(attention)
-        if _close(answer, expected):
-            return "1.0 on a previous-token head, 0.0 on a self head and on a two-back head"
-        if _close(answer, torch.tensor([0.0, 0.0, 1.0])):
+        if _close(answer, expected, 1e-6):
+            return f"{[round(x, 3) for x in expected.tolist()]}: three random heads and a perfect one (1.0)"
+        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
             raise _NotPassed(
-                "you read two tokens back: entry [i, i-1] is diagonal(offset=-1) of the full matrix"
+                f"one number per head: the output should be (nh,) = {tuple(expected.shape)}, got {_shape(answer)}"
             )
-        raise _NotPassed(f"expected {expected.tolist()} for (previous, self, two-back) heads, got {answer}")
+
+        def diagonal(offset, batch=slice(None)):
+            return attention[batch].diagonal(offset=offset, dim1=-2, dim2=-1).mean(dim=(0, -1))
+
+        below = attention.diagonal(offset=-1, dim1=-2, dim2=-1)  # (B, nh, T - 1)
+        mistakes = [
+            (
+                diagonal(1),
+                "you read the diagonal above (offset=+1): entry [i, i+1] is the NEXT token; the previous one is [i, i-1], offset=-1",
+            ),
+            (
+                diagonal(0),
+                "you read the main diagonal (offset=0): that is each token looking at itself; the previous token is offset=-1",
+            ),
+            (
+                diagonal(-2),
+                "you read two tokens back (offset=-2): the previous token is entry [i, i-1], offset=-1",
+            ),
+            (
+                below.sum(-1).mean(0) / T,
+                "you divided by T: only T − 1 tokens have a previous token, average over those",
+            ),
+            (below[0].mean(-1), "only the first row of the batch is averaged: average over the batch too"),
+            (
+                attention[0, :, 1:, :].diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1),
+                "dropping row 0 and then taking offset=-1 reads two tokens back, and only the first batch row",
+            ),
+        ]
+        for wrong, message in mistakes:
+            if _close(answer, wrong, 1e-6):
+                raise _NotPassed(message)
+        raise _NotPassed(f"expected {[round(x, 4) for x in expected.tolist()]}, got {answer}")
 
     _verdict("previous_token_share", check)
+
+
+def solution_attention_entropy(attention: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of each head's attention rows, (B, nh, T, S) → (nh,); 0·log 0 counts as 0."""
+    p = attention
+    return -(p * p.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, -1))
+
+
+def check_attention_entropy(fn: Callable) -> None:
+    """Compare `fn(attention)` with the mean entropy in nats of causal rows (zeros above the diagonal)."""
+
+    def check() -> str:
+        T = 6
+        g = torch.Generator().manual_seed(1)
+        scores = torch.randn(2, 3, T, T, generator=g, dtype=torch.float64) * 2
+        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        attention = scores.masked_fill(~causal, float("-inf")).softmax(-1)  # zeros above the diagonal
+        answer = fn(attention.clone())
+        expected = solution_attention_entropy(attention)
+        if _close(answer, expected, 1e-6):
+            return f"{[round(x, 3) for x in expected.tolist()]} nats (a uniform row over k keys: log k)"
+        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
+            raise _NotPassed(
+                f"one number per head: the output should be (nh,) = {tuple(expected.shape)}, got {_shape(answer)}"
+            )
+        if torch.isnan(answer).any():
+            raise _NotPassed(
+                "NaN: the causal zeros give 0·log 0 = 0·(−inf); clamp p before the log (or use xlogy)"
+            )
+        plogp = attention * attention.clamp(min=1e-12).log()
+        mistakes = [
+            (expected / math.log(2), "that is in bits (log2): use the natural log, nats"),
+            ((plogp).sum(-1).mean(dim=(0, -1)), "the sign: entropy is −Σ p log p, a positive number"),
+            (
+                -(plogp).mean(-1).mean(dim=(0, -1)),
+                "you averaged over the keys instead of summing: entropy is −Σ p log p over a row",
+            ),
+        ]
+        for wrong, message in mistakes:
+            if _close(answer, wrong, 1e-6):
+                raise _NotPassed(message)
+        raise _NotPassed(f"expected {[round(x, 4) for x in expected.tolist()]}, got {answer}")
+
+    _verdict("attention_entropy", check)

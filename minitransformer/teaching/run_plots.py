@@ -193,13 +193,18 @@ def plot_confusion_matrix(
     return _finish(fig, path)
 
 
+BOX_MIN_SEEDS = 5  # fewer seeds than this: points, range and mean, no box
+
+
 def plot_seed_spread(
     results: dict[str, Sequence[float]],
     ylabel: str = "test accuracy",
     title: str = "Spread over random seeds",
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """A box per technique with every seed's result drawn on top as a point.
+    """Every seed's result as a point per technique, with its range (min to max) and mean marked; a box
+    (quartiles and median) only for techniques with at least `BOX_MIN_SEEDS` seeds, since the quartiles
+    of two or three points are not worth drawing.
 
     The points are spread sideways by a fixed-seed jitter so that equal values stay visible.
     """
@@ -207,11 +212,22 @@ def plot_seed_spread(
     fig = _new_figure(1.8 + 1.3 * len(names), 4.5, title)
     ax = fig.subplots()
     data = [list(results[name]) for name in names]
-    ax.boxplot(data, tick_labels=names, widths=0.5, showfliers=False)
+    boxed = [i for i, values in enumerate(data, start=1) if len(values) >= BOX_MIN_SEEDS]
+    if boxed:
+        ax.boxplot([data[i - 1] for i in boxed], positions=boxed, widths=0.5, showfliers=False)
     rng = np.random.default_rng(0)
     for i, values in enumerate(data, start=1):
         jitter = rng.uniform(-0.12, 0.12, size=len(values))
         ax.scatter(i + jitter, values, color="C1", s=18, zorder=3, label="one seed" if i == 1 else None)
+        if values and i not in boxed:
+            mean = float(np.mean(values))
+            ax.plot([i, i], [min(values), max(values)], color="0.5", lw=1, zorder=2,
+                    label="range (min to max)" if i == 1 else None)  # fmt: skip
+            ax.plot(
+                [i - 0.2, i + 0.2], [mean, mean], color="C0", lw=2, zorder=2, label="mean" if i == 1 else None
+            )
+    ax.set_xticks(range(1, len(names) + 1), names)
+    ax.set_xlim(0.4, len(names) + 0.6)
     ax.tick_params(axis="x", rotation=20)
     ax.set_xlabel("technique")
     ax.set_ylabel(ylabel)

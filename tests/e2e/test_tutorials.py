@@ -48,6 +48,39 @@ def declared(path: Path, name: str, default=()):
     return default
 
 
+REMOTE_LOAD = re.compile(
+    r"<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//"  # a tag that fetches
+    r"|import\(\s*[\"'](?:https?:)?//"  # a module script that imports from a CDN
+    r"|@import\s+(?:url\()?[\"']?(?:https?:)?//"  # a style sheet that does
+    r"|url\(\s*[\"']?(?:https?:)?//",
+    re.IGNORECASE,
+)
+
+
+def remote_loads(page: str) -> list[str]:
+    """What an HTML page would fetch from another host (links a reader may click are not loads)."""
+    return [page[m.start() : m.start() + 160] for m in REMOTE_LOAD.finditer(page)]
+
+
+def test_a_rendered_page_loads_nothing_from_another_host_and_has_its_math_as_mathml():
+    """The site works offline: no CDN script (MathJax, require.js, mermaid), formulas as MathML."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell(
+            "Attention: $$\\mathrm{softmax}\\left(\\frac{QK^\\top}{\\sqrt{d}}\\right)V$$ and $\\sqrt{E}$, "
+            "not `$HOME` (code) nor a price of $5."
+        ),
+        nbformat.v4.new_code_cell("print('$x$ stays as printed')"),
+    ]
+    page = site.render_html(notebook)
+    assert remote_loads(page) == []
+    assert page.count("<math") == 2 and "<msqrt>" in page and "$$" not in page
+    assert "`$HOME`" not in page and "$HOME" in page and "$5" in page  # code and prices left alone
+    assert "https://cdnjs" not in page, "a CDN address is still in the page"
+
+
 def test_tutorials_are_found_and_declare_figures():
     assert [p.name for p in TUTORIALS][:1] == ["01_transformer_piece_by_piece.py"]
     for path in TUTORIALS:
@@ -151,6 +184,9 @@ def test_site_command_builds_a_page_a_browser_shows_with_its_figures(tmp_path):
     assert site.main(["--smoke", "01", "--site", str(tmp_path), "--screenshot", "--timeout", "600"]) == 0
     page = tmp_path / "01_transformer_piece_by_piece.html"
     assert page.name in (tmp_path / "index.html").read_text(encoding="utf-8")
+    html = page.read_text(encoding="utf-8")
+    assert remote_loads(html) == [], "the page would load from another host: it must work offline"
+    assert "<math" in html and "$$" not in html.split("<pre")[0], "the formulas are not rendered as MathML"
     from matplotlib.image import imread
 
     picture = imread(tmp_path / "01_transformer_piece_by_piece.png")[..., :3]  # (H, W, 3) in [0, 1]
