@@ -62,7 +62,7 @@ from minitransformer.data.classification import (
     stratified_split,
 )
 from minitransformer.data.download import ensure_trec
-from minitransformer.presets import PRETRAIN_PRESETS, config_from_options
+from minitransformer.presets import TINY_MODEL, config_from_options
 from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
 from minitransformer.runs.metrics_log import MetricsLog
@@ -201,7 +201,7 @@ def load_model(
             config = read_config(plan.architecture_from)[1]
         else:  # the tiny preset's shape, with a tokenizer trained on the training texts
             tokenizer = Tokenizer.train(train_texts, vocab_size=plan.vocab_size)
-            config = config_from_options(PRETRAIN_PRESETS["tiny"], tokenizer.vocab_size)
+            config = config_from_options(TINY_MODEL, tokenizer.vocab_size)
         config = dataclasses.replace(config, num_embeddings=tokenizer.vocab_size)
         model = TransformerWithClfHead(config, ft)
         info = {"added": ["(everything: random initialisation)"], "discarded": []}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapt.run import main as adapt_main
+from minitransformer.presets import PRETRAIN_PRESETS
 from minitransformer.runs.options import RunPlan
 from minitransformer.training.engine import cpu_has_bf16
 from pretrain.cli import parse_args
@@ -158,7 +159,7 @@ def test_epochs_or_max_steps_the_highest_layer_wins(tmp_path):
     steps.write_text(json.dumps({"max_steps": 7}))
     epochs.write_text(json.dumps({"epochs": 2}))
     lengths = lambda a: (a.max_steps, a.epochs)  # noqa: E731
-    assert lengths(pretrain_args_of([])) == (300, None)  # the tiny preset's steps
+    assert lengths(pretrain_args_of([])) == (PRETRAIN_PRESETS["tiny"]["max_steps"], None)  # the preset's
     assert lengths(pretrain_args_of(["--epochs", "2"])) == (None, 2)  # a flag beats the preset
     assert lengths(pretrain_args_of(["--preset", "hands-on"])) == (None, 50)
     assert lengths(pretrain_args_of(["--preset", "hands-on", "--config", str(steps)])) == (7, None)

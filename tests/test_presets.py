@@ -53,7 +53,7 @@ def test_help_says_each_default_once_and_never_none(capsys, monkeypatch):
             assert line.count("default") <= 1, line
             assert "(default: None)" not in line and "(default: False)" not in line, line
     tiny = help_lines(pretrain_args, [], capsys, monkeypatch)
-    assert "(default: 30)" in tiny["--warmup-steps"]  # not the parser's own value
+    assert "(default: 60)" in tiny["--warmup-steps"]  # not the parser's own value
     assert "(default: 10)" in tiny["--max-eval-batches"]
     assert "(default: pre)" in tiny["--norm-placement"]
     recipe = help_lines(adapt_args, ["--recipe", "cpu-trec6"], capsys, monkeypatch)

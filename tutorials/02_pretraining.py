@@ -338,9 +338,10 @@ plots.plot_training_curves(
 # The command-line tool wires the same pieces (it calls the same `binarize`, `warmup_cosine`,
 # `MetricsLog`, plus checkpoints you can resume from, the best model kept by test loss, and samples
 # at each evaluation). `pretrain.run.main` takes the command line as a list, so we can call it from
-# here; on a terminal it is `python -m pretrain --preset tiny ...`. The `tiny` preset trains for 300
-# steps of 16 blocks of 128 tokens, about 2.5 passes over WikiText-2 valid. We change three of its
-# options:
+# here; on a terminal it is `python -m pretrain --preset tiny ...`. The `tiny` preset trains for 600
+# steps of 8 blocks of 128 tokens, about 2.5 passes over WikiText-2 valid, with Muon for the hidden
+# matrices, AdamW for the rest, no dropout and GPT-2's initialisation (the recipe chosen for a few CPU
+# minutes: docs/tiny_recipe.md). We change three of its options:
 #
 # - a narrower model, 128 dimensions instead of 256 (4 layers, 2M parameters), to fit the CPU budget;
 # - `--norm-placement pre`: with the hands-on's placement, this short run stays stuck at the level
