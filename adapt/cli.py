@@ -24,6 +24,7 @@ from minitransformer.runs.options import (
     add_run_options,
     add_schedule_options,
     parse_layered,
+    refuse_reading_the_output_dir,
 )
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.training.optimizers import OPTIMIZERS
@@ -218,9 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_layered(build_parser(), argv, FINETUNE_RECIPES, preset_option="recipe", ranges=RANGES)
+    parser = build_parser()
+    args = parse_layered(parser, argv, FINETUNE_RECIPES, preset_option="recipe", ranges=RANGES)
     if args.resume:
         return args  # the run's own options are read from its folder
+    refuse_reading_the_output_dir(parser, args, "pretrained", "architecture_from")
     if args.pretrained is None and args.baseline is None:
         build_parser().error("give --pretrained DIR|hf:DIR|none (and/or --baseline tfidf)")
     if not args.tune and args.baseline is None:

@@ -26,6 +26,7 @@ from minitransformer.runs.options import (
     add_run_options,
     add_schedule_options,
     parse_layered,
+    refuse_reading_the_output_dir,
 )
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.tokenization import KINDS
@@ -233,6 +234,8 @@ def parse_args(
     argv = sys.argv[1:] if argv is None else argv
     parser = parser or build_parser()
     args = parse_layered(parser, argv, PRETRAIN_PRESETS, ranges=RANGES)
+    if not args.resume:
+        refuse_reading_the_output_dir(parser, args, "init_from", "tokenizer")
     if args.batch_size is not None and args.accumulation_steps > args.batch_size:
         parser.error(
             f"--accumulation-steps {args.accumulation_steps}: expected at most --batch-size {args.batch_size} "

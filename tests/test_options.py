@@ -99,6 +99,13 @@ CONFIG_CASES = [
     ("float.yaml", "batch_size: 2.5\n", "batch_size: 2.5 is not an integer (--batch-size)"),
     ("word.json", '{"lr": "fast"}', "lr: 'fast' is not a number (--lr)"),
     ("both.json", '{"max_steps": 5, "epochs": 2}', "they exclude each other, keep one"),
+    # issue 27 items 2, 7, 20: a config value goes through the flag's checks
+    ("overwrite.json", '{"overwrite": "maybe"}', "overwrite: 'maybe' is not true or false (--overwrite)"),
+    ("download.json", '{"download": 3}', "download: 3 is not true or false (--download)"),
+    ("device.json", '{"device": 5}', "device: 5 is not a string (--device)"),
+    ("logger.json", '{"logger": "Tensorboard"}', "logger: 'Tensorboard' is not one of"),
+    ("key.yaml", "1: 2\n", "key 1 is not an option name"),
+    ("none.yaml", "~: 2\n", "key None is not an option name"),
 ]
 
 
@@ -168,3 +175,74 @@ def test_epochs_or_max_steps_the_highest_layer_wins(tmp_path):
     assert lengths(adapt_args([*pretrained, "--max-steps", "5"])) == (5, None)
     assert lengths(adapt_args([*pretrained, "--recipe", "cpu-trec6", "--config", str(steps)])) == (7, None)
     assert lengths(adapt_args([*pretrained, "--config", str(steps), "--epochs", "4"])) == (None, 4)
+
+
+def test_config_strings_for_switches_mean_what_they_say(tmp_path):
+    """Issue 27 item 2: `"overwrite": "false"` counted as true, `"download": "no"` still downloaded."""
+    from adapt.cli import parse_args as adapt_args
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    for word, meaning in [("false", False), ("no", False), ("Off", False), ("true", True), ("yes", True)]:
+        path = tmp_path / f"{word}.json"
+        path.write_text(json.dumps({"overwrite": word, "download": word}))
+        args = pretrain_args_of(["--config", str(path)])
+        assert (args.overwrite, args.download) == (meaning, meaning)
+        args = adapt_args(["--pretrained", "none", "--config", str(path)])
+        assert (args.overwrite, args.download) == (meaning, meaning)
+
+
+def test_config_values_are_checked_against_choices(tmp_path, capsys):
+    """Issue 27 item 7: "MLM" trained a causal model, "Features" fine-tuned everything, a string prompt was
+    sampled per character, a `preset`/`recipe` in the file was ignored."""
+    from adapt.cli import parse_args as adapt_args
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"objective": "MLM"}))
+    assert "objective: 'MLM' is not one of" in usage_error(pretrain_main, ["--config", str(bad)], capsys)
+    bad.write_text(json.dumps({"scheme": "Features"}))
+    assert "scheme: 'Features' is not one of" in usage_error(
+        adapt_main, ["--pretrained", "none", "--config", str(bad)], capsys
+    )
+    bad.write_text(json.dumps({"sample_prompts": {"a": 1}}))
+    assert "is not a list of values (--sample-prompts)" in usage_error(
+        pretrain_main, ["--config", str(bad)], capsys
+    )
+    bad.write_text(json.dumps({"preset": "huge"}))
+    assert "preset: 'huge' is not one of" in usage_error(pretrain_main, ["--config", str(bad)], capsys)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"sample_prompts": "The history", "preset": "hands-on"}))
+    args = pretrain_args_of(["--config", str(good)])
+    assert args.sample_prompts == ["The history"]
+    assert (args.preset, args.max_steps, args.epochs) == ("hands-on", None, 50)  # the preset's values
+    good.write_text(json.dumps({"recipe": "cpu-trec6"}))
+    assert adapt_args(["--pretrained", "none", "--config", str(good)]).lr == 5e-4
+
+
+def test_max_steps_with_an_equals_sign_beats_the_config_epochs(tmp_path):
+    """Issue 27 item 6: `--max-steps=3` with `epochs: 1` in the config trained an epoch."""
+    from adapt.cli import parse_args as adapt_args
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    epochs = tmp_path / "epochs.yaml"
+    epochs.write_text("epochs: 1\n")
+    args = pretrain_args_of(["--config", str(epochs), "--max-steps=3"])
+    assert (args.max_steps, args.epochs) == (3, None)
+    args = adapt_args(["--pretrained", "none", f"--config={epochs}", "--max-steps=3"])
+    assert (args.max_steps, args.epochs) == (3, None)
+
+
+def test_a_run_never_reads_from_its_own_output_dir(tmp_path, capsys):
+    """Issue 27 item 3: `--init-from X --output-dir X --overwrite` deleted X's model before failing."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    err = usage_error(
+        pretrain_main, ["--init-from", str(model), "--output-dir", str(model / "."), "--overwrite"], capsys
+    )
+    assert f"--init-from {model} is also --output-dir" in err
+    err = usage_error(
+        adapt_main, ["--pretrained", f"hf:{model}", "--output-dir", str(model), "--overwrite"], capsys
+    )
+    assert f"--pretrained hf:{model} is also --output-dir" in err
+    assert [p.name for p in model.iterdir()] == ["config.json"]
