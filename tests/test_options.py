@@ -246,3 +246,12 @@ def test_a_run_never_reads_from_its_own_output_dir(tmp_path, capsys):
     )
     assert f"--pretrained hf:{model} is also --output-dir" in err
     assert [p.name for p in model.iterdir()] == ["config.json"]
+
+
+def test_a_config_file_with_a_byte_order_mark_reads(tmp_path):
+    """Issue 27 item 4: every text file the programs read accepts a BOM (Notepad writes one)."""
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    path = tmp_path / "notepad.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"max_steps": 4}).encode())
+    assert pretrain_args_of(["--config", str(path)]).max_steps == 4

@@ -50,13 +50,25 @@ class LabeledTexts:
 
 
 def _read_text(path: Path) -> str:
-    """File contents as text: UTF-8, or latin-1 (which decodes any byte) when UTF-8 fails."""
+    """File contents as text: UTF-8 without its byte-order mark (Excel and Notepad write one). A line that
+    is not UTF-8 is read as latin-1 (which decodes any byte), that line alone, with a warning naming it."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        logger.warning("%s is not UTF-8 (%s): reading it as latin-1", path, error.reason)
-        return data.decode("latin-1")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        lines, bad = [], []
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                lines.append(raw.decode("latin-1"))
+                bad.append(f"{number} ({error.reason})")
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        logger.warning(
+            "%s is not UTF-8 at line %s%s: read those lines as latin-1", path, ", ".join(bad[:5]), more
+        )
+        text = "\n".join(lines)
+    return text.removeprefix("\ufeff")
 
 
 def _nonblank_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -146,6 +158,9 @@ def _csv_rows(path: Path) -> list[Row]:
     rows = []
     for number, record in records:
         label, text = [record[i] if i < len(record) else "" for i in (label_at, text_at)]
+        if record == first and number != 1 or (label, text) == ("label", "text"):
+            logger.warning("%s:%d: skipped a repeated header line (two files joined?)", path, number)
+            continue
         if not label or not text:
             raise _malformed(path, number, ",".join(record), "label,text")
         rows.append((number, label, text))
@@ -156,7 +171,9 @@ def _tsv_rows(path: Path) -> list[Row]:
     rows = []
     for number, line in _nonblank_lines(path):
         label, tab, text = line.partition("\t")
-        if number == 1 and (label.strip(), text.strip()) == ("label", "text"):
+        if (label.strip(), text.strip()) == ("label", "text"):
+            if number != 1:  # a repeated header: two files joined
+                logger.warning("%s:%d: skipped a repeated header line (two files joined?)", path, number)
             continue
         if not tab or not label.strip() or not text.strip():
             raise _malformed(path, number, line, "'label<TAB>text'")

@@ -24,7 +24,7 @@ def load_config_file(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--config {path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is not part of the text
     if path.suffix in (".yaml", ".yml"):
         try:
             import yaml
