@@ -241,7 +241,7 @@ def test_a_repeated_header_line_is_skipped_not_a_class(tmp_path, caplog, sep, na
 def test_one_bad_byte_is_named_by_line_and_the_rest_read_as_utf8(tmp_path, caplog):
     """Issue 27 item 29: one bad byte decoded the whole file as latin-1 (mojibake), no line named."""
     path = tmp_path / "mixed.tsv"
-    path.write_bytes("pos\tcafé au lait\nneg\tPel\xe9\n".encode("utf-8").replace(b"\xc3\xa9\n", b"\xe9\n"))
+    path.write_bytes("pos\tcafé au lait\nneg\tPel\xe9\n".encode().replace(b"\xc3\xa9\n", b"\xe9\n"))
     data = read_labeled_file(path)
     assert data.texts == ["café au lait", "Pelé"]
     assert "mixed.tsv is not UTF-8 at line 2" in caplog.text

@@ -59,7 +59,7 @@ def test_resume_plans_from_the_runs_own_file_with_this_commands_hardware(tmp_pat
         "output_dir": "old",
     }
     (run / "training_args.json").write_text(json.dumps(saved))
-    plan = plan_run(parse_args(["--resume", str(run), "--threads", "1", "--lr", "5"]))
+    plan = plan_run(parse_args(["--resume", str(run), "--threads", "1", "--lr", "0.0123"]))
     assert (plan.lr, plan.splits) == (0.0123, "trained on x/valid")  # the run's own values
     assert (plan.threads, plan.device) == (1, "auto")  # hardware options come from this command
     assert plan.output_dir == plan.resume == run
@@ -255,3 +255,28 @@ def test_a_config_file_with_a_byte_order_mark_reads(tmp_path):
     path = tmp_path / "notepad.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"max_steps": 4}).encode())
     assert pretrain_args_of(["--config", str(path)]).max_steps == 4
+
+
+def test_resume_refuses_options_that_differ_from_the_run(tmp_path, capsys):
+    """Issue 27 item 8: `--resume DIR --max-steps 50` (or --lr, --preset, --output-dir, adapt --seeds,
+    --task) was silently ignored, exit 0."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "training_args.json").write_text(
+        json.dumps({"lr": 0.01, "max_steps": 300, "preset": "tiny", "seeds": [0], "task": "trec-6"})
+    )
+    err = usage_error(pretrain_main, ["--resume", str(run), "--max-steps=50", "--lr", "0.5"], capsys)
+    assert "--max-steps 50 (the run has 300)" in err and "--lr 0.5 (the run has 0.01)" in err
+    assert "only the hardware options may change" in err
+    assert "--preset hands-on" in usage_error(
+        pretrain_main, ["--resume", str(run), "--preset", "hands-on"], capsys
+    )
+    assert f"--output-dir {tmp_path}" in usage_error(
+        pretrain_main, ["--resume", str(run), "--output-dir", str(tmp_path)], capsys
+    )
+    err = usage_error(adapt_main, ["--resume", str(run), "--seeds", "0,1", "--task", "trec-50"], capsys)
+    assert "--seeds [0, 1] (the run has [0])" in err and "--task trec-50" in err
+    # the same values, and the hardware options, are fine
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    assert pretrain_args_of(["--resume", str(run), "--lr", "0.01", "--threads", "1", "--device", "cpu"])

@@ -137,11 +137,13 @@ def check_file_values(parser: argparse.ArgumentParser, values: dict, path: Path)
             if action.type is not None:
                 value = [action.type(str(v)) for v in value]
         elif action.nargs is None:
-            if not isinstance(value, str):
+            if not isinstance(value, str) and (action.type is None or isinstance(value, (dict, bool))):
                 refuse(action.dest, value, "a string", action)
             if action.type is not None:
+                if isinstance(value, list):  # e.g. seeds: [0, 1] for `--seeds 0,1`
+                    value = ",".join(map(str, value))
                 try:
-                    value = action.type(value)
+                    value = action.type(str(value))
                 except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
                     parser.error(f"--config {path}: {action.dest}: {value!r}: {e}")
         if action.choices is not None:
@@ -326,7 +328,38 @@ def parse_layered(
                         setattr(args, other, None)
                 break
     check_ranges(parser, args, ranges or {})
+    if getattr(args, "resume", None):
+        refuse_resume_changes(parser, args, {**from_file, **flags})
     return args
+
+
+def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namespace, given: dict) -> None:
+    """A usage error naming each option given with `--resume` (on the command line or in a --config file)
+    whose value differs from the resumed run's (its training_args.json): a resume continues the run as it
+    was started, so such an option would be silently ignored. The hardware options may change."""
+    saved_file = Path(args.resume) / "training_args.json"
+    try:
+        saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # `resumed_plan` says what is wrong with the folder
+    if not isinstance(saved, dict):
+        return
+    free = {*hardware_options(parser), "resume", "config", "help"}
+    as_json = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731
+    changed = []
+    for dest, value in given.items():
+        if dest in free:
+            continue
+        if dest == "output_dir":
+            if Path(value).expanduser().resolve() != Path(args.resume).expanduser().resolve():
+                changed.append(f"{option_name(parser, dest)} {value}")
+        elif dest in saved and as_json(value) != as_json(saved[dest]):
+            changed.append(f"{option_name(parser, dest)} {value} (the run has {saved[dest]})")
+    if changed:
+        parser.error(
+            f"--resume {args.resume} continues the run with its own options; these differ: {'; '.join(changed)}. "
+            "Drop them (only the hardware options may change), or start a new run in another --output-dir"
+        )
 
 
 def given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
