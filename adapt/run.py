@@ -531,6 +531,12 @@ def score_final_model(
     evaluator = create_evaluator(model, device, amp_dtype, len(label_names))
     evaluator.run(valid_loader)
     best_valid = evaluator.state.metrics["accuracy"]
+    if not math.isfinite(evaluator.state.metrics["loss"]):  # the training loss can still be finite
+        largest = max(float(p.detach().abs().max()) for p in model.parameters())
+        raise FloatingPointError(
+            f"seed {seed}: the fine-tuned model's validation loss is {evaluator.state.metrics['loss']} (the "
+            f"weights diverged, largest |weight| {largest:.3g}); lower --lr (was {plan.lr:g}) and rerun"
+        )
     evaluator.run(test_loader)
     return {
         "seed": seed,

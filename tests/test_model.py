@@ -489,3 +489,19 @@ def test_forward_compiles_without_graph_breaks(tiny_config, mlm):
     explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
+
+
+def test_out_of_range_labels_are_refused_naming_the_argument(tiny_config):
+    """Issue 27 item 23: out-of-range labels raised torch's raw IndexError / device assert."""
+    lm = TransformerWithLMHead(tiny_config)
+    x = torch.randint(1, tiny_config.num_embeddings, (2, 5))
+    with pytest.raises(ValueError, match=rf"labels holds {tiny_config.num_embeddings}, outside \[0, "):
+        lm(x, labels=torch.full_like(x, tiny_config.num_embeddings))
+    lm(x, labels=torch.full_like(x, -100))  # ignored positions are fine
+    clf = TransformerWithClfHead(tiny_config, FineTuningConfig(num_classes=3))
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[:, -1] = True
+    with pytest.raises(ValueError, match=r"clf_labels holds -2, outside \[0, 3\)"):
+        clf(x, mask, clf_labels=torch.tensor([0, -2]))
+    with pytest.raises(ValueError, match="clf_labels has dtype torch.float32"):
+        clf(x, mask, clf_labels=torch.tensor([0.0, 1.0]))
