@@ -48,7 +48,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from minitransformer import FineTuningConfig, TransformerWithClfHead
-from minitransformer.checkpoint import read_config
+from minitransformer.checkpoint import check_tokenizer_matches, read_config
 from minitransformer.classifier import save_classifier
 from minitransformer.config import IGNORE_INDEX
 from minitransformer.data.classification import (
@@ -211,6 +211,7 @@ def load_model(
         ft = fine_tuning_config(plan, num_classes)
         model, info = TransformerWithClfHead.from_pretrained(path, ft, output_loading_info=True)
         tokenizer = Tokenizer.from_pretrained(path)
+        check_tokenizer_matches(path, tokenizer)
         position = "end" if model.config.causal else "start"
     if tokenizer.vocab_size > model.config.num_embeddings or (
         not source.startswith("hf:") and tokenizer.vocab_size != model.config.num_embeddings

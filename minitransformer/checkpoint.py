@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import FineTuningConfig, TransformerConfig
@@ -23,6 +23,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TIED_KEY = "lm_head.decoder.weight"  # = transformer.tokens_embeddings.weight, never stored twice
 ARCHITECTURES = ("TransformerWithLMHead", "TransformerWithClfHead")  # the model classes of model.py
+VOCAB_KEY = "tokenizer_vocab_sha256"  # in model.safetensors' metadata: `Tokenizer.vocab_fingerprint()`
 # Parameters a classifier adds on top of a language model (absent from an LM checkpoint).
 NEW_HEAD_PREFIXES = ("classification_head.", "pooler.", "transformer.adapters_1.", "transformer.adapters_2.")
 
@@ -60,6 +61,23 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} is corrupt or truncated ({e}); re-save or re-download it") from None
 
 
+def check_tokenizer_matches(directory: str | os.PathLike, tokenizer) -> None:
+    """Refuse a tokenizer whose vocabulary is not the one `directory`'s model was saved with (a hash kept in
+    model.safetensors' metadata; a model saved without one, or by another program, is not checked). A
+    tokenizer of the same size but another vocabulary would map every word to another embedding."""
+    path = Path(directory) / WEIGHTS_NAME
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            saved = (f.metadata() or {}).get(VOCAB_KEY)
+    except (SafetensorError, OSError, ValueError):
+        return  # read_weights names a missing or damaged file
+    if saved and saved != tokenizer.vocab_fingerprint():
+        raise ValueError(
+            f"{Path(directory) / 'tokenizer.json'} is not the tokenizer {path} was trained with (another "
+            f"vocabulary of {tokenizer.vocab_size} tokens): put the model's own tokenizer.json back"
+        )
+
+
 class PretrainedMixin:
     """`save_pretrained` / `from_pretrained` for the model classes in `model.py`."""
 
@@ -68,8 +86,11 @@ class PretrainedMixin:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k != TIED_KEY}
+        metadata = {"format": "pt"}
+        if tokenizer is not None:  # the vocabulary the embeddings are indexed by, checked on load
+            metadata[VOCAB_KEY] = tokenizer.vocab_fingerprint()
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt"})
+            save_file(tensors, str(tmp), metadata=metadata)
         config = {"architecture": type(self).__name__, **self.config.to_dict()}
         if getattr(self, "fine_tuning_config", None) is not None:
             config["fine_tuning"] = self.fine_tuning_config.to_dict()

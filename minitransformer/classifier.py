@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import check_tokenizer_matches
 from .data.classification import collate_classification, encode_for_classification
 from .model import TransformerWithClfHead
 from .runs.io import write_json_atomic
@@ -54,6 +55,7 @@ class Classifier:
         self.labels: list[str] = meta["label_names"]
         self.position, self.max_len = meta["clf_position"], meta["max_len"]
         self.tokenizer = Tokenizer.from_pretrained(directory)
+        check_tokenizer_matches(directory, self.tokenizer)
         self.model = TransformerWithClfHead.from_pretrained(directory).eval()
 
     @torch.no_grad()

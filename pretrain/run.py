@@ -38,7 +38,7 @@ from torch.nn import Module
 from torch.optim import Optimizer
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
-from minitransformer.checkpoint import read_config
+from minitransformer.checkpoint import check_tokenizer_matches, read_config
 from minitransformer.config import IGNORE_INDEX
 from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.download import ensure_trec, ensure_wikitext
@@ -195,6 +195,7 @@ def load_tokenizer(plan: RunPlan, train_file: Path, output_dir: Path) -> Tokeniz
     if idist.get_rank() == 0:
         if plan.init_from:  # continued pretraining reuses the checkpoint's tokenizer, never retrains it
             tokenizer = Tokenizer.from_pretrained(plan.init_from)
+            check_tokenizer_matches(plan.init_from, tokenizer)
         elif plan.tokenizer:
             path = Path(plan.tokenizer)
             tokenizer = Tokenizer.from_pretrained(path) if path.is_dir() else Tokenizer.from_file(path)

@@ -34,12 +34,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:  # flush file contents to disk before the rename
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp's 0600 would hide a shared model from others
         os.replace(tmp_path, path)
     except Exception as e:
         raise as_write_error(path, e) from e
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def as_write_error(path: Path, error: Exception) -> Exception:
