@@ -7,9 +7,11 @@ never leaves a file that looks finished but is truncated.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_dead_temp_files(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{TEMP_OWNER}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise as_write_error(path, e) from e
     os.close(fd)
@@ -41,6 +44,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+TEMP_OWNER = f"{socket.gethostname()}-{os.getpid()}"  # in temp names: whose write it is
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (a pid too large to exist is not alive)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_dead_temp_files(path: Path) -> list[Path]:
+    """Delete the temp files of `path` that a killed process left (`.NAME.HOST-PID.XXXX.tmp` of this host
+    whose pid is gone): a later write of the same file cleans up after it. Others' are left alone."""
+    host = socket.gethostname()
+    stale = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        owner = tmp.name[len(path.name) + 2 :].split(".")[0]
+        owner_host, _, pid = owner.rpartition("-")
+        if owner_host == host and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            stale.append(tmp)
+    return stale
 
 
 def current_umask() -> int:
