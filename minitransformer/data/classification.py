@@ -223,14 +223,24 @@ def encode_for_classification(
     if clf_position not in ("end", "start"):
         raise ValueError(f"clf_position={clf_position!r} must be 'end' or 'start'")
     cls = tokenizer.cls_id
-    if clf_position == "end":
-        if max_len < 2:
-            raise ValueError(f"max_len={max_len} leaves no room for text before the classification token")
-        return [ids[: max_len - 1] + [cls] for ids in tokenizer.encode_batch(texts)]
-    if max_len < 3:
+    if clf_position == "end" and max_len < 2:
+        raise ValueError(f"max_len={max_len} leaves no room for text before the classification token")
+    if clf_position == "start" and max_len < 3:
         raise ValueError(f"max_len={max_len} leaves no room for text between [CLS] and [SEP]")
+    encoded = tokenizer.encode_batch(texts)
+    # a literal "[CLS]" in the text would be a second classification token: it is read as [UNK]
+    unk = tokenizer.special_ids.get("unk")
+    escaped = 0
+    for i, ids in enumerate(encoded):
+        if cls in ids and unk is not None:
+            encoded[i] = [unk if t == cls else t for t in ids]
+            escaped += 1
+    if escaped:
+        logger.warning("%d text(s) contain the classification token literally: read as [UNK] there", escaped)
+    if clf_position == "end":
+        return [ids[: max_len - 1] + [cls] for ids in encoded]
     sep = tokenizer.sep_id
-    return [[cls] + ids[: max_len - 2] + [sep] for ids in tokenizer.encode_batch(texts)]
+    return [[cls] + ids[: max_len - 2] + [sep] for ids in encoded]
 
 
 class ClassificationDataset(torch.utils.data.Dataset):
