@@ -388,9 +388,9 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     save_classifier(out / f"seed_{seed}", final_model, tokenizer, train.label_names, position, max_len)
     kill_point("seed_save", seed)
     shutil.rmtree(out / f"seed_{seed}" / "checkpoints", ignore_errors=True)  # the best model is saved
+    write_json_atomic(out / f"seed_{seed}" / SEED_RESULT, result)  # the results before any plot
     write_seed_plots(out, seed, result, train.label_names, lr_history if plan.llrd != 1.0 else None)
     tracker.finish(out / "plots")
-    write_json_atomic(out / f"seed_{seed}" / SEED_RESULT, result)
     kill_point("seed_done", seed)
     return result
 
@@ -618,14 +618,20 @@ def run_seeds(plan: RunPlan) -> dict:
     carried = sum(done[seed]["wall_time_s"] for seed in done)  # seeds done before a resume
     results["wall_time_s"] = carried + time.time() - started
     write_json_atomic(out / "results.json", results)
+    if plan.pretrained is not None:  # the plots after the results: a plot that fails loses no result
+        from minitransformer.teaching import plots
+
+        plots.plot_training_curves(
+            out / "metrics.jsonl",
+            title=f"Fine-tuning on {task.description}",
+            path=out / "plots" / "curves.png",
+        )
     write_state(out, "complete", seeds=plan.seeds, wall_time_s=results["wall_time_s"])
     return results
 
 
 def summarize_seeds(runs: list[dict], task: Task, out: Path) -> dict:
-    """Mean ± std over the seeds of test accuracy, macro-F1 and MCC; the training-curve plot."""
-    from minitransformer.teaching import plots
-
+    """Mean ± std over the seeds of test accuracy, macro-F1 and MCC."""
     accuracies = [r["test"]["accuracy"] for r in runs]
     summary = {
         "test_accuracy": mean_std(accuracies),
@@ -633,9 +639,6 @@ def summarize_seeds(runs: list[dict], task: Task, out: Path) -> dict:
         "test_mcc": mean_std([r["test"]["mcc"] for r in runs]),
         "runs": runs,
     }
-    plots.plot_training_curves(
-        out / "metrics.jsonl", title=f"Fine-tuning on {task.description}", path=out / "plots" / "curves.png"
-    )
     accuracy = summary["test_accuracy"]
     print(
         f"test accuracy over {len(runs)} seed(s): {100 * accuracy['mean']:.2f} ± {100 * accuracy['std']:.2f} % "
