@@ -128,7 +128,7 @@ def load_task(plan: RunPlan) -> Task:
     if plan.test_file:
         test = read_labeled_file(plan.test_file, data.label_names)
         return Task(data, test, f"{path.name} (test {plan.test_file.name})", valid)
-    train, test = stratified_split(data, fraction=0.1, seed=0)
+    train, test = stratified_split(data, fraction=0.1, seed=0, what="test", fix="give --test-file")
     return Task(train, test, f"{path.name} (10 % held out as test)", valid)
 
 
@@ -137,7 +137,9 @@ def validation_split(plan: RunPlan, task: Task) -> tuple[LabeledTexts, LabeledTe
     examples, the same for every seed."""
     if task.valid is not None:
         return task.train, task.valid
-    return stratified_split(task.train, fraction=plan.valid_fraction, seed=0)
+    return stratified_split(
+        task.train, plan.valid_fraction, seed=0, fix="give --valid-file or a larger --valid-fraction"
+    )
 
 
 def make_loader(

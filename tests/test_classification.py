@@ -245,3 +245,13 @@ def test_one_bad_byte_is_named_by_line_and_the_rest_read_as_utf8(tmp_path, caplo
     data = read_labeled_file(path)
     assert data.texts == ["café au lait", "Pelé"]
     assert "mixed.tsv is not UTF-8 at line 2" in caplog.text
+
+
+def test_a_split_that_holds_out_nothing_says_how_many_examples_a_class_needs():
+    """Issue 27 item 25: too little data for a validation split gave "Input data has zero size"."""
+    data = LabeledTexts(["a", "b", "c", "d", "e", "f"], [0, 0, 0, 1, 1, 1], ["x", "y"])
+    with pytest.raises(
+        ValueError, match=r"a class needs at least 6 examples .* the largest has 3; add .*, or use X"
+    ):
+        stratified_split(data, fraction=0.1, what="validation", fix="use X")
+    assert len(stratified_split(data, fraction=0.34)[1]) == 2

@@ -193,9 +193,12 @@ def read_labeled_file(path: str | Path, label_names: list[str] | None = None) ->
 
 
 def stratified_split(
-    data: LabeledTexts, fraction: float = 0.1, seed: int = 0
+    data: LabeledTexts, fraction: float = 0.1, seed: int = 0, what: str = "validation", fix: str = ""
 ) -> tuple[LabeledTexts, LabeledTexts]:
-    """(train, valid) with `fraction` of each label, chosen with `seed`, moved to valid (order kept)."""
+    """(train, valid) with `fraction` of each label, chosen with `seed`, moved to valid (order kept).
+
+    A split that would hold out nothing (too few examples per class) is a ValueError saying how many
+    examples a class needs; `what` names the held-out part and `fix` the option that avoids it."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction={fraction} must be in (0, 1)")
     rng = np.random.default_rng(seed)
@@ -207,6 +210,14 @@ def stratified_split(
         indices = by_label[label]
         take = min(round(len(indices) * fraction), len(indices) - 1)
         valid += rng.permutation(indices)[:take].tolist()
+    if not valid and data.labels:
+        needed = next(n for n in range(2, 10**9) if min(round(n * fraction), n - 1) >= 1)
+        largest = max(len(indices) for indices in by_label.values())
+        raise ValueError(
+            f"holding out {fraction:.0%} of each class for {what} leaves none: a class needs at least {needed} "
+            f"examples for one to be held out, the largest has {largest}; add examples"
+            + (f", or {fix}" if fix else "")
+        )
     chosen = set(valid)
     train = [i for i in range(len(data)) if i not in chosen]
     return data.subset(train), data.subset(sorted(valid))
