@@ -276,7 +276,6 @@ def test_outside_a_kernel_nothing_is_queued(tmp_path):
 def test_a_1000_class_confusion_matrix_is_bounded():
     """Issue 27 item 13: the annotated 1000×1000 matrix ran ~5 min, reached 23 GB and was OOM-killed."""
     import resource
-    import time
 
     from minitransformer.teaching.run_plots import MAX_CONFUSION_CLASSES
 
