@@ -84,11 +84,12 @@ def current_umask() -> int:
 def as_write_error(path: Path, error: Exception) -> Exception:
     """`error` as a one-line WriteError when it is a failed write, else `error` itself.
 
-    Libraries wrap the OS error: safetensors as `Os { code: 28, ... }`, torch.save as "file write failed"."""
+    Libraries wrap the OS error: safetensors as `Os { code: 28, ... }` or "... (os error 28)", torch.save as
+    "file write failed", "unexpected pos N vs M" or "basic_ios::clear: iostream error"."""
     code = getattr(error, "errno", None) if isinstance(error, OSError) else None
-    if code is None and (found := re.search(r"code: (\d+)", str(error))):
-        code = int(found.group(1))
-    if code is None and not re.search(r"write failed|unexpected pos", str(error)):
+    if code is None and (found := re.search(r"code: (\d+)|os error (\d+)", str(error))):
+        code = int(found.group(1) or found.group(2))
+    if code is None and not re.search(r"write failed|unexpected pos|iostream error", str(error)):
         return error
     return WriteError(path, code)
 
