@@ -579,14 +579,31 @@ def adapt(args: Namespace) -> dict:
     kept_anything = lambda: bool(finished_seeds(Path(plan.output_dir), plan.seeds))  # noqa: E731
     with run_lifecycle(plan, RUN_FILES, kept_anything) as complete:
         if complete:
-            return json.loads((Path(plan.output_dir) / "results.json").read_text(encoding="utf-8"))
+            return read_json_file(Path(plan.output_dir) / "results.json")
         return run_seeds(plan)
 
 
 def finished_seeds(out: Path, seeds: list[int]) -> dict[int, dict]:
     """The results of the seeds a resumed run has done already (their seed_<n>/result.json)."""
     paths = {seed: out / f"seed_{seed}" / SEED_RESULT for seed in seeds}
-    return {seed: json.loads(p.read_text(encoding="utf-8")) for seed, p in paths.items() if p.is_file()}
+    return {seed: read_json_file(p) for seed, p in paths.items() if p.is_file()}
+
+
+def read_json_file(path: Path) -> dict:
+    """A JSON object this program wrote; a damaged one (edited, truncated) is a ValueError naming it."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: the run folder is damaged; start a new run") from None
+    except ValueError as e:
+        raise ValueError(
+            f"{path} is not valid JSON ({e}): delete it to redo that part, or start a new run"
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path} is damaged (not a JSON object): delete it to redo that part, or start a new run"
+        )
+    return value
 
 
 def run_seeds(plan: RunPlan) -> dict:

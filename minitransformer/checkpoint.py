@@ -40,6 +40,8 @@ def read_config(directory: str | os.PathLike) -> tuple[str, TransformerConfig, F
         values = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); the directory is damaged, re-save it") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} is damaged (not a mapping of config fields); re-save the model")
     architecture = values.pop("architecture", "TransformerWithLMHead")
     if architecture not in ARCHITECTURES:
         raise ValueError(

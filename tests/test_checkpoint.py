@@ -38,3 +38,12 @@ def test_a_tokenizer_with_another_vocabulary_of_the_same_size_is_refused(tiny_co
         ValueError, match=r"tokenizer.json is not the tokenizer .*model.safetensors was trained with"
     ):
         check_tokenizer_matches(tmp_path, Tokenizer.from_pretrained(tmp_path))
+
+
+def test_a_config_json_that_is_not_a_mapping_is_one_clear_error(tmp_path):
+    """Issue 27 item 21: a model config.json of `[]` gave AttributeError."""
+    from minitransformer.checkpoint import read_config
+
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"config.json is damaged \(not a mapping of config fields\)"):
+        read_config(tmp_path)

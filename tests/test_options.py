@@ -280,3 +280,50 @@ def test_resume_refuses_options_that_differ_from_the_run(tmp_path, capsys):
     from pretrain.cli import parse_args as pretrain_args_of
 
     assert pretrain_args_of(["--resume", str(run), "--lr", "0.01", "--threads", "1", "--device", "cpu"])
+
+
+@pytest.mark.parametrize(
+    "program, files, message",
+    [
+        ("pretrain", {"training_args.json": "[]"}, "training_args.json is damaged (not a mapping of options)"),
+        ("adapt", {"training_args.json": "{garbage"}, "training_args.json is not valid JSON"),
+        ("pretrain", {"training_args.json": "OK", "run_state.json": "[1]"}, "run_state.json is damaged"),
+        ("pretrain", {"training_args.json": "NULL_LENGTH"}, "sets none of max_steps / epochs"),
+        ("adapt", {"training_args.json": "OK"}, "not a run of python -m adapt"),
+        ("adapt", {"training_args.json": "ADAPT", "results.json": "{x", "run_state.json": "COMPLETE"},
+         "results.json is not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_damaged_run_folder_on_resume_is_one_line_naming_the_file(
+    tmp_path, capsys, program, files, message
+):
+    """Issue 27 items 21, 27: hand-damaged training_args.json / run_state.json / results.json, both lengths
+    null, adapt --resume on a pretrain folder gave tracebacks or messages without the file."""
+    from pretrain.cli import parse_args as pretrain_parse
+
+    run = tmp_path / "run"
+    run.mkdir()
+    ok = {k: str(v) if isinstance(v, Path) else v for k, v in vars(pretrain_parse([])).items()}
+    adapt_ok = {**vars(__import__("adapt.cli").cli.build_parser().parse_args([])), "pretrained": "none"}
+    texts = {
+        "OK": json.dumps(ok),
+        "NULL_LENGTH": json.dumps({**ok, "max_steps": None, "epochs": None}),
+        "ADAPT": json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in adapt_ok.items()}),
+        "COMPLETE": json.dumps({"status": "complete"}),
+    }
+    for name, text in files.items():
+        (run / name).write_text(texts.get(text, text))
+    main = pretrain_main if program == "pretrain" else adapt_main
+    assert main(["--resume", str(run), "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    """Issue 27 item 27: "[Errno 17] File exists"."""
+    (tmp_path / "file").write_text("mine")
+    assert (
+        adapt_main(["--pretrained", "none", "--output-dir", str(tmp_path / "file"), "--max-steps", "1"]) == 1
+    )
+    assert "is a file, not a folder: choose a folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "mine"

@@ -413,7 +413,31 @@ def resumed_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> R
         raise FileNotFoundError(
             f"--resume {folder}: no training_args.json there; is it a run directory of {parser.prog}?"
         )
-    values = json.loads(saved.read_text(encoding="utf-8"))
+    try:
+        values = json.loads(saved.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(
+            f"--resume {folder}: {saved} is not valid JSON ({e}); the run cannot be resumed"
+        ) from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--resume {folder}: {saved} is damaged (not a mapping of options); start a new run")
+    own = {a.dest for a in parser._actions} - {*hardware_options(parser), "help", "config", "resume"}
+    lacking = sorted(own - set(values))
+    if len(lacking) > len(own) / 3:  # a run of the other program (or a file that is not ours)
+        raise ValueError(
+            f"--resume {folder}: not a run of {parser.prog} (its training_args.json lacks {len(lacking)} of its "
+            f"options, e.g. {', '.join(lacking[:3])}); resume it with the program that started it"
+        )
+    exclusive = [
+        [a.dest for a in g._group_actions]
+        for g in parser._mutually_exclusive_groups
+        if len(g._group_actions) > 1
+    ]
+    for dests in exclusive:  # e.g. max_steps / epochs: one of them says how long the run is
+        if all(values.get(d) is None for d in dests) and all(d in values for d in dests):
+            raise ValueError(
+                f"--resume {folder}: {saved} sets none of {' / '.join(dests)}: the file is damaged; start a new run"
+            )
     paths = {a.dest for a in parser._actions if a.type is Path}
     values = {k: Path(v) if k in paths and v is not None else v for k, v in values.items()}
     here = {key: getattr(args, key) for key in hardware_options(parser)}

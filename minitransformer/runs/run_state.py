@@ -52,6 +52,8 @@ class RunLock:
         self.owner = owner()
 
     def __enter__(self) -> RunLock:
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise FileExistsError(f"--output-dir {self.path.parent} is a file, not a folder: choose a folder")
         self.created = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self._create():
@@ -119,11 +121,14 @@ def read_state(directory: str | os.PathLike) -> dict:
     """The folder's recorded lifecycle ({} when none was recorded)."""
     path = Path(directory) / STATE_NAME
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except ValueError:
         raise ValueError(f"{path} is not valid JSON: the folder is damaged; start a new run") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is damaged (not a mapping): start a new run, or delete it to resume")
+    return state
 
 
 def write_state(directory: str | os.PathLike, status: str, **values) -> None:
