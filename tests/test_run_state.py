@@ -75,3 +75,18 @@ def test_a_lock_of_a_pid_too_large_to_exist_is_stale(tmp_path, capsys):
     with RunLock(tmp_path):
         pass
     assert "no longer running; taking it over" in capsys.readouterr().out
+
+
+def test_a_damaged_training_checkpoint_names_itself_and_the_previous_one(tmp_path):
+    """Issue 27 item 28: a garbage checkpoint gave torch's "retry with weights_only=False" advice."""
+    import torch
+
+    from minitransformer.runs.training_state import load_training_state
+
+    torch.save({"x": torch.zeros(1)}, tmp_path / "training_checkpoint_4.pt")
+    (tmp_path / "training_checkpoint_8.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError) as error:
+        load_training_state(tmp_path / "training_checkpoint_8.pt", {})
+    message = str(error.value)
+    assert "training_checkpoint_8.pt is damaged" in message and "weights_only" not in message
+    assert "resumes from the previous one (training_checkpoint_4.pt)" in message
