@@ -42,6 +42,11 @@ def read_config(directory: str | os.PathLike) -> tuple[str, TransformerConfig, F
         raise ValueError(f"{path} is not valid JSON ({e}); the directory is damaged, re-save it") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path} is damaged (not a mapping of config fields); re-save the model")
+    if "model_type" in values or "architectures" in values:  # Hugging Face's config.json keys
+        raise ValueError(
+            f"{path} is a Hugging Face config ({values.get('model_type', 'architectures')}): read the folder "
+            f"as hf:{Path(directory)} (e.g. --pretrained hf:{Path(directory)})"
+        )
     architecture = values.pop("architecture", "TransformerWithLMHead")
     if architecture not in ARCHITECTURES:
         raise ValueError(

@@ -47,3 +47,14 @@ def test_a_config_json_that_is_not_a_mapping_is_one_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("[]")
     with pytest.raises(ValueError, match=r"config.json is damaged \(not a mapping of config fields\)"):
         read_config(tmp_path)
+
+
+def test_a_hugging_face_folder_read_without_hf_suggests_it(tmp_path):
+    """Issue 27 item 29: an HF folder without `hf:` listed "unknown field(s)" and never suggested hf:DIR."""
+    from minitransformer.checkpoint import read_config
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    with pytest.raises(
+        ValueError, match=rf"is a Hugging Face config \(bert\): read the folder as hf:{tmp_path}"
+    ):
+        read_config(tmp_path)
