@@ -14,9 +14,11 @@ from minitransformer.presets import FINETUNE_RECIPES, HANDS_ON_LR, PRETRAIN_PRES
 from minitransformer.runs.options import (
     AT_LEAST_1,
     FRACTION,
+    INIT_STD,
     NON_NEGATIVE,
     POSITIVE,
     PROBABILITY,
+    THREADS,
     EffectiveDefaultsFormatter,
     Range,
     add_data_options,
@@ -55,6 +57,8 @@ RANGES = {
     **dict.fromkeys(("dropout", "mixout"), PROBABILITY),
     "valid_fraction": FRACTION,
     "llrd": Range(0, 1, open_low=True),
+    "threads": THREADS,
+    "initializer_range": INIT_STD,
 }
 
 

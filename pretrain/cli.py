@@ -16,9 +16,11 @@ from minitransformer.presets import PRETRAIN_PRESETS, RENAMED_PRESETS
 from minitransformer.runs.options import (
     AT_LEAST_1,
     FRACTION,
+    INIT_STD,
     NON_NEGATIVE,
     POSITIVE,
     PROBABILITY,
+    THREADS,
     EffectiveDefaultsFormatter,
     accepting_old_names,
     add_data_options,
@@ -62,6 +64,8 @@ RANGES = {
     **dict.fromkeys(("lr", "initializer_range", "peak_tflops"), POSITIVE),
     "dropout": PROBABILITY,
     "mlm_probability": FRACTION,
+    "threads": THREADS,
+    "initializer_range": INIT_STD,
 }
 
 

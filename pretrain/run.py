@@ -274,7 +274,26 @@ def build_model(plan: RunPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
                 f"{saved.num_embeddings}: the directory mixes files from different runs"
             )
         return TransformerWithLMHead.from_pretrained(plan.init_from, mlm=mlm, dropout=plan.dropout)
-    return TransformerWithLMHead(config_from_options(vars(plan), tokenizer.vocab_size, mlm=mlm))
+    config = config_from_options(vars(plan), tokenizer.vocab_size, mlm=mlm)
+    check_model_fits(config)
+    return TransformerWithLMHead(config)
+
+
+def check_model_fits(config) -> None:
+    """Refuse a model whose training state (weights, gradients, AdamW's two moments: 16 bytes a parameter)
+    cannot fit in this machine's memory, naming the sizes, before an allocation fails deep inside torch."""
+    E, H, L = config.embed_dim, config.hidden_dim, config.num_layers
+    parameters = (config.num_embeddings + config.num_max_positions) * E + L * (4 * E * E + 2 * E * H)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if 16 * parameters > memory:
+        raise ValueError(
+            f"a model of --embed-dim {E}, --hidden-dim {H}, --num-layers {L} and {config.num_embeddings} tokens has "
+            f"~{parameters:,} parameters: training it needs ~{16 * parameters / 2**30:,.0f} GiB, this machine has "
+            f"{memory / 2**30:,.0f} GiB; choose smaller sizes"
+        )
 
 
 def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:

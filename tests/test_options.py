@@ -51,7 +51,9 @@ def test_planning_decides_splits_and_objective_without_touching_the_options(corp
 def test_resume_plans_from_the_runs_own_file_with_this_commands_hardware(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
+    defaults = {k: str(v) if isinstance(v, Path) else v for k, v in vars(parse_args([])).items()}
     saved = {
+        **defaults,
         "lr": 0.0123,
         "threads": 8,
         "device": "cuda",
@@ -78,6 +80,9 @@ PRETRAIN_CASES = [
     (["--warmup-steps", "-1"], "--warmup-steps -1: expected a value >= 0"),
     (["--dropout", "1"], "--dropout 1.0: expected a value in [0, 1)"),
     (["--keep-checkpoints", "0"], "--keep-checkpoints 0: expected a value >= 1"),
+    # issue 27 item 22: these crashed (a step-0 sample overflowed; OpenMP aborted, leaving run files)
+    (["--initializer-range", "1e30"], "--initializer-range 1e+30: expected a value in (0, 1]"),
+    (["--threads", "1000000000"], "--threads 1000000000: expected a value in [1, 1024]"),
 ]
 
 
@@ -90,6 +95,7 @@ ADAPT_CASES = [
     (["--warmup-steps", "-5"], "--warmup-steps -5: expected a value >= 0"),
     (["--max-len", "1"], "--max-len 1: expected a value >= 2"),
     (["--valid-fraction", "1"], "--valid-fraction 1.0: expected a value in (0, 1)"),
+    (["--threads", "100000"], "--threads 100000: expected a value in [1, 1024]"),
 ]
 
 

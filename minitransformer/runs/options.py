@@ -81,6 +81,8 @@ NON_NEGATIVE = Range(0)
 POSITIVE = Range(0, open_low=True)
 PROBABILITY = Range(0, 1, open_high=True)  # dropout-like: 0 allowed, 1 would drop everything
 FRACTION = Range(0, 1, open_low=True, open_high=True)
+THREADS = Range(1, 1024)  # past this OpenMP aborts the process (libgomp) instead of raising
+INIT_STD = Range(0, 1, open_low=True)  # the std of initial weights: 0.02 is usual, >1 overflows the samples
 
 
 def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace, ranges: Mapping[str, Range]):
