@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import FineTuningConfig, TransformerConfig
@@ -23,7 +23,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TIED_KEY = "lm_head.decoder.weight"  # = transformer.tokens_embeddings.weight, never stored twice
 ARCHITECTURES = ("TransformerWithLMHead", "TransformerWithClfHead")  # the model classes of model.py
-VOCAB_KEY = "tokenizer_vocab_sha256"  # in model.safetensors' metadata: `Tokenizer.vocab_fingerprint()`
+VOCAB_KEY = "tokenizer_vocab_sha256"  # in config.json: `Tokenizer.vocab_fingerprint()` of the saved tokenizer
 # Parameters a classifier adds on top of a language model (absent from an LM checkpoint).
 NEW_HEAD_PREFIXES = ("classification_head.", "pooler.", "transformer.adapters_1.", "transformer.adapters_2.")
 
@@ -42,11 +42,12 @@ def read_config(directory: str | os.PathLike) -> tuple[str, TransformerConfig, F
         raise ValueError(f"{path} is not valid JSON ({e}); the directory is damaged, re-save it") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path} is damaged (not a mapping of config fields); re-save the model")
-    if "model_type" in values or "architectures" in values:  # Hugging Face's config.json keys
+    if "architecture" not in values and ("model_type" in values or "architectures" in values):  # HF's keys
         raise ValueError(
             f"{path} is a Hugging Face config ({values.get('model_type', 'architectures')}): read the folder "
             f"as hf:{Path(directory)} (e.g. --pretrained hf:{Path(directory)})"
         )
+    values.pop(VOCAB_KEY, None)
     architecture = values.pop("architecture", "TransformerWithLMHead")
     if architecture not in ARCHITECTURES:
         raise ValueError(
@@ -70,18 +71,17 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def check_tokenizer_matches(directory: str | os.PathLike, tokenizer) -> None:
     """Refuse a tokenizer whose vocabulary is not the one `directory`'s model was saved with (a hash kept in
-    model.safetensors' metadata; a model saved without one, or by another program, is not checked). A
-    tokenizer of the same size but another vocabulary would map every word to another embedding."""
-    path = Path(directory) / WEIGHTS_NAME
+    config.json; a model saved without one, or by another program, is not checked). A tokenizer of the same
+    size but another vocabulary would map every word to another embedding."""
+    path = Path(directory) / CONFIG_NAME
     try:
-        with safe_open(str(path), framework="pt") as f:
-            saved = (f.metadata() or {}).get(VOCAB_KEY)
-    except (SafetensorError, OSError, ValueError):
-        return  # read_weights names a missing or damaged file
+        saved = json.loads(path.read_text(encoding="utf-8")).get(VOCAB_KEY)
+    except (OSError, ValueError, AttributeError):
+        return  # read_config names a missing or damaged file
     if saved and saved != tokenizer.vocab_fingerprint():
         raise ValueError(
-            f"{Path(directory) / 'tokenizer.json'} is not the tokenizer {path} was trained with (another "
-            f"vocabulary of {tokenizer.vocab_size} tokens): put the model's own tokenizer.json back"
+            f"{Path(directory) / 'tokenizer.json'} is not the tokenizer {Path(directory)}'s model was trained with "
+            f"(another vocabulary of {tokenizer.vocab_size} tokens): put the model's own tokenizer.json back"
         )
 
 
@@ -93,12 +93,11 @@ class PretrainedMixin:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k != TIED_KEY}
-        metadata = {"format": "pt"}
-        if tokenizer is not None:  # the vocabulary the embeddings are indexed by, checked on load
-            metadata[VOCAB_KEY] = tokenizer.vocab_fingerprint()
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
         config = {"architecture": type(self).__name__, **self.config.to_dict()}
+        if tokenizer is not None:  # the vocabulary the embeddings are indexed by, checked on load
+            config[VOCAB_KEY] = tokenizer.vocab_fingerprint()
         if getattr(self, "fine_tuning_config", None) is not None:
             config["fine_tuning"] = self.fine_tuning_config.to_dict()
         write_json_atomic(directory / CONFIG_NAME, config)
