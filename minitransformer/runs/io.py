@@ -28,7 +28,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_dead_temp_files(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{TEMP_OWNER}.", suffix=".tmp", dir=path.parent)
+        owner = f"{socket.gethostname()}-{os.getpid()}"  # whose write it is (at call time: forks differ)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise as_write_error(path, e) from e
     os.close(fd)
@@ -44,9 +45,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
-
-
-TEMP_OWNER = f"{socket.gethostname()}-{os.getpid()}"  # in temp names: whose write it is
 
 
 def pid_alive(pid: int) -> bool:
