@@ -14,9 +14,11 @@ from minitransformer.presets import FINETUNE_RECIPES, HANDS_ON_LR, PRETRAIN_PRES
 from minitransformer.runs.options import (
     AT_LEAST_1,
     FRACTION,
+    INIT_STD,
     NON_NEGATIVE,
     POSITIVE,
     PROBABILITY,
+    THREADS,
     EffectiveDefaultsFormatter,
     Range,
     add_data_options,
@@ -24,6 +26,7 @@ from minitransformer.runs.options import (
     add_run_options,
     add_schedule_options,
     parse_layered,
+    refuse_reading_the_output_dir,
 )
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.training.optimizers import OPTIMIZERS
@@ -54,6 +57,8 @@ RANGES = {
     **dict.fromkeys(("dropout", "mixout"), PROBABILITY),
     "valid_fraction": FRACTION,
     "llrd": Range(0, 1, open_low=True),
+    "threads": THREADS,
+    "initializer_range": INIT_STD,
 }
 
 
@@ -218,9 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_layered(build_parser(), argv, FINETUNE_RECIPES, preset_option="recipe", ranges=RANGES)
+    parser = build_parser()
+    args = parse_layered(parser, argv, FINETUNE_RECIPES, preset_option="recipe", ranges=RANGES)
     if args.resume:
         return args  # the run's own options are read from its folder
+    refuse_reading_the_output_dir(parser, args, "pretrained", "architecture_from")
     if args.pretrained is None and args.baseline is None:
         build_parser().error("give --pretrained DIR|hf:DIR|none (and/or --baseline tfidf)")
     if not args.tune and args.baseline is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import deque
 from pathlib import Path
 
 from minitransformer.classifier import Classifier
@@ -27,23 +28,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--top", type=int, default=3, help="how many labels to show per text")
     parser.add_argument("--json", action="store_true", help="print one JSON object per text")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="texts classified at a time (memory grows with it)"
+    )
     parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin)")
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top {args.top}: expected a value >= 1 (how many labels to show)")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size {args.batch_size}: expected a value >= 1")
 
     def run() -> None:
-        texts = args.texts or [line.strip() for line in sys.stdin if line.strip()]
-        if not texts:
-            raise ValueError("no text to classify: pass texts as arguments or on stdin")
         classifier = Classifier(args.model)
-        for text, probs in zip(texts, classifier.predict(texts)):
+        # stdin is read as it comes and answered a batch at a time: memory stays bounded, output streams
+        texts = iter(args.texts) if args.texts else (line.strip() for line in sys.stdin if line.strip())
+        pending: deque[str] = deque()  # the texts of the batch being classified, in order
+
+        def remembered(source):
+            for text in source:
+                pending.append(text)
+                yield text
+
+        count = 0
+        for probs in classifier.predict_stream(remembered(texts), args.batch_size):
+            text = pending.popleft()
             top = dict(list(probs.items())[: args.top])
             if args.json:
                 print(json.dumps({"text": text, "label": next(iter(probs)), "probabilities": probs}))
             else:
                 shown = "  ".join(f"{label} {p:.3f}" for label, p in top.items())
                 print(f"{next(iter(probs))}\t{text}\t({shown})")
+            count += 1
+            if not pending:  # a batch is done: let a pipe see it
+                sys.stdout.flush()
+        if not count:
+            raise ValueError("no text to classify: pass texts as arguments or on stdin")
 
     return run_cli(run)
 

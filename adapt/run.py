@@ -48,7 +48,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from minitransformer import FineTuningConfig, TransformerWithClfHead
-from minitransformer.checkpoint import read_config
+from minitransformer.checkpoint import check_tokenizer_matches, read_config
 from minitransformer.classifier import save_classifier
 from minitransformer.config import IGNORE_INDEX
 from minitransformer.data.classification import (
@@ -128,7 +128,7 @@ def load_task(plan: RunPlan) -> Task:
     if plan.test_file:
         test = read_labeled_file(plan.test_file, data.label_names)
         return Task(data, test, f"{path.name} (test {plan.test_file.name})", valid)
-    train, test = stratified_split(data, fraction=0.1, seed=0)
+    train, test = stratified_split(data, fraction=0.1, seed=0, what="test", fix="give --test-file")
     return Task(train, test, f"{path.name} (10 % held out as test)", valid)
 
 
@@ -137,7 +137,9 @@ def validation_split(plan: RunPlan, task: Task) -> tuple[LabeledTexts, LabeledTe
     examples, the same for every seed."""
     if task.valid is not None:
         return task.train, task.valid
-    return stratified_split(task.train, fraction=plan.valid_fraction, seed=0)
+    return stratified_split(
+        task.train, plan.valid_fraction, seed=0, fix="give --valid-file or a larger --valid-fraction"
+    )
 
 
 def make_loader(
@@ -211,6 +213,7 @@ def load_model(
         ft = fine_tuning_config(plan, num_classes)
         model, info = TransformerWithClfHead.from_pretrained(path, ft, output_loading_info=True)
         tokenizer = Tokenizer.from_pretrained(path)
+        check_tokenizer_matches(path, tokenizer)
         position = "end" if model.config.causal else "start"
     if tokenizer.vocab_size > model.config.num_embeddings or (
         not source.startswith("hf:") and tokenizer.vocab_size != model.config.num_embeddings
@@ -387,9 +390,9 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
     save_classifier(out / f"seed_{seed}", final_model, tokenizer, train.label_names, position, max_len)
     kill_point("seed_save", seed)
     shutil.rmtree(out / f"seed_{seed}" / "checkpoints", ignore_errors=True)  # the best model is saved
+    write_json_atomic(out / f"seed_{seed}" / SEED_RESULT, result)  # the results before any plot
     write_seed_plots(out, seed, result, train.label_names, lr_history if plan.llrd != 1.0 else None)
     tracker.finish(out / "plots")
-    write_json_atomic(out / f"seed_{seed}" / SEED_RESULT, result)
     kill_point("seed_done", seed)
     return result
 
@@ -531,6 +534,12 @@ def score_final_model(
     evaluator = create_evaluator(model, device, amp_dtype, len(label_names))
     evaluator.run(valid_loader)
     best_valid = evaluator.state.metrics["accuracy"]
+    if not math.isfinite(evaluator.state.metrics["loss"]):  # the training loss can still be finite
+        largest = max(float(p.detach().abs().max()) for p in model.parameters())
+        raise FloatingPointError(
+            f"seed {seed}: the fine-tuned model's validation loss is {evaluator.state.metrics['loss']} (the "
+            f"weights diverged, largest |weight| {largest:.3g}); lower --lr (was {plan.lr:g}) and rerun"
+        )
     evaluator.run(test_loader)
     return {
         "seed": seed,
@@ -570,14 +579,31 @@ def adapt(args: Namespace) -> dict:
     kept_anything = lambda: bool(finished_seeds(Path(plan.output_dir), plan.seeds))  # noqa: E731
     with run_lifecycle(plan, RUN_FILES, kept_anything) as complete:
         if complete:
-            return json.loads((Path(plan.output_dir) / "results.json").read_text(encoding="utf-8"))
+            return read_json_file(Path(plan.output_dir) / "results.json")
         return run_seeds(plan)
 
 
 def finished_seeds(out: Path, seeds: list[int]) -> dict[int, dict]:
     """The results of the seeds a resumed run has done already (their seed_<n>/result.json)."""
     paths = {seed: out / f"seed_{seed}" / SEED_RESULT for seed in seeds}
-    return {seed: json.loads(p.read_text(encoding="utf-8")) for seed, p in paths.items() if p.is_file()}
+    return {seed: read_json_file(p) for seed, p in paths.items() if p.is_file()}
+
+
+def read_json_file(path: Path) -> dict:
+    """A JSON object this program wrote; a damaged one (edited, truncated) is a ValueError naming it."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: the run folder is damaged; start a new run") from None
+    except ValueError as e:
+        raise ValueError(
+            f"{path} is not valid JSON ({e}): delete it to redo that part, or start a new run"
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path} is damaged (not a JSON object): delete it to redo that part, or start a new run"
+        )
+    return value
 
 
 def run_seeds(plan: RunPlan) -> dict:
@@ -611,14 +637,20 @@ def run_seeds(plan: RunPlan) -> dict:
     carried = sum(done[seed]["wall_time_s"] for seed in done)  # seeds done before a resume
     results["wall_time_s"] = carried + time.time() - started
     write_json_atomic(out / "results.json", results)
+    if plan.pretrained is not None:  # the plots after the results: a plot that fails loses no result
+        from minitransformer.teaching import plots
+
+        plots.plot_training_curves(
+            out / "metrics.jsonl",
+            title=f"Fine-tuning on {task.description}",
+            path=out / "plots" / "curves.png",
+        )
     write_state(out, "complete", seeds=plan.seeds, wall_time_s=results["wall_time_s"])
     return results
 
 
 def summarize_seeds(runs: list[dict], task: Task, out: Path) -> dict:
-    """Mean ± std over the seeds of test accuracy, macro-F1 and MCC; the training-curve plot."""
-    from minitransformer.teaching import plots
-
+    """Mean ± std over the seeds of test accuracy, macro-F1 and MCC."""
     accuracies = [r["test"]["accuracy"] for r in runs]
     summary = {
         "test_accuracy": mean_std(accuracies),
@@ -626,9 +658,6 @@ def summarize_seeds(runs: list[dict], task: Task, out: Path) -> dict:
         "test_mcc": mean_std([r["test"]["mcc"] for r in runs]),
         "runs": runs,
     }
-    plots.plot_training_curves(
-        out / "metrics.jsonl", title=f"Fine-tuning on {task.description}", path=out / "plots" / "curves.png"
-    )
     accuracy = summary["test_accuracy"]
     print(
         f"test accuracy over {len(runs)} seed(s): {100 * accuracy['mean']:.2f} ± {100 * accuracy['std']:.2f} % "

@@ -23,6 +23,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TIED_KEY = "lm_head.decoder.weight"  # = transformer.tokens_embeddings.weight, never stored twice
 ARCHITECTURES = ("TransformerWithLMHead", "TransformerWithClfHead")  # the model classes of model.py
+VOCAB_KEY = "tokenizer_vocab_sha256"  # in config.json: `Tokenizer.vocab_fingerprint()` of the saved tokenizer
 # Parameters a classifier adds on top of a language model (absent from an LM checkpoint).
 NEW_HEAD_PREFIXES = ("classification_head.", "pooler.", "transformer.adapters_1.", "transformer.adapters_2.")
 
@@ -39,6 +40,14 @@ def read_config(directory: str | os.PathLike) -> tuple[str, TransformerConfig, F
         values = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); the directory is damaged, re-save it") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} is damaged (not a mapping of config fields); re-save the model")
+    if "architecture" not in values and ("model_type" in values or "architectures" in values):  # HF's keys
+        raise ValueError(
+            f"{path} is a Hugging Face config ({values.get('model_type', 'architectures')}): read the folder "
+            f"as hf:{Path(directory)} (e.g. --pretrained hf:{Path(directory)})"
+        )
+    values.pop(VOCAB_KEY, None)
     architecture = values.pop("architecture", "TransformerWithLMHead")
     if architecture not in ARCHITECTURES:
         raise ValueError(
@@ -60,6 +69,22 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} is corrupt or truncated ({e}); re-save or re-download it") from None
 
 
+def check_tokenizer_matches(directory: str | os.PathLike, tokenizer) -> None:
+    """Refuse a tokenizer whose vocabulary is not the one `directory`'s model was saved with (a hash kept in
+    config.json; a model saved without one, or by another program, is not checked). A tokenizer of the same
+    size but another vocabulary would map every word to another embedding."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8")).get(VOCAB_KEY)
+    except (OSError, ValueError, AttributeError):
+        return  # read_config names a missing or damaged file
+    if saved and saved != tokenizer.vocab_fingerprint():
+        raise ValueError(
+            f"{Path(directory) / 'tokenizer.json'} is not the tokenizer {Path(directory)}'s model was trained with "
+            f"(another vocabulary of {tokenizer.vocab_size} tokens): put the model's own tokenizer.json back"
+        )
+
+
 class PretrainedMixin:
     """`save_pretrained` / `from_pretrained` for the model classes in `model.py`."""
 
@@ -71,6 +96,8 @@ class PretrainedMixin:
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "pt"})
         config = {"architecture": type(self).__name__, **self.config.to_dict()}
+        if tokenizer is not None:  # the vocabulary the embeddings are indexed by, checked on load
+            config[VOCAB_KEY] = tokenizer.vocab_fingerprint()
         if getattr(self, "fine_tuning_config", None) is not None:
             config["fine_tuning"] = self.fine_tuning_config.to_dict()
         write_json_atomic(directory / CONFIG_NAME, config)

@@ -8,10 +8,12 @@ that inference needs besides the weights. `python -m adapt` writes it with `save
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
+from .checkpoint import check_tokenizer_matches
 from .data.classification import collate_classification, encode_for_classification
 from .model import TransformerWithClfHead
 from .runs.io import write_json_atomic
@@ -37,8 +39,17 @@ def resolve_model_dir(path: Path) -> Path:
         return path
     results = path / "results.json"
     if results.is_file():
-        runs = json.loads(results.read_text(encoding="utf-8"))["runs"]
-        best = max(runs, key=lambda r: r["valid_accuracy"])
+        try:
+            runs = json.loads(results.read_text(encoding="utf-8")).get("runs")
+        except (ValueError, AttributeError):
+            raise ValueError(f"{results} is damaged (not a JSON object): pass a seed_<n> directory") from None
+        seeds = [r for r in runs or [] if isinstance(r, dict) and "seed" in r and "valid_accuracy" in r]
+        if not seeds:
+            raise FileNotFoundError(
+                f"--model {path}: its results.json lists no fine-tuned seed (a --baseline tfidf-only run?): "
+                "pass the run directory of a run with --pretrained, or one of its seed_<n> directories"
+            )
+        best = max(seeds, key=lambda r: r["valid_accuracy"])
         return path / f"seed_{best['seed']}"
     raise FileNotFoundError(
         f"--model {path}: neither a classifier directory ({CLASSIFIER_META}) nor an adapt run"
@@ -54,11 +65,30 @@ class Classifier:
         self.labels: list[str] = meta["label_names"]
         self.position, self.max_len = meta["clf_position"], meta["max_len"]
         self.tokenizer = Tokenizer.from_pretrained(directory)
+        check_tokenizer_matches(directory, self.tokenizer)
         self.model = TransformerWithClfHead.from_pretrained(directory).eval()
 
     @torch.no_grad()
-    def predict(self, texts: list[str]) -> list[dict[str, float]]:
-        """One {label: probability} dict per text, most likely label first."""
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[dict[str, float]]:
+        """One {label: probability} dict per text, most likely label first; `batch_size` texts at a time,
+        so memory stays bounded however many texts there are (see `predict_stream` for a stream)."""
+        return list(self.predict_stream(texts, batch_size))
+
+    @torch.no_grad()
+    def predict_stream(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[dict[str, float]]:
+        """`predict` over an iterable (e.g. lines of stdin), yielding each batch's results as it is done."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: must be at least 1")
+        chunk: list[str] = []
+        for text in texts:
+            chunk.append(text)
+            if len(chunk) == batch_size:
+                yield from self._predict_batch(chunk)
+                chunk = []
+        if chunk:
+            yield from self._predict_batch(chunk)
+
+    def _predict_batch(self, texts: list[str]) -> list[dict[str, float]]:
         ids = encode_for_classification(texts, self.tokenizer, self.max_len, self.position)
         batch = collate_classification(
             [{"input_ids": i, "label": 0} for i in ids], self.tokenizer.pad_id, self.tokenizer.cls_id

@@ -6,7 +6,9 @@ with it, each step feeds only the newest token and reuses the keys and values of
 
 from __future__ import annotations
 
+import math
 import warnings
+from numbers import Integral, Real
 
 import torch
 from torch import Tensor
@@ -29,15 +31,30 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
     return logits
 
 
-def check_sampling_args(ids: Tensor, max_new_tokens: int, top_p: float | None) -> None:
+def _is_int(value) -> bool:
+    return isinstance(value, (int, Integral)) and not isinstance(value, bool)
+
+
+def check_sampling_args(
+    ids: Tensor, max_new_tokens: int, top_p: float | None, temperature: float = 1.0, top_k: int | None = None
+) -> None:
     """Raise ValueError, naming the value and its range, for arguments `generate` cannot honour."""
     if ids.numel() == 0:
         raise ValueError(
             f"the prompt has shape {tuple(ids.shape)}: give at least one sequence of at least one token id"
         )
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens}: must be 0 or more")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
+    if not _is_int(max_new_tokens) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r}: must be a whole number, 0 or more")
+    if isinstance(temperature, bool) or not isinstance(temperature, Real) or not 0 <= temperature < math.inf:
+        raise ValueError(
+            f"temperature={temperature!r}: must be a finite number >= 0 (0 is greedy decoding, 1 the model's "
+            "own distribution)"
+        )
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        raise ValueError(f"top_k={top_k!r}: must be a whole number >= 1 (None turns top-k off)")
+    if top_p is not None and (
+        isinstance(top_p, bool) or not isinstance(top_p, Real) or not 0.0 < top_p <= 1.0
+    ):
         raise ValueError(
             f"top_p={top_p}: must be in (0, 1] (1 keeps every token; None turns nucleus sampling off)"
         )
@@ -70,7 +87,7 @@ def generate(
             "to right; use a causal model (mlm=False)"
         )
     ids = prompt_ids.unsqueeze(0) if prompt_ids.dim() == 1 else prompt_ids  # (B, T)
-    check_sampling_args(ids, max_new_tokens, top_p)
+    check_sampling_args(ids, max_new_tokens, top_p, temperature, top_k)
     check_token_ids(ids, config.num_embeddings)  # once per call: the forward does not, on a GPU
     room = config.num_max_positions - ids.size(1)
     if room <= 0:

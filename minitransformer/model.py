@@ -187,6 +187,21 @@ def check_token_ids(x: Tensor, num_embeddings: int) -> None:
         )
 
 
+def check_labels(labels: Tensor, num_classes: int, name: str) -> None:
+    """Refuse labels outside [0, num_classes) other than IGNORE_INDEX, naming the argument. Only a CPU tensor
+    is read (on a GPU, reading values would wait for the device at every step; torch's own check then runs)."""
+    if labels.device.type != "cpu" or labels.numel() == 0:
+        return
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"{name} has dtype {labels.dtype}: give integer class ids (torch.long)")
+    bad = labels[(labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_classes))]
+    if bad.numel():
+        raise ValueError(
+            f"{name} holds {int(bad[0])}, outside [0, {num_classes}) (and not the ignored {IGNORE_INDEX}): "
+            "check the label ids against the model's number of classes / vocabulary"
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # The backbone
 # ----------------------------------------------------------------------------------------------
@@ -522,6 +537,8 @@ class TransformerWithLMHead(_TransformerModel):
         token at masked positions and -100 elsewhere; only those positions (~15 %) go through the LM
         head, so with labels the logits are those of the scored positions only (see `lm_logits_and_loss`).
         """
+        if labels is not None:
+            check_labels(labels, self.config.num_embeddings, "labels")
         h = self.transformer(x, padding_mask=padding_mask, token_type_ids=token_type_ids).last_hidden_state
         return self.lm_head(h) if labels is None else self.lm_logits_and_loss(h, labels)
 
@@ -632,7 +649,9 @@ class TransformerWithClfHead(_TransformerModel):
             return logits
         loss = logits.new_zeros(())
         if clf_labels is not None:
+            check_labels(clf_labels, logits.size(-1), "clf_labels")
             loss = loss + ft.clf_loss_coef * F.cross_entropy(logits, clf_labels, ignore_index=IGNORE_INDEX)
         if lm_labels is not None:
+            check_labels(lm_labels, self.config.num_embeddings, "lm_labels")
             loss = loss + ft.lm_loss_coef * self.lm_logits_and_loss(out.last_hidden_state, lm_labels)[1]
         return logits, loss

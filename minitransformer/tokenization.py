@@ -120,7 +120,13 @@ class Tokenizer:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer file not found: {path}")
-        return cls(BackendTokenizer.from_file(str(path)))
+        try:
+            return cls(BackendTokenizer.from_file(str(path)))
+        except Exception as e:  # the Rust library raises a bare Exception ("expected value at line 1 ...")
+            raise ValueError(
+                f"{path} is not a readable tokenizer file ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
+                "it is damaged or not a tokenizer.json; copy the model's own tokenizer.json back"
+            ) from None
 
     @classmethod
     def from_vocab(cls, vocab_txt: str | Path, lowercase: bool = True) -> Tokenizer:
@@ -149,8 +155,11 @@ class Tokenizer:
             for name in ("tokenizer_config.json", "config.json"):
                 config_path = directory / name
                 if config_path.is_file():
-                    config = json.loads(config_path.read_text(encoding="utf-8"))
-                    if "do_lower_case" in config:
+                    try:
+                        config = json.loads(config_path.read_text(encoding="utf-8"))
+                    except ValueError as e:
+                        raise ValueError(f"{config_path} is not valid JSON ({e}): re-save it") from None
+                    if isinstance(config, dict) and "do_lower_case" in config:
                         lowercase = bool(config["do_lower_case"])
                         break
             return cls.from_vocab(directory / "vocab.txt", lowercase=lowercase)
@@ -220,6 +229,12 @@ class Tokenizer:
         """sha256 of the canonical (key-sorted) tokenizer JSON: equal fingerprints encode identically."""
         canonical = json.dumps(json.loads(self.backend.to_str()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def vocab_fingerprint(self) -> str:
+        """sha256 of the vocabulary (every token and its id, added tokens included): what a model's
+        embeddings are indexed by. Saved with a model (`save_pretrained(tokenizer=...)`), compared on load."""
+        vocab = sorted(self.backend.get_vocab(with_added_tokens=True).items(), key=lambda kv: kv[1])
+        return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def __repr__(self) -> str:
         model = type(self.backend.model).__name__

@@ -16,9 +16,11 @@ from minitransformer.presets import PRETRAIN_PRESETS, RENAMED_PRESETS
 from minitransformer.runs.options import (
     AT_LEAST_1,
     FRACTION,
+    INIT_STD,
     NON_NEGATIVE,
     POSITIVE,
     PROBABILITY,
+    THREADS,
     EffectiveDefaultsFormatter,
     accepting_old_names,
     add_data_options,
@@ -26,6 +28,7 @@ from minitransformer.runs.options import (
     add_run_options,
     add_schedule_options,
     parse_layered,
+    refuse_reading_the_output_dir,
 )
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.tokenization import KINDS
@@ -61,6 +64,8 @@ RANGES = {
     **dict.fromkeys(("lr", "initializer_range", "peak_tflops"), POSITIVE),
     "dropout": PROBABILITY,
     "mlm_probability": FRACTION,
+    "threads": THREADS,
+    "initializer_range": INIT_STD,
 }
 
 
@@ -233,6 +238,8 @@ def parse_args(
     argv = sys.argv[1:] if argv is None else argv
     parser = parser or build_parser()
     args = parse_layered(parser, argv, PRETRAIN_PRESETS, ranges=RANGES)
+    if not args.resume:
+        refuse_reading_the_output_dir(parser, args, "init_from", "tokenizer")
     if args.batch_size is not None and args.accumulation_steps > args.batch_size:
         parser.error(
             f"--accumulation-steps {args.accumulation_steps}: expected at most --batch-size {args.batch_size} "

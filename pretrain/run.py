@@ -38,7 +38,7 @@ from torch.nn import Module
 from torch.optim import Optimizer
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
-from minitransformer.checkpoint import read_config
+from minitransformer.checkpoint import check_tokenizer_matches, read_config
 from minitransformer.config import IGNORE_INDEX
 from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.download import ensure_trec, ensure_wikitext
@@ -195,6 +195,7 @@ def load_tokenizer(plan: RunPlan, train_file: Path, output_dir: Path) -> Tokeniz
     if idist.get_rank() == 0:
         if plan.init_from:  # continued pretraining reuses the checkpoint's tokenizer, never retrains it
             tokenizer = Tokenizer.from_pretrained(plan.init_from)
+            check_tokenizer_matches(plan.init_from, tokenizer)
         elif plan.tokenizer:
             path = Path(plan.tokenizer)
             tokenizer = Tokenizer.from_pretrained(path) if path.is_dir() else Tokenizer.from_file(path)
@@ -273,7 +274,26 @@ def build_model(plan: RunPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
                 f"{saved.num_embeddings}: the directory mixes files from different runs"
             )
         return TransformerWithLMHead.from_pretrained(plan.init_from, mlm=mlm, dropout=plan.dropout)
-    return TransformerWithLMHead(config_from_options(vars(plan), tokenizer.vocab_size, mlm=mlm))
+    config = config_from_options(vars(plan), tokenizer.vocab_size, mlm=mlm)
+    check_model_fits(config)
+    return TransformerWithLMHead(config)
+
+
+def check_model_fits(config) -> None:
+    """Refuse a model whose training state (weights, gradients, AdamW's two moments: 16 bytes a parameter)
+    cannot fit in this machine's memory, naming the sizes, before an allocation fails deep inside torch."""
+    E, H, L = config.embed_dim, config.hidden_dim, config.num_layers
+    parameters = (config.num_embeddings + config.num_max_positions) * E + L * (4 * E * E + 2 * E * H)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if 16 * parameters > memory:
+        raise ValueError(
+            f"a model of --embed-dim {E}, --hidden-dim {H}, --num-layers {L} and {config.num_embeddings} tokens has "
+            f"~{parameters:,} parameters: training it needs ~{16 * parameters / 2**30:,.0f} GiB, this machine has "
+            f"{memory / 2**30:,.0f} GiB; choose smaller sizes"
+        )
 
 
 def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -20,3 +20,39 @@ def test_weights_the_config_does_not_describe_are_an_error(tiny_config, tmp_path
     (tmp_path / "config.json").write_text(json.dumps({**config, "architecture": "GPT5"}))
     with pytest.raises(ValueError, match="unknown architecture 'GPT5'"):
         TransformerWithLMHead.from_pretrained(tmp_path)
+
+
+def test_a_tokenizer_with_another_vocabulary_of_the_same_size_is_refused(tiny_config, tmp_path):
+    """Issue 27 item 11: only the tokenizer's size was compared."""
+    from minitransformer.checkpoint import check_tokenizer_matches
+    from minitransformer.tokenization import Tokenizer
+
+    texts = ["the cat sat on the mat", "a dog ran in the park", "birds fly over the sea"] * 20
+    ours = Tokenizer.train(texts, vocab_size=60, min_frequency=1)
+    theirs = Tokenizer.train([t.upper() for t in texts], vocab_size=60, min_frequency=1, lowercase=False)
+    assert ours.vocab_size == theirs.vocab_size and ours.vocab_fingerprint() != theirs.vocab_fingerprint()
+    TransformerWithLMHead(tiny_config).save_pretrained(tmp_path, tokenizer=ours)
+    check_tokenizer_matches(tmp_path, Tokenizer.from_pretrained(tmp_path))  # its own: fine
+    theirs.save_pretrained(tmp_path)  # copied over from another run
+    with pytest.raises(ValueError, match=r"tokenizer.json is not the tokenizer .*model was trained with"):
+        check_tokenizer_matches(tmp_path, Tokenizer.from_pretrained(tmp_path))
+
+
+def test_a_config_json_that_is_not_a_mapping_is_one_clear_error(tmp_path):
+    """Issue 27 item 21: a model config.json of `[]` gave AttributeError."""
+    from minitransformer.checkpoint import read_config
+
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"config.json is damaged \(not a mapping of config fields\)"):
+        read_config(tmp_path)
+
+
+def test_a_hugging_face_folder_read_without_hf_suggests_it(tmp_path):
+    """Issue 27 item 29: an HF folder without `hf:` listed "unknown field(s)" and never suggested hf:DIR."""
+    from minitransformer.checkpoint import read_config
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    with pytest.raises(
+        ValueError, match=rf"is a Hugging Face config \(bert\): read the folder as hf:{tmp_path}"
+    ):
+        read_config(tmp_path)

@@ -216,3 +216,42 @@ def test_labeled_texts_counts_in_label_order():
     data = LabeledTexts(["a", "b", "c"], [1, 1, 0], ["x", "y", "z"])
     assert data.counts() == {"x": 1, "y": 2, "z": 0}
     assert Counter(stratified_split(data, 0.5)[1].labels) == Counter({1: 1})
+
+
+@pytest.mark.parametrize("name", ["excel.tsv", "excel.csv", "noheader.tsv"])
+def test_a_byte_order_mark_is_not_part_of_the_first_label(tmp_path, name):
+    """Issue 27 item 4: a BOM made a 3-class model of 2-class data."""
+    sep = "," if name.endswith(".csv") else "\t"
+    header = "" if name.startswith("noheader") else f"label{sep}text\n"
+    path = write(tmp_path / name, f"\ufeff{header}pos{sep}great film\nneg{sep}dull plot\npos{sep}loved it\n")
+    data = read_labeled_file(path)
+    assert data.label_names == ["neg", "pos"] and data.labels == [1, 0, 1]
+
+
+@pytest.mark.parametrize("sep, name", [("\t", "joined.tsv"), (",", "joined.csv"), (",", "plain.csv")])
+def test_a_repeated_header_line_is_skipped_not_a_class(tmp_path, caplog, sep, name):
+    """Issue 27 item 5: two files joined added a class "label"."""
+    header = "" if name == "plain.csv" else f"label{sep}text\n"
+    text = f"{header}pos{sep}great\nneg{sep}dull\nlabel{sep}text\npos{sep}loved it\n"
+    data = read_labeled_file(write(tmp_path / name, text))
+    assert data.label_names == ["neg", "pos"] and len(data) == 3
+    assert "skipped a repeated header line" in caplog.text
+
+
+def test_one_bad_byte_is_named_by_line_and_the_rest_read_as_utf8(tmp_path, caplog):
+    """Issue 27 item 29: one bad byte decoded the whole file as latin-1 (mojibake), no line named."""
+    path = tmp_path / "mixed.tsv"
+    path.write_bytes("pos\tcafé au lait\nneg\tPel\xe9\n".encode().replace(b"\xc3\xa9\n", b"\xe9\n"))
+    data = read_labeled_file(path)
+    assert data.texts == ["café au lait", "Pelé"]
+    assert "mixed.tsv is not UTF-8 at line 2" in caplog.text
+
+
+def test_a_split_that_holds_out_nothing_says_how_many_examples_a_class_needs():
+    """Issue 27 item 25: too little data for a validation split gave "Input data has zero size"."""
+    data = LabeledTexts(["a", "b", "c", "d", "e", "f"], [0, 0, 0, 1, 1, 1], ["x", "y"])
+    with pytest.raises(
+        ValueError, match=r"a class needs at least 6 examples .* the largest has 3; add .*, or use X"
+    ):
+        stratified_split(data, fraction=0.1, what="validation", fix="use X")
+    assert len(stratified_split(data, fraction=0.34)[1]) == 2

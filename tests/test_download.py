@@ -9,8 +9,10 @@ the real file to any other, and no prefix serves the file.
 import functools
 import hashlib
 import http.server
+import os
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -44,6 +46,25 @@ class Mirrors(http.server.SimpleHTTPRequestHandler):
             self.send_error(404)
         elif kind == "strict" and self.headers.get("User-Agent", "").startswith("Python-urllib"):
             self.send_error(403)
+        elif kind == "drip":  # a slow-drip server: one byte every 0.1 s, never silent long enough to time out
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+        elif kind == "badlength":  # a broken Content-Length header, then the file
+            body = (Path(self.directory) / rest).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", "abc")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
         elif kind == "corrupt":
             body = b"PK\x03\x04 this is not the archive"
             self.send_response(200)
@@ -217,3 +238,60 @@ def test_offline_cli_error_is_one_line(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: could not download train_5500.label") and err.count("\n") == 1, err
     assert str(tmp_path / "home" / ".cache" / "minitransformer" / "trec" / "TREC_10.label") in err
     assert not (tmp_path / "adapt").exists() and files_under(tmp_path / "home") == []
+
+
+@needs_data
+def test_a_slow_drip_is_abandoned_for_the_next_mirror(server, tmp_path, monkeypatch):
+    """Issue 27 item 14: a 1 byte / 5 s server never timed out (reads waited for 1 MB blocks)."""
+    import minitransformer.data.download as download
+
+    www, url = server
+    (www / "TREC_10.label").write_bytes((SHARED / "trec" / "TREC_10.label").read_bytes())
+    monkeypatch.setattr(download, "STALL_S", 0.5)
+    monkeypatch.setenv("MINITRANSFORMER_TREC_URL", f"{url}drip/ {url}")
+    started = time.monotonic()
+    folder = download_trec(data_dir=tmp_path / "data", files=("TREC_10.label",), progress=False)
+    assert time.monotonic() - started < 5 and (folder / "TREC_10.label").is_file()
+    monkeypatch.setenv("MINITRANSFORMER_TREC_URL", f"{url}drip/")
+    with pytest.raises(DownloadError, match=r"drip/TREC_10.label \(stalled: under 16384 bytes in 0.5 s\)"):
+        download_trec(data_dir=tmp_path / "other", files=("TREC_10.label",), progress=False)
+
+
+@needs_data
+def test_a_killed_downloads_temp_file_is_removed_by_the_next(server, tmp_path, monkeypatch):
+    """Issue 27 item 14: a 0-byte `.train_5500.label.*.tmp` of a killed process stayed for good."""
+    www, url = server
+    (www / "TREC_10.label").write_bytes((SHARED / "trec" / "TREC_10.label").read_bytes())
+    folder = tmp_path / "data" / "trec"
+    folder.mkdir(parents=True)
+    dead = folder / f".TREC_10.label.{socket.gethostname()}-99999999.abcd.tmp"
+    live = folder / f".TREC_10.label.{socket.gethostname()}-{os.getppid()}.efgh.tmp"
+    dead.touch(), live.touch()
+    monkeypatch.setenv("MINITRANSFORMER_TREC_URL", url)
+    download_trec(data_dir=tmp_path / "data", files=("TREC_10.label",), progress=False)
+    assert not dead.exists() and live.exists()  # another live process's write is left alone
+
+
+@needs_data
+def test_a_bad_content_length_or_a_wrong_archive_moves_to_the_next_mirror(server, tmp_path, monkeypatch):
+    """Issue 27 item 24: `Content-Length: abc` gave "invalid literal for int()" naming no URL; a zip that
+    passed a user #sha256 but lacked the members stopped instead of trying the next mirror; a blank
+    MINITRANSFORMER_TREC_URL said "tried ."."""
+    www, url = server
+    (www / "TREC_10.label").write_bytes((SHARED / "trec" / "TREC_10.label").read_bytes())
+    monkeypatch.setenv("MINITRANSFORMER_TREC_URL", f"{url}badlength/")
+    folder = download_trec(data_dir=tmp_path / "data", files=("TREC_10.label",), progress=False)
+    assert (folder / "TREC_10.label").is_file()
+
+    (www / "wrong").mkdir()
+    with zipfile.ZipFile(www / "wrong" / "wikitext-2-v1.zip", "w") as zf:
+        zf.writestr("other/file.txt", "not wikitext")
+    wrong = hashlib.sha256((www / "wrong" / "wikitext-2-v1.zip").read_bytes()).hexdigest()
+    good = make_wikitext_zip(www / "wikitext-2-v1.zip")
+    override = f"{url}wrong/#sha256={wrong} {url}#sha256={good}"
+    download_wikitext("wikitext-2", data_dir=tmp_path / "wiki", base_url=override, progress=False)
+    assert len(files_under(tmp_path / "wiki")) == 3
+
+    monkeypatch.setenv("MINITRANSFORMER_TREC_URL", " ")
+    with pytest.raises(ValueError, match="MINITRANSFORMER_TREC_URL is set but empty"):
+        download_trec(data_dir=tmp_path / "none", progress=False)

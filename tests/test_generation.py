@@ -60,7 +60,8 @@ def test_top_k_and_top_p_filtering():
         ((1, 3), 2, 0.0, r"top_p=0.0: must be in \(0, 1\]"),
         ((1, 3), 2, -0.5, r"top_p=-0.5: must be in \(0, 1\]"),
         ((1, 3), 2, 1.5, r"top_p=1.5: must be in \(0, 1\]"),
-        ((1, 3), -1, None, "max_new_tokens=-1: must be 0 or more"),
+        ((1, 3), -1, None, "max_new_tokens=-1: must be a whole number, 0 or more"),
+        ((1, 3), 2.5, None, "max_new_tokens=2.5: must be a whole number"),
         ((1, 0), 2, None, r"shape \(1, 0\)"),
         ((0, 3), 2, None, r"shape \(0, 3\)"),
         ((0,), 2, None, r"shape \(1, 0\)"),
@@ -103,3 +104,23 @@ def test_suppressed_ids_are_never_generated():
     for kwargs in ({"temperature": 0}, {"top_p": 0.9, "seed": 0}, {"temperature": 2.0, "seed": 1}):
         out = model.generate(prompt, 20, suppress_ids=[3], **kwargs)[0, 2:]
         assert not (out == 3).any(), kwargs
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"temperature": -1}, "temperature=-1: must be a finite number >= 0"),
+        ({"temperature": float("nan")}, "temperature=nan"),
+        ({"temperature": float("inf")}, "temperature=inf"),
+        ({"top_k": -5}, "top_k=-5: must be a whole number >= 1"),
+        ({"top_k": 0}, "top_k=0"),
+        ({"top_k": 1.5}, "top_k=1.5"),
+        ({"top_p": float("nan")}, "top_p=nan"),
+    ],
+)
+def test_temperature_and_top_k_out_of_range_are_refused(tiny_config, kwargs, message):
+    """Issue 27 items 10, 23: temperature=-1 sampled the inverted distribution, top_k=-5 turned top-k off,
+    nan/1.5/2.5 raised raw torch errors."""
+    model = TransformerWithLMHead(tiny_config)
+    with pytest.raises(ValueError, match=message):
+        model.generate(torch.zeros(1, 3, dtype=torch.long), 2, **kwargs)

@@ -82,8 +82,9 @@ def test_hands_on_args_file_needs_trust_pickle(tmp_path):
     args = argparse.Namespace(**HANDS_ON, mlm=False, dropout=0.15, lr=2.5e-4)
     torch.save(args, tmp_path / "model_training_args.bin")
     pth, args_file = tmp_path / "model_checkpoint.pth", tmp_path / "model_training_args.bin"
-    with pytest.raises(ValueError, match="trust_pickle=True"):
+    with pytest.raises(ValueError, match="trust_pickle=True") as error:
         hands_on.from_hands_on_checkpoint(pth, args_file)
+    assert "--trust-pickle" not in str(error.value)  # issue 27 item 29: no program has that flag
     with pytest.raises(ValueError, match="num_heads"):
         hands_on.from_hands_on_checkpoint(pth)
     with pytest.raises(ValueError, match="num_layers=3 contradicts"):

@@ -19,6 +19,10 @@ from minitransformer.runs.io import atomic_path, write_text_atomic
         Exception(
             'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space" })'
         ),
+        # issue 27 item 16: the messages seen on a full disk (safetensors 0.5+, torch.save)
+        Exception("Error while serializing: I/O error: No space left on device (os error 28)"),
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"),
+        RuntimeError("basic_ios::clear: iostream error"),
     ],
 )
 def test_a_failed_write_names_the_file_and_keeps_the_old_one(failure, tmp_path):
@@ -50,3 +54,14 @@ def test_other_os_errors_name_the_file_in_one_line(capsys):
 
     assert run_cli(read_only) == 1
     assert capsys.readouterr().err == f"error: /runs/metrics.jsonl: {os.strerror(errno.EROFS)}\n"
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_honour_the_umask(tmp_path, umask, mode):
+    """Issue 27 item 12: every atomically written file was 0600 whatever the umask."""
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "config.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == mode

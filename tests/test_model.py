@@ -518,3 +518,19 @@ def test_a_config_json_without_init_scheme_loads_as_the_hands_on(tmp_path, tiny_
     assert TransformerWithLMHead.from_pretrained(tmp_path).config.init_scheme == "hands_on"
     with pytest.raises(ValueError, match="init_scheme='xavier' is not one of"):
         dataclasses.replace(tiny_config, init_scheme="xavier")
+
+
+def test_out_of_range_labels_are_refused_naming_the_argument(tiny_config):
+    """Issue 27 item 23: out-of-range labels raised torch's raw IndexError / device assert."""
+    lm = TransformerWithLMHead(tiny_config)
+    x = torch.randint(1, tiny_config.num_embeddings, (2, 5))
+    with pytest.raises(ValueError, match=rf"labels holds {tiny_config.num_embeddings}, outside \[0, "):
+        lm(x, labels=torch.full_like(x, tiny_config.num_embeddings))
+    lm(x, labels=torch.full_like(x, -100))  # ignored positions are fine
+    clf = TransformerWithClfHead(tiny_config, FineTuningConfig(num_classes=3))
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[:, -1] = True
+    with pytest.raises(ValueError, match=r"clf_labels holds -2, outside \[0, 3\)"):
+        clf(x, mask, clf_labels=torch.tensor([0, -2]))
+    with pytest.raises(ValueError, match="clf_labels has dtype torch.float32"):
+        clf(x, mask, clf_labels=torch.tensor([0.0, 1.0]))

@@ -52,7 +52,9 @@ def test_planning_decides_splits_and_objective_without_touching_the_options(corp
 def test_resume_plans_from_the_runs_own_file_with_this_commands_hardware(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
+    defaults = {k: str(v) if isinstance(v, Path) else v for k, v in vars(parse_args([])).items()}
     saved = {
+        **defaults,
         "lr": 0.0123,
         "threads": 8,
         "device": "cuda",
@@ -60,7 +62,7 @@ def test_resume_plans_from_the_runs_own_file_with_this_commands_hardware(tmp_pat
         "output_dir": "old",
     }
     (run / "training_args.json").write_text(json.dumps(saved))
-    plan = plan_run(parse_args(["--resume", str(run), "--threads", "1", "--lr", "5"]))
+    plan = plan_run(parse_args(["--resume", str(run), "--threads", "1", "--lr", "0.0123"]))
     assert (plan.lr, plan.splits) == (0.0123, "trained on x/valid")  # the run's own values
     assert (plan.threads, plan.device) == (1, "auto")  # hardware options come from this command
     assert plan.output_dir == plan.resume == run
@@ -79,6 +81,9 @@ PRETRAIN_CASES = [
     (["--warmup-steps", "-1"], "--warmup-steps -1: expected a value >= 0"),
     (["--dropout", "1"], "--dropout 1.0: expected a value in [0, 1)"),
     (["--keep-checkpoints", "0"], "--keep-checkpoints 0: expected a value >= 1"),
+    # issue 27 item 22: these crashed (a step-0 sample overflowed; OpenMP aborted, leaving run files)
+    (["--initializer-range", "1e30"], "--initializer-range 1e+30: expected a value in (0, 1]"),
+    (["--threads", "1000000000"], "--threads 1000000000: expected a value in [1, 1024]"),
 ]
 
 
@@ -91,6 +96,7 @@ ADAPT_CASES = [
     (["--warmup-steps", "-5"], "--warmup-steps -5: expected a value >= 0"),
     (["--max-len", "1"], "--max-len 1: expected a value >= 2"),
     (["--valid-fraction", "1"], "--valid-fraction 1.0: expected a value in (0, 1)"),
+    (["--threads", "100000"], "--threads 100000: expected a value in [1, 1024]"),
 ]
 
 
@@ -100,6 +106,13 @@ CONFIG_CASES = [
     ("float.yaml", "batch_size: 2.5\n", "batch_size: 2.5 is not an integer (--batch-size)"),
     ("word.json", '{"lr": "fast"}', "lr: 'fast' is not a number (--lr)"),
     ("both.json", '{"max_steps": 5, "epochs": 2}', "they exclude each other, keep one"),
+    # issue 27 items 2, 7, 20: a config value goes through the flag's checks
+    ("overwrite.json", '{"overwrite": "maybe"}', "overwrite: 'maybe' is not true or false (--overwrite)"),
+    ("download.json", '{"download": 3}', "download: 3 is not true or false (--download)"),
+    ("device.json", '{"device": 5}', "device: 5 is not a string (--device)"),
+    ("logger.json", '{"logger": "Tensorboard"}', "logger: 'Tensorboard' is not one of"),
+    ("key.yaml", "1: 2\n", "key 1 is not an option name"),
+    ("none.yaml", "~: 2\n", "key None is not an option name"),
 ]
 
 
@@ -169,3 +182,155 @@ def test_epochs_or_max_steps_the_highest_layer_wins(tmp_path):
     assert lengths(adapt_args([*pretrained, "--max-steps", "5"])) == (5, None)
     assert lengths(adapt_args([*pretrained, "--recipe", "cpu-trec6", "--config", str(steps)])) == (7, None)
     assert lengths(adapt_args([*pretrained, "--config", str(steps), "--epochs", "4"])) == (None, 4)
+
+
+def test_config_strings_for_switches_mean_what_they_say(tmp_path):
+    """Issue 27 item 2: `"overwrite": "false"` counted as true, `"download": "no"` still downloaded."""
+    from adapt.cli import parse_args as adapt_args
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    for word, meaning in [("false", False), ("no", False), ("Off", False), ("true", True), ("yes", True)]:
+        path = tmp_path / f"{word}.json"
+        path.write_text(json.dumps({"overwrite": word, "download": word}))
+        args = pretrain_args_of(["--config", str(path)])
+        assert (args.overwrite, args.download) == (meaning, meaning)
+        args = adapt_args(["--pretrained", "none", "--config", str(path)])
+        assert (args.overwrite, args.download) == (meaning, meaning)
+
+
+def test_config_values_are_checked_against_choices(tmp_path, capsys):
+    """Issue 27 item 7: "MLM" trained a causal model, "Features" fine-tuned everything, a string prompt was
+    sampled per character, a `preset`/`recipe` in the file was ignored."""
+    from adapt.cli import parse_args as adapt_args
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"objective": "MLM"}))
+    assert "objective: 'MLM' is not one of" in usage_error(pretrain_main, ["--config", str(bad)], capsys)
+    bad.write_text(json.dumps({"scheme": "Features"}))
+    assert "scheme: 'Features' is not one of" in usage_error(
+        adapt_main, ["--pretrained", "none", "--config", str(bad)], capsys
+    )
+    bad.write_text(json.dumps({"sample_prompts": {"a": 1}}))
+    assert "is not a list of values (--sample-prompts)" in usage_error(
+        pretrain_main, ["--config", str(bad)], capsys
+    )
+    bad.write_text(json.dumps({"preset": "huge"}))
+    assert "preset: 'huge' is not one of" in usage_error(pretrain_main, ["--config", str(bad)], capsys)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"sample_prompts": "The history", "preset": "hands-on"}))
+    args = pretrain_args_of(["--config", str(good)])
+    assert args.sample_prompts == ["The history"]
+    assert (args.preset, args.max_steps, args.epochs) == ("hands-on", None, 50)  # the preset's values
+    good.write_text(json.dumps({"recipe": "cpu-trec6"}))
+    assert adapt_args(["--pretrained", "none", "--config", str(good)]).lr == 5e-4
+
+
+def test_max_steps_with_an_equals_sign_beats_the_config_epochs(tmp_path):
+    """Issue 27 item 6: `--max-steps=3` with `epochs: 1` in the config trained an epoch."""
+    from adapt.cli import parse_args as adapt_args
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    epochs = tmp_path / "epochs.yaml"
+    epochs.write_text("epochs: 1\n")
+    args = pretrain_args_of(["--config", str(epochs), "--max-steps=3"])
+    assert (args.max_steps, args.epochs) == (3, None)
+    args = adapt_args(["--pretrained", "none", f"--config={epochs}", "--max-steps=3"])
+    assert (args.max_steps, args.epochs) == (3, None)
+
+
+def test_a_run_never_reads_from_its_own_output_dir(tmp_path, capsys):
+    """Issue 27 item 3: `--init-from X --output-dir X --overwrite` deleted X's model before failing."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    err = usage_error(
+        pretrain_main, ["--init-from", str(model), "--output-dir", str(model / "."), "--overwrite"], capsys
+    )
+    assert f"--init-from {model} is also --output-dir" in err
+    err = usage_error(
+        adapt_main, ["--pretrained", f"hf:{model}", "--output-dir", str(model), "--overwrite"], capsys
+    )
+    assert f"--pretrained hf:{model} is also --output-dir" in err
+    assert [p.name for p in model.iterdir()] == ["config.json"]
+
+
+def test_a_config_file_with_a_byte_order_mark_reads(tmp_path):
+    """Issue 27 item 4: every text file the programs read accepts a BOM (Notepad writes one)."""
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    path = tmp_path / "notepad.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"max_steps": 4}).encode())
+    assert pretrain_args_of(["--config", str(path)]).max_steps == 4
+
+
+def test_resume_refuses_options_that_differ_from_the_run(tmp_path, capsys):
+    """Issue 27 item 8: `--resume DIR --max-steps 50` (or --lr, --preset, --output-dir, adapt --seeds,
+    --task) was silently ignored, exit 0."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "training_args.json").write_text(
+        json.dumps({"lr": 0.01, "max_steps": 300, "preset": "tiny", "seeds": [0], "task": "trec-6"})
+    )
+    err = usage_error(pretrain_main, ["--resume", str(run), "--max-steps=50", "--lr", "0.5"], capsys)
+    assert "--max-steps 50 (the run has 300)" in err and "--lr 0.5 (the run has 0.01)" in err
+    assert "only the hardware options may change" in err
+    assert "--preset hands-on" in usage_error(
+        pretrain_main, ["--resume", str(run), "--preset", "hands-on"], capsys
+    )
+    assert f"--output-dir {tmp_path}" in usage_error(
+        pretrain_main, ["--resume", str(run), "--output-dir", str(tmp_path)], capsys
+    )
+    err = usage_error(adapt_main, ["--resume", str(run), "--seeds", "0,1", "--task", "trec-50"], capsys)
+    assert "--seeds [0, 1] (the run has [0])" in err and "--task trec-50" in err
+    # the same values, and the hardware options, are fine
+    from pretrain.cli import parse_args as pretrain_args_of
+
+    assert pretrain_args_of(["--resume", str(run), "--lr", "0.01", "--threads", "1", "--device", "cpu"])
+
+
+@pytest.mark.parametrize(
+    "program, files, message",
+    [
+        ("pretrain", {"training_args.json": "[]"}, "training_args.json is damaged (not a mapping of options)"),
+        ("adapt", {"training_args.json": "{garbage"}, "training_args.json is not valid JSON"),
+        ("pretrain", {"training_args.json": "OK", "run_state.json": "[1]"}, "run_state.json is damaged"),
+        ("pretrain", {"training_args.json": "NULL_LENGTH"}, "sets none of max_steps / epochs"),
+        ("adapt", {"training_args.json": "OK"}, "not a run of python -m adapt"),
+        ("adapt", {"training_args.json": "ADAPT", "results.json": "{x", "run_state.json": "COMPLETE"},
+         "results.json is not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_damaged_run_folder_on_resume_is_one_line_naming_the_file(
+    tmp_path, capsys, program, files, message
+):
+    """Issue 27 items 21, 27: hand-damaged training_args.json / run_state.json / results.json, both lengths
+    null, adapt --resume on a pretrain folder gave tracebacks or messages without the file."""
+    from pretrain.cli import parse_args as pretrain_parse
+
+    run = tmp_path / "run"
+    run.mkdir()
+    ok = {k: str(v) if isinstance(v, Path) else v for k, v in vars(pretrain_parse([])).items()}
+    adapt_ok = {**vars(__import__("adapt.cli").cli.build_parser().parse_args([])), "pretrained": "none"}
+    texts = {
+        "OK": json.dumps(ok),
+        "NULL_LENGTH": json.dumps({**ok, "max_steps": None, "epochs": None}),
+        "ADAPT": json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in adapt_ok.items()}),
+        "COMPLETE": json.dumps({"status": "complete"}),
+    }
+    for name, text in files.items():
+        (run / name).write_text(texts.get(text, text))
+    main = pretrain_main if program == "pretrain" else adapt_main
+    assert main(["--resume", str(run), "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    """Issue 27 item 27: "[Errno 17] File exists"."""
+    (tmp_path / "file").write_text("mine")
+    assert (
+        adapt_main(["--pretrained", "none", "--output-dir", str(tmp_path / "file"), "--max-steps", "1"]) == 1
+    )
+    assert "is a file, not a folder: choose a folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "mine"

@@ -271,3 +271,22 @@ def test_outside_a_kernel_nothing_is_queued(tmp_path):
     plots.plot_positional_encoding(sinusoidal_table(8, 4), path=tmp_path / "a.png")
     plots.show(tmp_path / "a.png")
     assert display._queued == []
+
+
+def test_a_1000_class_confusion_matrix_is_bounded():
+    """Issue 27 item 13: the annotated 1000×1000 matrix ran ~5 min, reached 23 GB and was OOM-killed."""
+    import resource
+
+    from minitransformer.teaching.run_plots import MAX_CONFUSION_CLASSES
+
+    rng = np.random.default_rng(0)
+    counts = np.diag(rng.integers(1, 5, 1000)).astype(float)
+    counts[3, 7] = counts[500, 2] = 9  # the most confused classes: 3, 7, 500, 2
+    labels = [f"c{i}" for i in range(1000)]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fig = plots.plot_confusion_matrix(counts, labels)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB
+    ax = fig.axes[0]
+    shown = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(shown) == MAX_CONFUSION_CLASSES and {"c2", "c3", "c7", "c500"} <= set(shown)
+    assert f"{MAX_CONFUSION_CLASSES} most confused of 1000 classes" in ax.get_title()

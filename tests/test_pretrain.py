@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import pretrain_args
 
 from minitransformer import TransformerWithLMHead
 from minitransformer.training.flops import flops_per_token
@@ -77,3 +78,15 @@ def test_bad_peak_tflops_is_one_line_and_exit_2(value, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--peak-tflops" in err and value in err
+
+
+def test_a_model_too_big_for_the_machine_is_refused_leaving_nothing(corpus, tmp_path, capsys):
+    """Issue 27 item 22: `--embed-dim 1000000000` died in an allocation error (a traceback)."""
+    from pretrain.run import main as pretrain_main
+
+    out = tmp_path / "run"
+    argv = [*pretrain_args(corpus, out, tmp_path / "cache"), "--embed-dim", "1000000000"]
+    assert pretrain_main(argv) == 1
+    err = capsys.readouterr().err
+    assert "--embed-dim 1000000000" in err and "choose smaller sizes" in err and "Traceback" not in err
+    assert not out.exists()

@@ -153,3 +153,12 @@ def test_real_bert_checkpoint_tokenizer_json_matches_vocab_txt():
     ]
     assert from_json.encode_batch(texts) == from_vocab.encode_batch(texts)
     assert from_json.decode(from_json.encode(texts[0])) == "how did serfdom develop in and then leave russia?"
+
+
+def test_a_damaged_tokenizer_file_is_one_clear_error(tmp_path):
+    """Issue 27 item 17: a corrupt tokenizer.json gave `Exception: expected value at line 1 column 1`."""
+    (tmp_path / "tokenizer.json").write_text("garbage")
+    with pytest.raises(
+        ValueError, match=r"tokenizer.json is not a readable tokenizer file .*own tokenizer.json"
+    ):
+        Tokenizer.from_pretrained(tmp_path)

@@ -214,3 +214,10 @@ def test_token_file_pickles_without_copying_ids(corpus, tokenizer, tmp_path):
     assert len(payload) < token_file.num_tokens  # the ids are not in the pickle
     restored = pickle.loads(payload)
     assert torch.equal(restored[2], LMBlockDataset(token_file, block_size=8)[2])
+
+
+def test_read_lines_drops_a_byte_order_mark(tmp_path):
+    """Issue 27 item 4: a BOM is not part of the first word."""
+    path = tmp_path / "wiki.train.tokens"
+    path.write_bytes("\ufeff = Title = \n text <unk> here \n".encode())
+    assert list(read_lines(path)) == [" = Title = \n", " text [UNK] here \n"]

@@ -50,13 +50,25 @@ class LabeledTexts:
 
 
 def _read_text(path: Path) -> str:
-    """File contents as text: UTF-8, or latin-1 (which decodes any byte) when UTF-8 fails."""
+    """File contents as text: UTF-8 without its byte-order mark (Excel and Notepad write one). A line that
+    is not UTF-8 is read as latin-1 (which decodes any byte), that line alone, with a warning naming it."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        logger.warning("%s is not UTF-8 (%s): reading it as latin-1", path, error.reason)
-        return data.decode("latin-1")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        lines, bad = [], []
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                lines.append(raw.decode("latin-1"))
+                bad.append(f"{number} ({error.reason})")
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        logger.warning(
+            "%s is not UTF-8 at line %s%s: read those lines as latin-1", path, ", ".join(bad[:5]), more
+        )
+        text = "\n".join(lines)
+    return text.removeprefix("\ufeff")
 
 
 def _nonblank_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -146,6 +158,9 @@ def _csv_rows(path: Path) -> list[Row]:
     rows = []
     for number, record in records:
         label, text = [record[i] if i < len(record) else "" for i in (label_at, text_at)]
+        if record == first and number != 1 or (label, text) == ("label", "text"):
+            logger.warning("%s:%d: skipped a repeated header line (two files joined?)", path, number)
+            continue
         if not label or not text:
             raise _malformed(path, number, ",".join(record), "label,text")
         rows.append((number, label, text))
@@ -156,7 +171,9 @@ def _tsv_rows(path: Path) -> list[Row]:
     rows = []
     for number, line in _nonblank_lines(path):
         label, tab, text = line.partition("\t")
-        if number == 1 and (label.strip(), text.strip()) == ("label", "text"):
+        if (label.strip(), text.strip()) == ("label", "text"):
+            if number != 1:  # a repeated header: two files joined
+                logger.warning("%s:%d: skipped a repeated header line (two files joined?)", path, number)
             continue
         if not tab or not label.strip() or not text.strip():
             raise _malformed(path, number, line, "'label<TAB>text'")
@@ -176,9 +193,12 @@ def read_labeled_file(path: str | Path, label_names: list[str] | None = None) ->
 
 
 def stratified_split(
-    data: LabeledTexts, fraction: float = 0.1, seed: int = 0
+    data: LabeledTexts, fraction: float = 0.1, seed: int = 0, what: str = "validation", fix: str = ""
 ) -> tuple[LabeledTexts, LabeledTexts]:
-    """(train, valid) with `fraction` of each label, chosen with `seed`, moved to valid (order kept)."""
+    """(train, valid) with `fraction` of each label, chosen with `seed`, moved to valid (order kept).
+
+    A split that would hold out nothing (too few examples per class) is a ValueError saying how many
+    examples a class needs; `what` names the held-out part and `fix` the option that avoids it."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction={fraction} must be in (0, 1)")
     rng = np.random.default_rng(seed)
@@ -190,6 +210,14 @@ def stratified_split(
         indices = by_label[label]
         take = min(round(len(indices) * fraction), len(indices) - 1)
         valid += rng.permutation(indices)[:take].tolist()
+    if not valid and data.labels:
+        needed = next(n for n in range(2, 10**9) if min(round(n * fraction), n - 1) >= 1)
+        largest = max(len(indices) for indices in by_label.values())
+        raise ValueError(
+            f"holding out {fraction:.0%} of each class for {what} leaves none: a class needs at least {needed} "
+            f"examples for one to be held out, the largest has {largest}; add examples"
+            + (f", or {fix}" if fix else "")
+        )
     chosen = set(valid)
     train = [i for i in range(len(data)) if i not in chosen]
     return data.subset(train), data.subset(sorted(valid))
@@ -206,14 +234,24 @@ def encode_for_classification(
     if clf_position not in ("end", "start"):
         raise ValueError(f"clf_position={clf_position!r} must be 'end' or 'start'")
     cls = tokenizer.cls_id
-    if clf_position == "end":
-        if max_len < 2:
-            raise ValueError(f"max_len={max_len} leaves no room for text before the classification token")
-        return [ids[: max_len - 1] + [cls] for ids in tokenizer.encode_batch(texts)]
-    if max_len < 3:
+    if clf_position == "end" and max_len < 2:
+        raise ValueError(f"max_len={max_len} leaves no room for text before the classification token")
+    if clf_position == "start" and max_len < 3:
         raise ValueError(f"max_len={max_len} leaves no room for text between [CLS] and [SEP]")
+    encoded = tokenizer.encode_batch(texts)
+    # a literal "[CLS]" in the text would be a second classification token: it is read as [UNK]
+    unk = tokenizer.special_ids.get("unk")
+    escaped = 0
+    for i, ids in enumerate(encoded):
+        if cls in ids and unk is not None:
+            encoded[i] = [unk if t == cls else t for t in ids]
+            escaped += 1
+    if escaped:
+        logger.warning("%d text(s) contain the classification token literally: read as [UNK] there", escaped)
+    if clf_position == "end":
+        return [ids[: max_len - 1] + [cls] for ids in encoded]
     sep = tokenizer.sep_id
-    return [[cls] + ids[: max_len - 2] + [sep] for ids in tokenizer.encode_batch(texts)]
+    return [[cls] + ids[: max_len - 2] + [sep] for ids in encoded]
 
 
 class ClassificationDataset(torch.utils.data.Dataset):

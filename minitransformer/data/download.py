@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -36,12 +37,15 @@ from minitransformer import __version__
 from minitransformer.data.paths import DATA_ENV, default_cache_dir, find_data_dir, locate
 from minitransformer.data.wikitext import SPLITS, WIKITEXT
 from minitransformer.runs.errors import DownloadError
-from minitransformer.runs.io import atomic_path
+from minitransformer.runs.io import atomic_path, pid_alive
 
 __all__ = ["DownloadError", "download_trec", "download_wikitext", "ensure_trec", "ensure_wikitext"]
 
 USER_AGENT = f"minitransformer/{__version__}"
-TIMEOUT_S = 60
+TIMEOUT_S = 60  # per socket operation
+STALL_S = 60  # a download that sends under STALL_BYTES in this long is abandoned for the next source
+STALL_BYTES = 16 * 1024
+READ_BYTES = 64 * 1024
 # The Internet Archive serves a capture's original bytes under `<year>id_/<url>` (the capture nearest
 # to that year); the original S3 bucket of WikiText worked until early 2024.
 WAYBACK = "https://web.archive.org/web/{year}id_/"
@@ -77,16 +81,31 @@ Source = tuple[str, str | None]  # (URL, expected sha256 or None)
 
 
 def _stream(
-    source: BinaryIO, out: BinaryIO | None = None, on_block: Callable[[int], object] | None = None
+    source: BinaryIO,
+    out: BinaryIO | None = None,
+    on_block: Callable[[int], object] | None = None,
+    stall_s: float | None = None,
 ) -> str:
-    """Read `source` to the end (copying it to `out` if given, telling `on_block` each block's size); its sha256."""
+    """Read `source` to the end (copying it to `out` if given, telling `on_block` each block's size); its sha256.
+
+    Reads are small and return what has arrived (`read1`), so the progress bar moves on a slow link. With
+    `stall_s`, a source that sends under STALL_BYTES in any `stall_s` seconds (a slow drip that never trips
+    the socket timeout) raises DownloadError."""
     digest = hashlib.sha256()
-    for block in iter(lambda: source.read(1 << 20), b""):
+    read = getattr(source, "read1", None) or source.read
+    window_start, window_bytes = time.monotonic(), 0
+    while block := read(READ_BYTES):
         if out is not None:
             out.write(block)
         digest.update(block)
         if on_block is not None:
             on_block(len(block))
+        if stall_s is not None:
+            window_bytes += len(block)
+            if window_bytes >= STALL_BYTES:
+                window_start, window_bytes = time.monotonic(), 0
+            elif time.monotonic() - window_start > stall_s:
+                raise DownloadError(f"stalled: under {STALL_BYTES} bytes in {stall_s:g} s")
     return digest.hexdigest()
 
 
@@ -101,22 +120,24 @@ def _copy_hashed(
     sha256: str | None,
     what: str,
     on_block: Callable[[int], object] | None = None,
+    stall_s: float | None = None,
 ) -> None:
     """Stream `source` into `dest` atomically; raise DownloadError (leaving no file) on a wrong sha256."""
     with atomic_path(dest) as tmp:
         with open(tmp, "wb") as out:
-            actual = _stream(source, out, on_block)
+            actual = _stream(source, out, on_block, stall_s)
         _verify(actual, sha256, what)
 
 
 def _fetch_one(url: str, dest: Path, sha256: str | None, progress: bool, name: str) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-        size = int(response.headers.get("Content-Length") or 0) or None
+        length = (response.headers.get("Content-Length") or "").strip()
+        size = int(length) if length.isdigit() and int(length) > 0 else None  # "abc": size unknown
         with tqdm(
             total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=name, disable=not progress
         ) as bar:
-            _copy_hashed(response, dest, sha256, "the download", bar.update)
+            _copy_hashed(response, dest, sha256, "the download", bar.update, STALL_S)
 
 
 def _reason(error: Exception) -> str:
@@ -133,10 +154,13 @@ def fetch(
     needed: list[Path] | None = None,
     progress: bool = True,
     name: str | None = None,
+    check: Callable[[str], object] | None = None,
 ) -> str:
     """Download the first of `sources` that answers with the expected bytes to `dest`; return its URL.
 
-    `name` (default: `dest`'s) is what the progress bar and the error call the file.
+    `name` (default: `dest`'s) is what the progress bar and the error call the file. `check(url)`, run
+    after each download, may raise DownloadError (e.g. an archive without the expected members): the
+    next source is tried.
 
     When every source fails, the DownloadError names each URL and why, and `needed` (default: `dest`),
     the files to put in place by hand.
@@ -146,8 +170,10 @@ def fetch(
     for url, sha256 in sources:
         try:
             _fetch_one(url, dest, sha256, progress, name or dest.name)
+            if check is not None:
+                check(url)
             return url
-        except (OSError, http.client.HTTPException, DownloadError) as error:  # URLError is an OSError
+        except (OSError, http.client.HTTPException, DownloadError, ValueError) as error:  # URLError: OSError
             failures.append(f"{url} ({_reason(error)})")
     files = ", ".join(map(str, needed or [dest]))
     raise DownloadError(
@@ -158,7 +184,12 @@ def fetch(
 
 def mirrors(override: str | None, env: str, default: Sequence[str]) -> list[Source]:
     """Base URLs (each ending in /) with their `#sha256=` hash if any: `override`, else `$env`, else `default`."""
-    text = override or os.environ.get(env) or " ".join(default)
+    given = override if override is not None else os.environ.get(env)
+    if given is not None and not given.strip():
+        raise ValueError(
+            f"{env} is set but empty ({given!r}): give one or more base URLs separated by spaces, or unset it"
+        )
+    text = given or " ".join(default)
     bases = []
     for entry in text.split():
         url, _, fragment = entry.partition("#")
@@ -198,23 +229,31 @@ def download_wikitext(
         for base, sha256 in mirrors(base_url, WIKITEXT_URL_ENV, default)
     ]
     archive = root / f".{spec.archive}.{os.getpid()}"  # per process: torchrun's ranks may all download
-    url = fetch(sources, archive, list(targets.values()), progress, name=spec.archive)
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            names = set(zf.namelist())
-            missing = [spec.relative(split) for split in SPLITS if spec.relative(split) not in names]
-            if missing:
-                raise DownloadError(f"{url} is not the expected archive: it lacks {missing}")
-            for split in SPLITS:  # check every known hash before writing anything
-                with zf.open(spec.relative(split)) as member:
-                    _verify(_stream(member), spec.sha256.get(split), f"{url}:{spec.relative(split)}")
-            for split, path in targets.items():
-                with zf.open(spec.relative(split)) as member:
-                    _copy_hashed(member, path, spec.sha256.get(split), f"{url}:{spec.relative(split)}")
-    except zipfile.BadZipFile as error:
-        raise DownloadError(f"{url} is not a valid zip archive ({error})") from error
-    finally:
-        archive.unlink(missing_ok=True)
+    for left in root.glob(f".{spec.archive}.*"):  # a killed process's archive
+        pid = left.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            left.unlink(missing_ok=True)
+
+    def extract(url: str) -> None:
+        """Check the archive's members, then write them; a wrong archive is a DownloadError (next source)."""
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                names = set(zf.namelist())
+                missing = [spec.relative(split) for split in SPLITS if spec.relative(split) not in names]
+                if missing:
+                    raise DownloadError(f"not the expected archive: it lacks {missing}")
+                for split in SPLITS:  # check every known hash before writing anything
+                    with zf.open(spec.relative(split)) as member:
+                        _verify(_stream(member), spec.sha256.get(split), f"{url}:{spec.relative(split)}")
+                for split, path in targets.items():
+                    with zf.open(spec.relative(split)) as member:
+                        _copy_hashed(member, path, spec.sha256.get(split), f"{url}:{spec.relative(split)}")
+        except zipfile.BadZipFile as error:
+            raise DownloadError(f"not a valid zip archive ({error})") from error
+        finally:
+            archive.unlink(missing_ok=True)
+
+    fetch(sources, archive, list(targets.values()), progress, name=spec.archive, check=extract)
     return root / spec.folder
 
 

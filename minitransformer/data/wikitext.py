@@ -105,7 +105,7 @@ def read_lines(path: str | Path, unk_token: str = "[UNK]") -> Iterator[str]:
 
     Undecodable bytes become U+FFFD rather than stopping a long run.
     """
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line in f:
             yield line.replace("<unk>", unk_token)
 
@@ -116,7 +116,7 @@ def _line_words(line: str) -> int:
 
 def count_words(path: str | Path) -> int:
     """Space-separated words plus one per line (WikiText-2 valid: 217,646; test: 245,569)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         return sum(_line_words(line) for line in f)
 
 

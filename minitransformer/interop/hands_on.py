@@ -45,7 +45,7 @@ def from_hands_on_checkpoint(
         if not trust_pickle:
             raise ValueError(
                 f"{args_file} is a pickle and reading it can run arbitrary code: pass trust_pickle=True "
-                "(CLI: --trust-pickle) if you trust it, or give the config values instead "
+                "to from_hands_on_checkpoint if you trust it, or give the config values instead "
                 "(e.g. num_heads=10, mlm=False)"
             )
         args = torch.load(args_file, map_location="cpu", weights_only=False)

@@ -7,9 +7,11 @@ never leaves a file that looks finished but is truncated.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_dead_temp_files(path)
+        owner = f"{socket.gethostname()}-{os.getpid()}"  # whose write it is (at call time: forks differ)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise as_write_error(path, e) from e
     os.close(fd)
@@ -34,6 +38,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:  # flush file contents to disk before the rename
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp's 0600 would hide a shared model from others
         os.replace(tmp_path, path)
     except Exception as e:
         raise as_write_error(path, e) from e
@@ -42,14 +47,47 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (a pid too large to exist is not alive)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_dead_temp_files(path: Path) -> list[Path]:
+    """Delete the temp files of `path` that a killed process left (`.NAME.HOST-PID.XXXX.tmp` of this host
+    whose pid is gone): a later write of the same file cleans up after it. Others' are left alone."""
+    host = socket.gethostname()
+    stale = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        owner = tmp.name[len(path.name) + 2 :].split(".")[0]
+        owner_host, _, pid = owner.rpartition("-")
+        if owner_host == host and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            stale.append(tmp)
+    return stale
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def as_write_error(path: Path, error: Exception) -> Exception:
     """`error` as a one-line WriteError when it is a failed write, else `error` itself.
 
-    Libraries wrap the OS error: safetensors as `Os { code: 28, ... }`, torch.save as "file write failed"."""
+    Libraries wrap the OS error: safetensors as `Os { code: 28, ... }` or "... (os error 28)", torch.save as
+    "file write failed", "unexpected pos N vs M" or "basic_ios::clear: iostream error"."""
     code = getattr(error, "errno", None) if isinstance(error, OSError) else None
-    if code is None and (found := re.search(r"code: (\d+)", str(error))):
-        code = int(found.group(1))
-    if code is None and not re.search(r"write failed|unexpected pos", str(error)):
+    if code is None and (found := re.search(r"code: (\d+)|os error (\d+)", str(error))):
+        code = int(found.group(1) or found.group(2))
+    if code is None and not re.search(r"write failed|unexpected pos|iostream error", str(error)):
         return error
     return WriteError(path, code)
 

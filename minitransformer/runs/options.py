@@ -24,7 +24,7 @@ def load_config_file(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--config {path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is not part of the text
     if path.suffix in (".yaml", ".yml"):
         try:
             import yaml
@@ -45,6 +45,11 @@ def load_config_file(path: Path) -> dict:
             raise ValueError(f"--config {path}: not valid JSON ({e})") from None
     if not isinstance(values, dict):
         raise ValueError(f"--config {path}: expected a mapping of option names to values")
+    odd = [k for k in values if not isinstance(k, str)]
+    if odd:
+        raise ValueError(
+            f"--config {path}: key {odd[0]!r} is not an option name (write option names as keys)"
+        )
     return {k.replace("-", "_"): v for k, v in values.items()}
 
 
@@ -76,6 +81,8 @@ NON_NEGATIVE = Range(0)
 POSITIVE = Range(0, open_low=True)
 PROBABILITY = Range(0, 1, open_high=True)  # dropout-like: 0 allowed, 1 would drop everything
 FRACTION = Range(0, 1, open_low=True, open_high=True)
+THREADS = Range(1, 1024)  # past this OpenMP aborts the process (libgomp) instead of raising
+INIT_STD = Range(0, 1, open_low=True)  # the std of initial weights: 0.02 is usual, >1 overflows the samples
 
 
 def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace, ranges: Mapping[str, Range]):
@@ -91,23 +98,85 @@ def option_name(parser: argparse.ArgumentParser, dest: str) -> str:
     return next((a.option_strings[0] for a in parser._actions if a.dest == dest and a.option_strings), dest)
 
 
-def check_file_values(parser: argparse.ArgumentParser, values: dict, path: Path) -> None:
-    """A --config file's values have no argparse type conversion: check numbers are numbers (an integer
-    for an integer option), and that it sets at most one of each group of exclusive options."""
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def check_file_values(parser: argparse.ArgumentParser, values: dict, path: Path) -> dict:
+    """A --config file's values through the checks a flag gets: a number for a numeric option (an
+    integer for an integer option), true/false for a switch (the strings true/false/yes/no/on/off/1/0
+    mean what they say; anything else is refused), a string for a string option, one of the choices
+    for an option with choices, a list (or one string) for a list option; and at most one of each
+    group of exclusive options. Returns the values converted as the flag's would be."""
+    checked = dict(values)
+
+    def refuse(dest: str, value, expected: str, action: argparse.Action) -> None:
+        flag = action.option_strings[0] if action.option_strings else dest
+        parser.error(f"--config {path}: {dest}: {value!r} is not {expected} ({flag})")
+
     for action in parser._actions:
-        value = values.get(action.dest)
-        if value is None or action.type not in (int, float):
+        if action.dest not in values or values[action.dest] is None or not action.option_strings:
             continue
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or (action.type is int and not isinstance(value, int)):
-            kind = "an integer" if action.type is int else "a number"
-            parser.error(
-                f"--config {path}: {action.dest}: {value!r} is not {kind} ({action.option_strings[0]})"
-            )
+        value = values[action.dest]
+        switch = (
+            action.nargs == 0
+            and isinstance(action.const, bool)
+            or isinstance(action, argparse.BooleanOptionalAction)
+        )
+        if switch:
+            if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+                value = value.strip().lower() in TRUE_WORDS
+            if not isinstance(value, bool):
+                refuse(action.dest, value, "true or false", action)
+        elif action.type in (int, float):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or (action.type is int and not isinstance(value, int)):
+                refuse(action.dest, value, "an integer" if action.type is int else "a number", action)
+        elif action.nargs in ("*", "+"):
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+                refuse(action.dest, value, "a list of values", action)
+            if action.type is not None:
+                value = [action.type(str(v)) for v in value]
+        elif action.nargs is None:
+            if not isinstance(value, str) and (action.type is None or isinstance(value, (dict, bool))):
+                refuse(action.dest, value, "a string", action)
+            if action.type is not None:
+                if isinstance(value, list):  # e.g. seeds: [0, 1] for `--seeds 0,1`
+                    value = ",".join(map(str, value))
+                try:
+                    value = action.type(str(value))
+                except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
+                    parser.error(f"--config {path}: {action.dest}: {value!r}: {e}")
+        if action.choices is not None:
+            for item in value if isinstance(value, list) else [value]:
+                if item not in action.choices:
+                    choices = ", ".join(map(str, action.choices))
+                    refuse(action.dest, item, f"one of {choices}", action)
+        checked[action.dest] = value
     for group in parser._mutually_exclusive_groups:
-        both = [a.dest for a in group._group_actions if values.get(a.dest) is not None]
+        both = [a.dest for a in group._group_actions if checked.get(a.dest) is not None]
         if len(both) > 1:
             parser.error(f"--config {path} sets {' and '.join(both)}: they exclude each other, keep one")
+    return checked
+
+
+def refuse_reading_the_output_dir(parser: argparse.ArgumentParser, args: argparse.Namespace, *dests: str):
+    """A usage error if an option that a run reads from (`dests`, e.g. --init-from) names --output-dir:
+    the new run would delete (with --overwrite) or replace the very files it reads. `hf:DIR` counts."""
+    out = Path(args.output_dir).expanduser().resolve()
+    for dest in dests:
+        value = getattr(args, dest, None)
+        if value is None or str(value) == "none":
+            continue
+        folder = Path(str(value).removeprefix("hf:")).expanduser()
+        if folder.is_file():
+            folder = folder.parent
+        if folder.resolve() == out:
+            parser.error(
+                f"{option_name(parser, dest)} {value} is also --output-dir: the new run would replace the files "
+                "it reads; choose another --output-dir"
+            )
 
 
 def add_run_options(
@@ -233,24 +302,27 @@ def parse_layered(
     parser's default.
     """
     first, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
-    layered = dict((presets or {}).get(getattr(first, preset_option, None), {}))
+    flags = given_on_command_line(parser, argv)
+    from_file: dict = {}
     if getattr(first, "config", None):
         try:
             from_file = load_config_file(first.config)
         except (FileNotFoundError, ValueError) as e:
             parser.error(str(e))  # one line and exit 2, like any other bad option
-        check_file_values(parser, from_file, first.config)
-        layered.update(from_file)
-    known = {a.dest for a in parser._actions}
-    unknown = sorted(set(layered) - known)
-    if unknown:
-        parser.error(f"unknown option(s) in --config: {unknown}")
+        known = {a.dest for a in parser._actions}
+        unknown = sorted(set(from_file) - known)
+        if unknown:
+            parser.error(f"unknown option(s) in --config: {unknown}")
+        from_file = check_file_values(parser, from_file, first.config)
+    # the preset (or recipe) a flag names, else the one the file names: the file's values go on top of it
+    chosen = flags.get(preset_option, from_file.get(preset_option, getattr(first, preset_option, None)))
+    preset_values = dict((presets or {}).get(chosen, {}))
+    layered = {**preset_values, **from_file}
     parser.set_defaults(**layered)
     args = parser.parse_args(argv)
-    flags = given_on_command_line(parser, argv)
     for group in parser._mutually_exclusive_groups:
         dests = [a.dest for a in group._group_actions]
-        for layer in (flags, from_file if getattr(first, "config", None) else {}, layered):
+        for layer in (flags, from_file, preset_values):
             chosen = [d for d in dests if layer.get(d) is not None]
             if chosen:
                 for other in dests:
@@ -258,7 +330,38 @@ def parse_layered(
                         setattr(args, other, None)
                 break
     check_ranges(parser, args, ranges or {})
+    if getattr(args, "resume", None):
+        refuse_resume_changes(parser, args, {**from_file, **flags})
     return args
+
+
+def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namespace, given: dict) -> None:
+    """A usage error naming each option given with `--resume` (on the command line or in a --config file)
+    whose value differs from the resumed run's (its training_args.json): a resume continues the run as it
+    was started, so such an option would be silently ignored. The hardware options may change."""
+    saved_file = Path(args.resume) / "training_args.json"
+    try:
+        saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # `resumed_plan` says what is wrong with the folder
+    if not isinstance(saved, dict):
+        return
+    free = {*hardware_options(parser), "resume", "config", "help"}
+    as_json = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731
+    changed = []
+    for dest, value in given.items():
+        if dest in free:
+            continue
+        if dest == "output_dir":
+            if Path(value).expanduser().resolve() != Path(args.resume).expanduser().resolve():
+                changed.append(f"{option_name(parser, dest)} {value}")
+        elif dest in saved and as_json(value) != as_json(saved[dest]):
+            changed.append(f"{option_name(parser, dest)} {value} (the run has {saved[dest]})")
+    if changed:
+        parser.error(
+            f"--resume {args.resume} continues the run with its own options; these differ: {'; '.join(changed)}. "
+            "Drop them (only the hardware options may change), or start a new run in another --output-dir"
+        )
 
 
 def given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
@@ -312,7 +415,31 @@ def resumed_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> R
         raise FileNotFoundError(
             f"--resume {folder}: no training_args.json there; is it a run directory of {parser.prog}?"
         )
-    values = json.loads(saved.read_text(encoding="utf-8"))
+    try:
+        values = json.loads(saved.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(
+            f"--resume {folder}: {saved} is not valid JSON ({e}); the run cannot be resumed"
+        ) from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--resume {folder}: {saved} is damaged (not a mapping of options); start a new run")
+    own = {a.dest for a in parser._actions} - {*hardware_options(parser), "help", "config", "resume"}
+    lacking = sorted(own - set(values))
+    if len(lacking) > len(own) / 3:  # a run of the other program (or a file that is not ours)
+        raise ValueError(
+            f"--resume {folder}: not a run of {parser.prog} (its training_args.json lacks {len(lacking)} of its "
+            f"options, e.g. {', '.join(lacking[:3])}); resume it with the program that started it"
+        )
+    exclusive = [
+        [a.dest for a in g._group_actions]
+        for g in parser._mutually_exclusive_groups
+        if len(g._group_actions) > 1
+    ]
+    for dests in exclusive:  # e.g. max_steps / epochs: one of them says how long the run is
+        if all(values.get(d) is None for d in dests) and all(d in values for d in dests):
+            raise ValueError(
+                f"--resume {folder}: {saved} sets none of {' / '.join(dests)}: the file is damaged; start a new run"
+            )
     paths = {a.dest for a in parser._actions if a.type is Path}
     values = {k: Path(v) if k in paths and v is not None else v for k, v in values.items()}
     here = {key: getattr(args, key) for key in hardware_options(parser)}

@@ -52,9 +52,14 @@ def prepare_run_dir(
     directory: str | os.PathLike, run_files: Sequence[str], overwrite: bool, hint: str = ""
 ) -> Path:
     """Create `directory` for a new run; refuse if it holds one (`run_files`, glob patterns) unless
-    `overwrite`, which removes those files and `plots/`. In a distributed run, rank 0 does the removing."""
+    `overwrite`, which removes those files and `plots/`. In a distributed run, rank 0 does the removing.
+
+    A non-empty `plots/` counts as a run's: without `overwrite` nothing in the folder is removed, so that a
+    user's own files (e.g. `plots/fig.png`) are never deleted, then or when the new run fails."""
     out = Path(directory)
     existing = sorted({p.name for pattern in run_files for p in out.glob(pattern)})
+    if (out / "plots").is_dir() and any((out / "plots").iterdir()):
+        existing.append("plots/")
     if existing and not overwrite:
         raise FileExistsError(
             f"--output-dir {out} already holds a run ({', '.join(existing)}): pass --overwrite to replace "

@@ -24,7 +24,7 @@ from pathlib import Path
 from ignite.engine import Engine, Events
 from ignite.metrics import RunningAverage
 
-from .io import write_json_atomic
+from .io import pid_alive, write_json_atomic
 
 LOCK_NAME = "run.lock"
 STATE_NAME = "run_state.json"
@@ -41,13 +41,7 @@ def owner() -> dict:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
+    return pid_alive(pid)
 
 
 class RunLock:
@@ -58,6 +52,8 @@ class RunLock:
         self.owner = owner()
 
     def __enter__(self) -> RunLock:
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise FileExistsError(f"--output-dir {self.path.parent} is a file, not a folder: choose a folder")
         self.created = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self._create():
@@ -81,9 +77,10 @@ class RunLock:
 
     def _read(self) -> dict:
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
+            holder = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}  # being written, or garbage: treated as not ours
+        return holder if isinstance(holder, dict) else {}  # e.g. [1, 2] or 123: garbage too
 
     def _take_over_if_stale(self) -> None:
         holder = self._read()
@@ -94,12 +91,17 @@ class RunLock:
             holder = self._read()
         if not holder:
             raise RunLockedError(
-                f"{self.path} is empty or unreadable (a run killed as it started?): delete it and run the "
-                "command again"
+                f"{self.path} is empty or unreadable (a run killed as it started, or a damaged file?): delete it "
+                "and run the command again"
             )
         pid, host = holder.get("pid"), holder.get("host")
         folder = self.path.parent
-        if host != self.owner["host"] or not isinstance(pid, int):
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            raise RunLockedError(
+                f"{self.path} does not name a process (pid {pid!r}): if no run is using {folder}, delete "
+                f"{self.path} and run the command again"
+            )
+        if host != self.owner["host"]:
             raise RunLockedError(
                 f"{folder} is locked by pid {pid} on host {host}: if that run is no longer running, delete "
                 f"{self.path} and run the command again"
@@ -119,11 +121,14 @@ def read_state(directory: str | os.PathLike) -> dict:
     """The folder's recorded lifecycle ({} when none was recorded)."""
     path = Path(directory) / STATE_NAME
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except ValueError:
         raise ValueError(f"{path} is not valid JSON: the folder is damaged; start a new run") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is damaged (not a mapping): start a new run, or delete it to resume")
+    return state
 
 
 def write_state(directory: str | os.PathLike, status: str, **values) -> None:

@@ -86,8 +86,24 @@ def latest_training_checkpoint(directory: str | os.PathLike) -> Path:
 
 def load_training_state(path: str | os.PathLike, to_load: dict[str, Any]) -> None:
     """Restore model, optimizer, scheduler and trainer state (tensors only: weights_only=True)."""
+    path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise ValueError(f"{path} is not a readable training checkpoint ({e})") from None
+    except Exception:  # a truncated or foreign file; torch's advice (weights_only=False) would run a pickle
+        earlier = sorted(
+            (
+                p
+                for p in path.parent.glob("training_checkpoint_*.pt")
+                if checkpoint_step(p) < checkpoint_step(path)
+            ),
+            key=checkpoint_step,
+        )
+        then = (
+            f"the run then resumes from the previous one ({earlier[-1].name})"
+            if earlier
+            else "the run then starts again from its beginning"
+        )
+        raise ValueError(
+            f"{path} is damaged (truncated or not a training checkpoint): delete it and --resume; {then}"
+        ) from None
     Checkpoint.load_objects(to_load=to_load, checkpoint=state)

@@ -148,6 +148,9 @@ def plot_lr_per_group(
 # ----------------------------------------------------------------------------------------------
 
 
+MAX_CONFUSION_CLASSES = 30  # a bigger matrix shows these most confused classes (1000×1000 took 23 GB)
+
+
 def plot_confusion_matrix(
     matrix: ArrayLike,
     label_names: Sequence[str],
@@ -158,7 +161,9 @@ def plot_confusion_matrix(
     """Counts of (true class, predicted class), rows = true classes.
 
     normalize="true" divides each row by its total (each cell: the share of that class predicted as
-    the column), "pred" divides each column, None keeps raw counts. The title adds the accuracy.
+    the column), "pred" divides each column, None keeps raw counts. The title adds the accuracy (of all
+    classes). Past MAX_CONFUSION_CLASSES classes only the most confused ones are drawn, so the figure
+    stays readable and bounded in time and memory.
     """
     if normalize not in ("true", "pred", None):
         raise ValueError(f"normalize={normalize!r}: choose 'true', 'pred' or None")
@@ -173,6 +178,12 @@ def plot_confusion_matrix(
     else:
         shown = counts
 
+    n_all = len(label_names)
+    if n_all > MAX_CONFUSION_CLASSES:  # time and memory grow with n²: show the most confused classes only
+        errors = counts.sum(axis=0) + counts.sum(axis=1) - 2 * np.diag(counts)
+        keep = np.sort(np.argsort(-errors, kind="stable")[:MAX_CONFUSION_CLASSES])
+        shown, label_names = shown[np.ix_(keep, keep)], [label_names[i] for i in keep]
+        title += f" ({MAX_CONFUSION_CLASSES} most confused of {n_all} classes)"
     n = len(label_names)
     fig = _new_figure(2.5 + 0.75 * n, 2.0 + 0.65 * n, title + " (accuracy 100.0%)")
     ax = fig.subplots()

@@ -231,3 +231,24 @@ def test_bad_input_is_reported_in_one_line(pretrained_dir, tmp_path, capsys):
         (broken / name).write_bytes((pretrained_dir / name).read_bytes())
     assert main(["--pretrained", str(broken), "--output-dir", str(tmp_path / "y"), *fast()]) == 1
     assert "no tokenizer" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_a_diverged_fine_tuning_stops_the_run(pretrained_dir, tmp_path, capsys):
+    """Issue 27 item 9: `--lr 1e30 --max-steps 2` exited 0 with weights ~1e30 and test loss NaN."""
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "--pretrained",
+                str(pretrained_dir),
+                "--output-dir",
+                str(out),
+                *fast("--lr", "1e30", "--max-steps", "2"),
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "validation loss is nan" in err and "lower --lr" in err and "Traceback" not in err
+    assert not (out / "results.json").exists()
