@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from minitransformer import TransformerConfig, TransformerWithLMHead
+from minitransformer import TransformerWithLMHead
 from minitransformer.generation import filter_logits
 
 
@@ -84,25 +84,16 @@ def test_sampling_argument_bounds_are_accepted(tiny_config):
     assert torch.equal(model.generate(prompt, 4, top_p=1e-9, seed=0), greedy)  # the most likely token only
 
 
-def test_suppressed_ids_are_never_generated():
+def test_suppressed_ids_are_never_generated(tiny_config):
     torch.manual_seed(0)
-    config = TransformerConfig(
-        embed_dim=16,
-        hidden_dim=32,
-        num_heads=2,
-        num_layers=1,
-        num_embeddings=12,
-        num_max_positions=40,
-        norm_placement="pre",
-        final_layer_norm=True,
-    )
+    config = dataclasses.replace(tiny_config, norm_placement="pre", final_layer_norm=True)
     model = TransformerWithLMHead(config).eval()
     with torch.no_grad():  # make token 3 the overwhelming favourite everywhere
         model.lm_head.decoder.weight[3] *= 50
     prompt = torch.tensor([[1, 2]])
-    assert (model.generate(prompt, 20, temperature=0)[0, 2:] == 3).any()
+    assert (model.generate(prompt, 12, temperature=0)[0, 2:] == 3).any()
     for kwargs in ({"temperature": 0}, {"top_p": 0.9, "seed": 0}, {"temperature": 2.0, "seed": 1}):
-        out = model.generate(prompt, 20, suppress_ids=[3], **kwargs)[0, 2:]
+        out = model.generate(prompt, 12, suppress_ids=[3], **kwargs)[0, 2:]
         assert not (out == 3).any(), kwargs
 
 
