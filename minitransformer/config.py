@@ -131,12 +131,12 @@ class TransformerConfig(_JsonConfig):
         ):
             value = getattr(self, name)
             _require(isinstance(value, int) and value > 0, f"{name}={value!r} must be a positive integer")
-        _require(
-            self.embed_dim % self.num_heads == 0,
-            f"embed_dim={self.embed_dim} must be divisible by num_heads={self.num_heads} "
-            f"(each head gets embed_dim / num_heads dimensions); e.g. use num_heads="
-            f"{_divisors_near(self.embed_dim, self.num_heads)}",
-        )
+        if self.embed_dim % self.num_heads:  # the suggestion is worked out only when it is needed
+            raise ValueError(
+                f"embed_dim={self.embed_dim} must be divisible by num_heads={self.num_heads} "
+                f"(each head gets embed_dim / num_heads dimensions); e.g. use num_heads="
+                f"{_divisors_near(self.embed_dim, self.num_heads)}"
+            )
         _require(0.0 <= self.dropout < 1.0, f"dropout={self.dropout} must be in [0, 1)")
         _require(self.initializer_range > 0, f"initializer_range={self.initializer_range} must be > 0")
         _require(self.layer_norm_eps > 0, f"layer_norm_eps={self.layer_norm_eps} must be > 0")
@@ -173,7 +173,7 @@ class TransformerConfig(_JsonConfig):
 
 def _divisors_near(n: int, k: int) -> list[int]:
     """Head counts close to `k` that divide `n`, to suggest in an error message."""
-    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    divisors = [d for d in range(1, min(n, 2 * k + 16) + 1) if n % d == 0]  # 1 always divides
     return sorted(divisors, key=lambda d: abs(d - k))[:3]
 
 
