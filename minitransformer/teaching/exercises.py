@@ -54,6 +54,13 @@ def _close(a, b, atol: float = 1e-5) -> bool:
     return torch.allclose(a.double(), b.double(), atol=atol, rtol=0, equal_nan=True)
 
 
+def _refuse_known_mistakes(answer, mistakes: list[tuple[torch.Tensor, str]], atol: float) -> None:
+    """Raise the message of the first usual mistake whose result the answer reproduces (to `atol`)."""
+    for wrong, message in mistakes:
+        if _close(answer, wrong, atol):
+            raise _NotPassed(message)
+
+
 def _shape(answer) -> str:
     return str(tuple(answer.shape)) if isinstance(answer, torch.Tensor) else type(answer).__name__
 
@@ -189,9 +196,7 @@ def check_layer_norm(fn: Callable) -> None:
             ),
             (x / torch.sqrt(var + eps) * weight + bias, "the mean is not subtracted"),
         ]
-        for wrong, message in mistakes:
-            if _close(answer, wrong, atol=1e-8):
-                raise _NotPassed(message)
+        _refuse_known_mistakes(answer, mistakes, 1e-8)
         raise _NotPassed(
             "the values differ from (x − mean) / √(var + eps) · weight + bias over the last dimension"
         )
@@ -336,9 +341,7 @@ def check_masked_lm_loss(fn: Callable) -> None:
                 "you shifted the labels as for a causal LM: a masked LM predicts each token at its own position",
             )
         )
-        for wrong, message in mistakes:
-            if _close(answer, wrong, 1e-8):
-                raise _NotPassed(message)
+        _refuse_known_mistakes(answer, mistakes, 1e-8)
         raise _NotPassed(f"expected {expected.item():.4f}, got {answer.item():.4f}")
 
     _verdict("masked_lm_loss", check)
@@ -592,9 +595,7 @@ def check_gelu_tanh(fn: Callable) -> None:
             (tanh_form(power=2), "the cubic term is x³, not x²"),
             (tanh_form(half=1.0), "the 0.5 in front is missing"),
         ]
-        for wrong, message in mistakes:
-            if _close(answer, wrong, 1e-9):
-                raise _NotPassed(message)
+        _refuse_known_mistakes(answer, mistakes, 1e-9)
         if _close(answer, expected, 1e-2):
             worst = (answer.double() - expected).abs().max().item()
             raise _NotPassed(
@@ -693,9 +694,7 @@ def check_previous_token_share(fn: Callable) -> None:
                 "dropping row 0 and then taking offset=-1 reads two tokens back, and only the first batch row",
             ),
         ]
-        for wrong, message in mistakes:
-            if _close(answer, wrong, 1e-6):
-                raise _NotPassed(message)
+        _refuse_known_mistakes(answer, mistakes, 1e-6)
         raise _NotPassed(f"expected {[round(x, 4) for x in expected.tolist()]}, got {answer}")
 
     _verdict("previous_token_share", check)
@@ -737,9 +736,7 @@ def check_attention_entropy(fn: Callable) -> None:
                 "you averaged over the keys instead of summing: entropy is −Σ p log p over a row",
             ),
         ]
-        for wrong, message in mistakes:
-            if _close(answer, wrong, 1e-6):
-                raise _NotPassed(message)
+        _refuse_known_mistakes(answer, mistakes, 1e-6)
         raise _NotPassed(f"expected {[round(x, 4) for x in expected.tolist()]}, got {answer}")
 
     _verdict("attention_entropy", check)
