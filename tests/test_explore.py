@@ -230,6 +230,15 @@ def test_command_line_errors_are_one_line(tmp_path, tokenizer, capsys):
     code, _, err = cli([str(other), "--text", TEXT], capsys)
     assert code == 1 and "do not belong together" in err
 
+    # the same size but another vocabulary (a tokenizer.json copied from another run): refused too
+    texts = ["the cat sat on the mat", "a dog ran in the park", "birds fly over the sea"] * 20
+    ours = Tokenizer.train(texts, vocab_size=60, min_frequency=1)
+    theirs = Tokenizer.train([t.upper() for t in texts], vocab_size=60, min_frequency=1, lowercase=False)
+    same_size = tiny_model(num_embeddings=60).save_pretrained(tmp_path / "same-size", tokenizer=ours)
+    theirs.save_pretrained(same_size)
+    code, _, err = cli([str(same_size), "--text", "the cat sat"], capsys)
+    assert code == 1 and "is not the tokenizer" in err and err.count("\n") == 1
+
 
 def test_command_line_exits_non_zero_without_a_traceback(tmp_path):
     run = subprocess.run([sys.executable, "-m", "minitransformer.explore", str(tmp_path / "missing"), "--text", "a"],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from minitransformer import TransformerWithLMHead
 
-from ..checkpoint import read_config
+from ..checkpoint import check_tokenizer_matches, read_config
 from ..tokenization import Tokenizer
 
 META_NAME = "minitransformer_meta.json"  # written by `python -m minitransformer.hf convert`
@@ -32,11 +32,13 @@ def load_model_dir(directory: str | os.PathLike) -> tuple[TransformerWithLMHead,
 
         model = from_hf(directory, task="lm")
         bert = values["model_type"] == "bert"
+        tokenizer = Tokenizer.from_pretrained(directory)
     else:
         read_config(directory)  # our directory's checks and messages
         model = TransformerWithLMHead.from_pretrained(directory)
         bert = _meta(directory).get("model_type") == "bert"
-    tokenizer = Tokenizer.from_pretrained(directory)
+        tokenizer = Tokenizer.from_pretrained(directory)
+        check_tokenizer_matches(directory, tokenizer)  # the same vocabulary, not only the same size
     return model.eval(), tokenizer, bert
 
 
