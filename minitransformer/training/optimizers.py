@@ -164,22 +164,14 @@ class MuonWithAdamW(torch.optim.Optimizer):
     def __init__(self, model: nn.Module, lr: float, weight_decay: float, decay_embeddings: bool = False):
         hidden = [p for n, p in model.named_parameters() if p.requires_grad and is_hidden_matrix(n, p)]
         hidden_ids = {id(p) for p in hidden}
-        rest = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in hidden_ids]
-        decay = [p for n, p in rest if decays(n, p, decay_embeddings)]
-        no_decay = [p for n, p in rest if not decays(n, p, decay_embeddings)]
+        groups = parameter_groups(model, weight_decay, decay_embeddings)  # the AdamW split, minus Muon's
+        rest = [{**g, "params": [p for p in g["params"] if id(p) not in hidden_ids]} for g in groups]
         self.muon = torch.optim.Muon(
             [{"name": "muon", "params": hidden}], lr=lr, weight_decay=weight_decay,
             adjust_lr_fn="match_rms_adamw",
         )  # fmt: skip
-        self.adamw = torch.optim.AdamW(
-            [
-                {"name": "decay", "params": decay, "weight_decay": weight_decay},
-                {"name": "no_decay", "params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=lr,
-            eps=1e-8,
-        )
-        super().__init__([{"params": hidden}, {"params": decay}, {"params": no_decay}], {"lr": lr})
+        self.adamw = torch.optim.AdamW(rest, lr=lr, eps=1e-8)
+        super().__init__([{"params": hidden}, *rest], {"lr": lr})
         self.param_groups = self.muon.param_groups + self.adamw.param_groups  # shared dicts
         check_groups_cover(model, self.param_groups)
 
