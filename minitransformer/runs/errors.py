@@ -13,6 +13,10 @@ from collections.abc import Callable
 class DownloadError(RuntimeError):
     """Data could not be fetched from any source (network, HTTP or checksum); nothing partial was kept."""
 
+    def __init__(self, message: str, reasons: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.reasons = reasons  # why each source failed, e.g. "Name or service not known"
+
 
 class MissingExtraError(ImportError):
     """An optional feature needs a package from one of the project's extras (the message says which)."""
