@@ -85,7 +85,10 @@ OUT.mkdir(parents=True, exist_ok=True)
 # numbers), which suits the subject: the less the pretrained weights know, the more fine-tuning
 # depends on luck. What the call does inside (a model from a config, blocks of WikiText, one optimizer
 # step after another) is tutorial 2's sections 3 and 4; here only the result matters. `--no-download`:
-# the offline data folder is all it reads. Its log goes to a file; the cell prints where.
+# the offline data folder is all it reads. `--threads`: the count this kernel already uses (set
+# `OMP_NUM_THREADS` before starting Jupyter to leave cores to other work; a run that asks for more
+# threads than there are free cores slows down many times over: tutorials/README.md has a measurement).
+# Its log goes to a file; the cell prints where.
 
 # %%
 pretrained, dataset = OUT / "pretrained", "wikitext-2"
@@ -107,7 +110,7 @@ with plots.inline(False), quietly(OUT / "pretrain.log"):  # figures and log line
             "--norm-placement", "pre", "--lr", "1e-3",
             "--max-steps", "10" if SMOKE else "200", "--warmup-steps", "20",
             "--eval-every", "200", "--max-eval-batches", "5", "--sample-prompts", "--no-progress",
-            "--no-download",
+            "--no-download", "--threads", str(torch.get_num_threads()),  # the threads this kernel uses
         ]
     )  # fmt: skip
 assert status == 0, f"pretraining failed: see {OUT / 'pretrain.log'}"
@@ -128,7 +131,7 @@ SEEDS = "0" if SMOKE else "0,1,2,3" if FULL_STUDY else "0,1"
 NUM_SEEDS = len(SEEDS.split(","))
 COMMON = [
     "--pretrained", str(pretrained), "--train-file", "train_1000.label", "--seeds", SEEDS,
-    "--lr", "3e-4", "--no-progress", "--overwrite",
+    "--lr", "3e-4", "--no-progress", "--overwrite", "--threads", str(torch.get_num_threads()),
     *(["--max-steps", "4", "--eval-every", "4"] if SMOKE else ["--epochs", "3"]),
 ]  # fmt: skip
 spread: dict[str, list[float]] = {}
