@@ -474,9 +474,8 @@ for step, r in samples.items():  # one per evaluation (the final one repeats the
 model = TransformerWithLMHead.from_pretrained(run_dir).eval()
 prompt = tokenizer.encode("In 1995 , the band")
 for temperature in (0.7, 1.0):
-    out = model.generate(
-        torch.tensor([prompt]), 20, temperature=temperature, top_p=0.9, seed=0, suppress_ids=[tokenizer.unk_id]
-    )
+    ids = torch.tensor([prompt])
+    out = model.generate(ids, 20, temperature=temperature, top_p=0.9, seed=0, suppress_ids=[tokenizer.unk_id])
     print(f"temperature {temperature}: {tokenizer.decode(out[0].tolist())!r}")
 
 # %% [markdown]

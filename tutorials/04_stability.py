@@ -33,7 +33,7 @@
 # few-sample fine-tuning run with several seeds. The end is a plot of every seed's accuracy per
 # technique.
 #
-# The scale is a tutorial's: a small causal LM pretrained here for a couple of CPU minutes, TREC-6's
+# The scale is a tutorial's: a small causal LM pretrained here for about half a CPU minute, TREC-6's
 # official 1,000-question training subset, a handful of seeds. Read the final plot as a demonstration
 # of the method, not as a verdict on the techniques: with so few seeds a box moves when you rerun it
 # on another machine. `python -m adapt.study` measures them properly (more seeds, every technique; see
@@ -41,8 +41,8 @@
 #
 # Data: `wikitext-2/wiki.valid.tokens` (pretraining) and `trec/` from the data directory
 # (`MINITRANSFORMER_DATA`). Three sizes: `MINITRANSFORMER_SMOKE=1` shrinks everything to seconds; the
-# default, *laptop mode*, runs every technique with 2 seeds (16 fine-tuning runs); and
-# `MINITRANSFORMER_FULL_STUDY=1` runs 4 seeds per technique (32 runs, 2–3 times as long).
+# default, *laptop mode*, runs every technique with 5 seeds (40 fine-tuning runs of a few seconds
+# each); and `MINITRANSFORMER_FULL_STUDY=1` runs 10 seeds per technique (80 runs, about twice as long).
 # tutorials/README.md gives the measured times.
 
 # %%
@@ -125,9 +125,9 @@ print(f"pretrained model in {pretrained} (its log: {OUT / 'pretrain.log'})")
 # run's own log (about ten lines per seed) in its folder as `adapt.log`.
 
 # %%
-# Laptop mode (the default): 2 seeds per technique; MINITRANSFORMER_FULL_STUDY=1: 4 seeds, twice the time.
+# Laptop mode (the default): 5 seeds per technique; MINITRANSFORMER_FULL_STUDY=1: 10 seeds, twice the time.
 FULL_STUDY = os.environ.get("MINITRANSFORMER_FULL_STUDY") == "1"
-SEEDS = "0" if SMOKE else "0,1,2,3" if FULL_STUDY else "0,1"
+SEEDS = "0" if SMOKE else ",".join(map(str, range(10 if FULL_STUDY else 5)))
 NUM_SEEDS = len(SEEDS.split(","))
 COMMON = [
     "--pretrained", str(pretrained), "--train-file", "train_1000.label", "--seeds", SEEDS,
@@ -330,14 +330,14 @@ plots.plot_seed_spread(
 )
 
 # %% [markdown]
-# How to read it: each dot is one seed, the grey line spans the seeds from the worst to the best and
-# the blue tick is their mean (a box of quartiles, for techniques run with 5 seeds or more, would say
-# little about two points). A technique helps stability if its range is *shorter* than the plain run's,
-# and helps accuracy if it sits *higher*. With two seeds (laptop mode, the default), four
-# (`MINITRANSFORMER_FULL_STUDY=1`) or one (smoke mode), a difference of a point or two between
-# techniques is within what another set of seeds would change.
-
-# %% [markdown]
+# How to read it: each dot is one seed; the box spans the middle half of the seeds (from the first
+# to the third quartile) with the median as its line, and the whiskers reach the best and worst seed
+# (in smoke mode, with one seed, a dot is all there is). A technique helps stability if its box and
+# whiskers are *shorter* than the plain run's, and helps accuracy if it sits *higher*. With five seeds
+# (laptop mode, the default) or ten (`MINITRANSFORMER_FULL_STUDY=1`), a difference of a point or two
+# between techniques is within what another set of seeds would change; `python -m adapt.study`
+# measures the same techniques with more seeds and statistics (docs/stability_study.md).
+#
 # ## Exercise: layer-wise learning rates
 #
 # Write `llrd_rates(lr, decay, num_layers)` returning one learning rate per block, in the order of

@@ -214,8 +214,8 @@ def plot_seed_spread(
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """Every seed's result as a point per technique, with its range (min to max) and mean marked; a box
-    (quartiles and median) only for techniques with at least `BOX_MIN_SEEDS` seeds, since the quartiles
-    of two or three points are not worth drawing.
+    (quartiles and median, whiskers at the extremes) only for techniques with at least `BOX_MIN_SEEDS`
+    seeds, since the quartiles of two or three points are not worth drawing.
 
     The points are spread sideways by a fixed-seed jitter so that equal values stay visible.
     """
@@ -225,7 +225,8 @@ def plot_seed_spread(
     data = [list(results[name]) for name in names]
     boxed = [i for i, values in enumerate(data, start=1) if len(values) >= BOX_MIN_SEEDS]
     if boxed:
-        ax.boxplot([data[i - 1] for i in boxed], positions=boxed, widths=0.5, showfliers=False)
+        # whiskers at the worst and best seed (whis=(0, 100) percentiles), so no seed counts as an outlier
+        ax.boxplot([data[i - 1] for i in boxed], positions=boxed, widths=0.5, whis=(0, 100), showfliers=False)
     rng = np.random.default_rng(0)
     for i, values in enumerate(data, start=1):
         jitter = rng.uniform(-0.12, 0.12, size=len(values))
