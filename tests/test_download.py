@@ -203,8 +203,12 @@ def test_offline_with_partial_data_falls_back_to_what_is_found(tmp_path, monkeyp
     for split in ("valid", "test"):  # what this project's offline data holds
         (data / f"wiki.{split}.tokens").write_text(" = A = \n")
     note = ensure_wikitext("wikitext-2", tmp_path / "data", progress=False)
-    assert note.startswith("no wikitext-2 train split here") and "training on valid, evaluating on test" in note
-    assert "\n" not in note and len(note) < 200 and "refused" in note.lower()  # one short line, with the reason
+    assert (
+        note.startswith("no wikitext-2 train split here") and "training on valid, evaluating on test" in note
+    )
+    assert (
+        "\n" not in note and len(note) < 200 and "refused" in note.lower()
+    )  # one short line, with the reason
     (data / "wiki.test.tokens").unlink()  # nothing to fall back on: the error itself
     with pytest.raises(DownloadError):
         ensure_wikitext("wikitext-2", tmp_path / "data", progress=False)

@@ -28,11 +28,14 @@ def steps(model, optimizer, x, n):
 def test_muon_takes_the_hidden_matrices_and_adamw_the_rest(tiny_config):
     model, _ = model_and_batch(tiny_config)
     optimizer = MuonWithAdamW(model, lr=1e-3, weight_decay=0.01)
-    muon = {id(p) for g in optimizer.muon.param_groups for p in g["params"]}
+    muon = {id(p) for p in optimizer.param_groups[0]["params"]}
     names = {id(p): n for n, p in model.named_parameters()}
     assert sorted(names[i] for i in muon) == sorted(
         n for n, p in model.named_parameters() if p.dim() == 2 and "embeddings" not in n
     )  # in_proj, out_proj and both feed-forward weights of every layer; never the tied embeddings
+    E, L = tiny_config.embed_dim, tiny_config.num_layers
+    shapes = [tuple(v.shape) for g in optimizer.muon.param_groups for v in g["params"]]
+    assert shapes.count((E, E)) == 4 * L  # q, k, v apart (3 per layer) and out_proj: one matrix each
     assert [g["name"] for g in optimizer.param_groups] == ["muon", "decay", "no_decay"]
     covered = [p for g in optimizer.param_groups for p in g["params"]]
     assert len(covered) == len({id(p) for p in covered}) == len(list(model.parameters()))
@@ -43,9 +46,9 @@ def test_one_learning_rate_drives_both_and_the_loss_falls(tiny_config):
     optimizer = MuonWithAdamW(model, lr=3e-3, weight_decay=0.0)
     for group in optimizer.param_groups:  # what Ignite's schedulers do
         group["lr"] = 1e-2
-    assert optimizer.muon.param_groups[0]["lr"] == optimizer.adamw.param_groups[1]["lr"] == 1e-2
     before = model(x, labels=x)[1].item()
     steps(model, optimizer, x, 30)
+    assert optimizer.muon.param_groups[0]["lr"] == optimizer.adamw.param_groups[1]["lr"] == 1e-2
     assert model(x, labels=x)[1].item() < 0.5 * before  # it memorises the batch
 
 
@@ -64,3 +67,24 @@ def test_a_resumed_optimizer_continues_exactly(tiny_config):
     steps(resumed_model, resumed, x, 3)
     for (name, a), b in zip(model.state_dict().items(), resumed_model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_query_and_key_learn_as_fast_as_value(tiny_config):
+    """Orthogonalised apart, the q, k and v blocks of in_proj_weight each move by Muon's step size; as one
+    (3E, E) matrix, the largest gradient block (v, while attention is uniform) would take nearly all of it."""
+    model, x = model_and_batch(tiny_config)
+    before = model.transformer.attentions[0].in_proj_weight.detach().clone()
+    optimizer = MuonWithAdamW(model, lr=1e-3, weight_decay=0.0)
+    steps(model, optimizer, x, 1)
+    moved = (model.transformer.attentions[0].in_proj_weight.detach() - before).chunk(3)  # q, k, v
+    norms = [m.norm().item() for m in moved]
+    assert min(norms) > 0.5 * max(norms), norms
+
+
+def test_gradients_are_zeroed_for_every_parameter(tiny_config):
+    model, x = model_and_batch(tiny_config)
+    optimizer = MuonWithAdamW(model, lr=1e-3, weight_decay=0.0)
+    steps(model, optimizer, x, 1)
+    optimizer.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    assert all(view.grad is None for view, _, _ in optimizer.matrices)
