@@ -30,7 +30,7 @@ TINY_MODEL: dict[str, Any] = dict(
     vocab_size=8000,
 )
 
-# The main command's recipe: 3.3 minutes on 2 CPU cores on the WikiText-2 data found offline.
+# The main command's recipe: 3.5 minutes on 2 CPU cores on the WikiText-2 data found offline.
 # Chosen on a held-out tenth of WikiText-2 valid (docs/tiny_recipe.md): GPT-2's residual init, Muon for
 # the hidden matrices, no dropout (2.5 epochs of the data: nothing to regularise yet), batches of 8
 # blocks at twice the steps, lr 2e-3; bf16 autocast comes from `--amp auto` on CPUs that have it.
