@@ -278,13 +278,20 @@ plots.plot_prediction_vs_context(
 
 # %% [markdown]
 # One window where distant context decides, the copying case the section set up: among targets that
-# are words of at least three letters and appeared earlier in their window *more than 8 tokens back*
-# (out of reach of the nearest handful), the one whose probability gains most from k = 8 to the whole
-# window.
+# are words of at least three letters, not among the 200 commonest tokens of the training text (so not
+# `the` or `and`, which any context predicts), and appeared earlier in their window *more than 8 tokens
+# back* (out of reach of the nearest handful), the one whose probability gains most from k = 8 to the
+# whole window.
 
 # %%
 targets = windows[:, -1]
-is_word = torch.tensor([len(t) >= 3 and t.isalpha() for t in map(tokenizer.id_to_token, targets.tolist())])
+common = set(torch.bincount(ids).topk(200).indices.tolist())  # the 200 commonest tokens of the training text
+is_word = torch.tensor(
+    [
+        len(t) >= 3 and t.isalpha() and i not in common
+        for i, t in zip(targets.tolist(), map(tokenizer.id_to_token, targets.tolist()))
+    ]
+)
 far_back = (windows[:, : block - 1 - 8] == targets[:, None]).any(dim=1)  # seen, and more than 8 tokens back
 near = (windows[:, block - 1 - 8 : -1] == targets[:, None]).any(dim=1)  # also within the last 8: not copying
 k8 = context_sizes.index(8)
