@@ -416,9 +416,9 @@ for name, result in results.items():
 #   half the language-modelling loss on the same questions to the classification loss, to keep the
 #   backbone a language model while it specialises. Compare the two fine-tuning rows: with one seed
 #   and 500 test questions, a difference of a few points is within the seed-to-seed spread;
-# - **pretrained vs random init**: in our full-mode run (2026-12-04, the project's 2-core machine,
-#   tutorial 2's model) fine-tuning came out 2 points above the baseline, 86.6 against 84.6 %: with
-#   one seed each, a lean, not a verdict. How much the language model knows decides it. An earlier
+# - **pretrained vs random init**: in our two full-mode runs (2026-12-04, the project's 2-core
+#   machine, each with its own tutorial 2 model) fine-tuning came out above the baseline, 86.6 against
+#   84.6 % and 86.2 against 82.6 %: with one seed each, a lean, not a verdict. How much the language model knows decides it. An earlier
 #   version of this tutorial pretrained with the earlier `tiny` recipe (AdamW and the hands-on's
 #   initialisation; `docs/tiny_recipe.md` compares the two) and the baseline *won* in each of three
 #   runs (fine-tuning 69–79 %, random init 83–85 %): a briefly trained LM plus a tokenizer learned from Wikipedia, which asks few questions, against
@@ -451,12 +451,13 @@ for name, figure in (
     print(f"{name}: recall per class {recalls}")
 
 # %% [markdown]
-# Read the recall of each class, printed above (the diagonals of the figures). In our run both models
-# recognise almost every DESC question, and ENTY, the catch-all class of "What" questions ("What is
-# the name of…", "What kind of…"), is the weakest large class of both: its errors go mostly to DESC,
-# the other "What" class. The two differ most on the rarest class, ABBR (86 training examples, under
-# 2 % of the data): the pretrained model found most of them, the baseline sent most of them to DESC.
-# With 9 ABBR questions in the test set, each one moves that recall by 11 points.
+# Read the recall of each class, printed above (the diagonals of the figures). In our runs both models
+# recognise almost every DESC question, and ENTY is the weakest large class of both: "What" questions
+# whose answer is a thing ("What is the name of…", "What kind of…") look like the "What" questions of
+# the other classes, and its errors spread over all of them. The rarest class, ABBR (86 training
+# examples, under 2 % of the data), is the least stable: with 9 ABBR questions in the test set, each
+# one moves its recall by 11 points, and which model finds more of them changed from one of our runs to
+# the next (7 of 9 for the pretrained model and 3 for the baseline in one, 5 and 7 in another).
 #
 # ## 7. Asking our own questions
 #
