@@ -142,7 +142,11 @@ plots.plot_attention_grid(
     title=f"Attention of each head on one sentence ({config.num_layers} layers × {config.num_heads} heads)",
     path=OUT / "attention_heads.png",
 )
-print(f"T = {x.size(1)} tokens: the first-token share is at least 1/T = {1 / x.size(1):.2f}")
+T = x.size(1)
+prefix = torch.tril(torch.ones(T, T))  # a head that spreads evenly over each token's prefix
+uniform = previous_token_share((prefix / prefix.sum(-1, keepdim=True))[None, None]).item()
+print(f"T = {T} tokens: the first-token share is at least 1/T = {1 / T:.2f}; "
+      f"uniform attention puts {uniform:.2f} on the previous token")  # fmt: skip
 for layer, attention in enumerate(attentions):
     print(
         f"layer {layer}, per head: share of attention on the previous token",
@@ -152,18 +156,18 @@ for layer, attention in enumerate(attentions):
     )
 
 # %% [markdown]
-# What our run shows (the numbers above and the figure; another machine moves them a little). One head
-# leans towards the previous token: layer 0, head 3, with about half its weight one step back on this
-# sentence. Its band below the diagonal is there in some rows (*album* → *The*, *released* → *was*,
-# *United* → *the*, *.* → *2004*) and not in others (*States* looks two back, at *the*). Its neighbour,
-# layer 0 head 1, is the bright *main* diagonal: each token looking at itself. Several heads of the
-# upper layers fill a whole column instead: every later token reads one content word (*album*,
-# *United*), a crude summary of the sentence so far; and one head parks most of its weight on the first
-# token, well above the 1/T floor. One sentence flatters, though: over 64 windows of 64 WikiText-2 test
-# tokens, no head of a model trained like this one puts more than 0.08 of its weight on the previous
-# token, barely above the 0.06 that uniform attention gives (docs/tiny_recipe.md, "What did not
-# change"). A real previous-token head takes far more training than a minute: tutorial 5 finds one in
-# MiniLM.
+# Compare each share with the uniform value printed above, and look for the patterns in the figure.
+# The tokenizer is trained anew each run and its training is not bit-reproducible, so your heads will
+# not be ours; what held in each of our runs: one or a few heads of layer 0 put about a third to a half
+# of their weight on the previous token of this sentence (up to twice the uniform share), and in the
+# figure their band below the diagonal shows in some rows and not in others; a layer-0 head often takes
+# the bright *main* diagonal instead, each token looking at itself; heads of the upper layers fill whole
+# columns, every later token reading the same content word (*album*, *released*, *United*), a crude
+# summary of the sentence so far; and some heads park most of their weight on the first token, well
+# above the 1/T floor. One sentence flatters, though: over 64 windows of 64 WikiText-2 test tokens, no
+# head of a model trained like this one puts more than 0.08 of its weight on the previous token, barely
+# above the 0.06 that uniform attention gives there (docs/tiny_recipe.md, "What did not change"). A real
+# previous-token head takes far more training than a minute: tutorial 5 finds one in MiniLM.
 #
 # The figure is fixed; the **explorer** lets you move around in the same numbers. It runs the model on
 # a text and builds one self-contained page (no network needed): click a token to see where every head
@@ -313,11 +317,13 @@ else:
 # model trained for a minute uses little more than the previous token to guess a new word. Targets
 # that already appeared in the window are much more likely at every k and gain more from context; how
 # far back their curve keeps rising varies between runs (this one-minute run is not reproducible bit
-# for bit across machines). Part of their advantage is that repeated tokens are frequent ones (`the`,
-# `,`), part is the model reusing what the text just said, as in the window above when its
-# probability climbs only once the context reaches back to the earlier occurrence. Larger, longer-trained models keep gaining
-# from distant context, which is what their lower perplexity measures; rerun this section on the
-# checkpoint of tutorial 2 to compare.
+# for bit across machines). Much of their advantage is that repeated tokens are frequent ones (`the`,
+# `,`). Whether the model also *copies* a rarer word from far back is what the window above tests: look
+# at how its probability changes once the context reaches back to the earlier occurrence. In our runs it
+# did not move at all (0.001 or 0.002 for every k): a model trained for a minute does not copy yet. Copying is the work of "induction heads", which form later in training (Olsson et al.,
+# 2022, "In-context Learning and Induction Heads"). Larger, longer-trained models keep gaining from
+# distant context, which is what their lower perplexity measures; rerun this section on the checkpoint
+# of tutorial 2 to compare.
 
 # %% [markdown]
 # ## Exercise: the previous-token share
