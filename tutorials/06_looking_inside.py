@@ -320,10 +320,11 @@ else:
 # for bit across machines). Much of their advantage is that repeated tokens are frequent ones (`the`,
 # `,`). Whether the model also *copies* a rarer word from far back is what the window above tests: look
 # at how its probability changes once the context reaches back to the earlier occurrence. In our runs it
-# did not move at all (0.001 or 0.002 for every k): a model trained for a minute does not copy yet. Copying is the work of "induction heads", which form later in training (Olsson et al.,
-# 2022, "In-context Learning and Induction Heads"). Larger, longer-trained models keep gaining from
-# distant context, which is what their lower perplexity measures; rerun this section on the checkpoint
-# of tutorial 2 to compare.
+# did not move at all (0.001 or 0.002 for every k): a model trained for a minute does not copy yet.
+# Copying is the work of "induction heads", which form later in training (Olsson et al., 2022,
+# "In-context Learning and Induction Heads"). Larger, longer-trained models keep gaining from distant
+# context, which is what their lower perplexity measures; rerun this section on the checkpoint of
+# tutorial 2 to compare.
 
 # %% [markdown]
 # ## Exercise: the previous-token share
