@@ -78,6 +78,12 @@ class Tokenizer:
         GPT-2-style byte-level BPE (no unknown tokens). `SPECIAL_TOKENS` get ids 0..4. To apply the
         WikiText preprocessing (`<unk>` -> `[UNK]`), pass `minitransformer.data.wikitext.read_lines(path)`
         as texts rather than the raw file.
+
+        Training is not bit-reproducible: the `tokenizers` trainer numbers its `##` pieces in hash-map
+        order, which changes between processes, and ties between merges follow those numbers
+        (huggingface/tokenizers#1794; measured here: three WordPiece vocabularies of WikiText-2 valid,
+        three different hashes, with or without TOKENIZERS_PARALLELISM). Save a tokenizer and reuse it
+        (`--tokenizer DIR`) when two runs must see the same ids.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown tokenizer kind {kind!r}: choose one of {KINDS}")

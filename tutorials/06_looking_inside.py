@@ -157,8 +157,9 @@ for layer, attention in enumerate(attentions):
 
 # %% [markdown]
 # Compare each share with the uniform value printed above, and look for the patterns in the figure.
-# The tokenizer is trained anew each run and its training is not bit-reproducible, so your heads will
-# not be ours; what held in each of our runs: one or a few heads of layer 0 put about a third to a half
+# The tokenizer is trained anew each run and its training is not bit-reproducible (a known issue of the
+# `tokenizers` library, huggingface/tokenizers#1794), so your heads will not be ours; what held in
+# each of our three runs: one or a few heads of layer 0 put about a third to a half
 # of their weight on the previous token of this sentence (up to twice the uniform share), and in the
 # figure their band below the diagonal shows in some rows and not in others; a layer-0 head often takes
 # the bright *main* diagonal instead, each token looking at itself; heads of the upper layers fill whole
