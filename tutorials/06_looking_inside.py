@@ -160,7 +160,7 @@ for layer, attention in enumerate(attentions):
 # The tokenizer is trained anew each run and its training is not bit-reproducible (a known issue of the
 # `tokenizers` library, huggingface/tokenizers#1794), so your heads will not be ours; what held in
 # each of our three runs: one or a few heads of layer 0 put about a third to a half
-# of their weight on the previous token of this sentence (up to twice the uniform share), and in the
+# of their weight on the previous token of this sentence (up to 2.5 times the uniform share), and in the
 # figure their band below the diagonal shows in some rows and not in others; a layer-0 head often takes
 # the bright *main* diagonal instead, each token looking at itself; heads of the upper layers fill whole
 # columns, every later token reading the same content word (*album*, *released*, *United*), a crude
