@@ -90,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(PRETRAIN_PRESETS),
         type=accepting_old_names(RENAMED_PRESETS, "--preset"),
         default="tiny",
-        help="starting values for every option: tiny (4 layers x 256, ~5 min on 2 CPU cores), cpu-wikitext "
+        help="starting values for every option: tiny (4 layers x 256, ~3.5 min on 2 CPU cores), cpu-wikitext "
         "and cpu-trec-questions (steps 1 and 2 of the CPU transfer recipe, docs/cpu_pretraining.md; step 2 "
-        "with --init-from), hands-on (the hands-on's 50M-parameter model, for GPUs)",
+        "with --init-from; the -muon pair: the same with the tiny recipe, in half the time), hands-on (the "
+        "hands-on's 50M-parameter model, for GPUs)",
     )
     g.add_argument(
         "--objective",

@@ -30,6 +30,15 @@ def test_config_file_and_presets(tmp_path):
     step2 = parse_args(["--preset", "cpu-trec-questions", "--init-from", "runs/step1"])
     assert (step1.embed_dim, step1.num_layers, step1.max_steps, step1.dataset) == (256, 4, 2000, "wikitext-2")
     assert (step2.dataset, step2.max_steps, step2.lr) == ("trec-questions", 500, 3e-4)
+    fast1 = parse_args(["--preset", "cpu-wikitext-muon"])
+    fast2 = parse_args(["--preset", "cpu-trec-questions-muon", "--init-from", "runs/step1"])
+    assert (fast1.optimizer, fast1.batch_size, fast1.max_steps, fast1.dropout) == ("muon", 8, 1500, 0.1)
+    assert (fast2.dataset, fast2.optimizer, fast2.max_steps, fast2.lr) == (
+        "trec-questions",
+        "muon",
+        1000,
+        6e-4,
+    )
     config.write_text(json.dumps({"embed_dimm": 48}))
     with pytest.raises(SystemExit):
         parse_args(["--config", str(config)])
