@@ -64,6 +64,15 @@ TINY_V1: dict[str, Any] = dict(
     max_eval_batches=10,
 )
 
+
+def trec_questions_step(recipe: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """Step 2 of a CPU transfer recipe: `recipe` continued on the TREC training questions (with
+    --init-from the step-1 model, whose model options it keeps whatever `recipe` says)."""
+    return dict(
+        recipe, dataset="trec-questions", warmup_steps=20, sample_prompts=["What is", "Who"], **values
+    )
+
+
 # `python -m pretrain --preset NAME`: model and pretraining values.
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": TINY,
@@ -72,28 +81,13 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "cpu-wikitext": dict(TINY_V1, warmup_steps=100, max_steps=2000, eval_every=200),
     # Step 2 (with --init-from the step-1 model): continue on the TREC training questions, labels
     # stripped (ULMFiT's target-domain LM fine-tuning); 500 steps, about 12 min on one thread.
-    "cpu-trec-questions": dict(
-        TINY_V1,  # the model options are the step-1 checkpoint's anyway
-        dataset="trec-questions",
-        lr=3e-4,
-        warmup_steps=20,
-        max_steps=500,
-        eval_every=100,
-        sample_prompts=["What is", "Who"],
-    ),
+    "cpu-trec-questions": trec_questions_step(TINY_V1, lr=3e-4, max_steps=500, eval_every=100),
     # The same two steps with the `tiny` recipe of issue 23 (GPT-2 init, Muon + AdamW, batches of 8,
     # bf16 where native), in 22 min instead of 40 on one thread; dropout 0.1 for the six passes over the
     # data. Fine-tuned with `--recipe cpu-long`: the same accuracy as the steps above (docs/cpu_pretraining.md).
     "cpu-wikitext-muon": dict(TINY, dropout=0.1, warmup_steps=100, max_steps=1500, eval_every=500),
-    "cpu-trec-questions-muon": dict(
-        TINY,
-        dropout=0.1,  # the model options are the step-1 checkpoint's anyway
-        dataset="trec-questions",
-        lr=6e-4,
-        warmup_steps=20,
-        max_steps=1000,
-        eval_every=200,
-        sample_prompts=["What is", "Who"],
+    "cpu-trec-questions-muon": trec_questions_step(
+        TINY, dropout=0.1, lr=6e-4, max_steps=1000, eval_every=200
     ),
     # The NAACL 2019 hands-on's model and optimisation, for GPU users (50M parameters).
     "hands-on": dict(
