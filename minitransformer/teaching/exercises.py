@@ -65,6 +65,12 @@ def _shape(answer) -> str:
     return str(tuple(answer.shape)) if isinstance(answer, torch.Tensor) else type(answer).__name__
 
 
+def _require_shape(answer, expected: torch.Tensor, should_be: str) -> None:
+    """Raise "`should_be`, got <answer's shape>" unless `answer` is a tensor of `expected`'s shape."""
+    if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
+        raise _NotPassed(f"{should_be}, got {_shape(answer)}")
+
+
 # ----------------------------------------------------------------------------------------------
 # Tutorial 1: scaled dot-product attention with a mask; layer normalisation
 # ----------------------------------------------------------------------------------------------
@@ -103,10 +109,7 @@ def check_attention(fn: Callable) -> None:
         expected = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         if _close(answer, expected):
             return "matches torch's scaled_dot_product_attention with a causal + padding mask"
-        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
-            raise _NotPassed(
-                f"the output should be (B, nh, T, hs) = {tuple(expected.shape)}, got {_shape(answer)}"
-            )
+        _require_shape(answer, expected, f"the output should be (B, nh, T, hs) = {tuple(expected.shape)}")
         everything = torch.ones_like(allowed)
         mistakes = [
             (dict(scale=False), "the scores are not divided by sqrt(hs), the size of one head's vectors"),
@@ -172,8 +175,7 @@ def check_layer_norm(fn: Callable) -> None:
         expected = F.layer_norm(x, (8,), weight, bias, eps)
         if _close(answer, expected, atol=1e-8):
             return "matches F.layer_norm over the last dimension, eps inside the square root"
-        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
-            raise _NotPassed(f"the output should have the shape of x, {tuple(x.shape)}, got {_shape(answer)}")
+        _require_shape(answer, expected, f"the output should have the shape of x, {tuple(x.shape)}")
         centred = x - x.mean(-1, keepdim=True)
         var = x.var(-1, keepdim=True, unbiased=False)
         mistakes = [
@@ -414,8 +416,7 @@ def check_padding_mask(fn: Callable) -> None:
         lengths, T = torch.tensor([5, 2, 3, 1]), 5
         answer = fn(lengths, T)
         expected = solution_padding_mask(lengths, T)
-        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
-            raise _NotPassed(f"the mask should be (B, T) = {tuple(expected.shape)}, got {_shape(answer)}")
+        _require_shape(answer, expected, f"the mask should be (B, T) = {tuple(expected.shape)}")
         if answer.dtype != torch.bool:
             raise _NotPassed(f"the mask should be bool (True = padding), got {answer.dtype}")
         if torch.equal(answer, expected):
@@ -517,8 +518,7 @@ def check_adam_update(fn: Callable) -> None:
         answer = run(fn)
         if _close(answer, reference.detach(), 1e-10):
             return "5 steps give torch.optim.Adam's parameters, bias corrections included"
-        if not isinstance(answer, torch.Tensor) or answer.shape != reference.shape:
-            raise _NotPassed(f"the update should have the gradient's shape, (6,), got {_shape(answer)}")
+        _require_shape(answer, reference, "the update should have the gradient's shape, (6,)")
 
         def variant(no_correction=False, eps_inside=False, no_square=False, first_step_zero=False):
             def update_fn(grad, m, v, step, lr, betas, eps):
@@ -578,8 +578,7 @@ def check_gelu_tanh(fn: Callable) -> None:
         expected = F.gelu(x, approximate="tanh")
         if _close(answer, expected, 1e-9):
             return "matches F.gelu(x, approximate='tanh') on [-6, 6] to 1e-9"
-        if not isinstance(answer, torch.Tensor) or answer.shape != x.shape:
-            raise _NotPassed(f"the output should have the shape of x, {tuple(x.shape)}, got {_shape(answer)}")
+        _require_shape(answer, x, f"the output should have the shape of x, {tuple(x.shape)}")
 
         def tanh_form(c=_SQRT_2_OVER_PI, a=0.044715, power=3, half=0.5):
             return half * x * (1 + torch.tanh(c * (x + a * x**power)))
@@ -662,10 +661,9 @@ def check_previous_token_share(fn: Callable) -> None:
         expected = previous_token_share(attention)
         if _close(answer, expected, 1e-6):
             return f"{[round(x, 3) for x in expected.tolist()]}: three random heads and a perfect one (1.0)"
-        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
-            raise _NotPassed(
-                f"one number per head: the output should be (nh,) = {tuple(expected.shape)}, got {_shape(answer)}"
-            )
+        _require_shape(
+            answer, expected, f"one number per head: the output should be (nh,) = {tuple(expected.shape)}"
+        )
 
         def diagonal(offset, batch=slice(None)):
             return attention[batch].diagonal(offset=offset, dim1=-2, dim2=-1).mean(dim=(0, -1))
@@ -719,10 +717,9 @@ def check_attention_entropy(fn: Callable) -> None:
         expected = solution_attention_entropy(attention)
         if _close(answer, expected, 1e-6):
             return f"{[round(x, 3) for x in expected.tolist()]} nats (a uniform row over k keys: log k)"
-        if not isinstance(answer, torch.Tensor) or answer.shape != expected.shape:
-            raise _NotPassed(
-                f"one number per head: the output should be (nh,) = {tuple(expected.shape)}, got {_shape(answer)}"
-            )
+        _require_shape(
+            answer, expected, f"one number per head: the output should be (nh,) = {tuple(expected.shape)}"
+        )
         if torch.isnan(answer).any():
             raise _NotPassed(
                 "NaN: the causal zeros give 0·log 0 = 0·(−inf); clamp p before the log (or use xlogy)"
