@@ -166,7 +166,7 @@ def fetch(
     the files to put in place by hand.
     """
     dest = Path(dest)
-    failures, reasons = [], []
+    failures = []  # (url, why it failed)
     for url, sha256 in sources:
         try:
             _fetch_one(url, dest, sha256, progress, name or dest.name)
@@ -174,13 +174,13 @@ def fetch(
                 check(url)
             return url
         except (OSError, http.client.HTTPException, DownloadError, ValueError) as error:  # URLError: OSError
-            reasons.append(_reason(error))
-            failures.append(f"{url} ({reasons[-1]})")
+            failures.append((url, _reason(error)))
+    tried = "; ".join(f"{url} ({why})" for url, why in failures)
     files = ", ".join(map(str, needed or [dest]))
     raise DownloadError(
-        f"could not download {name or dest.name}: tried {'; '.join(failures)}. Without network access, put these "
+        f"could not download {name or dest.name}: tried {tried}. Without network access, put these "
         f"files in place by hand: {files} (or pass --data-dir / set {DATA_ENV} to a folder that holds them)",
-        tuple(dict.fromkeys(reasons)),
+        tuple(dict.fromkeys(why for _, why in failures)),  # each distinct reason once
     )
 
 
