@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import pytest
 import torch
 
 from minitransformer import TransformerWithLMHead
@@ -88,3 +89,14 @@ def test_gradients_are_zeroed_for_every_parameter(tiny_config):
     optimizer.zero_grad()
     assert all(p.grad is None for p in model.parameters())
     assert all(view.grad is None for view, _, _ in optimizer.matrices)
+
+
+def test_a_state_saved_with_fused_qkv_is_refused_by_name(tiny_config):
+    """Before q, k and v were split, Muon held one (3E, E) matrix per layer: fewer matrices than now."""
+    model, _ = model_and_batch(tiny_config)
+    optimizer = MuonWithAdamW(model, lr=1e-3, weight_decay=0.0)
+    state = optimizer.state_dict()
+    fused = len(optimizer.matrices) - 2 * tiny_config.num_layers  # q, k, v counted once per layer
+    state["muon"]["param_groups"][0]["params"] = list(range(fused))
+    with pytest.raises(ValueError, match="saved before q, k and v were orthogonalised apart"):
+        optimizer.load_state_dict(state)

@@ -216,6 +216,12 @@ class MuonWithAdamW(torch.optim.Optimizer):
         return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        saved = len(state_dict["muon"]["param_groups"][0]["params"])
+        if saved != len(self.matrices):
+            raise ValueError(
+                f"this optimizer state holds {saved} Muon matrices, the model has {len(self.matrices)}: it was "
+                "saved before q, k and v were orthogonalised apart (or for another model); start the run again"
+            )
         self.muon.load_state_dict(state_dict["muon"])
         self.adamw.load_state_dict(state_dict["adamw"])
         self.param_groups = self.param_groups[:1] + self.adamw.param_groups
