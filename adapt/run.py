@@ -235,7 +235,7 @@ def freeze_for_scheme(model: TransformerWithClfHead, scheme: str) -> None:
     """features: train the head only; adapters: adapters + head; finetune/gradual: everything (for now)."""
     if scheme in ("features", "adapters"):
         for name, p in model.transformer.named_parameters():
-            p.requires_grad = scheme == "adapters" and name.startswith(("adapters_1.", "adapters_2."))
+            p.requires_grad = scheme == "adapters" and ".adapter_" in name
 
 
 def attach_gradual_unfreezing(trainer: Engine, model: TransformerWithClfHead) -> None:
@@ -247,8 +247,7 @@ def attach_gradual_unfreezing(trainer: Engine, model: TransformerWithClfHead) ->
         for p in model.transformer.parameters():
             p.requires_grad = False
         for i in range(max(0, layers - thawed), layers):
-            for module in model.transformer.layer_modules(i):
-                module.requires_grad_(True)
+            model.transformer.blocks[i].requires_grad_(True)
         if thawed > layers:
             for module in model.transformer.embedding_modules():
                 module.requires_grad_(True)

@@ -5,6 +5,7 @@ from .checkpoint import from_tutorial_state_dict as from_tutorial_state_dict  # 
 from .config import FineTuningConfig, TransformerConfig
 from .generation import generate
 from .model import (
+    Block,
     MultiHeadSelfAttention,
     Transformer,
     TransformerOutput,
@@ -14,6 +15,7 @@ from .model import (
 )
 
 __all__ = [
+    "Block",
     "FineTuningConfig",
     "MultiHeadSelfAttention",
     "Transformer",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -24,8 +25,34 @@ WEIGHTS_NAME = "model.safetensors"
 TIED_KEY = "lm_head.decoder.weight"  # = transformer.tokens_embeddings.weight, never stored twice
 ARCHITECTURES = ("TransformerWithLMHead", "TransformerWithClfHead")  # the model classes of model.py
 VOCAB_KEY = "tokenizer_vocab_sha256"  # in config.json: `Tokenizer.vocab_fingerprint()` of the saved tokenizer
+# The hands-on's layout (and ours before `model.Block`): one list per kind of module, indexed by layer
+# (`transformer.attentions.0.in_proj_weight`); each list's part of a Block now (`transformer.blocks.0.attention...`).
+LEGACY_LAYER_LISTS = {
+    "attentions": "attention",
+    "feed_forwards": "feed_forward",
+    "layer_norms_1": "layer_norm_1",
+    "layer_norms_2": "layer_norm_2",
+    "adapters_1": "adapter_1",
+    "adapters_2": "adapter_2",
+}
+_LEGACY_KEY = re.compile(rf"^transformer\.({'|'.join(LEGACY_LAYER_LISTS)})\.(\d+)\.")
 # Parameters a classifier adds on top of a language model (absent from an LM checkpoint).
-NEW_HEAD_PREFIXES = ("classification_head.", "pooler.", "transformer.adapters_1.", "transformer.adapters_2.")
+_NEW_HEAD_KEY = re.compile(r"^(classification_head|pooler)\.|^transformer\.blocks\.\d+\.adapter_[12]\.")
+
+
+def rename_legacy_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The one key-rename map from the per-kind lists to Blocks: `transformer.attentions.3.x` →
+    `transformer.blocks.3.attention.x`; other keys pass unchanged. Checkpoint loading, the hands-on import
+    and the Hugging Face key maps all go through it."""
+    return {
+        _LEGACY_KEY.sub(lambda m: f"transformer.blocks.{m[2]}.{LEGACY_LAYER_LISTS[m[1]]}.", k): v
+        for k, v in state.items()
+    }
+
+
+def is_new_head_key(key: str) -> bool:
+    """A parameter a classifier adds on top of a language model: classifier, pooler, adapters."""
+    return _NEW_HEAD_KEY.match(key) is not None
 
 
 def read_config(directory: str | os.PathLike) -> tuple[str, TransformerConfig, FineTuningConfig | None]:
@@ -139,13 +166,14 @@ def load_checkpoint_state(
 
     strict: every key must match. Otherwise only a classifier's new-head keys may be missing, and
     unexpected head keys are discarded (e.g. an MLM transform when adapting to classification); backbone
-    weights the config does not describe (e.g. layers beyond num_layers) are an error either way.
+    weights the config does not describe (e.g. layers beyond num_layers) are an error either way. Keys in
+    the layout before `Block` are renamed first (`rename_legacy_keys`).
     """
     expected = {k: v for k, v in model.state_dict().items() if k != TIED_KEY}
-    state = {k: v for k, v in state.items() if k != TIED_KEY}
+    state = {k: v for k, v in rename_legacy_keys(state).items() if k != TIED_KEY}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    not_new = [k for k in missing if not k.startswith(NEW_HEAD_PREFIXES)]
+    not_new = [k for k in missing if not is_new_head_key(k)]
     backbone = [k for k in unexpected if k.startswith("transformer.")]
     if backbone:
         raise ValueError(
@@ -172,10 +200,10 @@ def load_checkpoint_state(
 def from_hands_on_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename the NAACL hands-on's state-dict keys to ours.
 
-    The hands-on's modules carry the same names as ours (`transformer.attentions.0.in_proj_weight`,
-    `transformer.feed_forwards.0.0.weight`, ...); only its LM head is a bare Linear (`lm_head.weight`),
-    tied to the embeddings, so it is dropped here and re-tied on load. A bare backbone state dict
-    (keys without the `transformer.` prefix) gets the prefix.
+    The hands-on's modules carry our names in per-kind lists (`transformer.attentions.0.in_proj_weight`),
+    renamed by `rename_legacy_keys`; its LM head is a bare Linear (`lm_head.weight`), tied to the
+    embeddings, so it is dropped here and re-tied on load. A bare backbone state dict (keys without the
+    `transformer.` prefix) gets the prefix.
     """
     converted = {}
     for key, value in state_dict.items():
@@ -184,7 +212,7 @@ def from_hands_on_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, t
         if not key.startswith(("transformer.", "classification_head.")):
             key = "transformer." + key
         converted[key] = value
-    return converted
+    return rename_legacy_keys(converted)
 
 
 from_tutorial_state_dict = from_hands_on_state_dict  # its name before "tutorial" was renamed "hands_on"

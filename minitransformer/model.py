@@ -1,7 +1,7 @@
 """The Transformer of the NAACL 2019 transfer-learning hands-on, written to be read top to bottom.
 
-    tokens ─► token embeddings + position embeddings ─► dropout ─► N × block ─► hidden states
-    block ("hands_on" placement):   h = ln1(h);  h = h + dropout(attention(h))
+    tokens ─► token embeddings + position embeddings ─► dropout ─► N × Block ─► hidden states
+    Block ("hands_on" placement):   h = ln1(h);  h = h + dropout(attention(h))
                                     h = ln2(h);  h = h + dropout(feed_forward(h))
 
 Heads on top: `TransformerWithLMHead` (causal or masked LM, output weights tied to the token
@@ -9,34 +9,25 @@ embeddings) and `TransformerWithClfHead` (a linear classifier on the classificat
 
 Conventions: tensors are batch-first, `x: LongTensor[B, T]`; `padding_mask: BoolTensor[B, T]` is True
 where a token is padding; labels equal to IGNORE_INDEX (-100) are ignored by the losses. Module names follow the
-hands-on (`tokens_embeddings`, `attentions`, `feed_forwards`, `layer_norms_1`, ...) so its checkpoints
-load unchanged and the slides map onto the code.
+hands-on (`tokens_embeddings`, `attention`, `feed_forward`, `layer_norm_1`, ...) so the slides map onto the
+code; the hands-on kept each kind of module in one list per model (`attentions[i]`), and its checkpoints
+(and ours from before `Block`) load through one key-rename map, `checkpoint.rename_legacy_keys`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import PretrainedMixin
+from .checkpoint import LEGACY_LAYER_LISTS, PretrainedMixin
 from .config import IGNORE_INDEX, FineTuningConfig, TransformerConfig
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer: keys and values, each (B, nh, S, hs)
-LayerOutput = tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]  # h (B, T, E), probs, keys/values
-
-
-class Attend(NamedTuple):
-    """What every layer's attention needs besides its input: the mask, the cache, what to return."""
-
-    mask: Tensor | None  # (B, 1, T, S) bool, True = may attend; None: all, or causal by the kernel
-    is_causal: bool
-    past_key_values: KVCache | None
-    need_weights: bool
+BlockOutput = tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]  # h (B, T, E), probs, keys/values
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,6 +152,64 @@ def init_weights(module: nn.Module, initializer_range: float) -> None:
             module.in_proj_bias.zero_()
 
 
+class Block(nn.Module):
+    """One layer: self-attention and feed-forward, each added to the residual stream (the "+" below).
+
+    attn(x) = dropout(attention(x)) and ff(x) = dropout(feed_forward(x)) are what the two sub-blocks add
+    (each plus its bottleneck adapter, when the block has adapters). Where the layer norms sit is the
+    config's `norm_placement`; `forward` shows the three as formulas.
+    """
+
+    def __init__(self, config: TransformerConfig, adapters_dim: int = 0):
+        super().__init__()
+        E = config.embed_dim
+        self.norm_placement = config.norm_placement
+        self.layer_norm_1 = nn.LayerNorm(E, eps=config.layer_norm_eps)
+        self.attention = MultiHeadSelfAttention(config)
+        self.layer_norm_2 = nn.LayerNorm(E, eps=config.layer_norm_eps)
+        self.feed_forward = FeedForward(config)
+        self.adapter_1 = Adapter(E, adapters_dim) if adapters_dim else None
+        self.adapter_2 = Adapter(E, adapters_dim) if adapters_dim else None
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        h: Tensor,
+        mask: Tensor | None,
+        is_causal: bool,
+        past: tuple[Tensor, Tensor] | None = None,
+        need_weights: bool = False,
+    ) -> BlockOutput:
+        """h: (B, T, E) → h (B, T, E), attention probabilities (B, nh, T, S) or None, keys/values.
+
+        mask, is_causal, past, need_weights: as `MultiHeadSelfAttention.forward` takes them.
+        """
+        ln_1, ln_2 = self.layer_norm_1, self.layer_norm_2
+        x = h if self.norm_placement == "post" else ln_1(h)  # (B, T, E): what the attention reads
+        a, probs, kv = self.attention(x, mask, is_causal, past, need_weights)
+        attn = self.residual_branch(a, self.adapter_1)  # (B, T, E): attn(x)
+        match self.norm_placement:
+            case "hands_on":  # the hands-on's code: h = ln(h); h = h + f(h), so h itself is normalised
+                h = x + attn  # x = ln_1(h)
+                h = (n := ln_2(h)) + self.ff(n)
+            case "pre":  # GPT-2: the sub-block reads a normalised copy; the residual stream is not normed
+                h = h + attn  # attn read x = ln_1(h)
+                h = h + self.ff(ln_2(h))
+            case "post":  # BERT and the original Transformer: normalise after the residual addition
+                h = ln_1(h + attn)  # attn read x = h
+                h = ln_2(h + self.ff(h))
+        return h, probs, kv
+
+    def ff(self, x: Tensor) -> Tensor:
+        """What the feed-forward sub-block adds to the residual stream: dropout(feed_forward(x)) (+ adapter)."""
+        return self.residual_branch(self.feed_forward(x), self.adapter_2)
+
+    def residual_branch(self, y: Tensor, adapter: Adapter | None) -> Tensor:
+        """dropout(y), plus its adapter's output with bottleneck adapters (Houlsby et al., 2019)."""
+        y = self.dropout(y)
+        return y if adapter is None else y + adapter(y)
+
+
 @dataclass
 class TransformerOutput:
     """What the backbone returns. `hidden_states` and `attentions` only when asked for.
@@ -226,13 +275,7 @@ class Transformer(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
-        L = config.num_layers
-        self.attentions = nn.ModuleList(MultiHeadSelfAttention(config) for _ in range(L))
-        self.feed_forwards = nn.ModuleList(FeedForward(config) for _ in range(L))
-        self.layer_norms_1 = nn.ModuleList(nn.LayerNorm(E, eps=config.layer_norm_eps) for _ in range(L))
-        self.layer_norms_2 = nn.ModuleList(nn.LayerNorm(E, eps=config.layer_norm_eps) for _ in range(L))
-        self.adapters_1 = nn.ModuleList(Adapter(E, adapters_dim) for _ in range(L)) if adapters_dim else None
-        self.adapters_2 = nn.ModuleList(Adapter(E, adapters_dim) for _ in range(L)) if adapters_dim else None
+        self.blocks = nn.ModuleList(Block(config, adapters_dim) for _ in range(config.num_layers))
         self.final_layer_norm = (
             nn.LayerNorm(E, eps=config.layer_norm_eps) if config.final_layer_norm else None
         )
@@ -242,15 +285,7 @@ class Transformer(nn.Module):
         causal = torch.ones(P, P, dtype=torch.bool).tril()
         self.register_buffer("causal_mask", causal, persistent=False)  # (P, P)
 
-    # -- addressing parts by index (used by the fine-tuning stability techniques) --------------
-
-    def layer_modules(self, i: int) -> list[nn.Module]:
-        """Every module that belongs to layer i (0 = bottom)."""
-        if not 0 <= i < self.config.num_layers:
-            raise IndexError(f"layer {i} out of range: the model has {self.config.num_layers} layers")
-        parts = [self.layer_norms_1, self.attentions, self.layer_norms_2, self.feed_forwards]
-        parts += [a for a in (self.adapters_1, self.adapters_2) if a is not None]
-        return [p[i] for p in parts]
+    # -- the parts (used by weight init and the fine-tuning stability techniques) ---------------
 
     def embedding_modules(self) -> list[nn.Module]:
         """Token/position/type embeddings and the embedding layer norm (what sits below layer 0)."""
@@ -265,9 +300,9 @@ class Transformer(nn.Module):
         close to that of the embeddings whatever the depth (GPT-2 paper, section 2.3).
         """
         std = self.config.initializer_range / math.sqrt(2 * self.config.num_layers)
-        for i in range(self.config.num_layers):
-            self.attentions[i].out_proj.weight.normal_(mean=0.0, std=std)
-            self.feed_forwards[i][2].weight.normal_(mean=0.0, std=std)
+        for block in self.blocks:
+            block.attention.out_proj.weight.normal_(mean=0.0, std=std)
+            block.feed_forward[2].weight.normal_(mean=0.0, std=std)
 
     def reset_sinusoidal(self) -> None:
         """(Re)write the fixed position table; called after weight init, which would overwrite it."""
@@ -276,53 +311,6 @@ class Transformer(nn.Module):
                 self.position_embeddings.weight.copy_(
                     sinusoidal_table(self.config.num_max_positions, self.config.embed_dim)
                 )
-
-    # -- one layer (the parameter names stay the hands-on's) -------------------------------------
-
-    def layer(self, i: int, h: Tensor, attend: Attend) -> LayerOutput:
-        """Layer i in the config's norm placement: each is two lines, attention then feed-forward.
-
-        attn(x) = dropout(attention(x)) and ff(x) = dropout(feed_forward(x)) are what the sub-blocks add
-        to the residual stream (each + its adapter, when the model has adapters).
-        """
-        ln_1, ln_2 = self.layer_norms_1[i], self.layer_norms_2[i]
-        kept = []  # the attention's probabilities and keys/values, returned beside h
-
-        def attn(x: Tensor) -> Tensor:
-            a, *probs_and_kv = self.attention_branch(i, x, attend)
-            kept.extend(probs_and_kv)
-            return a
-
-        def ff(x: Tensor) -> Tensor:
-            return self.feed_forward_branch(i, x)
-
-        match self.config.norm_placement:
-            case "hands_on":  # the hands-on's code: h = ln(h); h = h + f(h), so h itself is normalised
-                h = (n := ln_1(h)) + attn(n)
-                h = (n := ln_2(h)) + ff(n)
-            case "pre":  # GPT-2: the sub-block reads a normalised copy; the residual stream is not normed
-                h = h + attn(ln_1(h))
-                h = h + ff(ln_2(h))
-            case "post":  # BERT and the original Transformer: normalise after the residual addition
-                h = ln_1(h + attn(h))
-                h = ln_2(h + ff(h))
-        probs, kv = kept
-        return h, probs, kv
-
-    def attention_branch(self, i: int, x: Tensor, attend: Attend) -> LayerOutput:
-        """What layer i's attention adds to the residual stream: dropout(attn(x)) (+ its adapter)."""
-        past = attend.past_key_values[i] if attend.past_key_values else None
-        a, probs, kv = self.attentions[i](x, attend.mask, attend.is_causal, past, attend.need_weights)
-        return self.with_adapter(self.adapters_1, i, self.dropout(a)), probs, kv
-
-    def feed_forward_branch(self, i: int, x: Tensor) -> Tensor:
-        """What layer i's feed-forward adds to the residual stream: dropout(ff(x)) (+ its adapter)."""
-        return self.with_adapter(self.adapters_2, i, self.dropout(self.feed_forwards[i](x)))
-
-    @staticmethod
-    def with_adapter(adapters: nn.ModuleList | None, i: int, y: Tensor) -> Tensor:
-        """y + adapter(y) with bottleneck adapters (Houlsby et al.), y without."""
-        return y if adapters is None else y + adapters[i](y)
 
     # -- forward --------------------------------------------------------------------------------
 
@@ -395,12 +383,13 @@ class Transformer(nn.Module):
             h = self.embeddings_layer_norm(h)
         h = self.dropout(h)
 
-        attend = Attend(*self.attention_mask(padding_mask, T, S), past_key_values, output_attentions)
+        mask, is_causal = self.attention_mask(padding_mask, T, S)  # (B, 1, T, S) or None
         all_hidden = [h] if output_hidden_states else None
         all_probs = [] if output_attentions else None
         new_cache: KVCache | None = [] if use_cache else None
-        for i in range(self.config.num_layers):
-            h, probs, kv = self.layer(i, h, attend)
+        for i, block in enumerate(self.blocks):
+            past = past_key_values[i] if past_key_values else None
+            h, probs, kv = block(h, mask, is_causal, past, output_attentions)
             if all_hidden is not None:
                 all_hidden.append(h)
             if all_probs is not None:
@@ -475,8 +464,17 @@ class _TransformerModel(PretrainedMixin, nn.Module):
 
     def init_weights(self) -> None:
         """Initialise every parameter the hands-on's way (GPT-2's residual scaling on top with
-        `init_scheme="gpt2"`), then re-tie and rewrite fixed tables."""
-        self.apply(lambda m: init_weights(m, self.config.initializer_range))
+        `init_scheme="gpt2"`), then re-tie and rewrite fixed tables.
+
+        The random draws go in the order of the hands-on's layout (every layer's attention, then every
+        layer's feed-forward, ...), so that a seed gives the same weights as before there was a `Block`.
+        """
+        t = self.transformer
+        parts = [getattr(block, part) for part in LEGACY_LAYER_LISTS.values() for block in t.blocks]
+        heads = [m for m in self.children() if m is not t]  # LM head, pooler, classifier
+        for module in [*t.embedding_modules(), *parts, t.final_layer_norm, *heads]:
+            if module is not None:
+                module.apply(lambda m: init_weights(m, self.config.initializer_range))
         if self.config.init_scheme == "gpt2":
             self.transformer.scale_residual_projections()
         self.transformer.reset_sinusoidal()

@@ -75,7 +75,7 @@ def test_mixout_puts_mixout_layers_in_the_backbone(lm_dir):
 @pytest.mark.parametrize("prior_wd, moves_back", [("1.0", True), ("0", False)])
 def test_prior_wd_pulls_weights_back_toward_the_pretrained_ones(lm_dir, prior_wd, moves_back):
     _, model, optimizer = built(lm_dir, "--prior-wd", prior_wd, "--lr", "0.1")
-    weight = model.transformer.feed_forwards[0][0].weight
+    weight = model.transformer.blocks[0].feed_forward[0].weight
     pretrained = weight.detach().clone()
     with torch.no_grad():
         weight.add_(1.0)  # as if training had moved it
@@ -91,10 +91,10 @@ def test_reinit_layers_changes_the_top_layer_only(lm_dir):
     _, reinit, _ = built(lm_dir, "--reinit-layers", "1")
     before, after = backbone_state(original), backbone_state(reinit)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert any(k.startswith("attentions.1.") for k in changed)
-    layer = lambda key: key.split(".")[1]  # noqa: E731  ("attentions.1.out_proj.weight" → "1")
+    assert any(k.startswith("blocks.1.attention.") for k in changed)
+    layer = lambda key: key.split(".")[1]  # noqa: E731  ("blocks.1.attention.out_proj.weight" → "1")
     assert not {k for k in changed if layer(k) != "1"}  # layer 0 and the embeddings are kept
-    weights = [k for k in before if layer(k) == "1" and k.endswith("weight") and "layer_norms" not in k]
+    weights = [k for k in before if layer(k) == "1" and k.endswith("weight") and "layer_norm" not in k]
     assert set(weights) <= changed
 
 
@@ -125,10 +125,7 @@ def test_gradual_unfreezing_thaws_one_layer_per_epoch(tiny_config):
 
     @engine.on(Events.EPOCH_STARTED)
     def record(_):
-        layers = [
-            all(p.requires_grad for m in model.transformer.layer_modules(i) for p in m.parameters())
-            for i in (0, 1)
-        ]
+        layers = [all(p.requires_grad for p in model.transformer.blocks[i].parameters()) for i in (0, 1)]
         embeddings = model.transformer.tokens_embeddings.weight.requires_grad
         trainable.append((layers, embeddings, model.classification_head.weight.requires_grad))
 

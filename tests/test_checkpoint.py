@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from conftest import REPO
 
 from minitransformer import TransformerConfig, TransformerWithClfHead, TransformerWithLMHead
 
@@ -56,3 +58,41 @@ def test_a_hugging_face_folder_read_without_hf_suggests_it(tmp_path):
         ValueError, match=rf"is a Hugging Face config \(bert\): read the folder as hf:{tmp_path}"
     ):
         read_config(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["pre", "post", "hands_on", "masked"])
+def test_folders_saved_before_block_load_with_the_same_outputs(name):
+    """tests/data/f41324a/: tiny folders saved by commit f41324a (one ModuleList per kind of module,
+    `transformer.attentions.0...`), with the logits that code computed (make_fixtures.py wrote them)."""
+    from safetensors.torch import load_file
+
+    from minitransformer.checkpoint import read_config
+
+    folder = REPO / "tests" / "data" / "f41324a" / name
+    architecture = read_config(folder)[0]
+    model = {"TransformerWithClfHead": TransformerWithClfHead}.get(architecture, TransformerWithLMHead)
+    model = model.from_pretrained(folder).eval()
+    expected = load_file(str(folder / "expected.safetensors"))
+    x = expected["x"]
+    with torch.no_grad():
+        if (
+            name == "hands_on"
+        ):  # a classifier with adapters; its classification tokens as the old run had them
+            clf = torch.zeros_like(x, dtype=torch.bool)
+            clf[0, 5] = clf[1, 3] = True
+            logits = model(x, clf, padding_mask=x == 0)
+        else:
+            logits = model(x)
+    torch.testing.assert_close(logits, expected["logits"], rtol=0, atol=1e-6)
+    assert "transformer.blocks.1.attention.in_proj_weight" in model.state_dict()
+
+
+def test_the_legacy_rename_map_moves_every_per_kind_list_into_its_block():
+    from minitransformer.checkpoint import rename_legacy_keys
+
+    old = ["transformer.attentions.10.out_proj.weight", "transformer.feed_forwards.0.2.bias",
+           "transformer.layer_norms_2.3.weight", "transformer.adapters_1.1.0.weight", "lm_head.decoder.bias"]  # fmt: skip
+    assert list(rename_legacy_keys(dict.fromkeys(old))) == [
+        "transformer.blocks.10.attention.out_proj.weight", "transformer.blocks.0.feed_forward.2.bias",
+        "transformer.blocks.3.layer_norm_2.weight", "transformer.blocks.1.adapter_1.0.weight", "lm_head.decoder.bias",
+    ]  # fmt: skip

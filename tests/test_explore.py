@@ -129,7 +129,7 @@ def test_recorded_block_outputs_are_exactly_what_a_pre_norm_layer_adds(tokenizer
     for i in range(2):  # h_{i+1} = h_i + attention + feed-forward
         added = blocks["attention"][i] + blocks["feed_forward"][i]
         torch.testing.assert_close(hidden[i + 1], hidden[i] + added, rtol=0, atol=1e-5)
-    hooks = [m._forward_hooks for m in (*model.transformer.attentions, *model.transformer.feed_forwards)]
+    hooks = [m._forward_hooks for m in model.modules()]
     assert not any(hooks), "the hooks must be removed afterwards"
 
     residual = explorer_data(model, tokenizer, TEXT)["texts"][0]["residual"]

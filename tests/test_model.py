@@ -67,8 +67,8 @@ def test_all_padding_row_is_finite(tiny_config, mlm):
     padding = torch.zeros(2, 8, dtype=torch.bool)
     padding[1] = True  # every key of row 1 is padding
     for impl in ("sdpa", "explicit"):
-        for attn in model.transformer.attentions:
-            attn.impl = impl
+        for block in model.transformer.blocks:
+            block.attention.impl = impl
         logits = model(x, padding_mask=padding)
         assert torch.isfinite(logits).all()
 
@@ -270,12 +270,12 @@ def test_same_seed_same_loss_in_training_mode(tiny_config):
 
 def test_initialisation_follows_the_hands_on(tiny_config):
     model = TransformerWithLMHead(dataclasses.replace(tiny_config, embed_dim=96, hidden_dim=384, num_heads=4))
-    attn = model.transformer.attentions[0]
+    attn = model.transformer.blocks[0].attention
     assert abs(attn.in_proj_weight.std().item() - 0.02) < 0.002
     assert attn.in_proj_bias.abs().max() == 0 and attn.out_proj.bias.abs().max() == 0
-    ln = model.transformer.layer_norms_1[0]
+    ln = model.transformer.blocks[0].layer_norm_1
     assert torch.all(ln.weight == 1) and torch.all(ln.bias == 0)
-    assert abs(model.transformer.feed_forwards[0][0].weight.std().item() - 0.02) < 0.002
+    assert abs(model.transformer.blocks[0].feed_forward[0].weight.std().item() - 0.02) < 0.002
 
 
 def test_sinusoidal_positions_are_fixed(tiny_config):
@@ -295,8 +295,9 @@ def test_norm_placements_compute_their_formula(tiny_config, placement):
     t = model.transformer
     x = torch.randint(0, 50, (1, 6))
     h = t.tokens_embeddings(x) + t.position_embeddings(torch.arange(6))
-    attn = lambda z: t.attentions[0](z, None, True)[0]  # noqa: E731
-    ln1, ln2, ff = t.layer_norms_1[0], t.layer_norms_2[0], t.feed_forwards[0]
+    block = t.blocks[0]
+    attn = lambda z: block.attention(z, None, True)[0]  # noqa: E731
+    ln1, ln2, ff = block.layer_norm_1, block.layer_norm_2, block.feed_forward
     if placement == "pre":
         h = h + attn(ln1(h))
         h = h + ff(ln2(h))
@@ -313,12 +314,15 @@ def test_hidden_states_of_every_layer(tiny_config):
     assert torch.equal(out.hidden_states[-1], out.last_hidden_state)  # no final norm in this config
 
 
-def test_layer_addressing(tiny_config):
-    model = TransformerWithLMHead(tiny_config)
-    mods = model.transformer.layer_modules(1)
-    assert model.transformer.attentions[1] in mods and model.transformer.feed_forwards[1] in mods
-    with pytest.raises(IndexError, match="2 layers"):
-        model.transformer.layer_modules(2)
+def test_one_block_per_layer_holds_its_parts(tiny_config):
+    from minitransformer.model import Block
+
+    blocks = TransformerWithLMHead(tiny_config).transformer.blocks
+    assert isinstance(blocks, nn.ModuleList) and len(blocks) == tiny_config.num_layers
+    assert all(type(block) is Block for block in blocks)
+    assert [name for name, _ in blocks[1].named_children()] == [
+        "layer_norm_1", "attention", "layer_norm_2", "feed_forward", "dropout"
+    ]  # fmt: skip
 
 
 def test_lm_losses(tiny_config):
@@ -414,7 +418,7 @@ def test_checkpoint_errors_name_the_problem(tiny_config, tmp_path):
     (tmp_path / "config.json").write_text(
         '{"architecture": "TransformerWithLMHead", ' + deeper.to_json()[1:], encoding="utf-8"
     )
-    with pytest.raises(ValueError, match="missing keys .*attentions.2"):
+    with pytest.raises(ValueError, match="missing keys .*blocks.2.attention"):
         TransformerWithLMHead.from_pretrained(tmp_path)
 
 
@@ -427,7 +431,7 @@ def test_lm_checkpoint_adapts_into_a_classifier(tiny_config, tmp_path):
     assert info["added"] == ["classification_head.bias", "classification_head.weight"]
     assert info["discarded"] == []
     assert torch.equal(
-        clf.transformer.attentions[1].in_proj_weight, lm.transformer.attentions[1].in_proj_weight
+        clf.transformer.blocks[1].attention.in_proj_weight, lm.transformer.blocks[1].attention.in_proj_weight
     )
     assert clf.lm_head.decoder.weight is clf.transformer.tokens_embeddings.weight
 
@@ -503,9 +507,11 @@ def test_gpt2_init_scales_only_the_residual_projections(tiny_config):
     scaled = 0.02 / math.sqrt(2 * 8)
     for ours, theirs in ((gpt2, scaled), (hands_on, 0.02)):
         for i in range(8):
-            assert abs(ours.attentions[i].out_proj.weight.std().item() - theirs) < 0.1 * theirs
-            assert abs(ours.feed_forwards[i][2].weight.std().item() - theirs) < 0.1 * theirs
-    torch.testing.assert_close(gpt2.attentions[3].in_proj_weight, hands_on.attentions[3].in_proj_weight)
+            assert abs(ours.blocks[i].attention.out_proj.weight.std().item() - theirs) < 0.1 * theirs
+            assert abs(ours.blocks[i].feed_forward[2].weight.std().item() - theirs) < 0.1 * theirs
+    torch.testing.assert_close(
+        gpt2.blocks[3].attention.in_proj_weight, hands_on.blocks[3].attention.in_proj_weight
+    )
     torch.testing.assert_close(gpt2.tokens_embeddings.weight, hands_on.tokens_embeddings.weight)
 
 

@@ -74,10 +74,10 @@ def test_query_and_key_learn_as_fast_as_value(tiny_config):
     """Orthogonalised apart, the q, k and v blocks of in_proj_weight each move by Muon's step size; as one
     (3E, E) matrix, the largest gradient block (v, while attention is uniform) would take nearly all of it."""
     model, x = model_and_batch(tiny_config)
-    before = model.transformer.attentions[0].in_proj_weight.detach().clone()
+    before = model.transformer.blocks[0].attention.in_proj_weight.detach().clone()
     optimizer = MuonWithAdamW(model, lr=1e-3, weight_decay=0.0)
     steps(model, optimizer, x, 1)
-    moved = (model.transformer.attentions[0].in_proj_weight.detach() - before).chunk(3)  # q, k, v
+    moved = (model.transformer.blocks[0].attention.in_proj_weight.detach() - before).chunk(3)  # q, k, v
     norms = [m.norm().item() for m in moved]
     assert min(norms) > 0.5 * max(norms), norms
 

@@ -101,17 +101,17 @@ def test_reinit_changes_the_top_layers_and_head_only(tiny_config):
     config = dataclasses.replace(tiny_config, num_layers=3, final_layer_norm=True, norm_placement="pre")
     model = classifier(config, pooler=True)
     pretend_pretrained(model)
-    kept = model.transformer.layer_modules(0) + model.transformer.embedding_modules()
-    renewed = model.transformer.layer_modules(1) + model.transformer.layer_modules(2) + model.head_modules()
+    kept = [model.transformer.blocks[0]] + model.transformer.embedding_modules()
+    renewed = [*model.transformer.blocks[1:], *model.head_modules()]
     before = {p: p.detach().clone() for p in model.parameters()}
     reinit_top_layers(model, 2)
     assert all(torch.equal(p, before[p]) for m in kept for p in m.parameters())  # bit-identical
     changed = [not torch.equal(p, before[p]) for m in renewed for p in m.parameters()]
     assert len(changed) > 20 and all(changed)
-    attention = model.transformer.attentions[2]
+    attention = model.transformer.blocks[2].attention
     assert attention.in_proj_weight.std().item() == pytest.approx(0.02, rel=0.25)  # N(0, 0.02) again
     assert torch.all(attention.in_proj_bias == 0)
-    assert torch.all(model.transformer.layer_norms_1[1].weight == 1)
+    assert torch.all(model.transformer.blocks[1].layer_norm_1.weight == 1)
     assert model.lm_head.decoder.weight is model.transformer.tokens_embeddings.weight
 
 
@@ -173,7 +173,7 @@ def test_llrd_learning_rates_by_group(tiny_config):
     assert all(g["weight_decay"] == (0.0 if g["name"].endswith("no_decay") else 0.01) for g in groups)
     embeddings = model.transformer.tokens_embeddings.weight  # = the tied LM decoder, in one group only
     assert [g["name"] for g in groups if any(p is embeddings for p in g["params"])] == ["embeddings/no_decay"]
-    in_proj = model.transformer.attentions[1].in_proj_weight
+    in_proj = model.transformer.blocks[1].attention.in_proj_weight
     assert any(p is in_proj for p in groups[2]["params"])
 
 
@@ -228,7 +228,7 @@ def test_mixout_expectation_is_the_current_weight():
 def test_mixout_replaces_whole_columns_that_pass_no_gradient(tiny_config):
     model = classifier(tiny_config)
     apply_mixout(model, 0.5)
-    attention = model.transformer.attentions[0]
+    attention = model.transformer.blocks[0].attention
     target = attention.mixout.target
     current = dict(attention.named_parameters())["in_proj_weight"]  # the parameter itself
     with torch.no_grad():
@@ -252,14 +252,14 @@ def test_mixout_is_identity_in_eval_and_keeps_checkpoints(tiny_config, tmp_path)
     assert not torch.equal(model.train()(x, clf_mask), model(x, clf_mask))  # a fresh mask per call
     torch.testing.assert_close(model.eval()(x, clf_mask), plain(x, clf_mask), rtol=0, atol=0)
     assert list(model.state_dict()) == keys  # targets are not saved, names did not change
-    assert model.transformer.dropout.p == 0 and model.transformer.attentions[1].dropout == 0
-    assert model.to(torch.float64).transformer.feed_forwards[0][2].mixout.target.dtype == torch.float64
+    assert model.transformer.dropout.p == 0 and model.transformer.blocks[1].attention.dropout == 0
+    assert model.to(torch.float64).transformer.blocks[0].feed_forward[2].mixout.target.dtype == torch.float64
     model.to(torch.float32).save_pretrained(tmp_path)
     reloaded = TransformerWithClfHead.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(reloaded(x, clf_mask), plain(x, clf_mask), rtol=0, atol=0)
     remove_mixout(model)
-    assert type(model.transformer.attentions[0]).__name__ == "MultiHeadSelfAttention"
-    assert not hasattr(model.transformer.feed_forwards[0][0], "mixout")
+    assert type(model.transformer.blocks[0].attention).__name__ == "MultiHeadSelfAttention"
+    assert not hasattr(model.transformer.blocks[0].feed_forward[0], "mixout")
     with pytest.raises(ValueError, match="mixout p=1.0 must be in"):
         apply_mixout(model, 1.0)
 
@@ -272,22 +272,22 @@ def test_prior_wd_decays_toward_the_pretrained_weights(tiny_config):
     groups = llrd_parameter_groups(model, lr=0.1, decay=0.5, weight_decay=0.0)
     optimizer = torch.optim.SGD(groups, lr=0.1)
     attach_prior_wd(optimizer, model, lam=0.3)
-    pretrained = model.transformer.feed_forwards[1][0].weight.detach().clone()
+    pretrained = model.transformer.blocks[1].feed_forward[0].weight.detach().clone()
     pretend_pretrained(model)  # as if training had moved every weight
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     for p in model.parameters():
         p.grad = torch.zeros_like(p)  # SGD moves nothing: only the decay acts
     optimizer.step()
     weights = dict(model.named_parameters())
-    w = before["transformer.feed_forwards.1.0.weight"]  # top layer: lr·γ = 0.05
+    w = before["transformer.blocks.1.feed_forward.0.weight"]  # top layer: lr·γ = 0.05
     torch.testing.assert_close(
-        weights["transformer.feed_forwards.1.0.weight"], w - 0.05 * 0.3 * (w - pretrained)
+        weights["transformer.blocks.1.feed_forward.0.weight"], w - 0.05 * 0.3 * (w - pretrained)
     )
     head = before["classification_head.weight"]  # new: no pretrained value, decays toward 0 at lr = 0.1
     torch.testing.assert_close(weights["classification_head.weight"], head * (1 - 0.1 * 0.3))
     for name in (
         "classification_head.bias",
-        "transformer.layer_norms_1.0.weight",
+        "transformer.blocks.0.layer_norm_1.weight",
         "transformer.tokens_embeddings.weight",
     ):
         assert torch.equal(weights[name], before[name]), name  # no weight decay for these

@@ -137,10 +137,10 @@ plots.plot_positional_encoding(
 # weights and first do *single-head* attention, ignoring the causal mask for now.
 
 # %%
-attention = backbone.attentions[0]
+attention = backbone.blocks[0].attention
 E = config.embed_dim
 with torch.no_grad():
-    h = backbone.layer_norms_1[0](h0)  # the block normalises before attending (section 5)
+    h = backbone.blocks[0].layer_norm_1(h0)  # the block normalises before attending (section 5)
     q, k, v = F.linear(h, attention.in_proj_weight, attention.in_proj_bias).split(E, dim=-1)  # 3 × (B, T, E)
     scores = q @ k.transpose(-2, -1) / math.sqrt(E)  # (B, T, T): query i · key j
     weights = scores.softmax(dim=-1)  # each row sums to 1
@@ -284,13 +284,13 @@ assert torch.allclose(alone, masked, atol=1e-5) and not torch.allclose(alone, un
 # %% [markdown]
 # ## 5. One block, then the stack
 #
-# A block is two sub-blocks, each wrapped in a layer norm, dropout and a residual connection. In the
-# hands-on's code (our `norm_placement="hands_on"`; "hands-on" always means the NAACL 2019 code, as
-# opposed to these tutorials):
+# A block (`backbone.blocks[i]`, a `Block`) is two sub-blocks, each wrapped in a layer norm, dropout and
+# a residual connection. In the hands-on's code (our `norm_placement="hands_on"`; "hands-on" always means
+# the NAACL 2019 code, as opposed to these tutorials):
 #
 # ```
-# h = layer_norms_1[i](h);  h = h + dropout(attentions[i](h))
-# h = layer_norms_2[i](h);  h = h + dropout(feed_forwards[i](h))
+# h = layer_norm_1(h);  h = h + dropout(attention(h))
+# h = layer_norm_2(h);  h = h + dropout(feed_forward(h))
 # ```
 #
 # The feed-forward is applied to every position separately: Linear(E → hidden) → ReLU →
@@ -299,10 +299,11 @@ assert torch.allclose(alone, masked, atol=1e-5) and not torch.allclose(alone, un
 
 # %%
 with torch.no_grad():
-    h = backbone.layer_norms_1[0](h0)
-    h = h + backbone.attentions[0](h, None, True)[0]
-    h = backbone.layer_norms_2[0](h)
-    block_0 = h + backbone.feed_forwards[0](h)  # (B, T, E)
+    block = backbone.blocks[0]
+    h = block.layer_norm_1(h0)
+    h = h + block.attention(h, None, True)[0]
+    h = block.layer_norm_2(h)
+    block_0 = h + block.feed_forward(h)  # (B, T, E)
     stack = backbone(x, output_hidden_states=True)
 print(
     "our block 0 == the library's layer 0 output:", torch.allclose(block_0, stack.hidden_states[1], atol=1e-5)
@@ -380,8 +381,7 @@ for placement in ("post", "pre", "hands_on"):
     loss.backward()
     layers = placement_model.transformer
     gradient_norms[placement] = [
-        torch.cat([p.grad.flatten() for m in layers.layer_modules(i) for p in m.parameters()]).norm().item()
-        for i in range(depth)
+        torch.cat([p.grad.flatten() for p in block.parameters()]).norm().item() for block in layers.blocks
     ]
 print({name: [round(v, 1) for v in values] for name, values in residual_norms.items()})
 above = [v / math.sqrt(64) - 1 for v in residual_norms["hands_on"][1:]]

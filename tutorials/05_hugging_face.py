@@ -243,7 +243,7 @@ assert max(value for _, value in gpt2_rows) < 1e-4
 
 # %%
 c_attn = gpt2.transformer.h[0].attn.c_attn.weight  # GPT-2: (E, 3E), input first
-in_proj = ours_gpt2.transformer.attentions[0].in_proj_weight  # ours: (3E, E), output first
+in_proj = ours_gpt2.transformer.blocks[0].attention.in_proj_weight  # ours: (3E, E), output first
 print(f"GPT-2 c_attn.weight {tuple(c_attn.shape)}, ours in_proj_weight {tuple(in_proj.shape)}")
 print("equal after a transpose:", torch.equal(in_proj, c_attn.t()))
 print(

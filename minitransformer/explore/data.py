@@ -1,8 +1,8 @@
 """What the explorer page shows, computed with the library's own forward pass.
 
 One forward pass of the backbone with `output_hidden_states=True, output_attentions=True` gives the
-attention probabilities and the residual stream; forward hooks on each layer's `attentions[i]` and
-`feed_forwards[i]` record what those blocks add to it (eval mode: no dropout). Every layer's hidden
+attention probabilities and the residual stream; forward hooks on each block's `attention` and
+`feed_forward` record what those sub-blocks add to it (eval mode: no dropout). Every layer's hidden
 state read through the final norm and the LM head is the "logit lens"; at the top layer it is the
 model's own output. Nothing here re-implements the model.
 """
@@ -113,9 +113,9 @@ def record_block_outputs(model: TransformerWithLMHead):
     outputs: dict[str, list[Tensor]] = {"attention": [], "feed_forward": []}
     transformer = model.transformer
     handles = [m.register_forward_hook(lambda _m, _i, out: outputs["attention"].append(out[0]))
-               for m in transformer.attentions]  # fmt: skip
+               for m in (block.attention for block in transformer.blocks)]  # fmt: skip
     handles += [m.register_forward_hook(lambda _m, _i, out: outputs["feed_forward"].append(out))
-                for m in transformer.feed_forwards]  # fmt: skip
+                for m in (block.feed_forward for block in transformer.blocks)]  # fmt: skip
     try:
         yield outputs
     finally:

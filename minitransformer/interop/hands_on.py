@@ -1,8 +1,9 @@
 """The NAACL 2019 hands-on's own checkpoint (`model_checkpoint.pth`) loaded into our model.
 
-The hands-on saved a plain state dict whose module names are ours (`tokens_embeddings`, `attentions`,
-`feed_forwards`, `layer_norms_1`, ...), so its weights load unchanged; what the tensors do not record
-(heads, objective) comes from the caller or from its pickled args file, read only when trusted.
+The hands-on saved a plain state dict whose module names are ours, kept in one list per kind of module
+(`attentions.0...`, `feed_forwards.0...`): `checkpoint.rename_legacy_keys` puts each layer's into its Block.
+What the tensors do not record (heads, objective) comes from the caller or from its pickled args file,
+read only when trusted.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def from_hands_on_checkpoint(
             raise ValueError(f"{name}={values[name]} contradicts the weights, which have {name}={value}")
     config = TransformerConfig(**values)
     adapters_dim = (
-        state["transformer.adapters_1.0.0.weight"].shape[0]
-        if "transformer.adapters_1.0.0.weight" in state
+        state["transformer.blocks.0.adapter_1.0.weight"].shape[0]
+        if "transformer.blocks.0.adapter_1.0.weight" in state
         else 0
     )
     if "classification_head.weight" in state:
@@ -86,7 +87,7 @@ def _hands_on_shapes(state: dict[str, Tensor]) -> dict[str, int]:
         "num_embeddings": vocab,
         "embed_dim": embed,
         "num_max_positions": state["transformer.position_embeddings.weight"].shape[0],
-        "hidden_dim": state["transformer.feed_forwards.0.0.weight"].shape[0],
+        "hidden_dim": state["transformer.blocks.0.feed_forward.0.weight"].shape[0],
         "num_layers": sum(k.endswith(".in_proj_weight") for k in state),
     }
 

@@ -227,15 +227,15 @@ def gpt2_key_map(num_layers: int, prefix: str = "transformer.") -> KeyMap:
     ]
     for i in range(num_layers):
         h = f"{prefix}h.{i}."
-        keys += _linear(f"transformer.layer_norms_1.{i}", h + "ln_1")
+        keys += _linear(f"transformer.blocks.{i}.layer_norm_1", h + "ln_1")
         keys += [
-            (f"transformer.attentions.{i}.in_proj_weight", (h + "attn.c_attn.weight",), True),
-            (f"transformer.attentions.{i}.in_proj_bias", (h + "attn.c_attn.bias",), False),
+            (f"transformer.blocks.{i}.attention.in_proj_weight", (h + "attn.c_attn.weight",), True),
+            (f"transformer.blocks.{i}.attention.in_proj_bias", (h + "attn.c_attn.bias",), False),
         ]
-        keys += _linear(f"transformer.attentions.{i}.out_proj", h + "attn.c_proj", transposed=True)
-        keys += _linear(f"transformer.layer_norms_2.{i}", h + "ln_2")
-        keys += _linear(f"transformer.feed_forwards.{i}.0", h + "mlp.c_fc", transposed=True)
-        keys += _linear(f"transformer.feed_forwards.{i}.2", h + "mlp.c_proj", transposed=True)
+        keys += _linear(f"transformer.blocks.{i}.attention.out_proj", h + "attn.c_proj", transposed=True)
+        keys += _linear(f"transformer.blocks.{i}.layer_norm_2", h + "ln_2")
+        keys += _linear(f"transformer.blocks.{i}.feed_forward.0", h + "mlp.c_fc", transposed=True)
+        keys += _linear(f"transformer.blocks.{i}.feed_forward.2", h + "mlp.c_proj", transposed=True)
     return keys + _linear("transformer.final_layer_norm", prefix + "ln_f")
 
 
@@ -252,14 +252,14 @@ def bert_key_map(num_layers: int, prefix: str = "bert.") -> KeyMap:
         layer = f"{prefix}encoder.layer.{i}."
         qkv = [layer + f"attention.self.{name}" for name in ("query", "key", "value")]
         keys += [
-            (f"transformer.attentions.{i}.in_proj_weight", tuple(k + ".weight" for k in qkv), False),
-            (f"transformer.attentions.{i}.in_proj_bias", tuple(k + ".bias" for k in qkv), False),
+            (f"transformer.blocks.{i}.attention.in_proj_weight", tuple(k + ".weight" for k in qkv), False),
+            (f"transformer.blocks.{i}.attention.in_proj_bias", tuple(k + ".bias" for k in qkv), False),
         ]
-        keys += _linear(f"transformer.attentions.{i}.out_proj", layer + "attention.output.dense")
-        keys += _linear(f"transformer.layer_norms_1.{i}", layer + "attention.output.LayerNorm")
-        keys += _linear(f"transformer.feed_forwards.{i}.0", layer + "intermediate.dense")
-        keys += _linear(f"transformer.feed_forwards.{i}.2", layer + "output.dense")
-        keys += _linear(f"transformer.layer_norms_2.{i}", layer + "output.LayerNorm")
+        keys += _linear(f"transformer.blocks.{i}.attention.out_proj", layer + "attention.output.dense")
+        keys += _linear(f"transformer.blocks.{i}.layer_norm_1", layer + "attention.output.LayerNorm")
+        keys += _linear(f"transformer.blocks.{i}.feed_forward.0", layer + "intermediate.dense")
+        keys += _linear(f"transformer.blocks.{i}.feed_forward.2", layer + "output.dense")
+        keys += _linear(f"transformer.blocks.{i}.layer_norm_2", layer + "output.LayerNorm")
     return keys
 
 

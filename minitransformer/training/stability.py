@@ -27,7 +27,7 @@ from torch.optim import Optimizer
 from torch.optim.swa_utils import SWALR, AveragedModel
 from torch.utils.hooks import RemovableHandle
 
-from ..checkpoint import NEW_HEAD_PREFIXES
+from ..checkpoint import is_new_head_key
 from ..model import init_weights
 from .optimizers import check_groups_cover, decays
 
@@ -52,7 +52,7 @@ def reinit_top_layers(model: nn.Module, k: int) -> None:
     if k == 0:
         return
     std = model.config.initializer_range
-    top_layers = [m for i in range(num_layers - k, num_layers) for m in model.transformer.layer_modules(i)]
+    top_layers = list(model.transformer.blocks[num_layers - k :])
     for module in top_layers + model.head_modules():
         module.apply(functools.partial(init_weights, initializer_range=std))
     if hasattr(model, "classification_head"):  # again, with the fine-tuning range, as in its __init__
@@ -74,7 +74,7 @@ def block_parameters(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
     listed once, with the embeddings.
     """
     transformer = model.transformer
-    layers = [(f"layer_{i}", transformer.layer_modules(i)) for i in range(model.config.num_layers)]
+    layers = [(f"layer_{i}", [block]) for i, block in enumerate(transformer.blocks)]
     bottom_up = [("embeddings", transformer.embedding_modules()), *layers]
     bottom_up.append(("head", model.head_modules() + [model.lm_head.decoder]))
     seen: set[int] = set()
@@ -179,9 +179,10 @@ def _with_mixout(cls: type[nn.Module], name: str) -> type[nn.Module]:
 def mixout_targets(model: nn.Module) -> list[tuple[nn.Module, str]]:
     """Every linear map of the backbone's layers: fused q/k/v projection, attention output, feed-forward."""
     found = []
-    for attention, feed_forward in zip(model.transformer.attentions, model.transformer.feed_forwards):
-        found.append((attention, "in_proj_weight"))
-        found += [(m, "weight") for m in (attention.out_proj, *feed_forward) if isinstance(m, nn.Linear)]
+    for block in model.transformer.blocks:
+        found.append((block.attention, "in_proj_weight"))
+        linears = (block.attention.out_proj, *block.feed_forward)
+        found += [(m, "weight") for m in linears if isinstance(m, nn.Linear)]
     return found
 
 
@@ -190,8 +191,8 @@ def apply_mixout(model: nn.Module, p: float) -> None:
 
     Biases are not mixed; embeddings and the new head (no pretrained value) neither. Mixout takes the
     place of dropout (Lee et al.), so the backbone's dropout is set to 0: in our model that is the
-    attention-probability dropout of every layer and the shared `transformer.dropout` module, i.e. the
-    residual dropout after attention and feed-forward and the embedding dropout. The classifier's own
+    attention-probability dropout and the residual dropout (after attention and feed-forward) of every
+    block, and the embedding dropout `transformer.dropout`. The classifier's own
     dropout stays. Parameter names and state-dict keys do not change, so checkpoints save and load as
     before; `remove_mixout` restores plain modules. In training mode `module.weight` reads a freshly
     mixed copy: to change a parameter in place, go through `named_parameters()` (or switch to eval).
@@ -206,8 +207,9 @@ def apply_mixout(model: nn.Module, p: float) -> None:
         module.mixout = Mixout(getattr(module, name), p).train(module.training)
         module.__class__ = _with_mixout(type(module), name)
     model.transformer.dropout.p = 0.0
-    for attention in model.transformer.attentions:
-        attention.dropout = 0.0
+    for block in model.transformer.blocks:
+        block.dropout.p = 0.0
+        block.attention.dropout = 0.0
 
 
 def remove_mixout(model: nn.Module) -> None:
@@ -227,7 +229,7 @@ def attach_prior_wd(optimizer: Optimizer, model: nn.Module, lam: float) -> Remov
     """Before each step, w ← w − lr·λ·(w − w₀): weight decay toward the pretrained w₀ instead of 0.
 
     w₀ is captured now (call it after re-initialisation), for the parameters that take weight decay by
-    `optim.decays`; the new head's (no pretrained value, `checkpoint.NEW_HEAD_PREFIXES`) decays toward 0.
+    `optim.decays`; the new head's (no pretrained value, `checkpoint.is_new_head_key`) decays toward 0.
     lr is the group's at that step, so schedules and LLRD apply. It replaces the optimizer's own decay:
     build the groups with weight_decay = 0. Returns the hook's handle (`.remove()` detaches it).
     """
@@ -240,7 +242,7 @@ def attach_prior_wd(optimizer: Optimizer, model: nn.Module, lam: float) -> Remov
             "build the optimizer groups with weight_decay=0 (or do not use --prior-wd)"
         )
     anchors: dict[int, Tensor | None] = {
-        id(p): None if name.startswith(NEW_HEAD_PREFIXES) else p.detach().clone()
+        id(p): None if is_new_head_key(name) else p.detach().clone()
         for name, p in model.named_parameters()
         if p.requires_grad and decays(name, p)
     }

@@ -65,7 +65,7 @@ def test_frozen_schemes_leave_the_backbone_untouched(pretrained_dir, tmp_path, s
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     head = load_file(str(tmp_path / "run" / "seed_0" / "model.safetensors"))
-    assert ("transformer.adapters_1.0.0.weight" in head) == (scheme == "adapters")
+    assert ("transformer.blocks.0.adapter_1.0.weight" in head) == (scheme == "adapters")
 
 
 @pytest.mark.e2e

@@ -44,7 +44,7 @@ def test_continued_pretraining_on_trec_questions_keeps_tokenizer_and_objective(p
         load_file(str(pretrained_dir / "model.safetensors")),
         load_file(str(out / "model.safetensors")),
     )
-    key = "transformer.attentions.0.in_proj_weight"
+    key = "transformer.blocks.0.attention.in_proj_weight"
     assert not torch.equal(before[key], after[key])
     assert (after[key] - before[key]).abs().max() < 0.1  # continued from the checkpoint, not re-initialised
 
