@@ -137,6 +137,7 @@ MODEL_OPTIONS = (
     "norm_placement",
     "final_layer_norm",
     "sinusoidal_embeddings",
+    "embedding_layer_norm",
     "init_scheme",
     "layer_norm_eps",
 )

@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned"
     )
     g.add_argument(
+        "--embedding-layer-norm", action="store_true", help="a LayerNorm on the embeddings, as BERT has"
+    )
+    g.add_argument(
         "--init-scheme",
         choices=INIT_SCHEMES,
         help="hands_on: every weight N(0, range); gpt2: the residual projections N(0, range/sqrt(2 layers))",

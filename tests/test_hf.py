@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import padded_batch, randomize
+from conftest import REPO, padded_batch, randomize
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -362,3 +362,102 @@ def test_minilm_pooler_and_tokenizer_come_along(minilm):
     pooled = model.pooler(out, first, None, model.transformer.final_layer_norm)
     reference = transformers.BertModel.from_pretrained(minilm).eval()
     assert float((pooled - reference(x).pooler_output).abs().max()) <= 1e-4
+
+
+# ----------------------------------------------------------------------------------------------
+# export: our model folders → transformers' Auto classes
+# ----------------------------------------------------------------------------------------------
+
+MASKED = {  # our masked LMs that have a masked-LM class in transformers, and which one
+    "post, BERT's switches": (
+        {"norm_placement": "post", "final_layer_norm": False, "embedding_layer_norm": True},
+        "BertForMaskedLM",
+    ),
+    "pre": ({"norm_placement": "pre", "final_layer_norm": True}, "MegatronBertForMaskedLM"),
+    "pre, with BERT's head": (
+        {
+            "norm_placement": "pre",
+            "final_layer_norm": True,
+            "lm_head_transform": True,
+            "lm_head_bias": True,
+            "token_type_vocab_size": 2,
+            "activation": "gelu",
+        },
+        "MegatronBertForMaskedLM",
+    ),  # fmt: skip
+}
+
+
+def saved_folder(directory: Path, config: TransformerConfig) -> tuple[Path, TransformerWithLMHead]:
+    """A model folder of ours with random weights and the suite's tokenizer."""
+    from minitransformer.tokenization import Tokenizer
+
+    tokenizer = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
+    model = randomize(
+        TransformerWithLMHead(
+            TransformerConfig(**{**config.to_dict(), "num_embeddings": tokenizer.vocab_size})
+        )
+    )
+    model.save_pretrained(directory, tokenizer=tokenizer)
+    return directory, model
+
+
+@pytest.mark.parametrize("case", MASKED)
+def test_masked_lms_export_to_the_transformers_class_of_their_architecture(tmp_path, case):
+    changes, class_name = MASKED[case]
+    run, model = saved_folder(tmp_path / "run", gpt2_shaped(mlm=True, **changes))
+    out = hf.export(run, tmp_path / "out")
+    reference = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
+    assert type(reference).__name__ == class_name
+    ids, mask = padded_batch(model.config.num_embeddings)
+    with torch.no_grad():
+        ours = model(ids, padding_mask=~mask.bool())
+        theirs = reference(input_ids=ids, attention_mask=mask).logits
+    assert float((ours - theirs).abs()[mask.bool()].max()) <= TOL
+    back = hf.from_hf(out)  # import ∘ export: our model again
+    with torch.no_grad():
+        assert float((back(ids, padding_mask=~mask.bool()) - ours).abs()[mask.bool()].max()) <= TOL
+
+
+def test_export_writes_the_tokenizer_that_auto_tokenizer_reads(tmp_path):
+    run, model = saved_folder(tmp_path / "run", gpt2_shaped())
+    out = hf.export(run, tmp_path / "out")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    ours = hf.load_tokenizer(run)
+    text = "The tower is 324 metres tall ."
+    assert tokenizer(text, add_special_tokens=False)["input_ids"] == ours.encode(text)
+    assert tokenizer.mask_token == "[MASK]" and tokenizer.pad_token_id == ours.pad_id
+    ids = torch.tensor([ours.encode(text)])
+    with torch.no_grad():
+        theirs = transformers.AutoModelForCausalLM.from_pretrained(out).eval()(input_ids=ids).logits
+        assert float((model(ids) - theirs).abs().max()) <= TOL
+        assert float((hf.from_hf(out)(ids) - theirs).abs().max()) <= TOL  # import ∘ export
+
+
+@pytest.mark.parametrize(
+    "changes, switch",
+    [
+        ({"norm_placement": "post", "final_layer_norm": False}, "embedding_layer_norm=False"),
+        ({"norm_placement": "hands_on", "final_layer_norm": False}, "norm_placement='hands_on'"),
+        ({"norm_placement": "pre", "final_layer_norm": False}, "final_layer_norm=False"),
+    ],
+)
+def test_export_refuses_a_masked_lm_no_class_matches_naming_the_switch(tmp_path, changes, switch):
+    run, _ = saved_folder(tmp_path / "run", gpt2_shaped(mlm=True, **changes))
+    with pytest.raises(ValueError, match=switch):
+        hf.export(run, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing half-written
+
+
+def test_export_refuses_a_non_empty_output_folder_and_the_input(tmp_path, capsys):
+    run, _ = saved_folder(tmp_path / "run", gpt2_shaped())
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("keep me")
+    assert hf_cli.main(["export", str(run), str(tmp_path / "full")]) == 2
+    assert "full exists and is not an empty folder" in capsys.readouterr().err
+    assert (tmp_path / "full" / "notes.txt").read_text() == "keep me"
+    assert hf_cli.main(["export", str(run), str(run)]) == 2
+    assert "the output folder is the input" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert hf_cli.main(["export", str(run), str(tmp_path / "empty")]) == 0
+    assert (tmp_path / "empty" / "model.safetensors").is_file()

@@ -2,10 +2,12 @@
 
     from_hf(path, task="lm")          a local HF checkpoint directory → our model (reads the files directly)
     to_hf(model, directory)           our GPT-2-shaped LM → a directory `GPT2LMHeadModel.from_pretrained` loads
+    export(run, out_dir)              a model folder of ours → a folder transformers' Auto classes load, tokenizer too
     compare_with_transformers(path)   per-layer max |ours − transformers|
     convert(path, out_dir)            from_hf + save_pretrained + the tokenizer files + minitransformer_meta.json
 
-Its command line (`python -m minitransformer.interop.hf compare PATH`, `... convert PATH OUT`) is `hf_cli.py`;
+Its command line (`python -m minitransformer.interop.hf compare PATH`, `... convert PATH OUT`, `... export RUN
+OUT`) is `hf_cli.py`;
 the hands-on's own `model_checkpoint.pth` (not a Hugging Face format) loads with `hands_on.py`.
 
 How the architectures map onto `TransformerConfig`:
@@ -14,6 +16,8 @@ How the architectures map onto `TransformerConfig`:
   fused q;k;v projection.
 - BERT: norm_placement="post", token types, embedding LayerNorm, bidirectional (mlm=True). Separate
   query/key/value projections are concatenated into our `in_proj_weight`.
+- Megatron-BERT: BERT with norm_placement="pre": a norm before each sub-block, a final norm, none on the
+  embeddings. Export writes our pre-norm masked LMs as it (see `export`).
 
 Decisions worth knowing:
 - task="lm" (default) needs an LM head: always true for GPT-2 (tied to the embeddings), true for BERT
@@ -39,19 +43,22 @@ does not import it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..checkpoint import load_checkpoint_state, read_weights
 from ..config import FineTuningConfig, TransformerConfig
 from ..model import Transformer, TransformerWithClfHead, TransformerWithLMHead
 from ..runs.io import atomic_path, write_json_atomic
+from ..tokenization import Tokenizer
 
 TASKS = ("lm", "classification", "backbone")
 META_NAME = "minitransformer_meta.json"
@@ -59,6 +66,8 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "t
 # The architectures we import, by the role of their head.
 GPT2_ARCHITECTURES = ("GPT2Model", "GPT2LMHeadModel")
 BERT_ARCHITECTURES = ("BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification")
+MEGATRON_ARCHITECTURES = ("MegatronBertModel", "MegatronBertForMaskedLM")
+BERT_TYPES = ("bert", "megatron-bert")  # the model types read with BERT's keys
 # HF activation name → ours. GPT-2's "gelu_new" and "gelu_pytorch_tanh" are the tanh approximation.
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 GPT2_ACTIVATION_NAMES = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}  # ours → GPT-2's
@@ -107,14 +116,14 @@ def read_hf_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Tensor]
 def _unsupported_model_type(hf_config: dict) -> ValueError:
     return ValueError(
         f"model_type={hf_config.get('model_type')!r} is not supported: minitransformer imports "
-        "'gpt2' and 'bert' checkpoints"
+        "'gpt2', 'bert' and 'megatron-bert' checkpoints"
     )
 
 
 def architecture(hf_config: dict, keys) -> str:
     """The checkpoint's architecture, checked against the ones we import (from config.json, else the keys)."""
     model_type = hf_config.get("model_type")
-    if model_type not in ("gpt2", "bert"):
+    if model_type not in ("gpt2", *BERT_TYPES):
         raise _unsupported_model_type(hf_config)
     names = hf_config.get("architectures") or []
     if names:
@@ -125,7 +134,10 @@ def architecture(hf_config: dict, keys) -> str:
         name = "BertForSequenceClassification"
     else:
         name = "BertForMaskedLM" if any(k.startswith("cls.predictions.") for k in keys) else "BertModel"
-    supported = GPT2_ARCHITECTURES if model_type == "gpt2" else BERT_ARCHITECTURES
+        name = name.replace("Bert", "MegatronBert") if model_type == "megatron-bert" else name
+    supported = {"gpt2": GPT2_ARCHITECTURES, "bert": BERT_ARCHITECTURES}.get(
+        model_type, MEGATRON_ARCHITECTURES
+    )
     if name not in supported:
         raise ValueError(
             f"architecture {name} is not supported for model_type={model_type!r}; supported: {supported}"
@@ -192,17 +204,19 @@ def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerCo
             norm_placement="pre",
             final_layer_norm=True,
         )
-    if c.get("model_type") == "bert":
+    if c.get("model_type") in BERT_TYPES:
         _refuse(bool(c.get("is_decoder")), "is_decoder (a causal BERT decoder)")
         _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
         position_type = c.get("position_embedding_type", "absolute")
         _refuse(position_type != "absolute", f"position_embedding_type={position_type!r}")
+        pre_norm = c["model_type"] == "megatron-bert"
         return TransformerConfig(
             **_read(c, BERT_CONFIG_KEYS),
             mlm=True,
             activation=_activation(c.get("hidden_act", "gelu")),
-            norm_placement="post",
-            embedding_layer_norm=True,
+            norm_placement="pre" if pre_norm else "post",
+            final_layer_norm=pre_norm,
+            embedding_layer_norm=not pre_norm,
             lm_head_transform=has_mlm_head,
             lm_head_bias=has_mlm_head,
         )
@@ -239,28 +253,35 @@ def gpt2_key_map(num_layers: int, prefix: str = "transformer.") -> KeyMap:
     return keys + _linear("transformer.final_layer_norm", prefix + "ln_f")
 
 
-def bert_key_map(num_layers: int, prefix: str = "bert.") -> KeyMap:
-    """Our backbone keys ↔ BERT's; query, key and value are concatenated into `in_proj_*`."""
+def bert_key_map(num_layers: int, prefix: str = "bert.", pre_norm: bool = False) -> KeyMap:
+    """Our backbone keys ↔ BERT's; query, key and value are concatenated into `in_proj_*`.
+
+    pre_norm: Megatron-BERT's names for the norms (before each sub-block, a final one, none on the embeddings).
+    """
     e = prefix + "embeddings."
     keys: KeyMap = [
         ("transformer.tokens_embeddings.weight", (e + "word_embeddings.weight",), False),
         ("transformer.position_embeddings.weight", (e + "position_embeddings.weight",), False),
         ("transformer.token_type_embeddings.weight", (e + "token_type_embeddings.weight",), False),
     ]
-    keys += _linear("transformer.embeddings_layer_norm", e + "LayerNorm")
+    if not pre_norm:
+        keys += _linear("transformer.embeddings_layer_norm", e + "LayerNorm")
+    norm_1, norm_2 = (
+        ("attention.ln", "ln") if pre_norm else ("attention.output.LayerNorm", "output.LayerNorm")
+    )
     for i in range(num_layers):
-        layer = f"{prefix}encoder.layer.{i}."
+        layer, block = f"{prefix}encoder.layer.{i}.", f"transformer.blocks.{i}."
         qkv = [layer + f"attention.self.{name}" for name in ("query", "key", "value")]
         keys += [
-            (f"transformer.blocks.{i}.attention.in_proj_weight", tuple(k + ".weight" for k in qkv), False),
-            (f"transformer.blocks.{i}.attention.in_proj_bias", tuple(k + ".bias" for k in qkv), False),
+            (block + "attention.in_proj_weight", tuple(k + ".weight" for k in qkv), False),
+            (block + "attention.in_proj_bias", tuple(k + ".bias" for k in qkv), False),
         ]
-        keys += _linear(f"transformer.blocks.{i}.attention.out_proj", layer + "attention.output.dense")
-        keys += _linear(f"transformer.blocks.{i}.layer_norm_1", layer + "attention.output.LayerNorm")
-        keys += _linear(f"transformer.blocks.{i}.feed_forward.0", layer + "intermediate.dense")
-        keys += _linear(f"transformer.blocks.{i}.feed_forward.2", layer + "output.dense")
-        keys += _linear(f"transformer.blocks.{i}.layer_norm_2", layer + "output.LayerNorm")
-    return keys
+        keys += _linear(block + "attention.out_proj", layer + "attention.output.dense")
+        keys += _linear(block + "layer_norm_1", layer + norm_1)
+        keys += _linear(block + "feed_forward.0", layer + "intermediate.dense")
+        keys += _linear(block + "feed_forward.2", layer + "output.dense")
+        keys += _linear(block + "layer_norm_2", layer + norm_2)
+    return keys + (_linear("transformer.final_layer_norm", prefix + "encoder.ln") if pre_norm else [])
 
 
 BERT_MLM_KEYS: KeyMap = [
@@ -309,7 +330,8 @@ def _hf_state_to_ours(
         discarded = []
     else:
         prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
-        ours = _take(state, bert_key_map(hf_config.get("num_hidden_layers", 12), prefix), source)
+        pre_norm = hf_config["model_type"] == "megatron-bert"
+        ours = _take(state, bert_key_map(hf_config.get("num_hidden_layers", 12), prefix, pre_norm), source)
         if "cls.predictions.bias" not in state and "cls.predictions.decoder.bias" in state:
             state["cls.predictions.bias"] = state.pop("cls.predictions.decoder.bias")
         if "cls.predictions.transform.dense.weight" in state:
@@ -406,7 +428,7 @@ def _fine_tuning_config(
                 "task='classification' needs num_classes: the checkpoint has no classifier to read it from"
             )
         num_classes = state["classification_head.weight"].shape[0]
-    return FineTuningConfig(num_classes=num_classes, pooler=hf_config["model_type"] == "bert")
+    return FineTuningConfig(num_classes=num_classes, pooler=hf_config["model_type"] in BERT_TYPES)
 
 
 def clf_position(path: str | os.PathLike) -> str:
@@ -418,14 +440,14 @@ def clf_position(path: str | os.PathLike) -> str:
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: not a model directory")
     return (
-        "start" if json.loads(config_path.read_text(encoding="utf-8")).get("model_type") == "bert" else "end"
+        "start"
+        if json.loads(config_path.read_text(encoding="utf-8")).get("model_type") in BERT_TYPES
+        else "end"
     )
 
 
 def load_tokenizer(path: str | os.PathLike):
     """The checkpoint's tokenizer (tokenizer.json, else vocab.txt) as a `minitransformer.tokenization.Tokenizer`."""
-    from ..tokenization import Tokenizer
-
     return Tokenizer.from_pretrained(path)
 
 
@@ -509,6 +531,138 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
     return directory
 
 
+# What BERT's and Megatron-BERT's architectures fix, for our masked LMs by norm placement.
+MASKED_LM_SWITCHES = {
+    "post": ("BertForMaskedLM", {"final_layer_norm": False, "embedding_layer_norm": True}),
+    "pre": ("MegatronBertForMaskedLM", {"final_layer_norm": True, "embedding_layer_norm": False}),
+}
+BERT_ACTIVATION_NAMES = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}  # ours → BERT's
+
+
+def _give(ours: dict[str, Tensor], key_map: KeyMap) -> dict[str, Tensor]:
+    """The key map read backwards: our tensors under the HF keys (split, transposed back), on the CPU."""
+    tensors = {}
+    for key, theirs, transposed in key_map:
+        value = ours[key].detach().cpu()
+        for name, part in zip(theirs, value.chunk(len(theirs), dim=0)):
+            tensors[name] = (part.t() if transposed else part).contiguous()
+    return tensors
+
+
+def _identity_head_transform(norm: nn.LayerNorm) -> dict[str, Tensor]:
+    """BERT's MLM head transform (dense → activation → LayerNorm) set to give back its input h.
+
+    For a model without that transform (our `lm_head_transform=False`). h = γ·n + β is the output of `norm`,
+    n normalised (mean 0, variance 1 per token, so |n_i| < √E); dense(h) = (h − β)/γ + c = n + c with
+    c = √E + 10, where relu and gelu are the identity (to float precision); the LayerNorm removes c and
+    with γ and β gives h back.
+    """
+    gamma, beta = norm.weight.detach().cpu(), norm.bias.detach().cpu()
+    if bool((gamma == 0).any()):
+        raise ValueError("this masked LM cannot be exported: a zero LayerNorm weight below the LM head")
+    c = math.sqrt(gamma.numel()) + 10.0
+    return {
+        "cls.predictions.transform.dense.weight": torch.diag(1.0 / gamma),
+        "cls.predictions.transform.dense.bias": c - beta / gamma,
+        "cls.predictions.transform.LayerNorm.weight": gamma.clone(),
+        "cls.predictions.transform.LayerNorm.bias": beta.clone(),
+    }
+
+
+def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, Tensor]]:
+    """(config.json, weights) of a masked LM as BERT (post-norm) or Megatron-BERT (pre-norm) for transformers.
+
+    Refuses, naming the switch, a model neither architecture computes. Without token types the type
+    embedding is one row of zeros; without BERT's head transform the transform is set to the identity.
+    """
+    config = model.config
+    if config.norm_placement not in MASKED_LM_SWITCHES:
+        raise ValueError(
+            f"this masked LM cannot be exported: norm_placement={config.norm_placement!r} has no masked-LM class "
+            "in transformers (BERT is 'post', Megatron-BERT 'pre')"
+        )
+    name, switches = MASKED_LM_SWITCHES[config.norm_placement]
+    switches = {**switches, "sinusoidal_embeddings": False, "bias": True}
+    differing = [
+        f"{k}={getattr(config, k)!r} ({name} has {v!r})"
+        for k, v in switches.items()
+        if getattr(config, k) != v
+    ]
+    if differing:
+        raise ValueError(f"this masked LM cannot be exported as {name}: {', '.join(differing)}")
+    pre_norm = config.norm_placement == "pre"
+    ours = model.state_dict()
+    if not config.token_type_vocab_size:
+        ours["transformer.token_type_embeddings.weight"] = torch.zeros(1, config.embed_dim)
+    tensors = _give(ours, bert_key_map(config.num_layers, pre_norm=pre_norm))
+    if config.lm_head_transform:
+        tensors.update(_give(ours, BERT_MLM_KEYS[:-1]))
+    else:
+        last = model.transformer.final_layer_norm if pre_norm else model.transformer.blocks[-1].layer_norm_2
+        tensors.update(_identity_head_transform(last))
+    bias = ours["lm_head.decoder.bias"] if config.lm_head_bias else torch.zeros(config.num_embeddings)
+    tensors["cls.predictions.bias"] = bias.detach().cpu().contiguous()
+    hf_config = {
+        "model_type": "megatron-bert" if pre_norm else "bert",
+        "architectures": [name],
+        **{theirs: getattr(config, ours) for ours, (theirs, _) in BERT_CONFIG_KEYS.items()},
+        "type_vocab_size": max(config.token_type_vocab_size, 1),
+        "hidden_act": BERT_ACTIVATION_NAMES[config.activation],
+        "attention_probs_dropout_prob": config.dropout,
+        "tie_word_embeddings": True,
+    }
+    return hf_config, tensors
+
+
+def export(run: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write our model folder `run` as a folder transformers' Auto classes load: config.json,
+    model.safetensors and the tokenizer (tokenizer.json + tokenizer_config.json).
+
+    A causal model goes out as GPT-2 (`to_hf`), a masked LM as BERT or Megatron-BERT
+    (`masked_lm_checkpoint`); what neither matches is refused naming the switch. `out_dir` must not
+    exist or be empty; everything is written into a temporary folder renamed at the end.
+    """
+    run, out_dir = Path(run), Path(out_dir)
+    if out_dir.resolve() == run.resolve():
+        raise ValueError(f"export {run} {out_dir}: the output folder is the input; give a new folder")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ValueError(f"export: {out_dir} exists and is not an empty folder; give a new folder")
+    model = TransformerWithLMHead.from_pretrained(run).eval()
+    tokenizer = Tokenizer.from_pretrained(run)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        if model.config.causal:
+            to_hf(model, tmp)
+        else:
+            hf_config, tensors = masked_lm_checkpoint(model)
+            save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            write_json_atomic(tmp / "config.json", hf_config)
+        _write_hf_tokenizer(tokenizer, tmp, model.config.num_max_positions)
+        if out_dir.exists():
+            out_dir.rmdir()
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _write_hf_tokenizer(tokenizer: Tokenizer, directory: Path, max_length: int) -> None:
+    """tokenizer.json and the tokenizer_config.json that `AutoTokenizer` reads beside it."""
+    tokenizer.save_pretrained(directory)
+    names = {
+        "pad": "pad_token",
+        "unk": "unk_token",
+        "cls": "cls_token",
+        "sep": "sep_token",
+        "mask": "mask_token",
+    }
+    special = {names[k]: tokenizer.id_to_token(i) for k, i in tokenizer.special_ids.items()}
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length, **special}
+    write_json_atomic(directory / "tokenizer_config.json", config)
+
+
 # ----------------------------------------------------------------------------------------------
 # Compare with transformers
 # ----------------------------------------------------------------------------------------------
@@ -526,6 +680,8 @@ REFERENCE = {
     "BertForMaskedLM": ("lm", "BertForMaskedLM"),
     "BertForPreTraining": ("lm", "BertForMaskedLM"),
     "BertForSequenceClassification": ("classification", "BertForSequenceClassification"),
+    "MegatronBertModel": ("backbone", "MegatronBertModel"),
+    "MegatronBertForMaskedLM": ("lm", "MegatronBertForMaskedLM"),
 }
 
 
@@ -540,7 +696,7 @@ def sample_batch(path: str | os.PathLike, texts: list[str] | None = None) -> tup
     if any((Path(path) / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
         tokenizer = load_tokenizer(path)
         rows = tokenizer.encode_batch(texts or SAMPLE_TEXTS)
-        if hf_config["model_type"] == "bert":
+        if hf_config["model_type"] in BERT_TYPES:
             rows = [[tokenizer.cls_id, *row, tokenizer.sep_id] for row in rows]
         pad = tokenizer.special_ids.get("pad", 0)
     else:

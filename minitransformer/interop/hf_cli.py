@@ -1,7 +1,9 @@
-"""`python -m minitransformer.interop.hf compare PATH` and `... convert PATH OUT`: the command line of `hf.py`.
+"""`python -m minitransformer.interop.hf compare PATH`, `... convert PATH OUT`, `... export RUN OUT`: the
+command line of `hf.py`.
 
 compare prints the per-layer maximum difference between our import of a GPT-2/BERT checkpoint and
-`transformers` (which it needs); convert writes the checkpoint in our model-directory format.
+`transformers` (which it needs); convert writes the checkpoint in our model-directory format; export
+writes one of our model folders as a checkpoint `transformers` loads.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .hf import clf_position, compare_with_transformers, convert, format_table, sample_batch
+from .hf import clf_position, compare_with_transformers, convert, export, format_table, sample_batch
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m minitransformer.interop.hf compare PATH` and `... convert PATH OUT`."""
+    """`python -m minitransformer.interop.hf compare PATH`, `... convert PATH OUT`, `... export RUN OUT`."""
     parser = argparse.ArgumentParser(
         prog="python -m minitransformer.interop.hf", description="Hugging Face interop for minitransformer."
     )
@@ -27,8 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("out_dir", help="the output model directory")
     conv.add_argument("--task", choices=("lm", "classification"), default="lm")
     conv.add_argument("--num-classes", type=int, help="classes of a new classifier (task=classification)")
+    exp = commands.add_parser("export", help="write a model folder of ours as a transformers checkpoint")
+    exp.add_argument(
+        "run", help="a model folder (a pretrain run): config.json, model.safetensors, tokenizer.json"
+    )
+    exp.add_argument("out_dir", help="a new folder for the checkpoint (GPT-2, BERT or Megatron-BERT)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "export":
+            print(f"wrote {export(args.run, args.out_dir)}")
+            return 0
         if args.command == "convert":
             out = convert(args.path, args.out_dir, task=args.task, num_classes=args.num_classes)
             print(f"wrote {out} (classification token: {clf_position(out)})")
