@@ -1,4 +1,4 @@
-"""`python -m adapt.compare`: several `python -m adapt` runs side by side, as a table and a bar chart.
+"""`python -m minitransformer compare`: several `python -m adapt` runs side by side, as a table and a bar chart.
 
 Each run directory's results.json gives the test accuracy of every seed; a run made with
 `--baseline tfidf` also gives the baseline, drawn as a reference line across the bars.
@@ -72,7 +72,7 @@ def markdown_table(rows: list[tuple[str, dict]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m adapt.compare",
+        prog="python -m minitransformer compare",
         description="Compare `python -m adapt` runs: print a markdown table (test accuracy mean ± std over "
         "seeds, every seed, validation accuracy to choose by, wall time) and draw a bar chart with any TF-IDF "
         "baseline as a reference line.",

@@ -1,4 +1,4 @@
-"""`python -m adapt.predict --model DIR "question" ...`: label and class probabilities from a classifier.
+"""`python -m minitransformer predict --model DIR "question" ...`: label and class probabilities from a classifier.
 
 DIR is a `seed_<n>` model directory written by `python -m adapt`, or the run directory itself (then the
 seed with the best validation accuracy is used). Texts come from the arguments, or one per line on stdin.
@@ -19,7 +19,7 @@ from minitransformer.runs.errors import run_cli
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m adapt.predict",
+        prog="python -m minitransformer predict",
         description="Classify texts with a model fine-tuned by `python -m adapt`.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -1,4 +1,4 @@
-"""`python -m adapt.study`: how much does each fine-tuning stability technique change the spread over seeds?
+"""`python -m minitransformer study`: how much does each fine-tuning stability technique change the spread over seeds?
 
 Few-sample TREC-6 (the official 1000-question subset, tested on the official 500-question test set),
 one pretrained checkpoint, the same fine-tuning recipe for every run, and N seeds for the plain
@@ -54,7 +54,7 @@ def technique_list(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m adapt.study",
+        prog="python -m minitransformer study",
         description="Fine-tune one pretrained checkpoint on few-sample TREC-6 with the plain recipe and with "
         "each stability technique, once per seed, and report the spread of test accuracy over seeds "
         "(table.md, results.json, a box plot).",

@@ -13,7 +13,7 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor
 
-from .model import check_token_ids
+from .checks import check_token_ids
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:

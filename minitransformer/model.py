@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import LEGACY_LAYER_LISTS, PretrainedMixin
+from .checks import check_labels, check_token_ids
 from .config import IGNORE_INDEX, FineTuningConfig, TransformerConfig
+from .generation import generate
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer: keys and values, each (B, nh, S, hs)
 BlockOutput = tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]  # h (B, T, E), probs, keys/values
@@ -222,33 +224,6 @@ class TransformerOutput:
     hidden_states: tuple[Tensor, ...] | None = None  # num_layers + 1 × (B, T, E)
     attentions: tuple[Tensor, ...] | None = None  # num_layers × (B, nh, T, S)
     past_key_values: KVCache | None = None
-
-
-def check_token_ids(x: Tensor, num_embeddings: int) -> None:
-    """Refuse token ids outside [0, num_embeddings) with the fix; call it on a CPU batch (it reads values)."""
-    if x.numel() == 0:
-        return
-    low, high = int(x.min()), int(x.max())
-    if low < 0 or high >= num_embeddings:
-        raise ValueError(
-            f"token id {low if low < 0 else high} is outside the vocabulary [0, {num_embeddings}): check "
-            "that the tokenizer matches the model (num_embeddings = tokenizer vocab size)"
-        )
-
-
-def check_labels(labels: Tensor, num_classes: int, name: str) -> None:
-    """Refuse labels outside [0, num_classes) other than IGNORE_INDEX, naming the argument. Only a CPU tensor
-    is read (on a GPU, reading values would wait for the device at every step; torch's own check then runs)."""
-    if labels.device.type != "cpu" or labels.numel() == 0:
-        return
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise ValueError(f"{name} has dtype {labels.dtype}: give integer class ids (torch.long)")
-    bad = labels[(labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_classes))]
-    if bad.numel():
-        raise ValueError(
-            f"{name} holds {int(bad[0])}, outside [0, {num_classes}) (and not the ignored {IGNORE_INDEX}): "
-            "check the label ids against the model's number of classes / vocabulary"
-        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -542,8 +517,6 @@ class TransformerWithLMHead(_TransformerModel):
 
     def generate(self, prompt_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
         """Sample a continuation with a key/value cache; see `minitransformer.generation.generate`."""
-        from .generation import generate
-
         return generate(self, prompt_ids, max_new_tokens, **kwargs)
 
 

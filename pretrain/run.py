@@ -39,13 +39,13 @@ from torch.optim import Optimizer
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.checkpoint import check_tokenizer_matches, read_config
+from minitransformer.checks import check_token_ids
 from minitransformer.config import IGNORE_INDEX
 from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.download import ensure_trec, ensure_wikitext
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
-from minitransformer.model import check_token_ids
 from minitransformer.presets import config_from_options
 from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic

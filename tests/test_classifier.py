@@ -1,4 +1,4 @@
-"""`minitransformer.classifier` and `python -m adapt.predict`: a saved classifier answers any number of texts."""
+"""`minitransformer.classifier` and `python -m minitransformer predict`: a saved classifier answers any number of texts."""
 
 from __future__ import annotations
 

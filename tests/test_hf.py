@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from minitransformer import TransformerConfig, TransformerWithClfHead, TransformerWithLMHead
-from minitransformer.interop import hf, hf_cli
+from minitransformer.interop import hf
 
 transformers = pytest.importorskip("transformers", reason="the parity tests need transformers (extra 'hf')")
 transformers.utils.logging.disable_progress_bar()
@@ -298,12 +298,12 @@ def test_convert_writes_our_format_with_tokenizer_and_clf_position(checkpoints, 
 
 
 def test_cli_compare_prints_the_table_and_convert_writes(checkpoints, tmp_path, capsys):
-    assert hf_cli.main(["compare", str(checkpoints["gpt2"])]) == 0
+    assert hf.main(["compare", str(checkpoints["gpt2"])]) == 0
     printed = capsys.readouterr().out
     assert "layer 1" in printed and "lm logits" in printed and "OK" in printed
-    assert hf_cli.main(["convert", str(checkpoints["bert"]), str(tmp_path / "out")]) == 0
+    assert hf.main(["convert", str(checkpoints["bert"]), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / hf.META_NAME).is_file()
-    assert hf_cli.main(["compare", str(tmp_path / "missing")]) == 2
+    assert hf.main(["compare", str(tmp_path / "missing")]) == 2
     assert "config.json" in capsys.readouterr().err
 
 
@@ -453,11 +453,11 @@ def test_export_refuses_a_non_empty_output_folder_and_the_input(tmp_path, capsys
     run, _ = saved_folder(tmp_path / "run", gpt2_shaped())
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("keep me")
-    assert hf_cli.main(["export", str(run), str(tmp_path / "full")]) == 2
+    assert hf.main(["export", str(run), str(tmp_path / "full")]) == 2
     assert "full exists and is not an empty folder" in capsys.readouterr().err
     assert (tmp_path / "full" / "notes.txt").read_text() == "keep me"
-    assert hf_cli.main(["export", str(run), str(run)]) == 2
+    assert hf.main(["export", str(run), str(run)]) == 2
     assert "the output folder is the input" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert hf_cli.main(["export", str(run), str(tmp_path / "empty")]) == 0
+    assert hf.main(["export", str(run), str(tmp_path / "empty")]) == 0
     assert (tmp_path / "empty" / "model.safetensors").is_file()

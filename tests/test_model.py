@@ -17,7 +17,7 @@ from minitransformer import (
     TransformerWithClfHead,
     TransformerWithLMHead,
 )
-from minitransformer.model import check_token_ids
+from minitransformer.checks import check_token_ids
 
 
 def hidden(model, x, **kw):

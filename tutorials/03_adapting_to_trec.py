@@ -462,7 +462,7 @@ for name, figure in (
 # ## 7. Asking our own questions
 #
 # `minitransformer.classifier.Classifier` loads a run (the seed with the best validation accuracy) with its
-# tokenizer and label names; `python -m adapt.predict --model DIR "question"` does the same from
+# tokenizer and label names; `python -m minitransformer predict --model DIR "question"` does the same from
 # a terminal.
 
 # %%

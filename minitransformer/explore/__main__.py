@@ -1,4 +1,4 @@
-"""`python -m minitransformer.explore MODEL_DIR --text TEXT [--output FILE.html]`: write the explorer page."""
+"""`python -m minitransformer explore MODEL_DIR --text TEXT [--output FILE.html]`: write the explorer page."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ LARGE_MB = 5
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m minitransformer.explore",
+        prog="python -m minitransformer explore",
         description="Write a self-contained HTML page that shows what a model does with a text: attention "
         "per layer and head, predictions and the logit lens, the residual stream, head summaries.",
     )

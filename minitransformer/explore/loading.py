@@ -12,7 +12,7 @@ from minitransformer import TransformerWithLMHead
 from ..checkpoint import check_tokenizer_matches, read_config
 from ..tokenization import Tokenizer
 
-META_NAME = "minitransformer_meta.json"  # written by `python -m minitransformer.hf convert`
+META_NAME = "minitransformer_meta.json"  # written by `python -m minitransformer hf convert`
 
 
 def load_model_dir(directory: str | os.PathLike) -> tuple[TransformerWithLMHead, Tokenizer, bool]:

@@ -6,8 +6,8 @@
     compare_with_transformers(path)   per-layer max |ours − transformers|
     convert(path, out_dir)            from_hf + save_pretrained + the tokenizer files + minitransformer_meta.json
 
-Its command line (`python -m minitransformer.interop.hf compare PATH`, `... convert PATH OUT`, `... export RUN
-OUT`) is `hf_cli.py`;
+Its command line, `main` at the end (`python -m minitransformer hf compare PATH`, `... convert PATH OUT`,
+`... export RUN OUT`), compares with `transformers` (which compare needs), converts and exports;
 the hands-on's own `model_checkpoint.pth` (not a Hugging Face format) loads with `hands_on.py`.
 
 How the architectures map onto `TransformerConfig`:
@@ -42,6 +42,7 @@ does not import it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -772,7 +773,56 @@ def format_table(rows: list[tuple[str, float]]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # `python -m minitransformer.interop.hf ...`: the command line is in hf_cli.py
-    from minitransformer.interop.hf_cli import main
+# ----------------------------------------------------------------------------------------------
+# Command line: `python -m minitransformer hf compare PATH`, `... convert PATH OUT`, `... export RUN OUT`
+# ----------------------------------------------------------------------------------------------
 
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m minitransformer hf compare PATH`, `... convert PATH OUT`, `... export RUN OUT`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m minitransformer hf", description="Hugging Face interop for minitransformer."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    compare = commands.add_parser("compare", help="per-layer max difference with transformers (needs it)")
+    compare.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
+    compare.add_argument("--text", action="append", help="a sentence to run (repeatable); default: samples")
+    compare.add_argument("--tol", type=float, default=1e-4, help="exit 1 if any difference exceeds this")
+    conv = commands.add_parser("convert", help="write a HF checkpoint in minitransformer's format")
+    conv.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
+    conv.add_argument("out_dir", help="the output model directory")
+    conv.add_argument("--task", choices=("lm", "classification"), default="lm")
+    conv.add_argument("--num-classes", type=int, help="classes of a new classifier (task=classification)")
+    exp = commands.add_parser("export", help="write a model folder of ours as a transformers checkpoint")
+    exp.add_argument(
+        "run", help="a model folder (a pretrain run): config.json, model.safetensors, tokenizer.json"
+    )
+    exp.add_argument("out_dir", help="a new folder for the checkpoint (GPT-2, BERT or Megatron-BERT)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "export":
+            print(f"wrote {export(args.run, args.out_dir)}")
+            return 0
+        if args.command == "convert":
+            out = convert(args.path, args.out_dir, task=args.task, num_classes=args.num_classes)
+            print(f"wrote {out} (classification token: {clf_position(out)})")
+            return 0
+        input_ids, attention_mask = sample_batch(args.path, args.text)
+        rows = compare_with_transformers(args.path, input_ids, attention_mask)
+    except ImportError as e:
+        print(f"error: {e}; compare needs transformers: pip install 'minitransformer[hf]'", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    worst = max(value for _, value in rows)
+    print(
+        f"max difference {worst:.3e} on {int(attention_mask.sum())} real tokens: "
+        f"{'OK' if worst <= args.tol else 'MISMATCH'} (tolerance {args.tol:g})"
+    )
+    return 0 if worst <= args.tol else 1
+
+
+if __name__ == "__main__":  # `python -m minitransformer.interop.hf ...` works too
     sys.exit(main())

@@ -3,7 +3,7 @@
 Precedence, lowest to highest: the parser's defaults < a preset < a `--config` file < explicit flags.
 The option groups both programs share are declared once here (`add_run_options`, `add_data_options`,
 `add_schedule_options`, `add_hardware_options`). These functions never read `sys.argv`: the programs
-pass their argv in (only `python -m minitransformer.interop.hf`, a command itself, reads its own).
+pass their argv in (only the commands of `python -m minitransformer`, e.g. `hf`, read their own).
 """
 
 from __future__ import annotations

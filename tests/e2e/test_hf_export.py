@@ -1,4 +1,4 @@
-"""`python -m pretrain` then `python -m minitransformer.interop.hf export`: the folder loads in transformers."""
+"""`python -m pretrain` then `python -m minitransformer hf export`: the folder loads in transformers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from conftest import small_run
 
 from minitransformer import TransformerWithLMHead
-from minitransformer.interop import hf_cli
+from minitransformer.interop import hf
 from pretrain.run import main as pretrain_main
 
 transformers = pytest.importorskip(
@@ -26,7 +26,7 @@ RUNS = {  # a toy causal LM, the default preset's masked LM (pre-norm), a post-n
 def test_a_pretrained_run_exported_loads_in_transformers_with_our_logits(corpus, tmp_path, name):
     run, out = tmp_path / "run", tmp_path / "exported"
     assert pretrain_main([*small_run(corpus, run, *RUNS[name]), "--max-steps", "6"]) == 0
-    assert hf_cli.main(["export", str(run), str(out)]) == 0
+    assert hf.main(["export", str(run), str(out)]) == 0
     ours = TransformerWithLMHead.from_pretrained(run).eval()
     auto = transformers.AutoModelForCausalLM if ours.config.causal else transformers.AutoModelForMaskedLM
     tokenizer = transformers.AutoTokenizer.from_pretrained(out)
@@ -47,7 +47,7 @@ def test_a_post_norm_masked_lm_without_bert_switches_is_refused_in_one_line(corp
         == 0
     )
     capsys.readouterr()
-    assert hf_cli.main(["export", str(run), str(tmp_path / "exported")]) == 2
+    assert hf.main(["export", str(run), str(tmp_path / "exported")]) == 2
     err = capsys.readouterr().err
     assert "embedding_layer_norm=False" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "exported").exists()

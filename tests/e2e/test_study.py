@@ -1,4 +1,4 @@
-"""`python -m adapt.study --quick` on a quickly pretrained model: every technique, every seed, honest statistics."""
+"""`python -m minitransformer study --quick` on a quickly pretrained model: every technique, every seed, honest statistics."""
 
 from __future__ import annotations
 
