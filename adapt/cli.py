@@ -36,7 +36,7 @@ CLF_POSITIONS = ("auto", "start", "end")  # auto: end for causal models, start f
 BASELINES = ("tfidf",)
 # What each numeric option accepts (checked at parse time, whichever layer set it).
 RANGES = {
-    **dict.fromkeys(("epochs", "max_steps", "batch_size", "vocab_size", "threads"), AT_LEAST_1),
+    **dict.fromkeys(("epochs", "max_steps", "batch_size", "vocab_size"), AT_LEAST_1),
     "max_len": Range(2),  # the classification token and at least one token of text
     **dict.fromkeys(
         (
@@ -53,7 +53,7 @@ RANGES = {
         ),
         NON_NEGATIVE,
     ),  # fmt: skip
-    **dict.fromkeys(("lr", "swa_lr", "initializer_range"), POSITIVE),
+    **dict.fromkeys(("lr", "swa_lr"), POSITIVE),
     **dict.fromkeys(("dropout", "mixout"), PROBABILITY),
     "valid_fraction": FRACTION,
     "llrd": Range(0, 1, open_low=True),

@@ -213,6 +213,3 @@ def from_hands_on_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, t
             key = "transformer." + key
         converted[key] = value
     return rename_legacy_keys(converted)
-
-
-from_tutorial_state_dict = from_hands_on_state_dict  # its name before "tutorial" was renamed "hands_on"

@@ -135,7 +135,7 @@ class Adapter(nn.Sequential):
 
 
 @torch.no_grad()
-def init_weights(module: nn.Module, initializer_range: float) -> None:
+def init_module_weights(module: nn.Module, initializer_range: float) -> None:
     """The hands-on's initialisation: N(0, range) weights, zero biases, LayerNorm 1/0.
 
     Applied to a single module (use `model.apply(...)` for a whole tree); also used by the
@@ -449,7 +449,7 @@ class _TransformerModel(PretrainedMixin, nn.Module):
         heads = [m for m in self.children() if m is not t]  # LM head, pooler, classifier
         for module in [*t.embedding_modules(), *parts, t.final_layer_norm, *heads]:
             if module is not None:
-                module.apply(lambda m: init_weights(m, self.config.initializer_range))
+                module.apply(lambda m: init_module_weights(m, self.config.initializer_range))
         if self.config.init_scheme == "gpt2":
             self.transformer.scale_residual_projections()
         self.transformer.reset_sinusoidal()
@@ -580,7 +580,7 @@ class TransformerWithClfHead(_TransformerModel):
         self.clf_dropout = nn.Dropout(ft.dropout)
         self.classification_head = nn.Linear(config.embed_dim, ft.num_classes)
         self.init_weights()
-        init_weights(self.classification_head, ft.initializer_range)
+        init_module_weights(self.classification_head, ft.initializer_range)
 
     def head_modules(self) -> list[nn.Module]:
         return super().head_modules() + [self.pooler, self.classification_head]

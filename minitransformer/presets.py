@@ -47,7 +47,7 @@ TINY: dict[str, Any] = dict(
     max_eval_batches=10,
 )
 
-# The recipe `tiny` had until issue 23 (hands-on init, dropout 0.1, AdamW, 16 × 300 steps at lr 1e-3,
+# The first `tiny` recipe (hands-on init, dropout 0.1, AdamW, 16 × 300 steps at lr 1e-3,
 # fp32): the CPU transfer recipe below was developed and measured with it (docs/cpu_pretraining.md), so
 # its presets keep it and their documented numbers still reproduce.
 TINY_V1: dict[str, Any] = dict(
@@ -82,7 +82,7 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # Step 2 (with --init-from the step-1 model): continue on the TREC training questions, labels
     # stripped (ULMFiT's target-domain LM fine-tuning); 500 steps, about 12 min on one thread.
     "cpu-trec-questions": trec_questions_step(TINY_V1, lr=3e-4, max_steps=500, eval_every=100),
-    # The same two steps with the `tiny` recipe of issue 23 (GPT-2 init, Muon + AdamW, batches of 8,
+    # The same two steps with today's `tiny` recipe (GPT-2 init, Muon + AdamW, batches of 8,
     # bf16 where native), in 22 min instead of 40 on one thread; dropout 0.1 for the six passes over the
     # data. Fine-tuned with `--recipe cpu-long`: the same accuracy as the steps above (docs/cpu_pretraining.md).
     "cpu-wikitext-muon": dict(TINY, dropout=0.1, warmup_steps=100, max_steps=1500, eval_every=500),

@@ -50,7 +50,6 @@ RANGES = {
             "checkpoint_every",
             "log_every",
             "keep_checkpoints",
-            "threads",
             "vocab_size",
             "embed_dim",
             "hidden_dim",
@@ -61,7 +60,7 @@ RANGES = {
         AT_LEAST_1,
     ),  # fmt: skip
     **dict.fromkeys(("warmup_steps", "weight_decay", "max_norm", "sample_tokens", "seed"), NON_NEGATIVE),
-    **dict.fromkeys(("lr", "initializer_range", "peak_tflops"), POSITIVE),
+    **dict.fromkeys(("lr", "peak_tflops"), POSITIVE),
     "dropout": PROBABILITY,
     "mlm_probability": FRACTION,
     "threads": THREADS,

@@ -77,7 +77,7 @@ from minitransformer.training.engine import (
     set_cpu_threads,
     warmup_cosine,
 )
-from minitransformer.training.flops import flops_per_token, peak_flops
+from minitransformer.training.flops import block_weights, flops_per_token, peak_flops
 from minitransformer.training.optimizers import MuonWithAdamW, make_optimizer, parameter_groups
 
 from .cli import build_parser, parse_args
@@ -283,7 +283,7 @@ def check_model_fits(config) -> None:
     """Refuse a model whose training state (weights, gradients, AdamW's two moments: 16 bytes a parameter)
     cannot fit in this machine's memory, naming the sizes, before an allocation fails deep inside torch."""
     E, H, L = config.embed_dim, config.hidden_dim, config.num_layers
-    parameters = (config.num_embeddings + config.num_max_positions) * E + L * (4 * E * E + 2 * E * H)
+    parameters = (config.num_embeddings + config.num_max_positions) * E + block_weights(config)
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

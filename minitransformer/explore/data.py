@@ -173,7 +173,7 @@ def quantize(attention: Tensor) -> str:
 def head_summaries(attentions: list[Tensor]) -> dict[str, list[list[float]]]:
     """Per layer and head, over one text's real tokens; each attention (nh, n, n).
 
-    previous_token and first_token come from `minitransformer.inspection`; self is the diagonal's mean
+    previous_token and first_token come from `minitransformer.teaching.inspection`; self is the diagonal's mean
     and entropy the mean entropy of a row in bits (low: the head looks at few tokens).
     """
     summary: dict[str, list[list[float]]] = {

@@ -90,6 +90,3 @@ def _hands_on_shapes(state: dict[str, Tensor]) -> dict[str, int]:
         "hidden_dim": state["transformer.blocks.0.feed_forward.0.weight"].shape[0],
         "num_layers": sum(k.endswith(".in_proj_weight") for k in state),
     }
-
-
-from_tutorial_checkpoint = from_hands_on_checkpoint  # its name before "tutorial" was renamed "hands_on"

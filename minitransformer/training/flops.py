@@ -25,18 +25,23 @@ GPU_PEAK_TFLOPS = {
 }
 
 
+def block_weights(config: TransformerConfig) -> int:
+    """Weight-matrix parameters of the blocks: per layer the attention projections (4·E²) and the
+    feed-forward (2·E·H); biases and norms are too small to count."""
+    return config.num_layers * (4 * config.embed_dim**2 + 2 * config.embed_dim * config.hidden_dim)
+
+
 def flops_per_token(config: TransformerConfig, seq_len: int, head_fraction: float = 1.0) -> int:
     """Training FLOPs per token: 6·N + 12·L·T·E.
 
-    N counts the matmul weights a token passes through: per layer the attention projections (4·E²)
-    and the feed-forward (2·E·H), plus the LM head (E·V, and E² for BERT's head transform) on the
+    N counts the matmul weights a token passes through: the blocks' (`block_weights`), plus the LM head (E·V, and E² for BERT's head transform) on the
     `head_fraction` of positions that reach it (a masked LM scores ~15 %); 6 = 2 (multiply-add) × 3
     (forward, and backward for inputs and weights). 12·L·T·E is the attention itself (QKᵀ and
     probabilities·V), counted over the full T×T square as nanoGPT and PaLM do.
     """
-    E, H, L, V = config.embed_dim, config.hidden_dim, config.num_layers, config.num_embeddings
+    E, L, V = config.embed_dim, config.num_layers, config.num_embeddings
     head = E * V + (E * E if config.lm_head_transform else 0)
-    n = L * (4 * E * E + 2 * E * H) + head_fraction * head
+    n = block_weights(config) + head_fraction * head
     return round(6 * n + 12 * L * seq_len * E)
 
 

@@ -28,7 +28,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel
 from torch.utils.hooks import RemovableHandle
 
 from ..checkpoint import is_new_head_key
-from ..model import init_weights
+from ..model import init_module_weights
 from .optimizers import check_groups_cover, decays
 
 # ----------------------------------------------------------------------------------------------
@@ -54,9 +54,9 @@ def reinit_top_layers(model: nn.Module, k: int) -> None:
     std = model.config.initializer_range
     top_layers = list(model.transformer.blocks[num_layers - k :])
     for module in top_layers + model.head_modules():
-        module.apply(functools.partial(init_weights, initializer_range=std))
+        module.apply(functools.partial(init_module_weights, initializer_range=std))
     if hasattr(model, "classification_head"):  # again, with the fine-tuning range, as in its __init__
-        init_weights(model.classification_head, model.fine_tuning_config.initializer_range)
+        init_module_weights(model.classification_head, model.fine_tuning_config.initializer_range)
     if getattr(model, "pooler", None) is not None and hasattr(model.pooler, "layer_weights"):
         model.pooler.layer_weights.fill_(1.0)  # equal weights: the plain average, as at construction
 
