@@ -35,6 +35,7 @@ __all__ = [
     "copying_score",
     "head_output",
     "head_scores",
+    "induction_targets",
     "patch_head",
     "prefix_matching_score",
     "previous_token_share",
@@ -133,13 +134,12 @@ def copying_score(model: nn.Module, layer: int) -> Tensor:
     direct path, as in Elhage et al.): on models with norms it is an approximation.
     """
     attention = attention_of(model, layer)
-    E, nh = attention.out_proj.weight.shape[0], attention.num_heads
-    hs = E // nh
+    E = attention.out_proj.weight.shape[0]
     unembed_embed = model.lm_head.decoder.weight.T @ model.transformer.tokens_embeddings.weight  # (E, E)
     scores = []
-    for head in range(nh):
-        part = slice(head * hs, (head + 1) * hs)
-        value = attention.in_proj_weight[2 * E :][part]  # (hs, E): h ↦ value = value @ h
+    for head in range(attention.num_heads):
+        part = _head_slice(model, layer, head)
+        value = attention.in_proj_weight[2 * E :][part]  # (hs, E): the head's value of h is value @ h
         output = attention.out_proj.weight[:, part]  # (E, hs): value ↦ what the head adds
         circuit = (output.T @ unembed_embed @ value.T).double()  # (hs, hs)
         eigenvalues = torch.linalg.eigvals(circuit)

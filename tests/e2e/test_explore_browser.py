@@ -125,7 +125,8 @@ def test_page_renders_and_answers_to_head_choice_and_hover(page, browser, tmp_pa
                                                                                "layer 0", "layer 1"]  # fmt: skip
     # every head summary beside the uniform head's value on the same text
     uniform = find_all(By.CSS_SELECTOR, "#heads-table td .uniform")
-    baseline = sum(1 / (t + 1) for t in range(1, n)) / (n - 1)  # previous-token share of a uniform causal head
+    # the previous-token share of a uniform causal head: mean over t = 1..n-1 of 1/(t + 1)
+    baseline = sum(1 / (t + 1) for t in range(1, n)) / (n - 1)
     assert len(uniform) == 6 and {u.text for u in uniform} == {f"({baseline:.2f})"}
 
     # choose layer 1, head 2: the view and the drawn weights change
