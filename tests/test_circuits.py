@@ -195,7 +195,7 @@ def test_copying_score_is_plus_one_for_a_copying_head_and_minus_one_for_a_suppre
         attention.in_proj_weight[2 * E : 2 * E + 2 * hs] = torch.eye(hs, E).repeat(2, 1)
         attention.out_proj.weight[:, :hs] = torch.eye(E, hs)
         attention.out_proj.weight[:, hs : 2 * hs] = -torch.eye(E, hs)
-    scores = copying_score(model, 1)
+    scores = copying_score(model)[1]
     assert scores[:2].tolist() == pytest.approx([1.0, -1.0], abs=1e-5)
 
     # head 2 (random): the small (hs, hs) circuit has the eigenvalues of the whole (V, V) one

@@ -204,7 +204,7 @@ def test_head_summaries_come_with_the_uniform_heads_values_and_the_induction_sco
         expected = prefix_matching_score(a, torch.tensor([ids]))
         torch.testing.assert_close(torch.tensor(heads["prefix_matching"][layer]), expected, rtol=0, atol=1e-4)
         torch.testing.assert_close(
-            torch.tensor(heads["copying"][layer]), copying_score(model, layer), rtol=0, atol=1e-4
+            torch.tensor(heads["copying"][layer]), copying_score(model)[layer], rtol=0, atol=1e-4
         )
     uniform = prefix_matching_score(uniform_attention(n), torch.tensor([ids])).item()
     assert heads["uniform"]["prefix_matching"] == pytest.approx(uniform, abs=1e-4)

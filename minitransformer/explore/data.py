@@ -250,7 +250,7 @@ def explorer_data(
                 x, padding_mask=padding_mask, output_hidden_states=True, output_attentions=True
             )
         allowed = allowed_attention(model, padding_mask)  # (B, T, T)
-        copying = [_rounded(copying_score(model, layer), 4) for layer in range(config.num_layers)]
+        copying = [_rounded(row, 4) for row in copying_score(model)]  # (L, nh)
         pages = []
         for b, (ids, original) in enumerate(encoded):
             text = _text_data(model, b, len(ids), x, padding_mask, out, blocks, allowed[b], top_k, mask_id)

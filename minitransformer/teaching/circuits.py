@@ -4,7 +4,7 @@ and experiments that switch one head off (ablation) or swap in its output from a
     patterns = attention_patterns(model, x)                  # L × (B, nh, T, T)
     previous_token_share(patterns[0])                        # (nh,): 1.0 = a perfect previous-token head
     prefix_matching_score(patterns[1], x)                    # (nh,): 1.0 = a perfect induction head
-    copying_score(model, layer=1)                            # (nh,): +1 = the head copies what it reads
+    copying_score(model)[1]                                  # (nh,): +1 = the head copies what it reads
     with ablate_head(model, layer=1, head=0):                # the head's output set to zero
         logits = model(x)
 
@@ -121,30 +121,30 @@ def repeated_random_tokens(
 
 
 @torch.no_grad()
-def copying_score(model: nn.Module, layer: int) -> Tensor:
-    """Each head's copying score in [-1, 1], read off the weights: (nh,).
+def copying_score(model: nn.Module) -> Tensor:
+    """Every head's copying score in [-1, 1], read off the weights: (L, nh).
 
-    The head's OV circuit maps the token it attends to onto the logits it adds: W_E W_V W_O W_U, a
-    (V, V) matrix (token embeddings, the head's value and output slices, the unembedding). A head that
-    copies raises the logit of the token it reads: the matrix has positive eigenvalues. The score is
+    A head's OV circuit maps the token it attends to onto the logits it adds: W_E W_V W_O W_U, a (V, V)
+    matrix (token embeddings, the head's value and output slices, the unembedding). A head that copies
+    raises the logit of the token it reads: the matrix has positive eigenvalues. The score is
     Σλ / Σ|λ| over its eigenvalues, the measure of Elhage et al. (2021), "A Mathematical Framework for
     Transformer Circuits": +1 all positive (copying), -1 all negative (suppressing), near 0 for random
     weights. The (V, V) matrix has the non-zero eigenvalues of the small (hs, hs) W_O W_U W_E W_V, which
     is what is computed. Layer norms, other layers and a masked LM head's transform are left out (the
     direct path, as in Elhage et al.): on models with norms it is an approximation.
     """
-    attention = attention_of(model, layer)
-    E = attention.out_proj.weight.shape[0]
     unembed_embed = model.lm_head.decoder.weight.T @ model.transformer.tokens_embeddings.weight  # (E, E)
-    scores = []
-    for head in range(attention.num_heads):
-        part = _head_slice(model, layer, head)
-        value = attention.in_proj_weight[2 * E :][part]  # (hs, E): the head's value of h is value @ h
-        output = attention.out_proj.weight[:, part]  # (E, hs): value ↦ what the head adds
-        circuit = (output.T @ unembed_embed @ value.T).double()  # (hs, hs)
-        eigenvalues = torch.linalg.eigvals(circuit)
-        scores.append(eigenvalues.real.sum() / eigenvalues.abs().sum().clamp(min=1e-30))
-    return torch.stack(scores).float()
+    E = unembed_embed.shape[0]
+    scores = torch.zeros(model.config.num_layers, model.config.num_heads)
+    for layer in range(scores.shape[0]):
+        attention = attention_of(model, layer)
+        for head in range(scores.shape[1]):
+            part = _head_slice(model, layer, head)
+            value = attention.in_proj_weight[2 * E :][part]  # (hs, E): the head's value of h is value @ h
+            output = attention.out_proj.weight[:, part]  # (E, hs): value ↦ what the head adds
+            eigenvalues = torch.linalg.eigvals((output.T @ unembed_embed @ value.T).double())  # of (hs, hs)
+            scores[layer, head] = eigenvalues.real.sum() / eigenvalues.abs().sum().clamp(min=1e-30)
+    return scores
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def head_scores(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
     scores = {
         "previous_token": torch.stack([previous_token_share(a) for a in patterns]),
         "previous_token_uniform": previous_token_share(uniform)[0],
-        "copying": torch.stack([copying_score(model, layer) for layer in range(len(patterns))]),
+        "copying": copying_score(model),
     }
     if induction_targets(x).any():
         scores["prefix_matching"] = torch.stack([prefix_matching_score(a, x) for a in patterns])
