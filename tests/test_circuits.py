@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import randomize
+from conftest import one_hot_rows, randomize
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.teaching.circuits import (
@@ -22,11 +22,6 @@ from minitransformer.teaching.circuits import (
     repeated_random_tokens,
     uniform_attention,
 )
-
-
-def one_hot_rows(targets: list[int], size: int) -> torch.Tensor:
-    """A (T, T) attention matrix whose row i puts all its weight on position targets[i]."""
-    return torch.nn.functional.one_hot(torch.tensor(targets), size).float()
 
 
 def tiny_model(**overrides) -> TransformerWithLMHead:
