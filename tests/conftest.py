@@ -94,6 +94,11 @@ def randomize(model: nn.Module, std: float = 0.2) -> nn.Module:
     return model.eval()
 
 
+def one_hot_rows(targets: list[int], size: int) -> torch.Tensor:
+    """A (T, T) attention matrix whose row i puts all its weight on position targets[i]."""
+    return torch.nn.functional.one_hot(torch.tensor(targets), size).float()
+
+
 def padded_batch(vocab: int, lengths=(10, 6, 3)) -> tuple[torch.Tensor, torch.Tensor]:
     """Random ids, right-padded with 0; attention_mask 1 = real token (HF's convention)."""
     T = max(lengths)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from minitransformer.explore import ExplorerInputError, explore, explorer_data, 
 from minitransformer.explore.__main__ import main
 from minitransformer.explore.data import allowed_attention, masked_copies, record_block_outputs
 from minitransformer.runs.errors import run_cli
+from minitransformer.teaching.circuits import copying_score, prefix_matching_score, uniform_attention
 from minitransformer.teaching.inspection import previous_token_share
 from minitransformer.tokenization import Tokenizer
 
@@ -180,6 +182,39 @@ def test_attention_masks_and_summaries_of_a_padded_batch(tokenizer):
                 torch.tensor(page["heads"]["previous_token"][layer]), expected, rtol=0, atol=1e-4
             )
     assert len(data["texts"][1]["lens"][0]["ids"]) == n_short  # predictions for real tokens only
+
+
+def test_head_summaries_come_with_the_uniform_heads_values_and_the_induction_scores(tokenizer):
+    model = tiny_model().eval()
+    ids = tokenizer.encode(TEXT)  # "##at" three times: the text repeats itself
+    n = len(ids)
+    heads = explorer_data(model, tokenizer, TEXT)["texts"][0]["heads"]
+    with torch.no_grad():
+        attentions = model.transformer(torch.tensor([ids]), output_attentions=True).attentions
+    # the baseline: a causal head spreading row t evenly over t + 1 tokens
+    assert heads["uniform"]["previous_token"] == pytest.approx(
+        sum(1 / (t + 1) for t in range(1, n)) / (n - 1), abs=1e-4
+    )
+    assert heads["uniform"]["entropy"] == pytest.approx(
+        sum(math.log(t + 1) for t in range(n)) / n, abs=1e-4
+    )  # nats
+    for layer, a in enumerate(attentions):
+        entropy = -(a * a.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, -1))  # nats, not bits
+        torch.testing.assert_close(torch.tensor(heads["entropy"][layer]), entropy, rtol=0, atol=1e-4)
+        expected = prefix_matching_score(a, torch.tensor([ids]))
+        torch.testing.assert_close(torch.tensor(heads["prefix_matching"][layer]), expected, rtol=0, atol=1e-4)
+        torch.testing.assert_close(
+            torch.tensor(heads["copying"][layer]), copying_score(model)[layer], rtol=0, atol=1e-4
+        )
+    uniform = prefix_matching_score(uniform_attention(n), torch.tensor([ids])).item()
+    assert heads["uniform"]["prefix_matching"] == pytest.approx(uniform, abs=1e-4)
+
+    masked = explorer_data(tiny_model(mlm=True).eval(), tokenizer, TEXT)["texts"][0]["heads"]["uniform"]
+    assert masked["previous_token"] == pytest.approx(1 / n, abs=1e-4)  # sees all n tokens: 1/n each
+    once = "A dog."
+    assert len(set(tokenizer.encode(once))) == len(tokenizer.encode(once))
+    single = explorer_data(model, tokenizer, once)["texts"][0]["heads"]
+    assert "prefix_matching" not in single and "prefix_matching" not in single["uniform"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,14 +2,10 @@
 
 import pytest
 import torch
+from conftest import one_hot_rows
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.teaching.inspection import column_share, next_token_probability, previous_token_share
-
-
-def one_hot_rows(targets: list[int], size: int) -> torch.Tensor:
-    """A (T, T) attention matrix whose row i puts all its weight on position targets[i]."""
-    return torch.nn.functional.one_hot(torch.tensor(targets), size).float()
 
 
 def test_previous_token_share_is_one_on_a_previous_token_head_and_zero_elsewhere():

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from minitransformer import TransformerWithLMHead
 
+from ..teaching.circuits import copying_score, induction_targets, prefix_matching_score, uniform_attention
 from ..teaching.inspection import column_share, previous_token_share
 from ..tokenization import Tokenizer
 
@@ -170,33 +171,35 @@ def quantize(attention: Tensor) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def head_summaries(attentions: list[Tensor]) -> dict[str, list[list[float]]]:
-    """Per layer and head, over one text's real tokens; each attention (nh, n, n).
+def attention_entropy(attention: Tensor) -> Tensor:
+    """Each head's mean row entropy in nats (natural log, as in tutorial 6's exercise): (B, nh, T, S) → (nh,).
 
-    previous_token and first_token come from `minitransformer.teaching.inspection`; self is the diagonal's mean
-    and entropy the mean entropy of a row in bits (low: the head looks at few tokens).
+    0 = every row on one token; ln n = a row spread evenly over n tokens.
     """
-    summary: dict[str, list[list[float]]] = {
-        "previous_token": [],
-        "first_token": [],
-        "self": [],
-        "entropy": [],
+    return -(attention * attention.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, -1))
+
+
+def head_summaries(attentions: list[Tensor], tokens: Tensor, causal: bool) -> dict:
+    """Per layer and head, over one text's n real tokens (each attention (nh, n, n), tokens (n,)).
+
+    Each measure is a list (layer) of lists (head); "uniform" holds what a head that spreads its weight
+    evenly over the tokens it may see scores on the same text (`circuits.uniform_attention`), the
+    baseline a number means something beside. prefix_matching only when the text repeats a token.
+    """
+    n = tokens.shape[0]
+    measures = {
+        "previous_token": previous_token_share if n > 1 else lambda a: torch.zeros(a.shape[1]),
+        "first_token": lambda a: column_share(a, 0),
+        "self": lambda a: a.diagonal(dim1=-2, dim2=-1).mean(dim=(0, -1)),
+        "entropy": attention_entropy,
     }
-    for a in attentions:
-        batch = a[None]  # (1, nh, n, n), the shape the inspection functions take
-        entropy = -(a * a.clamp(min=1e-12).log2()).sum(-1).mean(-1)  # (nh,)
-        if a.shape[-1] > 1:
-            previous = previous_token_share(batch).tolist()
-        else:
-            previous = [0.0] * a.shape[0]  # one token: no previous token
-        values = {
-            "previous_token": previous,
-            "first_token": column_share(batch, 0).tolist(),
-            "self": a.diagonal(dim1=-2, dim2=-1).mean(-1).tolist(),
-            "entropy": entropy.tolist(),
-        }
-        for name, row in values.items():
-            summary[name].append([round(v, 4) for v in row])
+    if induction_targets(tokens[None]).any():
+        measures["prefix_matching"] = lambda a: prefix_matching_score(a, tokens[None])
+    uniform = uniform_attention(n, causal, tokens.device)  # (1, 1, n, n)
+    summary: dict = {
+        name: [_rounded(measure(a[None]), 4) for a in attentions] for name, measure in measures.items()
+    }
+    summary["uniform"] = {name: round(measure(uniform).item(), 4) for name, measure in measures.items()}
     return summary
 
 
@@ -247,9 +250,11 @@ def explorer_data(
                 x, padding_mask=padding_mask, output_hidden_states=True, output_attentions=True
             )
         allowed = allowed_attention(model, padding_mask)  # (B, T, T)
+        copying = [_rounded(row, 4) for row in copying_score(model)]  # (L, nh)
         pages = []
         for b, (ids, original) in enumerate(encoded):
             text = _text_data(model, b, len(ids), x, padding_mask, out, blocks, allowed[b], top_k, mask_id)
+            text["heads"]["copying"] = copying  # read off the weights: the same for every text
             pages.append({"text": texts[b], "length": len(ids), "truncated_from": original, **text})
     finally:
         model.train(was_training)
@@ -299,7 +304,7 @@ def _text_data(model, b, n, x, padding_mask, out, blocks, allowed, k, mask_id) -
         # only the cells the mask allows (row by row): masked ones are exactly 0, half of a causal matrix
         "attention": quantize(attention[:, :, allowed]),  # (L, nh, allowed cells)
         "attention_shape": list(attention.shape),
-        "heads": head_summaries([a[:, :n, :n] for a in attention]),
+        "heads": head_summaries([a[:, :n, :n] for a in attention], x[b, :n], model.config.causal),
         "residual": residual,
         "lens": lens,
     }

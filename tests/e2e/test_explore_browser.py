@@ -108,7 +108,7 @@ def test_page_renders_and_answers_to_head_choice_and_hover(page, browser, tmp_pa
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
 
-    # tokens and an SVG attention view of layer 1, head 1, the causal mask drawn as such
+    # tokens and an SVG attention view of layer 0, head 0, the causal mask drawn as such
     tokens = find_all(By.CSS_SELECTOR, "#tokens .token")
     assert [t.text for t in find_all(By.CSS_SELECTOR, "#tokens .token .word")][:3] == ["The", "c", "##at"]
     n = len(tokens)
@@ -118,7 +118,18 @@ def test_page_renders_and_answers_to_head_choice_and_hover(page, browser, tmp_pa
     assert len(cells) == n * n
     assert sum(c.get_attribute("fill") == "url(#masked)" for c in cells) == n * (n - 1) // 2
 
-    # choose layer 2, head 3: the view and the drawn weights change
+    # layers and heads are numbered from 0 everywhere, as the tutorials print them
+    assert [b.text for b in find_all(By.CSS_SELECTOR, "#layer-buttons button")] == ["0", "1"]
+    assert [b.text for b in find_all(By.CSS_SELECTOR, "#head-buttons button")] == ["0", "1", "2", "all heads"]
+    assert [c.text for c in find_all(By.CSS_SELECTOR, "#heads-table th")] == ["", "head 0", "head 1", "head 2",
+                                                                               "layer 0", "layer 1"]  # fmt: skip
+    # every head summary beside the uniform head's value on the same text
+    uniform = find_all(By.CSS_SELECTOR, "#heads-table td .uniform")
+    # the previous-token share of a uniform causal head: mean over t = 1..n-1 of 1/(t + 1)
+    baseline = sum(1 / (t + 1) for t in range(1, n)) / (n - 1)
+    assert len(uniform) == 6 and {u.text for u in uniform} == {f"({baseline:.2f})"}
+
+    # choose layer 1, head 2: the view and the drawn weights change
     before = [
         line.get_attribute("stroke-opacity")
         for line in find_all(By.CSS_SELECTOR, "#attention-lines line.attn")
@@ -138,7 +149,7 @@ def test_page_renders_and_answers_to_head_choice_and_hover(page, browser, tmp_pa
         x = torch.tensor([tokenizer.encode(TEXTS[0])])
         expected = model.transformer(x, output_attentions=True).attentions[1][
             0, 2
-        ]  # (T, T) of layer 2, head 3
+        ]  # (T, T) of layer 1, head 2
     cells = find_all(By.CSS_SELECTOR, "#attention-matrix > rect")
     for i, j in [(3, 1), (5, 5), (n - 1, 0)]:
         shown = cells[i * n + j].find_element(By.TAG_NAME, "title").get_attribute("textContent")
