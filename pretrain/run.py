@@ -24,7 +24,7 @@ import os
 import sys
 import time
 from argparse import Namespace
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +37,13 @@ from ignite.metrics import Loss, RunningAverage
 from torch.nn import Module
 from torch.optim import Optimizer
 
-from minitransformer import TransformerConfig, TransformerWithLMHead
-from minitransformer.checkpoint import check_tokenizer_matches, read_config
-from minitransformer.checks import check_token_ids
-from minitransformer.config import IGNORE_INDEX
+from minitransformer import TransformerWithLMHead
+from minitransformer.checkpoint import read_config
 from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.download import ensure_trec, ensure_wikitext
-from minitransformer.data.masking import mask_tokens
+from minitransformer.data.lm_data import BlockBatches, binarize_splits, lm_batch, run_tokenizer
 from minitransformer.data.paths import default_cache_dir
-from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
+from minitransformer.data.wikitext import LMBlockDataset, wikitext_path
 from minitransformer.presets import config_from_options
 from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
@@ -152,79 +150,6 @@ def choose_objective(plan: RunPlan) -> str:
 # -- 2. data: tokenizer, training batches, validation loader -------------------------------------
 
 
-class BlockBatches:
-    """Shuffled batches of LM blocks where batch i depends only on (seed, i).
-
-    That is what makes `--resume` exact: a restarted run asks for batches from its checkpoint's
-    iteration on and gets the very batches the interrupted run would have seen. In a distributed run
-    each process takes its share of the same global batch (rank r takes rows r, r+W, ...), as a
-    DistributedSampler would.
-    """
-
-    def __init__(self, dataset: LMBlockDataset, batch_size: int, seed: int):
-        world = idist.get_world_size()
-        if batch_size % world:
-            raise ValueError(f"--batch-size {batch_size} must be divisible by the {world} processes")
-        if len(dataset) < batch_size:
-            raise ValueError(
-                f"the training split has {len(dataset)} blocks, fewer than --batch-size {batch_size}: "
-                "use a smaller batch or block size"
-            )
-        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
-        self.batches_per_epoch = len(dataset) // batch_size
-
-    def iterate(self, start: int) -> Iterator[torch.Tensor]:
-        rank, world = idist.get_rank(), idist.get_world_size()
-        epoch, order = None, None
-        for i in range(start, sys.maxsize):
-            e, j = divmod(i, self.batches_per_epoch)
-            if e != epoch:
-                epoch = e
-                self.dataset.set_epoch(e)
-                order = torch.randperm(
-                    len(self.dataset), generator=torch.Generator().manual_seed(self.seed * 7919 + e)
-                )
-            rows = order[j * self.batch_size : (j + 1) * self.batch_size][rank::world]
-            yield torch.stack([self.dataset[int(k)] for k in rows])  # (B / world, block)
-
-
-def load_tokenizer(plan: RunPlan, train_file: Path, output_dir: Path) -> Tokenizer:
-    """The run's tokenizer: the resumed run's, the one given, or one trained on the training split."""
-    if plan.resume and (output_dir / "tokenizer.json").is_file():
-        return Tokenizer.from_pretrained(output_dir)
-    if idist.get_rank() == 0:
-        if plan.init_from:  # continued pretraining reuses the checkpoint's tokenizer, never retrains it
-            tokenizer = Tokenizer.from_pretrained(plan.init_from)
-            check_tokenizer_matches(plan.init_from, tokenizer)
-        elif plan.tokenizer:
-            path = Path(plan.tokenizer)
-            tokenizer = Tokenizer.from_pretrained(path) if path.is_dir() else Tokenizer.from_file(path)
-        else:
-            print(f"training a {plan.tokenizer_kind} tokenizer ({plan.vocab_size} tokens) on {train_file}")
-            tokenizer = Tokenizer.train(
-                read_lines(train_file),
-                kind=plan.tokenizer_kind,
-                vocab_size=plan.vocab_size,
-                lowercase=plan.lowercase,
-            )
-        tokenizer.save_pretrained(output_dir)  # the run directory always carries its own tokenizer
-        kill_point("tokenizer")
-    idist.barrier()
-    return Tokenizer.from_pretrained(output_dir)
-
-
-def binarize_splits(
-    plan: RunPlan, tokenizer: Tokenizer, files: tuple[Path, Path]
-) -> tuple[TokenFile, TokenFile]:
-    if idist.get_rank() == 0:  # one process writes the cache, the others then read it
-        for f in files:
-            binarize(f, tokenizer, plan.cache_dir)
-            kill_point("binarize")
-    idist.barrier()
-    train, valid = (binarize(f, tokenizer, plan.cache_dir) for f in files)
-    return train, valid
-
-
 @dataclass(frozen=True)
 class Data:
     """What the data step hands on: the tokenizer, the training batches and the validation loader."""
@@ -240,8 +165,11 @@ def build_data(plan: RunPlan, out: Path) -> Data:
     dataset = dataset_location(plan)
     train_file = wikitext_path(dataset, plan.train_split, plan.data_dir)
     valid_file = wikitext_path(dataset, plan.valid_split, plan.data_dir)
-    tokenizer = load_tokenizer(plan, train_file, out)
-    train_tokens, valid_tokens = binarize_splits(plan, tokenizer, (train_file, valid_file))
+    tokenizer = run_tokenizer(
+        out, train_file, resume=bool(plan.resume), init_from=plan.init_from, given=plan.tokenizer,
+        kind=plan.tokenizer_kind, vocab_size=plan.vocab_size, lowercase=plan.lowercase,
+    )  # fmt: skip
+    train_tokens, valid_tokens = binarize_splits((train_file, valid_file), tokenizer, plan.cache_dir)
     block = block_size(plan)
     train_blocks = LMBlockDataset(train_tokens, block, plan.random_offsets, plan.seed)
     valid_loader = idist.auto_dataloader(
@@ -306,29 +234,6 @@ def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Op
 
 
 # -- 4. engines: the Ignite trainer and evaluator --------------------------------------------------
-
-
-def lm_batch(
-    config: TransformerConfig, tokenizer: Tokenizer, mlm_probability: float
-) -> Callable[..., dict[str, torch.Tensor]]:
-    """blocks (B, T) → {"input_ids", "labels"}: masked for MLM (BERT's 80/10/10), the blocks for causal."""
-    special = list(tokenizer.special_ids.values())
-    mask_id = tokenizer.special_ids.get("mask")
-    if config.mlm and mask_id is None:
-        raise ValueError("--objective mlm needs a [MASK] token in the tokenizer")
-
-    def prepare(x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        check_token_ids(x, config.num_embeddings)  # on the CPU batch, before any transfer to a GPU
-        if config.mlm:
-            inputs, labels = mask_tokens(
-                x, config.num_embeddings, special, mask_id, mlm_probability, generator
-            )
-            return {"input_ids": inputs, "labels": labels}
-        labels = x.clone()
-        labels[:, 0] = IGNORE_INDEX  # the first token is nobody's next token: not a target
-        return {"input_ids": x, "labels": labels}
-
-    return prepare
 
 
 def create_lm_trainer(

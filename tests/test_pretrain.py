@@ -46,7 +46,8 @@ def test_config_file_and_presets(tmp_path):
 
 @pytest.mark.parametrize("mlm", [False, True])
 def test_evaluator_nll_equals_the_full_logits_computation(tiny_config, mlm):
-    from pretrain.run import create_lm_evaluator, lm_batch
+    from minitransformer.data.lm_data import lm_batch
+    from pretrain.run import create_lm_evaluator
 
     config = dataclasses.replace(tiny_config, mlm=mlm)
     model = TransformerWithLMHead(config).eval()
