@@ -12,11 +12,16 @@ included: `--decay-embeddings`). Every trainable parameter lands in exactly one 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
+
+from ..checkpoint import LEGACY_LAYER_LISTS
+
+_BLOCK_PART = re.compile(r"(?:^|\.)blocks\.(\d+)\.(\w+)\.")  # transformer.blocks.3.attention.… → 3, attention
 
 
 def decays(name: str, param: nn.Parameter, decay_embeddings: bool = False) -> bool:
@@ -26,10 +31,24 @@ def decays(name: str, param: nn.Parameter, decay_embeddings: bool = False) -> bo
     return decay_embeddings or "embeddings" not in name
 
 
+def in_state_order(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """`model.named_parameters()` in the order the optimizers list them: the blocks' parameters by part, as
+    in the layout before `Block` (every layer's attention, then every layer's feed-forward, ...; see
+    `checkpoint.LEGACY_LAYER_LISTS`). An optimizer's saved state is matched by position, and the gradient
+    norm sums in this order: training states saved before `Block` resume, and a seed trains as it did."""
+    parts = list(LEGACY_LAYER_LISTS.values())
+    named = [(_BLOCK_PART.search(name), name, p) for name, p in model.named_parameters()]
+    first = next((i for i, (m, _, _) in enumerate(named) if m), len(named))
+    # sorted() is stable: within one part of one block, the registration order stays
+    blocks = sorted(((m, n, p) for m, n, p in named if m), key=lambda t: (parts.index(t[0][2]), int(t[0][1])))
+    others = [t for t in named if not t[0]]
+    return [(n, p) for _, n, p in others[:first] + blocks + others[first:]]
+
+
 def parameter_groups(model: nn.Module, weight_decay: float, decay_embeddings: bool = False) -> list[dict]:
     """Two optimizer groups, "decay" and "no_decay", over the trainable parameters of `model`."""
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for name, param in in_state_order(model):
         if param.requires_grad:
             (decay if decays(name, param, decay_embeddings) else no_decay).append(param)
     groups = [
@@ -177,7 +196,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
     """
 
     def __init__(self, model: nn.Module, lr: float, weight_decay: float, decay_embeddings: bool = False):
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and is_hidden_matrix(n, p)]
+        named = [(n, p) for n, p in in_state_order(model) if p.requires_grad and is_hidden_matrix(n, p)]
         hidden = [p for _, p in named]
         hidden_ids = {id(p) for p in hidden}
         # (view, parameter, rows): Muon steps views that share the parameter's storage (detach() makes
