@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from minitransformer import TransformerWithLMHead
+from minitransformer import FineTuningConfig, TransformerWithClfHead, TransformerWithLMHead
 from minitransformer.training.optimizers import MuonWithAdamW
 
 
@@ -100,3 +100,18 @@ def test_a_state_saved_with_fused_qkv_is_refused_by_name(tiny_config):
     state["muon"]["param_groups"][0]["params"] = list(range(fused))
     with pytest.raises(ValueError, match="saved before q, k and v were orthogonalised apart"):
         optimizer.load_state_dict(state)
+
+
+def test_parameters_are_listed_in_the_order_before_block(tiny_config):
+    """Saved optimizer states match parameters by position: the blocks' parameters come by part (every
+    layer's attention, then every layer's feed-forward, ...), as the per-kind lists had them."""
+    from minitransformer.training.optimizers import in_state_order
+
+    model = TransformerWithClfHead(tiny_config, FineTuningConfig(num_classes=3, adapters_dim=4))
+    names = [name for name, _ in in_state_order(model)]
+    assert sorted(names) == sorted(name for name, _ in model.named_parameters())
+    blocks = [name.split(".")[2:4] for name in names if name.startswith("transformer.blocks.")]
+    parts = ["attention", "feed_forward", "layer_norm_1", "layer_norm_2", "adapter_1", "adapter_2"]
+    expected = [[layer, part] for part in parts for layer in ("0", "1")]
+    assert [b for i, b in enumerate(blocks) if i == 0 or b != blocks[i - 1]] == expected
+    assert names[0] == "transformer.tokens_embeddings.weight" and names[-1] == "classification_head.bias"

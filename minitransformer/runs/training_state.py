@@ -13,6 +13,7 @@ import torch
 from ignite.engine import Engine
 from ignite.handlers import Checkpoint, DiskSaver
 
+from ..checkpoint import rename_legacy_keys
 from .io import atomic_path
 
 
@@ -85,7 +86,9 @@ def latest_training_checkpoint(directory: str | os.PathLike) -> Path:
 
 
 def load_training_state(path: str | os.PathLike, to_load: dict[str, Any]) -> None:
-    """Restore model, optimizer, scheduler and trainer state (tensors only: weights_only=True)."""
+    """Restore model, optimizer, scheduler and trainer state (tensors only: weights_only=True); a state
+    saved before `Block` loads too (model keys through `rename_legacy_keys`, optimizer state in the same
+    parameter order, `optimizers.in_state_order`)."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -106,4 +109,6 @@ def load_training_state(path: str | os.PathLike, to_load: dict[str, Any]) -> Non
         raise ValueError(
             f"{path} is damaged (truncated or not a training checkpoint): delete it and --resume; {then}"
         ) from None
+    if isinstance(state.get("model"), dict):  # a state saved before `Block`: its keys renamed
+        state["model"] = rename_legacy_keys(state["model"])
     Checkpoint.load_objects(to_load=to_load, checkpoint=state)
