@@ -491,6 +491,17 @@ GPT2_SWITCHES = {
 }
 
 
+def check_switches(config: TransformerConfig, switches: dict, target: str) -> None:
+    """Refuse an export to `target` naming every config switch that differs from what `target` fixes."""
+    differing = [
+        f"{name}={getattr(config, name)!r} ({target} has {value!r})"
+        for name, value in switches.items()
+        if getattr(config, name) != value
+    ]
+    if differing:
+        raise ValueError(f"this model cannot be exported as {target}: {', '.join(differing)}")
+
+
 def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
     """Export a GPT-2-shaped language model as a GPT-2 checkpoint (config.json + model.safetensors).
 
@@ -500,13 +511,7 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
     if type(model) is not TransformerWithLMHead:
         raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
     config = model.config
-    differing = [
-        f"{name}={getattr(config, name)!r} (GPT-2 has {value!r})"
-        for name, value in GPT2_SWITCHES.items()
-        if getattr(config, name) != value
-    ]
-    if differing:
-        raise ValueError(f"this model cannot be exported as GPT-2: {', '.join(differing)}")
+    check_switches(config, GPT2_SWITCHES, "GPT-2")
     ours = model.state_dict()
     tensors = {
         theirs[0]: (ours[key].t() if transposed else ours[key]).detach().contiguous().cpu()
@@ -583,14 +588,7 @@ def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, 
             "in transformers (BERT is 'post', Megatron-BERT 'pre')"
         )
     name, switches = MASKED_LM_SWITCHES[config.norm_placement]
-    switches = {**switches, "sinusoidal_embeddings": False, "bias": True}
-    differing = [
-        f"{k}={getattr(config, k)!r} ({name} has {v!r})"
-        for k, v in switches.items()
-        if getattr(config, k) != v
-    ]
-    if differing:
-        raise ValueError(f"this masked LM cannot be exported as {name}: {', '.join(differing)}")
+    check_switches(config, {**switches, "sinusoidal_embeddings": False, "bias": True}, name)
     pre_norm = config.norm_placement == "pre"
     ours = model.state_dict()
     if not config.token_type_vocab_size:

@@ -54,7 +54,7 @@ def test_finetuning_a_pretrained_model_beats_the_majority_class(pretrained_dir, 
 
 def backbone(directory: Path) -> dict[str, torch.Tensor]:
     state = load_file(str(directory / "model.safetensors"))
-    return {k: v for k, v in state.items() if k.startswith("transformer.") and "adapters" not in k}
+    return {k: v for k, v in state.items() if k.startswith("transformer.") and ".adapter_" not in k}
 
 
 @pytest.mark.e2e
