@@ -342,7 +342,7 @@ print(
 # with depth, and the final norm rescales it at the top. The hands-on's placement overwrites the
 # stream with its normalised value before adding, so each block restarts from size $\sqrt{E}$ plus
 # one update: bounded like post-norm, but with the sub-block's output added *after* the norm.
-# The diagram draws one layer of each, from the code of `Transformer.layer`: follow the red line,
+# The diagram draws one layer of each, from the code of `Block.forward`: follow the red line,
 # the residual stream, to see which tensor skips past each sub-block.
 
 # %%
