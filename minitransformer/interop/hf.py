@@ -38,7 +38,6 @@ does not import it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -420,7 +419,9 @@ def clf_position(path: str | os.PathLike) -> str:
     if (path / META_NAME).is_file():
         position = read_json_object(path / META_NAME, DAMAGED).get("clf_position")
         if position not in ("start", "end"):
-            raise ValueError(f"{path / META_NAME}: clf_position {position!r} is not 'start' or 'end': {DAMAGED}")
+            raise ValueError(
+                f"{path / META_NAME}: clf_position {position!r} is not 'start' or 'end': {DAMAGED}"
+            )
         return position
     config_path = path / "config.json"
     if not config_path.is_file():
@@ -448,7 +449,9 @@ def convert(
     if task == "backbone":
         raise ValueError("convert writes a model with a head: use task='lm' or task='classification'")
     refuse_reading_output(out_dir, path, "the output folder")
-    check_output_dir(out_dir, overwrite, "the output folder", ["model.safetensors", *TOKENIZER_FILES, META_NAME])
+    check_output_dir(
+        out_dir, overwrite, "the output folder", ["model.safetensors", *TOKENIZER_FILES, META_NAME]
+    )
     model = from_hf(path, task=task, **from_hf_kwargs)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)

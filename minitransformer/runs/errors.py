@@ -10,7 +10,6 @@ import re
 import sys
 from collections.abc import Callable
 
-
 URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
 
 
@@ -25,7 +24,8 @@ class DownloadError(RuntimeError):
 
     def __init__(self, message: str, reasons: tuple[str, ...] = ()):
         super().__init__(mask_urls(message))
-        self.reasons = tuple(mask_urls(r) for r in reasons)  # why each failed, e.g. "Name or service not known"
+        # why each source failed, e.g. "Name or service not known"
+        self.reasons = tuple(mask_urls(r) for r in reasons)
 
 
 class MissingExtraError(ImportError):

@@ -43,14 +43,18 @@ def refuse_special(path: str | os.PathLike, what: str) -> None:
 
 
 def check_output_file(
-    path: str | os.PathLike, overwrite: bool, what: str, made_here: Callable[[Path], bool] = lambda p: False
+    path: str | os.PathLike, overwrite: bool, what: str, suffix: str, made_here: Callable[[Path], bool]
 ) -> None:
-    """Refuse to write file `path` if it is special, a folder, or an existing file that `made_here`
-    (e.g. "an explorer page") does not recognise, unless `overwrite`."""
+    """Refuse to write file `path` if it is special, a folder, not named `*.suffix`, or an existing file
+    that `made_here` (e.g. "is an explorer page") does not recognise, unless `overwrite`."""
     path = Path(path)
     refuse_special(path, what)
     if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder: give a file name inside it")
+        raise ValueError(
+            f"{what} {path} is a folder: give a file name inside it, e.g. {path / ('page' + suffix)}"
+        )
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"{what} {path} must end in {suffix}: this command writes {suffix} files only")
     if path.is_file() and not overwrite and not made_here(path):
         raise FileExistsError(
             f"{what} {path} exists and was not written by this command: pass --overwrite (overwrite=True in Python) to replace it, "
@@ -76,4 +80,3 @@ def check_output_dir(directory: str | os.PathLike, overwrite: bool, what: str, w
     if (directory / LOCK_NAME).exists():
         with RunLock(directory):  # a live run's lock raises; a dead one's is taken over and released
             pass
-
