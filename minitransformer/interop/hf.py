@@ -490,7 +490,6 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite:
     ValueError naming every switch that differs from GPT-2's. A folder that holds a run or a model is
     refused unless `overwrite`.
     """
-    check_output_dir(directory, overwrite, "to_hf's folder", ["model.safetensors"])
     if type(model) is not TransformerWithLMHead:
         raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
     config = model.config
@@ -501,6 +500,7 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite:
     ]
     if differing:
         raise ValueError(f"this model cannot be exported as GPT-2: {', '.join(differing)}")
+    check_output_dir(directory, overwrite, "to_hf's folder", ["model.safetensors"])
     ours = model.state_dict()
     tensors = {
         theirs[0]: (ours[key].t() if transposed else ours[key]).detach().contiguous().cpu()
