@@ -345,7 +345,7 @@ ODD_CONFIG_CASES = [
     ("deep.json", b"[" * 100_000, "nested too deeply"),
     ("deep.yaml", b"[" * 100_000, "nested too deeply"),
     ("latin1.json", b'{"device": "caf\xe9"}', "not UTF-8 text"),
-    ("infinite.yaml", b"lr: .inf\n", "--lr inf: expected a finite value"),
+    ("infinite.yaml", b"lr: .inf\n", "--lr inf: must be finite"),
 ]
 
 

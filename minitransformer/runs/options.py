@@ -128,8 +128,8 @@ def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace, rang
     for dest, allowed in ranges.items():
         value = getattr(args, dest, None)
         if value is not None and value not in allowed:
-            expected = "a finite value" if not math.isfinite(value) else f"a value {allowed}"
-            parser.error(f"{option_name(parser, dest)} {value}: expected {expected}")
+            expected = "must be finite" if not math.isfinite(value) else f"expected a value {allowed}"
+            parser.error(f"{option_name(parser, dest)} {value}: {expected}")
 
 
 def option_name(parser: argparse.ArgumentParser, dest: str) -> str:

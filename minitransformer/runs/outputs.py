@@ -66,11 +66,10 @@ def check_output_dir(directory: str | os.PathLike, overwrite: bool, what: str, w
     """Refuse to write the files `writes` into `directory` if it is special or a file, or if it holds a
     run, a model or any of those files, unless `overwrite`; a folder locked by a live run is refused always."""
     directory = Path(directory)
-    refuse_special(directory, what)
     for name in writes:
         refuse_special(directory / name, what)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"{what} {directory} is a file, not a folder: choose a folder")
+    if directory.exists() and not directory.is_dir():  # a link to a folder is a folder
+        raise ValueError(f"{what} {directory} is not a folder: choose a folder")
     found = [n for n in dict.fromkeys([*RUN_FILES, *MODEL_FILES, *writes]) if (directory / n).exists()]
     if found and not overwrite:
         raise FileExistsError(
