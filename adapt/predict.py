@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         # stdin is read as it comes and answered a batch at a time: memory stays bounded, output streams
         texts = iter(args.texts) if args.texts else stdin_lines(sys.stdin.buffer)
         pending: deque[str] = deque()  # the texts of the batch being classified, in order
-        bad_line: list[
-            ValueError
-        ] = []  # a line that is not text ends the input; the texts before it are answered
+        # a line that is not text ends the input; the texts before it are answered, then the error is raised
+        bad_line: list[ValueError] = []
 
         def remembered(source):
             try:

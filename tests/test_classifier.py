@@ -122,13 +122,19 @@ def test_the_python_api_names_a_text_that_is_not_one(classifier_dir, text):
 
 
 def test_a_huge_line_is_cut_to_what_the_model_reads_before_tokenizing(classifier_dir, monkeypatch):
-    """Case 10: a line of megabytes was tokenized whole, then all but the 32 tokens the model reads thrown away."""
+    """Case 10: a line of megabytes was tokenized whole, then all but the 32 tokens the model reads dropped."""
     classifier = Classifier(classifier_dir)
     seen: list[str] = []  # every text given to the tokenizer
+
+    def recording(original):
+        def call(texts):
+            seen.extend([texts] if isinstance(texts, str) else texts)
+            return original(texts)
+
+        return call
+
     for name in ("encode", "encode_batch"):
-        original = getattr(classifier.tokenizer, name)
-        monkeypatch.setattr(classifier.tokenizer, name,
-                            lambda x, original=original: seen.extend([x] if isinstance(x, str) else x) or original(x))  # fmt: skip
+        monkeypatch.setattr(classifier.tokenizer, name, recording(getattr(classifier.tokenizer, name)))
     huge = "who wrote the book ? " * 250_000  # 5 MB
     short = "who wrote the book ? " * 40  # already more than the 32 tokens the model reads
     assert classifier.predict([huge]) == classifier.predict([short])

@@ -57,8 +57,8 @@ def check_output_file(
         raise ValueError(f"{what} {path} must end in {suffix}: this command writes {suffix} files only")
     if path.is_file() and not overwrite and not made_here(path):
         raise FileExistsError(
-            f"{what} {path} exists and was not written by this command: pass --overwrite (overwrite=True in Python) to replace it, "
-            "or choose another name"
+            f"{what} {path} exists and was not written by this command: pass --overwrite "
+            "(overwrite=True in Python) to replace it, or choose another name"
         )
 
 
@@ -73,8 +73,8 @@ def check_output_dir(directory: str | os.PathLike, overwrite: bool, what: str, w
     found = [n for n in dict.fromkeys([*RUN_FILES, *MODEL_FILES, *writes]) if (directory / n).exists()]
     if found and not overwrite:
         raise FileExistsError(
-            f"{what} {directory} already holds a run or a model ({', '.join(found)}): pass --overwrite (overwrite=True) to "
-            "replace its files, or choose another folder"
+            f"{what} {directory} already holds a run or a model ({', '.join(found)}): pass --overwrite "
+            "(overwrite=True in Python) to replace its files, or choose another folder"
         )
     if (directory / LOCK_NAME).exists():
         with RunLock(directory):  # a live run's lock raises; a dead one's is taken over and released
