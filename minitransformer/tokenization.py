@@ -66,7 +66,7 @@ def check_text(text: object, label: str, error: type[ValueError] = ValueError) -
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise error(
-            f"{label} is not valid UTF-8 (character {e.start + 1} is {text[e.start]!r}): save it as UTF-8"
+            f"{label} is not valid UTF-8 (character {e.start + 1} is {text[e.start]!r}): give UTF-8 text"
         ) from None
     return text
 
