@@ -54,6 +54,23 @@ def _wordpiece(lowercase: bool) -> BackendTokenizer:
     return backend
 
 
+def check_text(text: object, label: str, error: type[ValueError] = ValueError) -> str:
+    """`text` itself if it is a `str` that UTF-8 can write; else `error` naming `label` (e.g. "stdin line 3").
+
+    Bytes, None or a number are not text; a lone surrogate (what Python makes of an argument or a file
+    that was not UTF-8: `'abc\\udcff'`) cannot be encoded, and the Rust tokenizer would fail on it."""
+    if not isinstance(text, str):
+        fix = "decode bytes first (data.decode('utf-8'))" if isinstance(text, bytes) else "pass a string"
+        raise error(f"{label} is {type(text).__name__}, not text: {fix}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise error(
+            f"{label} is not valid UTF-8 (character {e.start + 1} is {text[e.start]!r}): give UTF-8 text"
+        ) from None
+    return text
+
+
 class Tokenizer:
     """Encode text to ids and back; see the module docstring for the conventions."""
 

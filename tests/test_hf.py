@@ -362,3 +362,17 @@ def test_minilm_pooler_and_tokenizer_come_along(minilm):
     pooled = model.pooler(out, first, None, model.transformer.final_layer_norm)
     reference = transformers.BertModel.from_pretrained(minilm).eval()
     assert float((pooled - reference(x).pooler_output).abs().max()) <= 1e-4
+
+
+@pytest.mark.parametrize("damage", [lambda t: t[: len(t) // 2], lambda t: "[]", lambda t: "\udcff"])
+def test_a_damaged_config_json_is_named(tmp_path, capsys, damage):
+    """Issue 34 case 15: a truncated config.json gave a message that did not name the file."""
+    model = TransformerWithLMHead(gpt2_shaped())
+    folder = hf.to_hf(model, tmp_path / "gpt2")
+    config = folder / "config.json"
+    config.write_bytes(damage(config.read_text()).encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError, match="config.json is"):
+        hf.from_hf(folder)
+    assert hf_cli.main(["convert", str(folder), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config} is") and err.count("\n") == 1 and not (tmp_path / "out").exists()

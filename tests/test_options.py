@@ -334,3 +334,35 @@ def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     )
     assert "is a file, not a folder: choose a folder" in capsys.readouterr().err
     assert (tmp_path / "file").read_text() == "mine"
+
+
+# issue 34, cases 7, 8, 13, 15, 16: a config file that means something else than it seems is refused
+ODD_CONFIG_CASES = [
+    ("twice.json", b'{"lr": 0.001, "lr": 0.5}', "'lr' is given twice: keep one"),
+    ("twice.yaml", b"lr: 0.001\nlr: 0.5\n", "'lr' is given twice: keep one"),
+    ("nested.json", b'{"config": "other.json"}', "'config' cannot be set in a config file"),
+    ("resume.yaml", b"resume: runs/x\n", "'resume' cannot be set in a config file"),
+    ("deep.json", b"[" * 100_000, "nested too deeply"),
+    ("deep.yaml", b"[" * 100_000, "nested too deeply"),
+    ("latin1.json", b'{"device": "caf\xe9"}', "not UTF-8 text"),
+    ("infinite.yaml", b"lr: .inf\n", "--lr inf: must be finite"),
+]
+
+
+@pytest.mark.parametrize("name, content, message", ODD_CONFIG_CASES)
+def test_config_files_that_mean_something_else_are_refused_naming_the_file(
+    name, content, message, tmp_path, capsys
+):
+    path = tmp_path / name
+    path.write_bytes(content)
+    err = usage_error(pretrain_main, ["--config", str(path)], capsys)
+    assert message in err and (str(path) in err or "--lr" in err), err
+
+
+def test_a_deeply_nested_config_file_with_help_is_one_line(tmp_path, capsys):
+    """Case 13: `--config deep.json --help` was a RecursionError traceback."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    assert f"--config {path}: nested too deeply" in usage_error(
+        pretrain_main, ["--config", str(path), "--help"], capsys
+    )

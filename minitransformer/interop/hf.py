@@ -38,7 +38,6 @@ does not import it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -51,9 +50,11 @@ from torch import Tensor
 from ..checkpoint import load_checkpoint_state, read_weights
 from ..config import FineTuningConfig, TransformerConfig
 from ..model import Transformer, TransformerWithClfHead, TransformerWithLMHead
-from ..runs.io import atomic_path, write_json_atomic
+from ..runs.io import atomic_path, read_json_object, write_json_atomic
+from ..runs.outputs import check_output_dir, refuse_reading_output
 
 TASKS = ("lm", "classification", "backbone")
+DAMAGED = "the checkpoint is damaged; download or save it again"
 META_NAME = "minitransformer_meta.json"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json")
 # The architectures we import, by the role of their head.
@@ -84,12 +85,15 @@ def read_hf_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Tensor]
         raise FileNotFoundError(
             f"{config_path} not found: a Hugging Face checkpoint directory holds config.json"
         )
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config = read_json_object(config_path, DAMAGED)
     if (path / "model.safetensors").is_file():
         return config, read_weights(path / "model.safetensors")
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        weight_map = read_json_object(index, DAMAGED).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ValueError(f"{index} has no weight_map: {DAMAGED}")
+        shards = sorted(set(weight_map.values()))
         state: dict[str, Tensor] = {}
         for shard in shards:
             state.update(read_weights(path / shard))
@@ -413,13 +417,16 @@ def clf_position(path: str | os.PathLike) -> str:
     """Where the classification token goes for this checkpoint: "start" (BERT's [CLS]) or "end" (GPT-2, ours)."""
     path = Path(path)
     if (path / META_NAME).is_file():
-        return json.loads((path / META_NAME).read_text(encoding="utf-8"))["clf_position"]
+        position = read_json_object(path / META_NAME, DAMAGED).get("clf_position")
+        if position not in ("start", "end"):
+            raise ValueError(
+                f"{path / META_NAME}: clf_position {position!r} is not 'start' or 'end': {DAMAGED}"
+            )
+        return position
     config_path = path / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: not a model directory")
-    return (
-        "start" if json.loads(config_path.read_text(encoding="utf-8")).get("model_type") == "bert" else "end"
-    )
+    return "start" if read_json_object(config_path, DAMAGED).get("model_type") == "bert" else "end"
 
 
 def load_tokenizer(path: str | os.PathLike):
@@ -429,14 +436,22 @@ def load_tokenizer(path: str | os.PathLike):
     return Tokenizer.from_pretrained(path)
 
 
-def convert(path: str | os.PathLike, out_dir: str | os.PathLike, task: str = "lm", **from_hf_kwargs) -> Path:
+def convert(
+    path: str | os.PathLike, out_dir: str | os.PathLike, task: str = "lm", overwrite: bool = False,
+    **from_hf_kwargs,
+) -> Path:  # fmt: skip
     """Write a HF checkpoint in our format: config.json + model.safetensors, tokenizer files, meta.
 
     The tokenizer files are copied as they are (lossless: tokenizer_config.json keeps `do_lower_case`);
-    `minitransformer_meta.json` records the source and the classification-token position.
+    `minitransformer_meta.json` records the source and the classification-token position. A folder that
+    holds a run or a model is refused unless `overwrite`; `out_dir` equal to `path` always.
     """
     if task == "backbone":
         raise ValueError("convert writes a model with a head: use task='lm' or task='classification'")
+    refuse_reading_output(out_dir, path, "the output folder")
+    check_output_dir(
+        out_dir, overwrite, "the output folder", ["model.safetensors", *TOKENIZER_FILES, META_NAME]
+    )
     model = from_hf(path, task=task, **from_hf_kwargs)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
@@ -444,7 +459,7 @@ def convert(path: str | os.PathLike, out_dir: str | os.PathLike, task: str = "lm
         if (Path(path) / name).is_file():
             with atomic_path(out_dir / name) as tmp:
                 shutil.copyfile(Path(path) / name, tmp)
-    hf_config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    hf_config = read_json_object(Path(path) / "config.json", DAMAGED)
     meta = {"source": str(path), "model_type": hf_config["model_type"], "clf_position": clf_position(path)}
     write_json_atomic(out_dir / META_NAME, meta)
     return out_dir
@@ -468,11 +483,12 @@ GPT2_SWITCHES = {
 }
 
 
-def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
+def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite: bool = False) -> Path:
     """Export a GPT-2-shaped language model as a GPT-2 checkpoint (config.json + model.safetensors).
 
     `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads it. Other architectures raise a
-    ValueError naming every switch that differs from GPT-2's.
+    ValueError naming every switch that differs from GPT-2's. A folder that holds a run or a model is
+    refused unless `overwrite`.
     """
     if type(model) is not TransformerWithLMHead:
         raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
@@ -484,6 +500,7 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
     ]
     if differing:
         raise ValueError(f"this model cannot be exported as GPT-2: {', '.join(differing)}")
+    check_output_dir(directory, overwrite, "to_hf's folder", ["model.safetensors"])
     ours = model.state_dict()
     tensors = {
         theirs[0]: (ours[key].t() if transposed else ours[key]).detach().contiguous().cpu()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..runs.errors import USER_ERRORS, mask_urls
 from .hf import clf_position, compare_with_transformers, convert, format_table, sample_batch
 
 
@@ -27,10 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("out_dir", help="the output model directory")
     conv.add_argument("--task", choices=("lm", "classification"), default="lm")
     conv.add_argument("--num-classes", type=int, help="classes of a new classifier (task=classification)")
+    conv.add_argument("--overwrite", action="store_true", help="replace a run or model already in OUT")
     args = parser.parse_args(argv)
     try:
         if args.command == "convert":
-            out = convert(args.path, args.out_dir, task=args.task, num_classes=args.num_classes)
+            out = convert(args.path, args.out_dir, args.task, args.overwrite, num_classes=args.num_classes)
             print(f"wrote {out} (classification token: {clf_position(out)})")
             return 0
         input_ids, attention_mask = sample_batch(args.path, args.text)
@@ -38,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         print(f"error: {e}; compare needs transformers: pip install 'minitransformer[hf]'", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        print(f"error: {mask_urls(str(e))}", file=sys.stderr)
         return 2
     print(format_table(rows))
     worst = max(value for _, value in rows)
