@@ -274,7 +274,7 @@ def test_resume_refuses_options_that_differ_from_the_run(tmp_path, capsys):
     )
     err = usage_error(pretrain_main, ["--resume", str(run), "--max-steps=50", "--lr", "0.5"], capsys)
     assert "--max-steps 50 (the run has 300)" in err and "--lr 0.5 (the run has 0.01)" in err
-    assert "only the hardware options may change" in err
+    assert "only --device, --threads, --no-progress, --compile, --peak-tflops, --logger may change" in err
     assert "--preset hands-on" in usage_error(
         pretrain_main, ["--resume", str(run), "--preset", "hands-on"], capsys
     )
@@ -287,6 +287,20 @@ def test_resume_refuses_options_that_differ_from_the_run(tmp_path, capsys):
     from pretrain.cli import parse_args as pretrain_args_of
 
     assert pretrain_args_of(["--resume", str(run), "--lr", "0.01", "--threads", "1", "--device", "cpu"])
+
+
+def test_resume_keeps_the_runs_precision_and_refuses_another(tmp_path, capsys):
+    """Issue 33: `--resume DIR --amp none` of a bf16 run went on in fp32, ending with a model neither
+    precision gives, while training_args.json still said bf16."""
+    run = tmp_path / "run"
+    run.mkdir()
+    defaults = {k: str(v) if isinstance(v, Path) else v for k, v in vars(parse_args([])).items()}
+    (run / "training_args.json").write_text(json.dumps({**defaults, "amp": "bf16"}))
+    err = usage_error(pretrain_main, ["--resume", str(run), "--amp", "none"], capsys)
+    assert "--amp none (the run has bf16)" in err
+    assert usage_error(adapt_main, ["--resume", str(run), "--amp", "none"], capsys)
+    for same in ([], ["--amp", "auto"], ["--amp", "bf16"]):  # auto: the run's own, whatever this machine has
+        assert plan_run(parse_args(["--resume", str(run), *same])).amp == "bf16"
 
 
 @pytest.mark.parametrize(

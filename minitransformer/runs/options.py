@@ -280,16 +280,18 @@ def add_schedule_options(
 
 
 def add_hardware_options(parser: argparse.ArgumentParser):
-    """The device/precision/threads/progress options both programs share; returns the group. Options in
-    this group (and --logger) are the ones a `--resume` may change (`resumed_plan`)."""
-    g = parser.add_argument_group(HARDWARE)
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument(
+    """The precision option and the device/threads/progress options both programs share; returns the
+    hardware group. Options in that group (and --logger) are the ones a `--resume` may change
+    (`resumed_plan`); the precision is the run's own: it decides the numbers as much as --lr does."""
+    parser.add_argument_group("precision").add_argument(
         "--amp",
         choices=["auto", *sorted(AMP_DTYPES)],
         default="auto",
-        help="autocast precision; auto: bf16 where the CPU/GPU computes it natively, else none (fp32)",
+        help="autocast precision; auto: bf16 where the CPU/GPU computes it natively, else none (fp32); "
+        "a --resume keeps the run's",
     )
+    g = parser.add_argument_group(HARDWARE)
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument(
         "--threads", type=int, help="CPU threads (unset: the cores available, shared between processes)"
     )
@@ -377,7 +379,8 @@ def parse_layered(
 def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namespace, given: dict) -> None:
     """A usage error naming each option given with `--resume` (on the command line or in a --config file)
     whose value differs from the resumed run's (its training_args.json): a resume continues the run as it
-    was started, so such an option would be silently ignored. The hardware options may change."""
+    was started, so such an option would be silently ignored. The hardware options may change; the
+    precision (--amp) may not: a model trained partly in bf16 and partly in fp32 is neither run's."""
     saved_file = Path(args.resume) / "training_args.json"
     try:
         saved = json.loads(saved_file.read_text(encoding="utf-8"))
@@ -389,7 +392,7 @@ def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namesp
     as_json = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731
     changed = []
     for dest, value in given.items():
-        if dest in free:
+        if dest in free or (dest == "amp" and value == "auto"):  # auto: the run's own resolved precision
             continue
         if dest == "output_dir":
             if Path(value).expanduser().resolve() != Path(args.resume).expanduser().resolve():
@@ -397,9 +400,10 @@ def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namesp
         elif dest in saved and as_json(value) != as_json(saved[dest]):
             changed.append(f"{option_name(parser, dest)} {value} (the run has {saved[dest]})")
     if changed:
+        free_flags = ", ".join(option_name(parser, dest) for dest in hardware_options(parser))
         parser.error(
             f"--resume {args.resume} continues the run with its own options; these differ: {'; '.join(changed)}. "
-            "Drop them (only the hardware options may change), or start a new run in another --output-dir"
+            f"Drop them (only {free_flags} may change), or start a new run in another --output-dir"
         )
 
 
