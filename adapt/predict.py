@@ -11,10 +11,27 @@ import argparse
 import json
 import sys
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from minitransformer.classifier import Classifier
 from minitransformer.runs.errors import run_cli
+from minitransformer.tokenization import check_text
+
+
+def stdin_lines(stream: BinaryIO) -> Iterator[str]:
+    """The non-blank lines of `stream`, stripped; a ValueError naming the first line that is not UTF-8 text."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"stdin line {number} is not UTF-8 text (byte {raw[e.start]:#04x} at position {e.start + 1}): "
+                "save the input as UTF-8"
+            ) from None
+        if line:
+            yield line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,15 +56,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--batch-size {args.batch_size}: expected a value >= 1")
 
     def run() -> None:
+        for number, text in enumerate(args.texts, start=1):  # all of them, before any output
+            if not check_text(text, f"argument {number}").strip():
+                raise ValueError(f"argument {number} is empty: give a text to classify, or drop it")
         classifier = Classifier(args.model)
         # stdin is read as it comes and answered a batch at a time: memory stays bounded, output streams
-        texts = iter(args.texts) if args.texts else (line.strip() for line in sys.stdin if line.strip())
+        texts = iter(args.texts) if args.texts else stdin_lines(sys.stdin.buffer)
         pending: deque[str] = deque()  # the texts of the batch being classified, in order
+        # a line that is not text ends the input; the texts before it are answered, then the error is raised
+        bad_line: list[ValueError] = []
 
         def remembered(source):
-            for text in source:
-                pending.append(text)
-                yield text
+            try:
+                for text in source:
+                    pending.append(text)
+                    yield text
+            except ValueError as e:
+                bad_line.append(e)
 
         count = 0
         for probs in classifier.predict_stream(remembered(texts), args.batch_size):
@@ -61,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             count += 1
             if not pending:  # a batch is done: let a pipe see it
                 sys.stdout.flush()
+        if bad_line:
+            raise bad_line[0]
         if not count:
             raise ValueError("no text to classify: pass texts as arguments or on stdin")
 

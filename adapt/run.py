@@ -66,6 +66,7 @@ from minitransformer.presets import TINY_MODEL, config_from_options
 from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
 from minitransformer.runs.metrics_log import MetricsLog
+from minitransformer.runs.numerics import numerics, record_numerics
 from minitransformer.runs.options import RunPlan, resumed_plan
 from minitransformer.runs.run_dir import open_run_dir, run_lifecycle
 from minitransformer.runs.run_state import kill_point, write_state
@@ -618,6 +619,7 @@ def run_seeds(plan: RunPlan) -> dict:
     done = finished_seeds(out, plan.seeds)
     if plan.resume:  # drop the events of an interrupted seed: it is run again
         log.keep(lambda _, event: event.get("seed", -1) in done or "seed" not in event)
+    record_numerics(out, numerics(plan, resolve_device(plan.device)), log, 0, continuing=bool(done))
     results: dict = {"task": task.description, "pretrained": plan.pretrained, "scheme": plan.scheme}
     results["validation"] = str(plan.valid_file) if plan.valid_file else f"{plan.valid_fraction:.0%} of train"
     if plan.baseline:

@@ -16,8 +16,8 @@ import torch
 from .checkpoint import check_tokenizer_matches
 from .data.classification import collate_classification, encode_for_classification
 from .model import TransformerWithClfHead
-from .runs.io import write_json_atomic
-from .tokenization import Tokenizer
+from .runs.io import read_json_object, write_json_atomic
+from .tokenization import Tokenizer, check_text
 
 CLASSIFIER_META = "classifier.json"  # label names, classification-token position, max length
 
@@ -61,7 +61,12 @@ class Classifier:
 
     def __init__(self, directory: str | Path):
         directory = resolve_model_dir(Path(directory))
-        meta = json.loads((directory / CLASSIFIER_META).read_text(encoding="utf-8"))
+        meta_path = directory / CLASSIFIER_META
+        fix = "the classifier directory is damaged; run `python -m adapt` again"
+        meta = read_json_object(meta_path, fix)
+        missing = [key for key in ("label_names", "clf_position", "max_len") if key not in meta]
+        if missing:
+            raise ValueError(f"{meta_path} lacks {', '.join(missing)}: {fix}")
         self.labels: list[str] = meta["label_names"]
         self.position, self.max_len = meta["clf_position"], meta["max_len"]
         self.tokenizer = Tokenizer.from_pretrained(directory)
@@ -80,8 +85,8 @@ class Classifier:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be at least 1")
         chunk: list[str] = []
-        for text in texts:
-            chunk.append(text)
+        for number, text in enumerate(texts, start=1):
+            chunk.append(check_text(text, f"text {number}"))
             if len(chunk) == batch_size:
                 yield from self._predict_batch(chunk)
                 chunk = []

@@ -48,6 +48,7 @@ from minitransformer.presets import config_from_options
 from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
 from minitransformer.runs.metrics_log import MetricsLog
+from minitransformer.runs.numerics import numerics, record_numerics
 from minitransformer.runs.options import RunPlan, resumed_plan
 from minitransformer.runs.run_dir import open_run_dir, run_lifecycle
 from minitransformer.runs.run_state import CarriedAverage, WallClock, kill_point, write_state
@@ -482,6 +483,7 @@ def run_steps(plan: RunPlan, clock: WallClock) -> None:
     validation = Validation(plan, evaluator, trainer, data, raw_model, log, clock)
     saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
     resumed = restore(plan, to_save, saver, out)
+    record_numerics(out, numerics(plan, device), log, trainer.state.iteration, continuing=resumed)
     tracker = Tracker(plan.logger, out / "tensorboard", log, trainer, optimizer, plan.log_every)
 
     if not resumed:

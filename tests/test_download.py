@@ -299,3 +299,18 @@ def test_a_bad_content_length_or_a_wrong_archive_moves_to_the_next_mirror(server
     monkeypatch.setenv("MINITRANSFORMER_TREC_URL", " ")
     with pytest.raises(ValueError, match="MINITRANSFORMER_TREC_URL is set but empty"):
         download_trec(data_dir=tmp_path / "none", progress=False)
+
+
+def test_a_password_in_a_mirror_url_is_never_printed(tmp_path, monkeypatch, capsys):
+    """Issue 34 case 19: `http://user:pass@host/...` came back in the error line, password and all."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MINITRANSFORMER_DATA", raising=False)
+    dead = refused_url().replace("http://", "http://alice:s3cret@")
+    monkeypatch.setenv("MINITRANSFORMER_WIKITEXT_URL", dead)
+    assert pretrain_main(["--output-dir", str(tmp_path / "run"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not download") and "http://***@127.0.0.1:" in err
+    assert "s3cret" not in err and "alice" not in err
+    with pytest.raises(DownloadError) as error:
+        download_wikitext("wikitext-2", data_dir=tmp_path / "data", base_url=dead, progress=False)
+    assert "s3cret" not in str(error.value) and not any("s3cret" in r for r in error.value.reasons)

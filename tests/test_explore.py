@@ -400,3 +400,55 @@ def test_masked_copies_run_in_chunks_with_the_same_states():
     assert len(chunked) == 3 and chunked[0].shape == (1, 40, 24)
     for a, b in zip(chunked, whole):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 34: texts that would break the page, texts that are not text
+# ----------------------------------------------------------------------------------------------
+
+
+def test_no_text_can_open_a_comment_or_a_tag_inside_the_data_block(tmp_path, tokenizer):
+    """Case 9: `<!--<script>` in a text made an HTML parser swallow the page's own script (one
+    <script> seen instead of two): the page was dead while the command said it wrote it."""
+    from html.parser import HTMLParser
+
+    class Scripts(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.opened = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.opened += tag == "script"
+
+    texts = ["<!--<script> x", "a </script> b", "<b>bold</b> <!-- c"]
+    page = write_page(tiny_model(), tokenizer, texts, tmp_path / "p.html").read_text(encoding="utf-8")
+    block = re.search(r'<script id="explorer-data" type="application/json">(.*?)</script>', page, re.S).group(
+        1
+    )
+    assert "<" not in block
+    assert [t["text"] for t in json.loads(block)["texts"]] == texts
+    parser = Scripts()
+    parser.feed(page)
+    assert parser.opened == 2
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("abc\udcff\udcfe def", "is not valid UTF-8"), (b"bytes", "is bytes, not text"),
+     (None, "is NoneType, not text"), (7, "is int, not text")],
+)  # fmt: skip
+def test_a_text_that_is_not_text_is_named(tokenizer, text, message):
+    """Case 12: a traceback (`TextInputSequence must be str`) for a lone surrogate, bytes, int or None."""
+    with pytest.raises(ExplorerInputError, match=message):
+        explore(tiny_model(), tokenizer, text)
+    with pytest.raises(ExplorerInputError, match=f"text 2 {message}"):
+        explore(tiny_model(), tokenizer, ["the cat", text])
+
+
+def test_a_command_line_text_that_is_not_utf8_is_one_line(tmp_path, tokenizer, capsys):
+    model_dir = tiny_model().save_pretrained(tmp_path / "model", tokenizer=tokenizer)
+    code, _, err = cli(
+        [str(model_dir), "--text", "abc\udcff\udcfe def"], capsys
+    )  # what Python makes of $'abc\xff\xfe'
+    assert code == 1 and err.startswith("error: the text is not valid UTF-8") and err.count("\n") == 1
+    assert not (model_dir / "explore.html").exists()

@@ -457,7 +457,21 @@ def test_export_refuses_a_non_empty_output_folder_and_the_input(tmp_path, capsys
     assert "full exists and is not an empty folder" in capsys.readouterr().err
     assert (tmp_path / "full" / "notes.txt").read_text() == "keep me"
     assert hf.main(["export", str(run), str(run)]) == 2
-    assert "the output folder is the input" in capsys.readouterr().err
+    assert "is also the input" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert hf.main(["export", str(run), str(tmp_path / "empty")]) == 0
     assert (tmp_path / "empty" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("damage", [lambda t: t[: len(t) // 2], lambda t: "[]", lambda t: "\udcff"])
+def test_a_damaged_config_json_is_named(tmp_path, capsys, damage):
+    """Issue 34 case 15: a truncated config.json gave a message that did not name the file."""
+    model = TransformerWithLMHead(gpt2_shaped())
+    folder = hf.to_hf(model, tmp_path / "gpt2")
+    config = folder / "config.json"
+    config.write_bytes(damage(config.read_text()).encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError, match="config.json is"):
+        hf.from_hf(folder)
+    assert hf.main(["convert", str(folder), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config} is") and err.count("\n") == 1 and not (tmp_path / "out").exists()

@@ -274,7 +274,7 @@ def test_resume_refuses_options_that_differ_from_the_run(tmp_path, capsys):
     )
     err = usage_error(pretrain_main, ["--resume", str(run), "--max-steps=50", "--lr", "0.5"], capsys)
     assert "--max-steps 50 (the run has 300)" in err and "--lr 0.5 (the run has 0.01)" in err
-    assert "only the hardware options may change" in err
+    assert "only --device, --threads, --no-progress, --compile, --peak-tflops, --logger may change" in err
     assert "--preset hands-on" in usage_error(
         pretrain_main, ["--resume", str(run), "--preset", "hands-on"], capsys
     )
@@ -287,6 +287,20 @@ def test_resume_refuses_options_that_differ_from_the_run(tmp_path, capsys):
     from pretrain.cli import parse_args as pretrain_args_of
 
     assert pretrain_args_of(["--resume", str(run), "--lr", "0.01", "--threads", "1", "--device", "cpu"])
+
+
+def test_resume_keeps_the_runs_precision_and_refuses_another(tmp_path, capsys):
+    """Issue 33: `--resume DIR --amp none` of a bf16 run went on in fp32, ending with a model neither
+    precision gives, while training_args.json still said bf16."""
+    run = tmp_path / "run"
+    run.mkdir()
+    defaults = {k: str(v) if isinstance(v, Path) else v for k, v in vars(parse_args([])).items()}
+    (run / "training_args.json").write_text(json.dumps({**defaults, "amp": "bf16"}))
+    err = usage_error(pretrain_main, ["--resume", str(run), "--amp", "none"], capsys)
+    assert "--amp none (the run has bf16)" in err
+    assert usage_error(adapt_main, ["--resume", str(run), "--amp", "none"], capsys)
+    for same in ([], ["--amp", "auto"], ["--amp", "bf16"]):  # auto: the run's own, whatever this machine has
+        assert plan_run(parse_args(["--resume", str(run), *same])).amp == "bf16"
 
 
 @pytest.mark.parametrize(
@@ -334,3 +348,35 @@ def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     )
     assert "is a file, not a folder: choose a folder" in capsys.readouterr().err
     assert (tmp_path / "file").read_text() == "mine"
+
+
+# issue 34, cases 7, 8, 13, 15, 16: a config file that means something else than it seems is refused
+ODD_CONFIG_CASES = [
+    ("twice.json", b'{"lr": 0.001, "lr": 0.5}', "'lr' is given twice: keep one"),
+    ("twice.yaml", b"lr: 0.001\nlr: 0.5\n", "'lr' is given twice: keep one"),
+    ("nested.json", b'{"config": "other.json"}', "'config' cannot be set in a config file"),
+    ("resume.yaml", b"resume: runs/x\n", "'resume' cannot be set in a config file"),
+    ("deep.json", b"[" * 100_000, "nested too deeply"),
+    ("deep.yaml", b"[" * 100_000, "nested too deeply"),
+    ("latin1.json", b'{"device": "caf\xe9"}', "not UTF-8 text"),
+    ("infinite.yaml", b"lr: .inf\n", "--lr inf: must be finite"),
+]
+
+
+@pytest.mark.parametrize("name, content, message", ODD_CONFIG_CASES)
+def test_config_files_that_mean_something_else_are_refused_naming_the_file(
+    name, content, message, tmp_path, capsys
+):
+    path = tmp_path / name
+    path.write_bytes(content)
+    err = usage_error(pretrain_main, ["--config", str(path)], capsys)
+    assert message in err and (str(path) in err or "--lr" in err), err
+
+
+def test_a_deeply_nested_config_file_with_help_is_one_line(tmp_path, capsys):
+    """Case 13: `--config deep.json --help` was a RecursionError traceback."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    assert f"--config {path}: nested too deeply" in usage_error(
+        pretrain_main, ["--config", str(path), "--help"], capsys
+    )

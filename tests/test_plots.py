@@ -290,3 +290,19 @@ def test_a_1000_class_confusion_matrix_is_bounded():
     shown = [t.get_text() for t in ax.get_yticklabels()]
     assert len(shown) == MAX_CONFUSION_CLASSES and {"c2", "c3", "c7", "c500"} <= set(shown)
     assert f"{MAX_CONFUSION_CLASSES} most confused of 1000 classes" in ax.get_title()
+
+
+def test_labels_are_plain_text_not_mathtext(tmp_path):
+    """Issue 34 case 6: a class named `$\\undefinedmacro$` failed the confusion matrix (and with it adapt's
+    results) and `adapt.compare --figure`: labels were read as mathtext."""
+    from adapt.compare import main as compare_main
+
+    label = "$\\undefinedmacro$"
+    plots.plot_confusion_matrix(np.eye(2), [label, "b"], path=tmp_path / "confusion.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(
+        json.dumps({"runs": [{"seed": 0, "valid_accuracy": 0.5, "test": {"accuracy": 0.5}}]})
+    )
+    assert compare_main(["--run", str(run), label, "--figure", str(tmp_path / "bars.png")]) == 0
+    assert (tmp_path / "confusion.png").stat().st_size > 0 and (tmp_path / "bars.png").stat().st_size > 0

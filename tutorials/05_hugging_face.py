@@ -258,7 +258,7 @@ print(
 # like any other, and must give the same logits:
 
 # %%
-exported = hf.to_hf(ours_gpt2, OUT / "gpt2_exported")
+exported = hf.to_hf(ours_gpt2, OUT / "gpt2_exported", overwrite=True)  # a rerun replaces its own export
 reloaded = transformers.GPT2LMHeadModel.from_pretrained(exported).eval()
 ids = torch.randint(gpt2_config.vocab_size, (2, 20), generator=torch.Generator().manual_seed(0))
 with torch.no_grad():

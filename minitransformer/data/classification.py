@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -223,6 +224,25 @@ def stratified_split(
     return data.subset(train), data.subset(sorted(valid))
 
 
+def readable_prefix(text: str, tokenizer: Tokenizer, max_tokens: int) -> str:
+    """The start of `text` that holds its first `max_tokens` tokens, found without tokenizing the rest:
+    a line of megabytes costs about what its first words cost, not memory in proportion to its length.
+
+    The cut falls just before a whitespace, where no token spans (the word before it is whole, and a
+    byte-level BPE's "Ġword" starts after it), so the first `max_tokens` tokens are the text's own. A
+    prefix with too few tokens (e.g. long runs of spaces) is doubled until it has enough. Only a first
+    word longer than the window is cut inside the word."""
+    size = 16 * max_tokens
+    while size < len(text):
+        head = text[:size]
+        last_space = re.search(r".*\s", head, re.S)
+        prefix = head[: last_space.end() - 1] if last_space else head
+        if len(tokenizer.encode(prefix)) >= max_tokens:
+            return prefix
+        size *= 2
+    return text
+
+
 def encode_for_classification(
     texts: list[str], tokenizer: Tokenizer, max_len: int, clf_position: str = "end"
 ) -> list[list[int]]:
@@ -238,7 +258,7 @@ def encode_for_classification(
         raise ValueError(f"max_len={max_len} leaves no room for text before the classification token")
     if clf_position == "start" and max_len < 3:
         raise ValueError(f"max_len={max_len} leaves no room for text between [CLS] and [SEP]")
-    encoded = tokenizer.encode_batch(texts)
+    encoded = tokenizer.encode_batch([readable_prefix(text, tokenizer, max_len) for text in texts])
     # a literal "[CLS]" in the text would be a second classification token: it is read as [UNK]
     unk = tokenizer.special_ids.get("unk")
     escaped = 0

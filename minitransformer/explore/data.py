@@ -19,7 +19,7 @@ from minitransformer import TransformerWithLMHead
 
 from ..teaching.circuits import copying_score, induction_targets, prefix_matching_score, uniform_attention
 from ..teaching.inspection import column_share, previous_token_share
-from ..tokenization import Tokenizer
+from ..tokenization import Tokenizer, check_text
 
 # What the per-block numbers mean for each norm placement (keyed by the two placements that differ;
 # any other placement, such as the hands-on's, adds the block outputs to a layer-normed stream).
@@ -67,7 +67,7 @@ def encode_texts(
     encoded = []
     for number, text in enumerate(texts, start=1):
         label = f"text {number}" if len(texts) > 1 else "the text"
-        ids = tokenizer.encode(text)
+        ids = tokenizer.encode(check_text(text, label, ExplorerInputError))
         if not text.strip() or not ids:
             raise ExplorerInputError(
                 f"{label} is empty (no tokens): give a sentence to look at, e.g. --text 'The cat sat'"
@@ -227,7 +227,7 @@ def explorer_data(
     name: str = "model",
 ) -> dict:
     """The page's data (JSON-ready) for `texts` (one or several; several are padded into one batch)."""
-    texts = [texts] if isinstance(texts, str) else list(texts)
+    texts = list(texts) if isinstance(texts, (list, tuple)) else [texts]  # one text (or not text: refused)
     if not texts:
         raise ExplorerInputError("no text given: pass at least one text to look at")
     check_tokenizer(model, tokenizer)

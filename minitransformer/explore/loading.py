@@ -3,16 +3,17 @@ Hugging Face GPT-2/BERT checkpoint as downloaded."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from minitransformer import TransformerWithLMHead
 
 from ..checkpoint import check_tokenizer_matches, read_config
+from ..runs.io import read_json_object
 from ..tokenization import Tokenizer
 
 META_NAME = "minitransformer_meta.json"  # written by `python -m minitransformer hf convert`
+DAMAGED = "the directory is damaged, re-save it"
 
 
 def load_model_dir(directory: str | os.PathLike) -> tuple[TransformerWithLMHead, Tokenizer, bool]:
@@ -48,12 +49,9 @@ def _config_values(directory: Path) -> dict:
         raise FileNotFoundError(
             f"{path} not found: {directory} is not a model directory (it needs config.json and model.safetensors)"
         )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); the directory is damaged, re-save it") from None
+    return read_json_object(path, DAMAGED)
 
 
 def _meta(directory: Path) -> dict:
     path = directory / META_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return read_json_object(path, DAMAGED) if path.is_file() else {}

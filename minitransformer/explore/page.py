@@ -9,16 +9,26 @@ from importlib.resources import files
 from pathlib import Path
 
 from ..runs.io import write_text_atomic
+from ..runs.outputs import check_output_file
 
 PLACEHOLDER = "__EXPLORER_DATA__"
+TITLE = b"<title>minitransformer explorer</title>"  # in page.html's <head>
 
 
 def render_page(data: dict) -> str:
     """The self-contained page for `data` (from `explorer_data`): one HTML string, nothing to fetch."""
     template = files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    payload = payload.replace("</", "<\\/")  # the JSON sits inside <script>: no closing tag may end it early
-    return template.replace(PLACEHOLDER, payload)
+    # The JSON sits inside <script>: no `</script>` may end it early and no `<!--` may make the parser
+    # swallow the page's own script, so no `<` at all (it occurs only inside strings: \u003c there)
+    payload = payload.replace("<", "\\u003c")
+    return template.replace(PLACEHOLDER, payload, 1)
+
+
+def is_explorer_page(path: Path) -> bool:
+    """Whether file `path` is a page this module wrote (its <title>, near the start), so it may be replaced."""
+    with open(path, "rb") as f:
+        return TITLE in f.read(4096)
 
 
 class Explorer:
@@ -28,11 +38,19 @@ class Explorer:
         self.data = data
         self.html = render_page(data)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the page (atomically) and return its path."""
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the page (atomically) to `path`, a `.html` file, and return the path. An existing file
+        that is not an explorer page is replaced only with `overwrite` (`check_output_file`)."""
         path = Path(path)
+        self.check_path(path, overwrite)
         write_text_atomic(path, self.html)
         return path
+
+    @staticmethod
+    def check_path(path: Path, overwrite: bool) -> None:
+        """Refuse a `path` that `save` must not write: not `.html`, a folder, a device, FIFO or link, or
+        a file that is not an explorer page (unless `overwrite`)."""
+        check_output_file(path, overwrite, "the page", suffix=".html", made_here=is_explorer_page)
 
     def _repr_html_(self) -> str:
         # Jupyter does not run scripts inside output HTML reliably; an iframe's srcdoc is a page of its

@@ -43,7 +43,6 @@ does not import it.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -58,10 +57,13 @@ from torch import Tensor, nn
 from ..checkpoint import load_checkpoint_state, read_weights
 from ..config import FineTuningConfig, TransformerConfig
 from ..model import Transformer, TransformerWithClfHead, TransformerWithLMHead
-from ..runs.io import atomic_path, write_json_atomic
+from ..runs.errors import USER_ERRORS, mask_urls
+from ..runs.io import atomic_path, read_json_object, write_json_atomic
+from ..runs.outputs import check_output_dir, refuse_reading_output
 from ..tokenization import Tokenizer
 
 TASKS = ("lm", "classification", "backbone")
+DAMAGED = "the checkpoint is damaged; download or save it again"
 META_NAME = "minitransformer_meta.json"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json")
 # The architectures we import, by the role of their head.
@@ -94,12 +96,15 @@ def read_hf_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Tensor]
         raise FileNotFoundError(
             f"{config_path} not found: a Hugging Face checkpoint directory holds config.json"
         )
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config = read_json_object(config_path, DAMAGED)
     if (path / "model.safetensors").is_file():
         return config, read_weights(path / "model.safetensors")
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        weight_map = read_json_object(index, DAMAGED).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ValueError(f"{index} has no weight_map: {DAMAGED}")
+        shards = sorted(set(weight_map.values()))
         state: dict[str, Tensor] = {}
         for shard in shards:
             state.update(read_weights(path / shard))
@@ -436,15 +441,16 @@ def clf_position(path: str | os.PathLike) -> str:
     """Where the classification token goes for this checkpoint: "start" (BERT's [CLS]) or "end" (GPT-2, ours)."""
     path = Path(path)
     if (path / META_NAME).is_file():
-        return json.loads((path / META_NAME).read_text(encoding="utf-8"))["clf_position"]
+        position = read_json_object(path / META_NAME, DAMAGED).get("clf_position")
+        if position not in ("start", "end"):
+            raise ValueError(
+                f"{path / META_NAME}: clf_position {position!r} is not 'start' or 'end': {DAMAGED}"
+            )
+        return position
     config_path = path / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: not a model directory")
-    return (
-        "start"
-        if json.loads(config_path.read_text(encoding="utf-8")).get("model_type") in BERT_TYPES
-        else "end"
-    )
+    return "start" if read_json_object(config_path, DAMAGED).get("model_type") in BERT_TYPES else "end"
 
 
 def load_tokenizer(path: str | os.PathLike):
@@ -452,14 +458,22 @@ def load_tokenizer(path: str | os.PathLike):
     return Tokenizer.from_pretrained(path)
 
 
-def convert(path: str | os.PathLike, out_dir: str | os.PathLike, task: str = "lm", **from_hf_kwargs) -> Path:
+def convert(
+    path: str | os.PathLike, out_dir: str | os.PathLike, task: str = "lm", overwrite: bool = False,
+    **from_hf_kwargs,
+) -> Path:  # fmt: skip
     """Write a HF checkpoint in our format: config.json + model.safetensors, tokenizer files, meta.
 
     The tokenizer files are copied as they are (lossless: tokenizer_config.json keeps `do_lower_case`);
-    `minitransformer_meta.json` records the source and the classification-token position.
+    `minitransformer_meta.json` records the source and the classification-token position. A folder that
+    holds a run or a model is refused unless `overwrite`; `out_dir` equal to `path` always.
     """
     if task == "backbone":
         raise ValueError("convert writes a model with a head: use task='lm' or task='classification'")
+    refuse_reading_output(out_dir, path, "the output folder")
+    check_output_dir(
+        out_dir, overwrite, "the output folder", ["model.safetensors", *TOKENIZER_FILES, META_NAME]
+    )
     model = from_hf(path, task=task, **from_hf_kwargs)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
@@ -467,7 +481,7 @@ def convert(path: str | os.PathLike, out_dir: str | os.PathLike, task: str = "lm
         if (Path(path) / name).is_file():
             with atomic_path(out_dir / name) as tmp:
                 shutil.copyfile(Path(path) / name, tmp)
-    hf_config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    hf_config = read_json_object(Path(path) / "config.json", DAMAGED)
     meta = {"source": str(path), "model_type": hf_config["model_type"], "clf_position": clf_position(path)}
     write_json_atomic(out_dir / META_NAME, meta)
     return out_dir
@@ -502,16 +516,18 @@ def check_switches(config: TransformerConfig, switches: dict, target: str) -> No
         raise ValueError(f"this model cannot be exported as {target}: {', '.join(differing)}")
 
 
-def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike) -> Path:
+def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite: bool = False) -> Path:
     """Export a GPT-2-shaped language model as a GPT-2 checkpoint (config.json + model.safetensors).
 
     `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads it. Other architectures raise a
-    ValueError naming every switch that differs from GPT-2's.
+    ValueError naming every switch that differs from GPT-2's. A folder that holds a run or a model is
+    refused unless `overwrite`.
     """
     if type(model) is not TransformerWithLMHead:
         raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
     config = model.config
     check_switches(config, GPT2_SWITCHES, "GPT-2")
+    check_output_dir(directory, overwrite, "to_hf's folder", ["model.safetensors"])
     ours = model.state_dict()
     tensors = {
         theirs[0]: (ours[key].t() if transposed else ours[key]).detach().contiguous().cpu()
@@ -622,8 +638,7 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     exist or be empty; everything is written into a temporary folder renamed at the end.
     """
     run, out_dir = Path(run), Path(out_dir)
-    if out_dir.resolve() == run.resolve():
-        raise ValueError(f"export {run} {out_dir}: the output folder is the input; give a new folder")
+    refuse_reading_output(out_dir, run, "export's output folder")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"export: {out_dir} exists and is not an empty folder; give a new folder")
     model = TransformerWithLMHead.from_pretrained(run).eval()
@@ -791,6 +806,7 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("out_dir", help="the output model directory")
     conv.add_argument("--task", choices=("lm", "classification"), default="lm")
     conv.add_argument("--num-classes", type=int, help="classes of a new classifier (task=classification)")
+    conv.add_argument("--overwrite", action="store_true", help="replace a run or model already in OUT")
     exp = commands.add_parser("export", help="write a model folder of ours as a transformers checkpoint")
     exp.add_argument(
         "run", help="a model folder (a pretrain run): config.json, model.safetensors, tokenizer.json"
@@ -802,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {export(args.run, args.out_dir)}")
             return 0
         if args.command == "convert":
-            out = convert(args.path, args.out_dir, task=args.task, num_classes=args.num_classes)
+            out = convert(args.path, args.out_dir, args.task, args.overwrite, num_classes=args.num_classes)
             print(f"wrote {out} (classification token: {clf_position(out)})")
             return 0
         input_ids, attention_mask = sample_batch(args.path, args.text)
@@ -810,8 +826,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         print(f"error: {e}; compare needs transformers: pip install 'minitransformer[hf]'", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        print(f"error: {mask_urls(str(e))}", file=sys.stderr)
         return 2
     print(format_table(rows))
     worst = max(value for _, value in rows)

@@ -6,16 +6,26 @@ Set MINITRANSFORMER_DEBUG=1 to see the traceback anyway.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
+
+URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+
+
+def mask_urls(text: str) -> str:
+    """`text` with the user name and password of every URL in it replaced by `***` (a mirror URL may
+    carry them: `http://user:pass@host/...`), for messages that may be shown or logged."""
+    return URL_USERINFO.sub(r"\1***@", text)
 
 
 class DownloadError(RuntimeError):
     """Data could not be fetched from any source (network, HTTP or checksum); nothing partial was kept."""
 
     def __init__(self, message: str, reasons: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.reasons = reasons  # why each source failed, e.g. "Name or service not known"
+        super().__init__(mask_urls(message))
+        # why each source failed, e.g. "Name or service not known"
+        self.reasons = tuple(mask_urls(r) for r in reasons)
 
 
 class MissingExtraError(ImportError):
@@ -56,7 +66,7 @@ def run_cli(main: Callable[[], object]) -> int:
         if os.environ.get("MINITRANSFORMER_DEBUG"):
             raise
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {mask_urls(message)}", file=sys.stderr)
         return 1
     except OSError as e:  # disk full, read-only or vanished folder, ...: the file and the cause
         if os.environ.get("MINITRANSFORMER_DEBUG") or not (e.errno and e.filename):

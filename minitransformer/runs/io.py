@@ -101,3 +101,16 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
     """Write `obj` as indented JSON to `path` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json_object(path: str | os.PathLike, fix: str) -> dict:
+    """The JSON object in file `path`; a ValueError naming the file and `fix` (what to do) when it is not
+    UTF-8, not JSON, nested too deeply, or holds something else than an object (e.g. `[]`)."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ValueError(f"{path} is not valid JSON ({why}): {fix}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} is damaged (a JSON {type(values).__name__}, not an object): {fix}")
+    return values

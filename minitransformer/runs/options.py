@@ -20,29 +20,22 @@ from ..training.engine import AMP_DTYPES
 
 
 def load_config_file(path: Path) -> dict:
-    """Option values from a JSON or YAML file, keys spelled like the options (dashes or underscores)."""
+    """Option values from a JSON or YAML file, keys spelled like the options (dashes or underscores).
+
+    Refused, naming the file: a text that is not UTF-8, not JSON/YAML, nested too deeply, not a mapping,
+    a key given twice (which value would win is not what the reader expects), and `config` or `resume`
+    as keys (a file cannot name another file, nor turn a new run into a resume)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--config {path}: file not found")
-    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is not part of the text
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(
-                f"--config {path}: YAML needs PyYAML (pip install pyyaml), or use JSON"
-            ) from None
-        try:
-            values = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            where = getattr(e, "problem_mark", None)
-            at = f" at line {where.line + 1}" if where else ""
-            raise ValueError(f"--config {path}: not valid YAML{at} ({getattr(e, 'problem', e)})") from None
-    else:
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--config {path}: not valid JSON ({e})") from None
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is not part of the text
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--config {path}: not UTF-8 text (byte {e.start + 1}): save it as UTF-8") from None
+    try:
+        values = _parse_yaml(path, text) if path.suffix in (".yaml", ".yml") else _parse_json(path, text)
+    except RecursionError:
+        raise ValueError(f"--config {path}: nested too deeply to be a file of option values") from None
     if not isinstance(values, dict):
         raise ValueError(f"--config {path}: expected a mapping of option names to values")
     odd = [k for k in values if not isinstance(k, str)]
@@ -50,7 +43,52 @@ def load_config_file(path: Path) -> dict:
         raise ValueError(
             f"--config {path}: key {odd[0]!r} is not an option name (write option names as keys)"
         )
-    return {k.replace("-", "_"): v for k, v in values.items()}
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    for key in ("config", "resume"):
+        if key in values:
+            raise ValueError(
+                f"--config {path}: {key!r} cannot be set in a config file: pass --{key} on the command line"
+            )
+    return values
+
+
+def _refuse_repeated(path: Path, pairs: list[tuple]) -> dict:
+    """The mapping of `pairs`, or a ValueError naming the first key that appears twice."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"--config {path}: {key!r} is given twice: keep one")
+        seen[key] = value
+    return seen
+
+
+def _parse_json(path: Path, text: str):
+    try:
+        return json.loads(text, object_pairs_hook=lambda pairs: _refuse_repeated(path, pairs))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--config {path}: not valid JSON ({e})") from None
+
+
+def _parse_yaml(path: Path, text: str):
+    try:
+        import yaml
+    except ImportError:
+        raise ValueError(f"--config {path}: YAML needs PyYAML (pip install pyyaml), or use JSON") from None
+
+    class Loader(yaml.SafeLoader):
+        """The safe loader, refusing a key given twice in a mapping."""
+
+        def construct_mapping(self, node, deep=False):
+            keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)]
+            _refuse_repeated(path, [(key, None) for key in keys])
+            return super().construct_mapping(node, deep)
+
+    try:
+        return yaml.load(text, Loader=Loader) or {}  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise ValueError(f"--config {path}: not valid YAML{at} ({getattr(e, 'problem', e)})") from None
 
 
 @dataclass(frozen=True)
@@ -90,7 +128,8 @@ def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace, rang
     for dest, allowed in ranges.items():
         value = getattr(args, dest, None)
         if value is not None and value not in allowed:
-            parser.error(f"{option_name(parser, dest)} {value}: expected a value {allowed}")
+            expected = "must be finite" if not math.isfinite(value) else f"expected a value {allowed}"
+            parser.error(f"{option_name(parser, dest)} {value}: {expected}")
 
 
 def option_name(parser: argparse.ArgumentParser, dest: str) -> str:
@@ -241,16 +280,18 @@ def add_schedule_options(
 
 
 def add_hardware_options(parser: argparse.ArgumentParser):
-    """The device/precision/threads/progress options both programs share; returns the group. Options in
-    this group (and --logger) are the ones a `--resume` may change (`resumed_plan`)."""
-    g = parser.add_argument_group(HARDWARE)
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument(
+    """The precision option and the device/threads/progress options both programs share; returns the
+    hardware group. Options in that group (and --logger) are the ones a `--resume` may change
+    (`resumed_plan`); the precision is the run's own: it decides the numbers as much as --lr does."""
+    parser.add_argument_group("precision").add_argument(
         "--amp",
         choices=["auto", *sorted(AMP_DTYPES)],
         default="auto",
-        help="autocast precision; auto: bf16 where the CPU/GPU computes it natively, else none (fp32)",
+        help="autocast precision; auto: bf16 where the CPU/GPU computes it natively, else none (fp32); "
+        "a --resume keeps the run's",
     )
+    g = parser.add_argument_group(HARDWARE)
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument(
         "--threads", type=int, help="CPU threads (unset: the cores available, shared between processes)"
     )
@@ -338,7 +379,8 @@ def parse_layered(
 def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namespace, given: dict) -> None:
     """A usage error naming each option given with `--resume` (on the command line or in a --config file)
     whose value differs from the resumed run's (its training_args.json): a resume continues the run as it
-    was started, so such an option would be silently ignored. The hardware options may change."""
+    was started, so such an option would be silently ignored. The hardware options may change; the
+    precision (--amp) may not: a model trained partly in bf16 and partly in fp32 is neither run's."""
     saved_file = Path(args.resume) / "training_args.json"
     try:
         saved = json.loads(saved_file.read_text(encoding="utf-8"))
@@ -350,7 +392,7 @@ def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namesp
     as_json = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731
     changed = []
     for dest, value in given.items():
-        if dest in free:
+        if dest in free or (dest == "amp" and value == "auto"):  # auto: the run's own resolved precision
             continue
         if dest == "output_dir":
             if Path(value).expanduser().resolve() != Path(args.resume).expanduser().resolve():
@@ -358,9 +400,10 @@ def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namesp
         elif dest in saved and as_json(value) != as_json(saved[dest]):
             changed.append(f"{option_name(parser, dest)} {value} (the run has {saved[dest]})")
     if changed:
+        free_flags = ", ".join(option_name(parser, dest) for dest in hardware_options(parser))
         parser.error(
             f"--resume {args.resume} continues the run with its own options; these differ: {'; '.join(changed)}. "
-            "Drop them (only the hardware options may change), or start a new run in another --output-dir"
+            f"Drop them (only {free_flags} may change), or start a new run in another --output-dir"
         )
 
 

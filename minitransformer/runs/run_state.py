@@ -6,7 +6,8 @@ on the same host it is detected from the pid and taken over, with a note; a lock
 cannot be checked, and the error says how to remove it.
 
 `run_state.json` says "running" from the moment a run writes anything and "complete" once its last
-file is written; `--resume` of a complete run changes nothing. Both files are written atomically.
+file is written; `--resume` of a complete run changes nothing. It also holds the run's numerics (device,
+threads, precision: `numerics.py`). Both files are written atomically.
 
 For the crash tests, `MINITRANSFORMER_KILL_AT=phase` (or `phase:step`) makes the process SIGKILL
 itself when it reaches that phase: a kill at an exact point instead of a race against a timer.
@@ -132,9 +133,20 @@ def read_state(directory: str | os.PathLike) -> dict:
 
 
 def write_state(directory: str | os.PathLike, status: str, **values) -> None:
-    """Record `status` ("running" or "complete") with the owner and `values` (e.g. the final step)."""
-    state = {"status": status, **owner(), "time": time.time(), **values}
-    write_json_atomic(Path(directory) / STATE_NAME, state)
+    """Record `status` ("running" or "complete") with the owner and `values` (e.g. the final step),
+    keeping the other values recorded (e.g. the run's numerics); a damaged file is replaced."""
+    try:
+        kept = read_state(directory)
+    except ValueError:
+        kept = {}
+    write_json_atomic(
+        Path(directory) / STATE_NAME, {**kept, "status": status, **owner(), "time": time.time(), **values}
+    )
+
+
+def update_state(directory: str | os.PathLike, **values) -> None:
+    """Add `values` to the recorded state, keeping the rest (status, owner, ...)."""
+    write_json_atomic(Path(directory) / STATE_NAME, {**read_state(directory), **values})
 
 
 def started_here(directory: str | os.PathLike) -> bool:

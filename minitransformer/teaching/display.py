@@ -13,13 +13,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 
 def png_bytes(fig: Figure) -> bytes:
-    """The figure as PNG bytes, with no version stamp: the same picture gives the same bytes."""
+    """The figure as PNG bytes, with no version stamp: the same picture gives the same bytes.
+
+    Every text is drawn as it is written: a label such as `$\\undefinedmacro$` (a user's class name)
+    is not read as mathtext, which would fail the drawing (and the run's figure with it)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    with matplotlib.rc_context({"text.parse_math": False}):  # the tick labels made while drawing
+        fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     return buffer.getvalue()
 
 

@@ -102,6 +102,27 @@ def test_pretrain_killed_at_any_phase_resumes_to_the_identical_model(
 
 
 @pytest.mark.e2e
+def test_a_resume_keeps_its_precision_and_records_other_threads(corpus, reference, tmp_path, capsys):
+    """Issue 33: `--resume --amp none` of a bf16 run, or `--resume --threads 2`, ended with a third model
+    (neither uninterrupted run's) and nothing in the run's files said so."""
+    out = tmp_path / "run"
+    argv = pretrain_args(corpus, out, tmp_path / "cache")
+    assert killed_at("checkpoint:8", pretrain_main, argv) == -signal.SIGKILL
+    amp = json.loads((out / "training_args.json").read_text())["amp"]
+    other = "none" if amp == "bf16" else "bf16"
+    with pytest.raises(SystemExit) as refused:
+        pretrain_main(["--resume", str(out), "--amp", other, "--no-progress"])
+    assert refused.value.code == 2 and f"--amp {other} (the run has {amp})" in capsys.readouterr().err
+
+    assert pretrain_main(["--resume", str(out), "--no-progress", "--threads", "2"]) == 0
+    assert "resuming at step 8 with threads 1 → 2 (recorded" in capsys.readouterr().out
+    resumes = [e for e in MetricsLog.read(out / "metrics.jsonl") if e["event"] == "resume"]
+    assert [(e["step"], e["changed"]) for e in resumes] == [(8, {"threads": [1, 2]})]
+    assert read_state(out)["resumes"] == [{"step": 8, "changed": {"threads": [1, 2]}}]
+    assert [e for e in events(out) if e["event"] != "resume"][:3] == events(reference)[:3]  # the same start
+
+
+@pytest.mark.e2e
 def test_resuming_a_complete_run_changes_nothing(reference, capsys):
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in reference.rglob("*") if p.is_file()}
     assert pretrain_main(["--resume", str(reference), "--no-progress", "--threads", "1"]) == 0
