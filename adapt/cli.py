@@ -1,12 +1,15 @@
-"""Command line of `python -m adapt`: every option, with the hands-on's fine-tuning defaults.
+"""Command line of `python -m adapt`: its run plan and every option, with the hands-on's fine-tuning defaults.
 
 `--recipe` layers a row of `minitransformer.presets.FINETUNE_RECIPES` over them; `--help` shows the result.
+A new option is added twice: to `build_parser` (its flag, default and help) and to `AdaptPlan` (its typed
+field, named as its dest).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from minitransformer.config import POOLINGS
@@ -28,12 +31,59 @@ from minitransformer.runs.options import (
     parse_layered,
     refuse_reading_the_output_dir,
 )
+from minitransformer.runs.plan import RunPlan
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.training.optimizers import OPTIMIZERS
 
 SCHEMES = ("finetune", "features", "adapters", "gradual")
 CLF_POSITIONS = ("auto", "start", "end")  # auto: end for causal models, start for BERT-style
 BASELINES = ("tfidf",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaptPlan(RunPlan):
+    """A fine-tuning run's settings: the shared options (`RunPlan`) and these. Each option's help is in
+    `build_parser` (and `--help`)."""
+
+    # what to adapt
+    pretrained: str | None  # a model directory, hf:DIR, or none (random init); unset: the baseline alone
+    architecture_from: Path | None  # with --pretrained none: the model directory whose shape is taken
+    recipe: str  # the row of FINETUNE_RECIPES the values started from
+    baseline: str | None  # tfidf: also fit the TF-IDF + linear SVM baseline
+    tune: bool  # choose the baseline's configuration on the validation split
+    # data
+    task: str  # trec-6, trec-50, or a labelled file
+    valid_file: Path | None  # validation file of a --task FILE (unset: hold out valid_fraction)
+    test_file: Path | None  # test file of a --task FILE (unset: hold out 10 %)
+    train_file: str | None  # the TREC training file (set for TREC tasks by `check_task_files`)
+    # how to adapt
+    scheme: str  # finetune, features, adapters or gradual
+    adapters_dim: int  # adapter bottleneck size
+    lm_coef: float  # weight of the auxiliary LM loss
+    clf_position: str  # auto, start or end
+    max_len: int | None  # truncate inputs to this many tokens (unset: the model's context)
+    vocab_size: int  # tokenizer size when one is trained (--pretrained none)
+    # optimisation
+    seeds: list[int]  # one run per seed
+    batch_size: int
+    weight_decay: float
+    initializer_range: float  # std of the new head's initial weights
+    valid_fraction: float  # share of train held out for validation
+    eval_every: int  # steps between validations (0: once per epoch only)
+    bucketing: bool  # batch questions of similar length together
+    pad_to_max: bool  # pad every batch to the longest input
+    # fine-tuning stability techniques
+    optimizer: str  # adamw, or bertadam (Adam without bias correction)
+    reinit_layers: int  # re-initialise the top k layers
+    pooling: str  # clf, mean, max or weighted
+    layer_start: int  # first layer in weighted pooling
+    llrd: float  # layer-wise lr decay (1: off)
+    mixout: float  # Mixout probability (0: off)
+    prior_wd: float  # weight decay toward the pretrained weights (0: off)
+    swa_start: int  # average weights from this epoch on (0: off)
+    swa_lr: float
+
+
 # What each numeric option accepts (checked at parse time, whichever layer set it).
 RANGES = {
     **dict.fromkeys(("epochs", "max_steps", "batch_size", "vocab_size"), AT_LEAST_1),
@@ -224,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parse_layered(parser, argv, FINETUNE_RECIPES, preset_option="recipe", ranges=RANGES)
+    args = parse_layered(parser, argv, AdaptPlan, FINETUNE_RECIPES, preset_option="recipe", ranges=RANGES)
     if args.resume:
         return args  # the run's own options are read from its folder
     refuse_reading_the_output_dir(parser, args, "pretrained", "architecture_from")

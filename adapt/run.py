@@ -1,6 +1,6 @@
 """`python -m adapt`: fine-tune a classifier on TREC (or any labelled text), once per seed.
 
-The order follows the hands-on's adaptation notebook. `adapt` freezes the options into a RunPlan and
+The order follows the hands-on's adaptation notebook. `adapt` freezes the options into an AdaptPlan and
 loads the Task once; `run_seed` then reads top to bottom as named steps:
 
     validation_split → build_seed_model (load, re-init, Mixout, freezing) → build_optimizer (groups,
@@ -67,7 +67,7 @@ from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
 from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.runs.numerics import numerics, record_numerics
-from minitransformer.runs.options import RunPlan, resumed_plan
+from minitransformer.runs.options import resumed_plan
 from minitransformer.runs.run_dir import open_run_dir, run_lifecycle
 from minitransformer.runs.run_state import kill_point, write_state
 from minitransformer.runs.tracking import Tracker, check_logger
@@ -90,7 +90,7 @@ from minitransformer.training.engine import (
 from minitransformer.training.metrics import matthews_corrcoef
 from minitransformer.training.optimizers import make_optimizer, parameter_groups
 
-from .cli import build_parser, parse_args
+from .cli import AdaptPlan, build_parser, parse_args
 
 # what --overwrite replaces
 RUN_FILES = ("results.json", "metrics.jsonl", "training_args.json", "seed_*", "run_state.json")
@@ -110,7 +110,7 @@ class Task(NamedTuple):
     valid: LabeledTexts | None = None
 
 
-def load_task(plan: RunPlan) -> Task:
+def load_task(plan: AdaptPlan) -> Task:
     """TREC from the data folder, or the user's labelled file(s)."""
     if plan.task in ("trec-6", "trec-50"):
         if plan.download:
@@ -133,7 +133,7 @@ def load_task(plan: RunPlan) -> Task:
     return Task(train, test, f"{path.name} (10 % held out as test)", valid)
 
 
-def validation_split(plan: RunPlan, task: Task) -> tuple[LabeledTexts, LabeledTexts]:
+def validation_split(plan: AdaptPlan, task: Task) -> tuple[LabeledTexts, LabeledTexts]:
     """(train, valid): the user's --valid-file, else a stratified `--valid-fraction` of the training
     examples, the same for every seed."""
     if task.valid is not None:
@@ -144,7 +144,7 @@ def validation_split(plan: RunPlan, task: Task) -> tuple[LabeledTexts, LabeledTe
 
 
 def make_loader(
-    ids: list[list[int]], labels: list[int], tokenizer: Tokenizer, plan: RunPlan, seed: int, train: bool
+    ids: list[list[int]], labels: list[int], tokenizer: Tokenizer, plan: AdaptPlan, seed: int, train: bool
 ) -> DataLoader:
     """Dynamic padding (each batch to its own longest row), with length bucketing for training."""
     dataset = ClassificationDataset(ids, labels)
@@ -171,7 +171,7 @@ def make_loader(
 # -- model ----------------------------------------------------------------------------------------
 
 
-def fine_tuning_config(plan: RunPlan, num_classes: int, **extra) -> FineTuningConfig:
+def fine_tuning_config(plan: AdaptPlan, num_classes: int, **extra) -> FineTuningConfig:
     return FineTuningConfig(
         num_classes=num_classes,
         dropout=plan.dropout,
@@ -185,7 +185,7 @@ def fine_tuning_config(plan: RunPlan, num_classes: int, **extra) -> FineTuningCo
 
 
 def load_model(
-    plan: RunPlan, num_classes: int, train_texts: list[str]
+    plan: AdaptPlan, num_classes: int, train_texts: list[str]
 ) -> tuple[TransformerWithClfHead, Tokenizer, str, dict]:
     """(model, tokenizer, clf_position, loading info) for --pretrained DIR | hf:DIR | none."""
     source = plan.pretrained
@@ -260,7 +260,7 @@ def attach_gradual_unfreezing(trainer: Engine, model: TransformerWithClfHead) ->
     trainer.add_event_handler(Events.EPOCH_STARTED, unfreeze)
 
 
-def build_optimizer(plan: RunPlan, model: TransformerWithClfHead) -> Optimizer:
+def build_optimizer(plan: AdaptPlan, model: TransformerWithClfHead) -> Optimizer:
     weight_decay = 0.0 if plan.prior_wd else plan.weight_decay  # PriorWD replaces plain decay
     if plan.llrd != 1.0:
         groups = st.llrd_parameter_groups(model, plan.lr, plan.llrd, weight_decay)
@@ -322,7 +322,7 @@ def summarize(metrics: dict, label_names: list[str]) -> dict:
 # -- one seed, step by step -----------------------------------------------------------------------
 
 
-def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -> dict:
+def run_seed(plan: AdaptPlan, seed: int, task: Task, out: Path, log: MetricsLog) -> dict:
     """Fine-tune, validate and test once with `seed`; save the model to out/seed_<seed>; return its results.
 
     The seed starts from an empty seed_<seed> (what a killed attempt left is removed) and ends by
@@ -398,7 +398,7 @@ def run_seed(plan: RunPlan, seed: int, task: Task, out: Path, log: MetricsLog) -
 
 
 def build_seed_model(
-    plan: RunPlan, seed: int, train: LabeledTexts, device: torch.device
+    plan: AdaptPlan, seed: int, train: LabeledTexts, device: torch.device
 ) -> tuple[TransformerWithClfHead, Tokenizer, str]:
     """(model, tokenizer, clf position): loaded, then re-init / Mixout / freezing as the plan says."""
     model, tokenizer, position, info = load_model(plan, len(train.label_names), train.texts)
@@ -413,7 +413,7 @@ def build_seed_model(
 
 
 def create_clf_trainer(
-    plan: RunPlan, seed: int, model: Module, optimizer: Optimizer, device: torch.device, amp_dtype: Dtype
+    plan: AdaptPlan, seed: int, model: Module, optimizer: Optimizer, device: torch.device, amp_dtype: Dtype
 ) -> Engine:
     """One optimizer step per batch: classification loss (+ --lm-coef × the LM loss), clipped."""
 
@@ -444,7 +444,7 @@ def create_clf_trainer(
 
 
 def attach_schedule(
-    plan: RunPlan, trainer: Engine, model: Module, optimizer: Optimizer, total_steps: int, epoch_length: int
+    plan: AdaptPlan, trainer: Engine, model: Module, optimizer: Optimizer, total_steps: int, epoch_length: int
 ) -> tuple[AveragedModel | None, dict[str, list[float]]]:
     """Warm-up + linear decay, gradual unfreezing, SWA; returns (the SWA model or None, lr per group)."""
     if plan.scheme == "gradual":
@@ -472,7 +472,7 @@ class EpochStats:
 
 
 def attach_handlers(
-    plan: RunPlan, seed: int, trainer: Engine, evaluator: Engine, optimizer: Optimizer,
+    plan: AdaptPlan, seed: int, trainer: Engine, evaluator: Engine, optimizer: Optimizer,
     train_loader: DataLoader, valid_loader: DataLoader, log: MetricsLog,
 ) -> None:  # fmt: skip
     """Progress bar, train log, validation every --eval-every steps and every epoch, per-epoch token counts."""
@@ -527,7 +527,7 @@ def best_model(model: TransformerWithClfHead, best: Checkpoint) -> TransformerWi
 
 
 def score_final_model(
-    plan: RunPlan, seed: int, model: Module, valid_loader: DataLoader, test_loader: DataLoader,
+    plan: AdaptPlan, seed: int, model: Module, valid_loader: DataLoader, test_loader: DataLoader,
     label_names: list[str], device: torch.device, amp_dtype: Dtype,
 ) -> dict:  # fmt: skip
     """The final model's validation accuracy and test metrics."""
@@ -573,7 +573,7 @@ def mean_std(values: list[float]) -> dict:
 
 def adapt(args: Namespace) -> dict:
     """Run every seed (holding the output folder's lock); write results.json and the plots; return the results."""
-    plan = resumed_plan(build_parser(), args) if args.resume else RunPlan(**vars(args))
+    plan = resumed_plan(AdaptPlan, build_parser(), args) if args.resume else AdaptPlan(**vars(args))
     plan = choose_amp(plan)
     check_logger(plan.logger)
     kept_anything = lambda: bool(finished_seeds(Path(plan.output_dir), plan.seeds))  # noqa: E731
@@ -606,7 +606,7 @@ def read_json_file(path: Path) -> dict:
     return value
 
 
-def run_seeds(plan: RunPlan) -> dict:
+def run_seeds(plan: AdaptPlan) -> dict:
     """The baseline and every seed not done yet; results.json; the "complete" state."""
     started = time.time()
     if plan.device == "cpu" or not torch.cuda.is_available():

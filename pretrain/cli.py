@@ -1,14 +1,16 @@
-"""Command line of `python -m pretrain`: options, presets and config files.
+"""Command line of `python -m pretrain`: its run plan, options, presets and config files.
 
 Precedence, lowest to highest: built-in defaults < `--preset` (a row of
 `minitransformer.presets.PRETRAIN_PRESETS`, which sets every model and length option) < `--config FILE` <
-explicit flags. `--help` shows the values the chosen preset gives.
+explicit flags. `--help` shows the values the chosen preset gives. A new option is added twice: to
+`build_parser` (its flag, default and help) and to `PretrainPlan` (its typed field, named as its dest).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from minitransformer.config import ACTIVATIONS, INIT_SCHEMES, NORM_PLACEMENTS, RENAMED_VALUES
@@ -30,11 +32,75 @@ from minitransformer.runs.options import (
     parse_layered,
     refuse_reading_the_output_dir,
 )
+from minitransformer.runs.plan import RunPlan, decided
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.tokenization import KINDS
 from minitransformer.training.optimizers import PRETRAIN_OPTIMIZERS
 
 OBJECTIVES = ("clm", "mlm")  # causal LM, masked LM
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainPlan(RunPlan):
+    """A pretraining run's settings: the shared options (`RunPlan`), these, and what planning decides
+    (`pretrain.run.plan_run`). Each option's help is in `build_parser` (and `--help`)."""
+
+    # run
+    preset: str  # the row of PRETRAIN_PRESETS the values started from
+    objective: str | None  # clm or mlm; unset: planning takes --init-from's, else clm
+    init_from: Path | None  # a model directory to continue pretraining
+    seed: int  # for init, data order, dropout and masking
+    # data
+    dataset: str  # a WikiText name, trec-questions, a folder or a text file
+    train_split: str | None  # unset: planning chooses (train, or valid when there is no train)
+    valid_split: str | None  # unset: planning chooses (valid, or test when training on valid)
+    cache_dir: Path | None  # where binarized token files go
+    random_offsets: bool  # shift training block boundaries each epoch
+    # tokenizer
+    tokenizer: Path | None  # a tokenizer.json (or model directory) to use instead of training one
+    tokenizer_kind: str  # the kind of tokenizer to train
+    vocab_size: int  # vocabulary size of the trained tokenizer
+    lowercase: bool  # lowercase text in the trained tokenizer
+    # model (`config_from_options` reads these)
+    embed_dim: int
+    hidden_dim: int  # feed-forward inner size
+    num_heads: int
+    num_layers: int
+    num_max_positions: int  # context length = training block size
+    initializer_range: float  # std of the initial weights
+    activation: str
+    norm_placement: str  # hands_on, pre or post
+    final_layer_norm: bool | None  # unset: on for pre-norm
+    sinusoidal_embeddings: bool
+    embedding_layer_norm: bool
+    init_scheme: str | None  # hands_on or gpt2
+    layer_norm_eps: float | None  # unset: 1e-12
+    # optimisation
+    optimizer: str  # adamw or muon
+    batch_size: int  # blocks per optimizer step
+    accumulation_steps: int  # micro-batches per batch
+    weight_decay: float
+    decay_embeddings: bool
+    mlm_probability: float  # share of tokens masked (mlm)
+    # evaluation and logging
+    eval_every: int  # steps between evaluations
+    eval_batch_size: int
+    max_eval_batches: int | None  # unset: all
+    checkpoint_every: int | None  # unset: eval_every
+    keep_checkpoints: int
+    log_every: int  # steps between train events in metrics.jsonl
+    sample_prompts: list[str]  # sampled from at each evaluation (clm)
+    sample_tokens: int
+    sample_unk: bool
+    # hardware
+    compile: bool  # torch.compile the model
+    peak_tflops: float | None  # for the MFU (unset: measured or looked up)
+    # decided by planning
+    splits: str | None = decided()  # "trained on DATASET/SPLIT, evaluated on DATASET/SPLIT"
+    lr_found: float | None = decided()  # the lr finder's suggestion, once it ran: a resume reuses it
+
+    CHANGEABLE_ON_RESUME = ("device", "threads", "no_progress", "compile", "peak_tflops", "logger")
+
 
 # What each numeric option accepts (checked at parse time, whichever layer set it).
 RANGES = {
@@ -240,7 +306,7 @@ def parse_args(
     """Parse with the precedence defaults < preset < config file < command line."""
     argv = sys.argv[1:] if argv is None else argv
     parser = parser or build_parser()
-    args = parse_layered(parser, argv, PRETRAIN_PRESETS, ranges=RANGES)
+    args = parse_layered(parser, argv, PretrainPlan, PRETRAIN_PRESETS, ranges=RANGES)
     if not args.resume:
         refuse_reading_the_output_dir(parser, args, "init_from", "tokenizer")
     if args.batch_size is not None and args.accumulation_steps > args.batch_size:

@@ -3,7 +3,7 @@
 Every piece wired here lives in `minitransformer` and is importable on its own; this file only
 decides which piece goes where. A run is a few named steps, read top to bottom in `run_steps`:
 
-    1. plan_run        options → a read-only RunPlan (splits, objective); training_args.json records it
+    1. plan_run        options → a read-only PretrainPlan (splits, objective); training_args.json records it
     2. build_data      tokenizer, binarized splits, seeded training batches, validation loader
     3. build_model, build_optimizer
     4. with --lr-find: `find_lr` on a bare trainer first (a resumed run reuses the lr it found)
@@ -19,6 +19,7 @@ had not been.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -49,7 +50,7 @@ from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
 from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.runs.numerics import numerics, record_numerics
-from minitransformer.runs.options import RunPlan, resumed_plan
+from minitransformer.runs.options import resumed_plan
 from minitransformer.runs.run_dir import open_run_dir, run_lifecycle
 from minitransformer.runs.run_state import CarriedAverage, WallClock, kill_point, write_state
 from minitransformer.runs.tracking import Tracker, check_logger
@@ -79,7 +80,7 @@ from minitransformer.training.engine import (
 from minitransformer.training.flops import block_weights, flops_per_token, peak_flops
 from minitransformer.training.optimizers import MuonWithAdamW, make_optimizer, parameter_groups
 
-from .cli import build_parser, parse_args
+from .cli import PretrainPlan, build_parser, parse_args
 
 RUN_FILES = (
     "config.json",
@@ -95,20 +96,20 @@ RUN_FILES = (
 # -- 1. plan: every decision made before anything is built ----------------------------------------
 
 
-def plan_run(args: Namespace) -> RunPlan:
+def plan_run(args: Namespace) -> PretrainPlan:
     """The run's settings: the options, the splits and the objective (on --resume, the run's own plan
     from training_args.json, with this command's hardware options)."""
     if args.resume:
-        return choose_amp(resumed_plan(build_parser(), args))
-    plan = choose_amp(RunPlan(**vars(args)))
+        return choose_amp(resumed_plan(PretrainPlan, build_parser(), args))
+    plan = choose_amp(PretrainPlan(**vars(args)))
     train_split, valid_split = choose_splits(plan)
     note = f"trained on {plan.dataset}/{train_split}, evaluated on {plan.dataset}/{valid_split}"
-    return plan.replace(
-        train_split=train_split, valid_split=valid_split, objective=choose_objective(plan), splits=note
+    return dataclasses.replace(
+        plan, train_split=train_split, valid_split=valid_split, objective=choose_objective(plan), splits=note
     )
 
 
-def dataset_location(plan: RunPlan) -> str:
+def dataset_location(plan: PretrainPlan) -> str:
     """The dataset name or folder `wikitext_path` reads; trec-questions is built once, in the cache."""
     if plan.dataset != "trec-questions":
         return plan.dataset
@@ -121,7 +122,7 @@ def dataset_location(plan: RunPlan) -> str:
     return str(directory)
 
 
-def choose_splits(plan: RunPlan) -> tuple[str, str]:
+def choose_splits(plan: PretrainPlan) -> tuple[str, str]:
     """Train/valid split names. Without a train split (offline WikiText-2), train on valid, evaluate on test."""
     dataset = dataset_location(plan)
     if plan.download:
@@ -139,7 +140,7 @@ def choose_splits(plan: RunPlan) -> tuple[str, str]:
     return train_split, valid_split
 
 
-def choose_objective(plan: RunPlan) -> str:
+def choose_objective(plan: PretrainPlan) -> str:
     """--objective, else the --init-from checkpoint's, else causal."""
     if plan.objective:
         return plan.objective
@@ -161,7 +162,7 @@ class Data:
     tokens_per_word: float  # of the validation split: turns token NLL into word-level perplexity
 
 
-def build_data(plan: RunPlan, out: Path) -> Data:
+def build_data(plan: PretrainPlan, out: Path) -> Data:
     """Tokenizer (trained, given or resumed), binarized splits, seeded block batches, validation loader."""
     dataset = dataset_location(plan)
     train_file = wikitext_path(dataset, plan.train_split, plan.data_dir)
@@ -184,7 +185,7 @@ def build_data(plan: RunPlan, out: Path) -> Data:
     )
 
 
-def block_size(plan: RunPlan) -> int:
+def block_size(plan: PretrainPlan) -> int:
     """Training block length: the model's context (the --init-from checkpoint's, when continuing)."""
     return read_config(plan.init_from)[1].num_max_positions if plan.init_from else plan.num_max_positions
 
@@ -192,7 +193,7 @@ def block_size(plan: RunPlan) -> int:
 # -- 3. model and optimizer ------------------------------------------------------------------------
 
 
-def build_model(plan: RunPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
+def build_model(plan: PretrainPlan, tokenizer: Tokenizer) -> TransformerWithLMHead:
     """A new model shaped by the options, or the --init-from checkpoint (its own shape) to continue."""
     mlm = plan.objective == "mlm"
     if plan.init_from:
@@ -225,7 +226,7 @@ def check_model_fits(config) -> None:
         )
 
 
-def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(plan: PretrainPlan, raw_model: torch.nn.Module) -> torch.optim.Optimizer:
     """AdamW (PyTorch's eps) with decay on weight matrices only (minGPT's rule), or Muon for the hidden
     matrices with AdamW for the rest (`--optimizer muon`); wrapped for distributed runs."""
     if plan.optimizer == "muon":
@@ -238,7 +239,7 @@ def build_optimizer(plan: RunPlan, raw_model: torch.nn.Module) -> torch.optim.Op
 
 
 def create_lm_trainer(
-    plan: RunPlan,
+    plan: PretrainPlan,
     model: Module,
     optimizer: Optimizer,
     prepare: Callable,
@@ -293,7 +294,7 @@ class Validation:
     minutes), print it and (causal) sample from the model."""
 
     def __init__(
-        self, plan: RunPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model: TransformerWithLMHead,
+        self, plan: PretrainPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model: TransformerWithLMHead,
         log: MetricsLog, clock: WallClock,
     ):  # fmt: skip
         self.plan, self.evaluator, self.trainer, self.data = plan, evaluator, trainer, data
@@ -355,7 +356,7 @@ class Validation:
 
 
 def attach_handlers(
-    plan: RunPlan,
+    plan: PretrainPlan,
     trainer: Engine,
     optimizer: Optimizer,
     validation: Validation,
@@ -418,7 +419,7 @@ def attach_handlers(
 
 
 def mfu_of_tokens_per_s(
-    plan: RunPlan, model: TransformerWithLMHead, block: int
+    plan: PretrainPlan, model: TransformerWithLMHead, block: int
 ) -> Callable[[float], float] | None:
     """tokens/s (all processes) → model FLOPs utilisation; None where the peak is unknown. Says once
     where the peak comes from (--peak-tflops, a matmul measured on this CPU, or the GPU's data sheet)."""
@@ -436,7 +437,7 @@ def mfu_of_tokens_per_s(
 # -- the run, step by step (Ignite's `training(local_rank, config)`) -------------------------------
 
 
-def train(local_rank: int, plan: RunPlan) -> None:
+def train(local_rank: int, plan: PretrainPlan) -> None:
     """One process's run (`idist.Parallel` calls it on every process), holding the folder's lock."""
     check_logger(plan.logger)  # a missing extra fails before anything is written
     kept_anything = lambda: find_checkpoint(Path(plan.output_dir)) is not None  # noqa: E731
@@ -445,7 +446,7 @@ def train(local_rank: int, plan: RunPlan) -> None:
             run_steps(plan, WallClock())
 
 
-def run_steps(plan: RunPlan, clock: WallClock) -> None:
+def run_steps(plan: PretrainPlan, clock: WallClock) -> None:
     """The steps of the module docstring; the plan is never changed (the lr finder makes a new one)."""
     out = open_run_dir(plan, RUN_FILES, "continue", step=0)
     device = resolve_device(plan.device)
@@ -464,13 +465,13 @@ def run_steps(plan: RunPlan, clock: WallClock) -> None:
         model = torch.compile(model)
     optimizer = build_optimizer(plan, raw_model)
     prepare = lm_batch(raw_model.config, data.tokenizer, plan.mlm_probability)
-    if plan.lr_find and not getattr(plan, "lr_found", None) and not find_checkpoint(out):
+    if plan.lr_find and not plan.lr_found and not find_checkpoint(out):
         bare, _ = create_lm_trainer(plan, model, optimizer, prepare, device, amp_dtype)
         plot = out / "plots" / "lr_finder.png"
         suggestion = find_lr(bare, raw_model, optimizer, data.batches.iterate(0), plot_path=plot)
         if rank0:
             print(f"learning-rate finder suggests {suggestion:.3g} (was {plan.lr:.3g}); training with it")
-        plan = plan.replace(lr=suggestion, lr_found=suggestion)
+        plan = dataclasses.replace(plan, lr=suggestion, lr_found=suggestion)
         if rank0:
             write_json_atomic(out / "training_args.json", plan.to_json())  # a resumed run reuses the lr
 
@@ -508,7 +509,7 @@ def find_checkpoint(out: Path) -> Path | None:
         return None
 
 
-def restore(plan: RunPlan, to_save: dict, saver: Checkpoint, out: Path) -> bool:
+def restore(plan: PretrainPlan, to_save: dict, saver: Checkpoint, out: Path) -> bool:
     """--resume: load the last training state (model, optimizer, schedule, trainer, metrics log, best
     model, clock) and return True. Without a checkpoint (a new run, or one killed before its first)
     the run starts from step 0: its metrics and best model are cleared."""
@@ -536,7 +537,7 @@ def remove_best_models(out: Path, keep: str | None) -> None:
 
 
 def finish(
-    plan: RunPlan, trainer: Engine, validation: Validation, saver: Checkpoint, tracker: Tracker, out: Path,
+    plan: PretrainPlan, trainer: Engine, validation: Validation, saver: Checkpoint, tracker: Tracker, out: Path,
     clock: WallClock,
 ) -> None:  # fmt: skip
     """Last checkpoint, final evaluation on the whole validation split, model directory, plots (also to

@@ -11,12 +11,11 @@ import torch
 from conftest import REPO
 from torch.optim.swa_utils import AveragedModel
 
-from adapt.cli import parse_args
+from adapt.cli import AdaptPlan, parse_args
 from adapt.run import attach_schedule, build_optimizer, build_seed_model, create_clf_trainer
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.data.classification import LabeledTexts
 from minitransformer.presets import HANDS_ON_LR
-from minitransformer.runs.options import RunPlan
 from minitransformer.tokenization import Tokenizer
 from minitransformer.training.optimizers import BertAdam
 
@@ -39,7 +38,7 @@ def lm_dir(tmp_path_factory):
 
 def built(lm_dir, *flags: str):
     """(plan, model, optimizer) as run_seed builds them for these command-line flags."""
-    plan = RunPlan(**vars(parse_args(["--pretrained", str(lm_dir), *flags])))
+    plan = AdaptPlan(**vars(parse_args(["--pretrained", str(lm_dir), *flags])))
     torch.manual_seed(0)
     model, _, _ = build_seed_model(plan, 0, TRAIN, torch.device("cpu"))
     return plan, model, build_optimizer(plan, model)

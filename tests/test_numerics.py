@@ -6,14 +6,15 @@ import torch
 
 from minitransformer.runs.metrics_log import MetricsLog
 from minitransformer.runs.numerics import numerics, record_numerics
-from minitransformer.runs.options import RunPlan
 from minitransformer.runs.run_state import read_state, write_state
+from pretrain.cli import PretrainPlan, parse_args
 
 START = {"device": "cpu", "threads": 1, "amp": "none", "compile": False, "torch": torch.__version__}
 
 
 def test_numerics_of_this_process():
-    assert numerics(RunPlan(amp="none", compile=False), torch.device("cpu")) == {
+    plan = PretrainPlan(**vars(parse_args(["--amp", "none"])))
+    assert numerics(plan, torch.device("cpu")) == {
         **START,
         "threads": torch.get_num_threads(),
     }

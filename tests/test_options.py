@@ -3,29 +3,65 @@ option checks (ranges at parse time, --config values like flags)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+import typing
 from pathlib import Path
 
 import pytest
 
+from adapt import cli as adapt_cli
+from adapt.cli import AdaptPlan
 from adapt.run import main as adapt_main
 from minitransformer.presets import PRETRAIN_PRESETS
-from minitransformer.runs.options import RunPlan
+from minitransformer.runs.options import option_actions
 from minitransformer.training.engine import cpu_has_bf16
-from pretrain.cli import parse_args
+from pretrain import cli as pretrain_cli
+from pretrain.cli import PretrainPlan, parse_args
 from pretrain.run import main as pretrain_main
 from pretrain.run import plan_run
 
 
 def test_a_plan_is_read_only_and_replace_makes_a_new_one():
-    plan = RunPlan(lr=1e-3, output_dir=Path("runs/x"))
-    with pytest.raises(AttributeError, match="read-only"):
+    plan = PretrainPlan(**vars(parse_args(["--lr", "1e-3", "--output-dir", "runs/x"])))
+    with pytest.raises(AttributeError, match="cannot assign"):
         plan.lr = 2e-3
-    with pytest.raises(AttributeError, match="read-only"):
+    with pytest.raises(AttributeError, match="cannot delete"):
         del plan.lr
-    changed = plan.replace(lr=2e-3)
+    changed = dataclasses.replace(plan, lr=2e-3)
     assert (plan.lr, changed.lr, changed.output_dir) == (1e-3, 2e-3, Path("runs/x"))
-    assert changed.to_json() == {"lr": 2e-3, "output_dir": "runs/x"}  # JSON-ready: paths as strings
+    saved = changed.to_json()
+    assert (saved["lr"], saved["output_dir"], saved["splits"]) == (2e-3, "runs/x", None)  # paths as strings
+
+
+@pytest.mark.parametrize(
+    "plan_type, build_parser", [(PretrainPlan, pretrain_cli.build_parser), (AdaptPlan, adapt_cli.build_parser)]
+)
+def test_a_plan_has_one_typed_field_per_option(plan_type, build_parser):
+    """The plan's fields are the parser's options (each named as its dest), so neither can gain an option
+    the other lacks, typed as the option parses (a switch as bool, `type=int` as int); the options a
+    --resume may change are the --help's hardware section and --logger."""
+    parser = build_parser()
+    assert sorted(plan_type.option_names()) == sorted(vars(parser.parse_args([])))
+    hints = typing.get_type_hints(plan_type)
+    for dest, action in option_actions(parser).items():
+        parsed = bool if action.nargs == 0 and dest != "help" else action.type
+        if parsed in (bool, int, float, Path):
+            assert parsed in (hints[dest], *typing.get_args(hints[dest])), dest
+    hardware = parser.format_help().split("\nhardware:\n")[1].split("\n\n")[0]
+    flags = re.findall(r"^  (--[\w-]+)", hardware, flags=re.MULTILINE)
+    assert [*flags, "--logger"] == [f"--{dest.replace('_', '-')}" for dest in plan_type.CHANGEABLE_ON_RESUME]
+
+
+def test_a_resumed_plan_reads_paths_back_as_paths_and_drops_removed_options(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = {**PretrainPlan(**vars(parse_args(["--init-from", "model"]))).to_json(), "an_old_option": 1}
+    (run / "training_args.json").write_text(json.dumps(saved))
+    plan = plan_run(parse_args(["--resume", str(run)]))
+    assert plan.init_from == Path("model") and plan.cache_dir is None and plan.dataset == "wikitext-2"
+    assert not hasattr(plan, "an_old_option")
 
 
 def test_planning_decides_splits_and_objective_without_touching_the_options(corpus, tmp_path):

@@ -21,7 +21,7 @@ import ignite.distributed as idist
 import torch
 
 from .metrics_log import MetricsLog
-from .options import RunPlan
+from .plan import RunPlan
 from .run_state import read_state, update_state
 
 

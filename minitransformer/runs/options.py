@@ -12,11 +12,13 @@ import argparse
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 from ..config import renamed
 from ..training.engine import AMP_DTYPES
+from .plan import RunPlan
 
 
 def load_config_file(path: Path) -> dict:
@@ -132,9 +134,18 @@ def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace, rang
             parser.error(f"{option_name(parser, dest)} {value}: {expected}")
 
 
+def option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The parser's options by dest, each an `Action` (its flags, type, nargs, choices: what
+    `add_argument` was given), for checking --config values like flags and telling what argv set.
+    argparse lists them only in a private attribute; besides `EffectiveDefaultsFormatter`, this is the
+    one place this module reads argparse's private API."""
+    return {action.dest: action for action in parser._actions if action.option_strings}
+
+
 def option_name(parser: argparse.ArgumentParser, dest: str) -> str:
     """`--batch-size` for dest `batch_size`."""
-    return next((a.option_strings[0] for a in parser._actions if a.dest == dest and a.option_strings), dest)
+    action = option_actions(parser).get(dest)
+    return action.option_strings[0] if action else dest
 
 
 TRUE_WORDS = ("true", "yes", "on", "1")
@@ -145,16 +156,16 @@ def check_file_values(parser: argparse.ArgumentParser, values: dict, path: Path)
     """A --config file's values through the checks a flag gets: a number for a numeric option (an
     integer for an integer option), true/false for a switch (the strings true/false/yes/no/on/off/1/0
     mean what they say; anything else is refused), a string for a string option, one of the choices
-    for an option with choices, a list (or one string) for a list option; and at most one of each
-    group of exclusive options. Returns the values converted as the flag's would be."""
+    for an option with choices, a list (or one string) for a list option; and at most one of the
+    exclusive `LENGTH_OPTIONS`. Returns the values converted as the flag's would be."""
     checked = dict(values)
 
     def refuse(dest: str, value, expected: str, action: argparse.Action) -> None:
         flag = action.option_strings[0] if action.option_strings else dest
         parser.error(f"--config {path}: {dest}: {value!r} is not {expected} ({flag})")
 
-    for action in parser._actions:
-        if action.dest not in values or values[action.dest] is None or not action.option_strings:
+    for action in option_actions(parser).values():
+        if values.get(action.dest) is None:
             continue
         value = values[action.dest]
         switch = (
@@ -193,10 +204,9 @@ def check_file_values(parser: argparse.ArgumentParser, values: dict, path: Path)
                     choices = ", ".join(map(str, action.choices))
                     refuse(action.dest, item, f"one of {choices}", action)
         checked[action.dest] = value
-    for group in parser._mutually_exclusive_groups:
-        both = [a.dest for a in group._group_actions if checked.get(a.dest) is not None]
-        if len(both) > 1:
-            parser.error(f"--config {path} sets {' and '.join(both)}: they exclude each other, keep one")
+    both = [dest for dest in LENGTH_OPTIONS if checked.get(dest) is not None]
+    if len(both) > 1:
+        parser.error(f"--config {path} sets {' and '.join(both)}: they exclude each other, keep one")
     return checked
 
 
@@ -261,11 +271,14 @@ def add_data_options(parser: argparse.ArgumentParser, what: str):
     return g
 
 
+LENGTH_OPTIONS = ("max_steps", "epochs")  # exclusive: one of them says how long a run is
+
+
 def add_schedule_options(
     parser: argparse.ArgumentParser, title: str, *, lr_help: str, warmup_help: str, lr_find_help: str
 ):
-    """How long and how fast: --lr-find, --lr, --warmup-steps, --max-norm, --dropout, and one of --epochs
-    or --max-steps (`parse_layered` keeps the one set by the highest layer). The program sets the
+    """How long and how fast: --lr-find, --lr, --warmup-steps, --max-norm, --dropout, and one of
+    `LENGTH_OPTIONS` (`parse_layered` keeps the one set by the highest layer). The program sets the
     defaults (`parser.set_defaults`); returns the group, for the program's own optimisation options."""
     g = parser.add_argument_group(title)
     g.add_argument("--lr-find", action="store_true", help=lr_find_help)
@@ -282,7 +295,8 @@ def add_schedule_options(
 def add_hardware_options(parser: argparse.ArgumentParser):
     """The precision option and the device/threads/progress options both programs share; returns the
     hardware group. Options in that group (and --logger) are the ones a `--resume` may change
-    (`resumed_plan`); the precision is the run's own: it decides the numbers as much as --lr does."""
+    (`RunPlan.CHANGEABLE_ON_RESUME`); the precision is the run's own: it decides the numbers as much as
+    --lr does."""
     parser.add_argument_group("precision").add_argument(
         "--amp",
         choices=["auto", *sorted(AMP_DTYPES)],
@@ -290,7 +304,7 @@ def add_hardware_options(parser: argparse.ArgumentParser):
         help="autocast precision; auto: bf16 where the CPU/GPU computes it natively, else none (fp32); "
         "a --resume keeps the run's",
     )
-    g = parser.add_argument_group(HARDWARE)
+    g = parser.add_argument_group("hardware")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument(
         "--threads", type=int, help="CPU threads (unset: the cores available, shared between processes)"
@@ -305,19 +319,12 @@ def accepting_old_names(renames: Mapping[str, str], option: str) -> Callable[[st
     return lambda value: renamed(value, option, dict(renames))
 
 
-HARDWARE = "hardware"  # the title of the group of options a --resume may change
-
-
-def hardware_options(parser: argparse.ArgumentParser) -> list[str]:
-    """The options a `--resume` takes from its own command line: the hardware group's, and --logger."""
-    group = next(g for g in parser._action_groups if g.title == HARDWARE)
-    return [a.dest for a in group._group_actions] + ["logger"]
-
-
 class EffectiveDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """`--help` with each option's value after the preset/recipe/config layers, said once.
 
     An unset option (None) or an off switch shows no "(default: ...)": its help says what unset means.
+    `_get_help_string` is the hook argparse's own ArgumentDefaultsHelpFormatter adds its "(default: ...)"
+    in; argparse offers no public one.
     """
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -329,54 +336,64 @@ class EffectiveDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def parse_layered(
     parser: argparse.ArgumentParser,
     argv: list[str],
+    plan_type: type[RunPlan],
     presets: dict[str, dict] | None = None,
     preset_option: str = "preset",
     ranges: Mapping[str, Range] | None = None,
 ) -> argparse.Namespace:
     """Parse `argv` after layering a preset (chosen by `--preset`, or the option named by
     `preset_option`, e.g. adapt's `--recipe`) and a `--config` file under it; then check every
-    numeric option against `ranges` (a usage error names the value and the range).
+    numeric option against `ranges` (a usage error names the value and the range). `plan_type` (the
+    program's `RunPlan`) says which options a `--resume` may change.
 
     `--help` is answered after the layering, so that it shows the values the run would use.
-    Of a group of exclusive options (--epochs / --max-steps), the one set by the highest layer is kept
-    and the others cleared: a flag beats the --config file, which beats the preset, which beats the
+    Of the exclusive `LENGTH_OPTIONS` (--epochs / --max-steps), the one set by the highest layer is kept
+    and the other cleared: a flag beats the --config file, which beats the preset, which beats the
     parser's default.
     """
-    first, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     flags = given_on_command_line(parser, argv)
     from_file: dict = {}
-    if getattr(first, "config", None):
+    if flags.get("config"):
         try:
-            from_file = load_config_file(first.config)
+            from_file = load_config_file(flags["config"])
         except (FileNotFoundError, ValueError) as e:
             parser.error(str(e))  # one line and exit 2, like any other bad option
-        known = {a.dest for a in parser._actions}
-        unknown = sorted(set(from_file) - known)
+        unknown = sorted(set(from_file) - set(option_actions(parser)))
         if unknown:
             parser.error(f"unknown option(s) in --config: {unknown}")
-        from_file = check_file_values(parser, from_file, first.config)
+        from_file = check_file_values(parser, from_file, flags["config"])
     # the preset (or recipe) a flag names, else the one the file names: the file's values go on top of it
-    chosen = flags.get(preset_option, from_file.get(preset_option, getattr(first, preset_option, None)))
+    chosen = flags.get(preset_option, from_file.get(preset_option, parser.get_default(preset_option)))
     preset_values = dict((presets or {}).get(chosen, {}))
     layered = {**preset_values, **from_file}
     parser.set_defaults(**layered)
     args = parser.parse_args(argv)
-    for group in parser._mutually_exclusive_groups:
-        dests = [a.dest for a in group._group_actions]
-        for layer in (flags, from_file, preset_values):
-            chosen = [d for d in dests if layer.get(d) is not None]
-            if chosen:
-                for other in dests:
-                    if other != chosen[0]:
-                        setattr(args, other, None)
-                break
+    for layer in (flags, from_file, preset_values):
+        chosen = [dest for dest in LENGTH_OPTIONS if layer.get(dest) is not None]
+        if chosen:
+            for other in set(LENGTH_OPTIONS) - {chosen[0]}:
+                setattr(args, other, None)
+            break
     check_ranges(parser, args, ranges or {})
     if getattr(args, "resume", None):
-        refuse_resume_changes(parser, args, {**from_file, **flags})
+        refuse_resume_changes(parser, args, {**from_file, **flags}, plan_type)
     return args
 
 
-def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namespace, given: dict) -> None:
+def given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
+    """The options `argv` itself sets (whatever a preset or file says), as {dest: value}.
+
+    argparse fills in an option's default only where the namespace it parses into lacks the attribute:
+    with every option starting as `unset`, the options still `unset` afterwards are the ones not given."""
+    unset = object()
+    start = argparse.Namespace(**dict.fromkeys(option_actions(parser), unset))
+    given, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")], start)
+    return {k: v for k, v in vars(given).items() if v is not unset}
+
+
+def refuse_resume_changes(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, given: dict, plan_type: type[RunPlan]
+) -> None:
     """A usage error naming each option given with `--resume` (on the command line or in a --config file)
     whose value differs from the resumed run's (its training_args.json): a resume continues the run as it
     was started, so such an option would be silently ignored. The hardware options may change; the
@@ -388,7 +405,7 @@ def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namesp
         return  # `resumed_plan` says what is wrong with the folder
     if not isinstance(saved, dict):
         return
-    free = {*hardware_options(parser), "resume", "config", "help"}
+    free = {*plan_type.CHANGEABLE_ON_RESUME, "resume", "config"}
     as_json = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731
     changed = []
     for dest, value in given.items():
@@ -400,58 +417,20 @@ def refuse_resume_changes(parser: argparse.ArgumentParser, args: argparse.Namesp
         elif dest in saved and as_json(value) != as_json(saved[dest]):
             changed.append(f"{option_name(parser, dest)} {value} (the run has {saved[dest]})")
     if changed:
-        free_flags = ", ".join(option_name(parser, dest) for dest in hardware_options(parser))
+        free_flags = ", ".join(option_name(parser, dest) for dest in plan_type.CHANGEABLE_ON_RESUME)
         parser.error(
             f"--resume {args.resume} continues the run with its own options; these differ: {'; '.join(changed)}. "
             f"Drop them (only {free_flags} may change), or start a new run in another --output-dir"
         )
 
 
-def given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
-    """The options `argv` itself sets (whatever a preset or file says), as {dest: value}."""
-    unset = object()
-    saved = {a.dest: a.default for a in parser._actions}
-    for action in parser._actions:
-        action.default = unset
-    try:
-        given, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
-    finally:
-        for action in parser._actions:
-            action.default = saved[action.dest]
-    return {k: v for k, v in vars(given).items() if v is not unset}
+Plan = TypeVar("Plan", bound=RunPlan)
 
 
-class RunPlan(argparse.Namespace):
-    """A run's every setting, decided before anything is built and read-only from then on.
-
-    Ignite's examples pass one `config` to `training(local_rank, config)` and never rewrite it; this is
-    ours. It holds the parsed options plus what planning decided (e.g. the splits), is what
-    `training_args.json` records (`to_json`) and what `--resume` reads back. A later decision (the lr
-    finder's lr) makes a new plan with `replace`, so no step changes what another step was given.
-    """
-
-    def __init__(self, **values):
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value) -> None:
-        raise AttributeError(f"the run plan is read-only: make a new one with plan.replace({name}=...)")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"the run plan is read-only: {name} cannot be removed")
-
-    def replace(self, **changes) -> RunPlan:
-        """A copy of this plan with `changes`."""
-        return RunPlan(**{**vars(self), **changes})
-
-    def to_json(self) -> dict:
-        """The plan as a JSON-ready dict (paths as strings), for `training_args.json`."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
-
-
-def resumed_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunPlan:
+def resumed_plan(plan_type: type[Plan], parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
     """The plan of the run in `args.resume` (its training_args.json) with this command's hardware
-    options (`hardware_options`); an option added since that run was started takes its default."""
+    options (`CHANGEABLE_ON_RESUME`); an option added since that run was started takes its default,
+    and a value of an option removed since is dropped."""
     folder = Path(args.resume)
     saved = folder / "training_args.json"
     if not saved.is_file():
@@ -466,26 +445,20 @@ def resumed_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> R
         ) from None
     if not isinstance(values, dict):
         raise ValueError(f"--resume {folder}: {saved} is damaged (not a mapping of options); start a new run")
-    own = {a.dest for a in parser._actions} - {*hardware_options(parser), "help", "config", "resume"}
+    own = set(plan_type.option_names()) - {*plan_type.CHANGEABLE_ON_RESUME, "config", "resume"}
     lacking = sorted(own - set(values))
     if len(lacking) > len(own) / 3:  # a run of the other program (or a file that is not ours)
         raise ValueError(
             f"--resume {folder}: not a run of {parser.prog} (its training_args.json lacks {len(lacking)} of its "
             f"options, e.g. {', '.join(lacking[:3])}); resume it with the program that started it"
         )
-    exclusive = [
-        [a.dest for a in g._group_actions]
-        for g in parser._mutually_exclusive_groups
-        if len(g._group_actions) > 1
-    ]
-    for dests in exclusive:  # e.g. max_steps / epochs: one of them says how long the run is
-        if all(values.get(d) is None for d in dests) and all(d in values for d in dests):
-            raise ValueError(
-                f"--resume {folder}: {saved} sets none of {' / '.join(dests)}: the file is damaged; start a new run"
-            )
-    paths = {a.dest for a in parser._actions if a.type is Path}
+    if all(values.get(d) is None for d in LENGTH_OPTIONS) and all(d in values for d in LENGTH_OPTIONS):
+        raise ValueError(
+            f"--resume {folder}: {saved} sets none of {' / '.join(LENGTH_OPTIONS)}: the file is damaged; "
+            "start a new run"
+        )
+    paths = plan_type.path_fields()
     values = {k: Path(v) if k in paths and v is not None else v for k, v in values.items()}
-    here = {key: getattr(args, key) for key in hardware_options(parser)}
-    return RunPlan(
-        **{**vars(parser.parse_args([])), **values, **here, "resume": folder, "output_dir": folder}
-    )
+    here = {key: getattr(args, key) for key in plan_type.CHANGEABLE_ON_RESUME}
+    merged = {**vars(parser.parse_args([])), **values, **here, "resume": folder, "output_dir": folder}
+    return plan_type(**{f.name: merged[f.name] for f in fields(plan_type) if f.name in merged})

@@ -17,7 +17,7 @@ from pathlib import Path
 import ignite.distributed as idist
 
 from .io import write_json_atomic
-from .options import RunPlan
+from .plan import RunPlan
 from .run_state import RunLock, read_state, remove_temp_files, started_here, write_state
 
 

@@ -10,11 +10,12 @@ bar; the learning-rate schedules and `find_lr`. What a run writes (the metrics l
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import ignite.distributed as idist
 import torch
@@ -29,12 +30,14 @@ from ignite.handlers.param_scheduler import (
 from tqdm import tqdm
 
 from ..config import IGNORE_INDEX
+from ..runs.plan import RunPlan
 
 # Keep Ignite's INFO chatter (launcher, auto_dataloader) out of the run log.
 for _name in ("ignite", "ignite.distributed.launcher.Parallel", "ignite.distributed.auto.auto_dataloader"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
 Dtype = torch.dtype | None  # an autocast dtype; None = full precision
+Plan = TypeVar("Plan", bound=RunPlan)
 
 
 # -- device and precision -------------------------------------------------------------------------
@@ -87,12 +90,12 @@ def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
     return "none", f"auto: no bfloat16 on {device}, fp32"
 
 
-def choose_amp(plan):
+def choose_amp(plan: Plan) -> Plan:
     """The run plan with `--amp auto` resolved (so training_args.json records the choice), said once."""
     amp, why = resolve_amp(plan.amp, resolve_device(plan.device))
     if int(os.environ.get("RANK", "0")) == 0:  # planning runs before the process group exists
         say(f"precision: {'fp32' if amp == 'none' else amp + ' autocast'} ({why})")
-    return plan.replace(amp=amp)
+    return dataclasses.replace(plan, amp=amp)
 
 
 def cpu_has_bf16() -> bool:
