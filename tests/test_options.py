@@ -36,7 +36,8 @@ def test_a_plan_is_read_only_and_replace_makes_a_new_one():
 
 
 @pytest.mark.parametrize(
-    "plan_type, build_parser", [(PretrainPlan, pretrain_cli.build_parser), (AdaptPlan, adapt_cli.build_parser)]
+    "plan_type, build_parser",
+    [(PretrainPlan, pretrain_cli.build_parser), (AdaptPlan, adapt_cli.build_parser)],
 )
 def test_a_plan_has_one_typed_field_per_option(plan_type, build_parser):
     """The plan's fields are the parser's options (each named as its dest), so neither can gain an option
