@@ -371,8 +371,9 @@ def parse_layered(
     for layer in (flags, from_file, preset_values):
         chosen = [dest for dest in LENGTH_OPTIONS if layer.get(dest) is not None]
         if chosen:
-            for other in set(LENGTH_OPTIONS) - {chosen[0]}:
-                setattr(args, other, None)
+            for other in LENGTH_OPTIONS:
+                if other != chosen[0]:
+                    setattr(args, other, None)
             break
     check_ranges(parser, args, ranges or {})
     if getattr(args, "resume", None):
