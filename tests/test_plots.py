@@ -290,3 +290,18 @@ def test_a_1000_class_confusion_matrix_is_bounded():
     shown = [t.get_text() for t in ax.get_yticklabels()]
     assert len(shown) == MAX_CONFUSION_CLASSES and {"c2", "c3", "c7", "c500"} <= set(shown)
     assert f"{MAX_CONFUSION_CLASSES} most confused of 1000 classes" in ax.get_title()
+
+
+def test_embedding_pca_labels_of_nearly_coinciding_points_do_not_overlap():
+    """Words whose points almost coincide (as China and England did in tutorial 6) get separate labels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 16, generator=generator) * 5  # three clusters set both axes' range
+    vectors = centres.repeat_interleave(4, dim=0) + 1e-3 * torch.randn(12, 16, generator=generator)
+    groups = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    fig = plots.plot_embedding_pca(vectors, [f"word{i}" for i in range(12)], groups)
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in fig.axes[0].texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

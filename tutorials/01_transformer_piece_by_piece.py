@@ -108,7 +108,9 @@ print("positions most similar to position 10:", nearby.topk(5).indices.tolist())
 
 # %% [markdown]
 # A *learned* table starts as small random noise (normal, std 0.02): it carries no notion of order
-# at all until training shapes it. Same heatmap, same colour convention, very different picture.
+# at all until training shapes it. Same heatmap, same colours (red positive, blue negative), very
+# different picture; but not the same scale: each colour bar spans its own table's largest value,
+# and the noise is far smaller than the sinusoids (the cell prints both ranges).
 
 # %%
 learned_at_init = torch.nn.init.normal_(
@@ -119,6 +121,9 @@ plots.plot_positional_encoding(
     title="Learned position table at initialisation: noise, until training gives it structure",
     path=OUT / "learned_positions_at_init.png",
 )
+learned_max, sinusoidal_max = learned_at_init.abs().max().item(), table.abs().max().item()
+print(f"largest |value|: learned at init {learned_max:.2f}, sinusoidal {sinusoidal_max:.2f} "
+      f"({sinusoidal_max / learned_max:.0f}× larger): mind the colour bars")  # fmt: skip
 
 # %% [markdown]
 # ## 2. Scaled dot-product attention, by hand
