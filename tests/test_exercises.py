@@ -83,6 +83,23 @@ def with_minus_1e9(q, k, v, allowed):  # a finite fill instead of -inf is right 
     return scores(q, k).masked_fill(~allowed, -1e9).softmax(-1) @ v
 
 
+def divided_by_sqrt_embed(q, k, v, allowed):  # √(nh·hs) = √E: the whole embedding, not one head
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.size(1) * q.size(-1))
+    return s.masked_fill(~allowed, float("-inf")).softmax(-1) @ v
+
+
+def mask_multiplied_in(q, k, v, allowed):
+    return (scores(q, k) * allowed).softmax(-1) @ v
+
+
+def filled_with_zero(q, k, v, allowed):
+    return scores(q, k).masked_fill(~allowed, 0.0).softmax(-1) @ v
+
+
+def transposed_mask(q, k, v, allowed):
+    return scores(q, k).masked_fill(~allowed.transpose(-2, -1), float("-inf")).softmax(-1) @ v
+
+
 def test_attention_checker_accepts_a_finite_fill(capsys):
     passed, out = verdict(capsys, ex.check_attention, with_minus_1e9)
     assert passed, out
@@ -97,6 +114,10 @@ def test_attention_checker_accepts_a_finite_fill(capsys):
         (wrong_dim, "softmax runs over the queries"),
         (mask_after_softmax, "applied after the softmax"),
         (causal_only, "padding is ignored"),
+        (divided_by_sqrt_embed, "divided by sqrt(nh·hs) = sqrt(E)"),
+        (mask_multiplied_in, "forbidden scores are set to 0"),
+        (filled_with_zero, "forbidden scores are set to 0"),
+        (transposed_mask, "the mask is transposed"),
     ],
     ids=lambda x: getattr(x, "__name__", ""),
 )
@@ -259,6 +280,18 @@ def test_classify_checker_names_the_mistake(capsys, pick, message):
     assert not passed and message in out, out
 
 
+def test_classify_checker_catches_a_missing_padding_mask(capsys):
+    """Right padding cannot show it in a causal model ([CLS] comes before the padding); the checker's
+    left-padded row does."""
+
+    def without_mask(model, x, clf_tokens_mask, padding_mask):
+        h = model.transformer(x).last_hidden_state
+        return model.classification_head(h[clf_tokens_mask])
+
+    passed, out = verdict(capsys, ex.check_classify, without_mask)
+    assert not passed and "the padding mask is not used" in out, out
+
+
 def test_classify_checker_catches_the_last_position(capsys):
     def last_position(model, x, clf_tokens_mask, padding_mask):
         h = model.transformer(x, padding_mask=padding_mask).last_hidden_state
@@ -311,7 +344,7 @@ def adam_variant(correct=True, eps_inside=False, square=True):
 @pytest.mark.parametrize(
     "answer, message",
     [
-        (adam_variant(correct=False), "BertAdam"),
+        (adam_variant(correct=False), "early steps come out too large"),
         (adam_variant(eps_inside=True), "eps is inside the square root"),
         (adam_variant(square=False), "not its square"),
         (lambda grad, m, v, step, lr, betas, eps: (lr * grad, m, v), "torch.optim.Adam gives"),
@@ -338,15 +371,37 @@ def tanh_gelu(c=SQRT_2_OVER_PI, a=0.044715, power=3, half=0.5):
         (tanh_gelu(c=2 / math.pi), "square root is missing"),
         (tanh_gelu(power=2), "x³, not x²"),
         (tanh_gelu(half=1.0), "0.5 in front"),
-        (tanh_gelu(a=0.04715), "a constant is mistyped"),
-        (tanh_gelu(a=0.0447), "a constant is mistyped"),
-        (tanh_gelu(c=0.7979), "a constant is mistyped"),
+        (tanh_gelu(a=0.04715), "the constant 0.044715 is off: your answer uses 0.04715,"),
+        (tanh_gelu(a=0.0447), "the constant 0.044715 is off: your answer uses 0.0447,"),
+        (tanh_gelu(c=0.7979), "the constant √(2/π) is off: your answer uses 0.7979,"),
+        (
+            lambda x: 0.5 * x * (1 + torch.tanh(SQRT_2_OVER_PI * x + 0.044715 * x**3)),
+            "√(2/π) multiplies the whole sum",
+        ),
+        (
+            lambda x: 0.5 * x * (1 + torch.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x) ** 3)),
+            "only x is cubed",
+        ),
+        (
+            lambda x: 0.5 * x + torch.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3)),
+            "0.5·x multiplies (1 + tanh(…)) as a whole",
+        ),
         (lambda x: torch.relu(x), "values differ"),
     ],
 )
 def test_gelu_checker_names_the_mistake(capsys, answer, message):
     passed, out = verdict(capsys, ex.check_gelu_tanh, answer)
     assert not passed and message in out, out
+
+
+def test_gelu_checker_accepts_a_constant_held_in_float32(capsys):
+    """torch.tensor(2 / math.pi) is float32: √ of it is 1e-8 off, rounding, not a mistyped constant."""
+
+    def float32_constant(x):
+        return 0.5 * x * (1 + torch.tanh(torch.tensor(2 / math.pi).sqrt() * (x + 0.044715 * x**3)))
+
+    passed, out = verdict(capsys, ex.check_gelu_tanh, float32_constant)
+    assert passed, out
 
 
 @pytest.mark.parametrize(

@@ -85,11 +85,10 @@ def solution_attention(
     return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1) @ v
 
 
-def _attend(q, k, v, allowed, scale=True, dim=-1, mask_after=False, fill=float("-inf")):
-    """Attention with one deliberate mistake switched on: what a wrong answer computes."""
-    scores = q @ k.transpose(-2, -1)
-    if scale:
-        scores = scores / math.sqrt(q.size(-1))
+def _attend(q, k, v, allowed, divisor=None, dim=-1, mask_after=False, fill=float("-inf")):
+    """Attention with one deliberate mistake switched on: what a wrong answer computes. `divisor`
+    divides the scores (default √hs, the right one)."""
+    scores = q @ k.transpose(-2, -1) / (math.sqrt(q.size(-1)) if divisor is None else divisor)
     if mask_after:
         return scores.softmax(dim=dim).masked_fill(~allowed, 0.0) @ v
     return scores.masked_fill(~allowed, fill).softmax(dim=dim) @ v
@@ -111,8 +110,24 @@ def check_attention(fn: Callable) -> None:
             return "matches torch's scaled_dot_product_attention with a causal + padding mask"
         _require_shape(answer, expected, f"the output should be (B, nh, T, hs) = {tuple(expected.shape)}")
         everything = torch.ones_like(allowed)
+        num_heads, head_size = q.size(1), q.size(-1)
         mistakes = [
-            (dict(scale=False), "the scores are not divided by sqrt(hs), the size of one head's vectors"),
+            (dict(divisor=1.0), "the scores are not divided by sqrt(hs), the size of one head's vectors"),
+            (
+                dict(divisor=math.sqrt(num_heads * head_size)),
+                "the scores are divided by sqrt(nh·hs) = sqrt(E), the whole embedding: divide by sqrt(hs), "
+                "the size of one head's vectors, since each head's dot products have hs terms",
+            ),
+            (
+                dict(fill=0.0),
+                "forbidden scores are set to 0 (the mask multiplied in, or filled with 0): a score of 0 still "
+                "gets weight exp(0) in the softmax; fill them with -inf",
+            ),
+            (
+                dict(allowed=allowed.transpose(-2, -1)),
+                "the mask is transposed: allowed[..., i, j] says whether query i (row) may attend to key j "
+                "(column); use it as it is, or the queries see the future and padded rows end up empty",
+            ),
             (
                 dict(allowed=everything),
                 "the mask is not applied: set the scores of forbidden keys to -inf before the softmax",
@@ -364,7 +379,8 @@ def solution_classify(model, x: torch.Tensor, clf_tokens_mask: torch.Tensor, pad
 
 def check_classify(fn: Callable) -> None:
     """Compare `fn(model, x, clf_tokens_mask, padding_mask)` with the library's forward pass on a small
-    random causal classifier and a padded batch whose rows have different lengths."""
+    random causal classifier and a padded batch whose rows have different lengths: one padded on the
+    right and one on the left, whose classification token would read its padding without the mask."""
 
     def check() -> str:
         torch.manual_seed(0)
@@ -372,16 +388,22 @@ def check_classify(fn: Callable) -> None:
             embed_dim=16, hidden_dim=32, num_heads=2, num_layers=2, num_embeddings=50, num_max_positions=8
         )
         model = TransformerWithClfHead(config, FineTuningConfig(num_classes=3)).eval()
-        x = torch.tensor([[5, 6, 7, 8, 1], [9, 10, 1, 0, 0]])  # id 1: classification token, 0: padding
+        x = torch.tensor([[5, 6, 7, 8, 1], [9, 10, 1, 0, 0], [0, 0, 11, 12, 1]])  # 1: [CLS], 0: padding
         clf, padding = x == 1, x == 0
         with torch.no_grad():
             answer = fn(model, x, clf, padding)
             expected = model(x, clf, padding_mask=padding)
+            unmasked = model(x, clf)
             last = model.classification_head(
                 model.transformer(x, padding_mask=padding).last_hidden_state[:, -1]
             )
         if _close(answer, expected):
-            return "same logits as TransformerWithClfHead on rows of different lengths"
+            return "same logits as TransformerWithClfHead on rows of different lengths, padded right and left"
+        if _close(answer, unmasked):
+            raise _NotPassed(
+                "the padding mask is not used: pass padding_mask to model.transformer; the row padded on the "
+                "left has [PAD] before its classification token, which reads it without the mask"
+            )
         if _close(answer, last):
             raise _NotPassed(
                 "you took the last position: in a padded batch the shorter rows end with padding"
@@ -538,7 +560,7 @@ def check_adam_update(fn: Callable) -> None:
         mistakes = [
             (
                 dict(no_correction=True),
-                "no bias correction (BertAdam's omission): divide m by 1 − β1^step and v by 1 − β2^step; early steps come out too small",
+                "no bias correction (BertAdam's omission): divide m by 1 − β1^step and v by 1 − β2^step; early steps come out too large (about 3× at step 1)",
             ),
             (dict(eps_inside=True), "eps is inside the square root: Adam adds it to √v̂"),
             (dict(no_square=True), "v averages the gradient, not its square (grad**2)"),
@@ -568,42 +590,76 @@ def solution_gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
+_GELU_ATOL = 1e-6  # float32 constants are 1e-8 off; a constant written with 4 digits, 1e-5
+
+
 def check_gelu_tanh(fn: Callable) -> None:
-    """Compare `fn(x)` with `F.gelu(x, approximate="tanh")` on [-6, 6] in float64, to 1e-9: close enough
-    for rounding, too tight for a mistyped constant."""
+    """Compare `fn(x)` with `F.gelu(x, approximate="tanh")` on [-6, 6] in float64, to 1e-6: loose enough
+    for a constant held in float32 (`torch.tensor(2 / math.pi)`, 1e-8 off), tight enough to catch a
+    constant written with too few digits; a misplaced parenthesis and an off constant each get their
+    own message."""
 
     def check() -> str:
         x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
         answer = fn(x.clone())
         expected = F.gelu(x, approximate="tanh")
-        if _close(answer, expected, 1e-9):
-            return "matches F.gelu(x, approximate='tanh') on [-6, 6] to 1e-9"
+        if _close(answer, expected, _GELU_ATOL):
+            return f"matches F.gelu(x, approximate='tanh') on [-6, 6] to {_GELU_ATOL:.0e}"
         _require_shape(answer, x, f"the output should have the shape of x, {tuple(x.shape)}")
-
-        def tanh_form(c=_SQRT_2_OVER_PI, a=0.044715, power=3, half=0.5):
-            return half * x * (1 + torch.tanh(c * (x + a * x**power)))
-
+        c, a = _SQRT_2_OVER_PI, 0.044715
         mistakes = [
             (F.gelu(x), "that is the exact GELU (with erf); GPT-2 uses the tanh approximation"),
             (
                 x * torch.sigmoid(1.702 * x),
                 "that is the sigmoid approximation x·σ(1.702x); GPT-2 uses the tanh form",
             ),
-            (tanh_form(c=math.sqrt(2 * math.pi)), "the factor is √(2/π) ≈ 0.798, not √(2π)"),
-            (tanh_form(c=2 / math.pi), "the factor is √(2/π) ≈ 0.798, not 2/π: the square root is missing"),
-            (tanh_form(power=2), "the cubic term is x³, not x²"),
-            (tanh_form(half=1.0), "the 0.5 in front is missing"),
+            (
+                0.5 * x * (1 + torch.tanh(math.sqrt(2 * math.pi) * (x + a * x**3))),
+                "the factor is √(2/π) ≈ 0.798, not √(2π)",
+            ),
+            (
+                0.5 * x * (1 + torch.tanh(2 / math.pi * (x + a * x**3))),
+                "the factor is √(2/π) ≈ 0.798, not 2/π: the square root is missing",
+            ),
+            (0.5 * x * (1 + torch.tanh(c * (x + a * x**2))), "the cubic term is x³, not x²"),
+            (x * (1 + torch.tanh(c * (x + a * x**3))), "the 0.5 in front is missing"),
+            (
+                0.5 * x * (1 + torch.tanh(c * x + a * x**3)),
+                "a parenthesis is misplaced: √(2/π) multiplies the whole sum, √(2/π)·(x + 0.044715·x³), "
+                "not x alone",
+            ),
+            (
+                0.5 * x * (1 + torch.tanh(c * (x + a * x) ** 3)),
+                "a parenthesis is misplaced: only x is cubed, x + 0.044715·x³, not (x + 0.044715·x)³",
+            ),
+            (
+                0.5 * x + torch.tanh(c * (x + a * x**3)),
+                "a parenthesis is misplaced: 0.5·x multiplies (1 + tanh(…)) as a whole",
+            ),
         ]
-        _refuse_known_mistakes(answer, mistakes, 1e-9)
-        if _close(answer, expected, 1e-2):
-            worst = (answer.double() - expected).abs().max().item()
-            raise _NotPassed(
-                f"close but not equal (largest difference {worst:.1e}): a constant is mistyped; check "
-                "√(2/π) and 0.044715"
-            )
-        raise _NotPassed("the values differ from 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))")
+        _refuse_known_mistakes(answer, mistakes, _GELU_ATOL)
+        raise _NotPassed(_gelu_constant_off(x, answer.double()))
 
     _verdict("gelu_tanh", check)
+
+
+def _gelu_constant_off(x: torch.Tensor, answer: torch.Tensor) -> str:
+    """Which constant of 0.5·x·(1 + tanh(c·(x + a·x³))) the answer uses with another value, if one fits.
+
+    Solving for tanh's argument u where tanh is far from saturated (0.25 ≤ |x| ≤ 1.5) gives c = u / (x +
+    a·x³) if only c is off, a = (u/c − x) / x³ if only a is: a constant value across x says which.
+    """
+    c, a = _SQRT_2_OVER_PI, 0.044715
+    keep = (x.abs() >= 0.25) & (x.abs() <= 1.5)
+    xs, ys = x[keep], answer[keep]
+    u = torch.atanh((2 * ys / xs - 1).clamp(-1 + 1e-12, 1 - 1e-12))
+    for fitted, name, right in ((u / (xs + a * xs**3), "√(2/π)", c), ((u / c - xs) / xs**3, "0.044715", a)):
+        if torch.isfinite(fitted).all() and fitted.std() < 1e-6 * fitted.mean().abs():
+            return (
+                f"the constant {name} is off: your answer uses {fitted.mean().item():.6g}, it is "
+                f"{right:.6g} (write math.sqrt(2 / math.pi) and 0.044715)"
+            )
+    return "the values differ from 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))"
 
 
 def solution_conv1d_to_linear(c_attn_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
