@@ -38,6 +38,8 @@ def verdict(capsys, checker, fn) -> tuple[bool, str]:
         (ex.check_conv1d_to_linear, ex.solution_conv1d_to_linear),
         (ex.check_previous_token_share, previous_token_share),
         (ex.check_attention_entropy, ex.solution_attention_entropy),
+        (ex.check_pre_norm_forward, ex.solution_pre_norm_forward),
+        (ex.check_train_step, ex.solution_train_step),
     ],
     ids=lambda f: f.__name__,
 )
@@ -463,3 +465,110 @@ def test_a_failing_answer_is_reported_in_one_line(capsys):
 
     passed, out = verdict(capsys, ex.check_attention, broken)
     assert not passed and "your function raised RuntimeError" in out, out
+
+
+def pre_norm(block="pre", final_norm=True, is_causal=True, positions=True, same_layer=False):
+    """A learner's pre-norm forward pass, written out, with one slip switched on."""
+
+    def forward(backbone, x):
+        h = backbone.tokens_embeddings(x)
+        if positions:
+            h = h + backbone.position_embeddings(torch.arange(x.size(1)))
+        for i in range(backbone.config.num_layers):
+            j = 0 if same_layer else i
+            ln_1, ln_2 = backbone.layer_norms_1[j], backbone.layer_norms_2[j]
+            attn = lambda z, a=backbone.attentions[j]: a(z, None, is_causal)[0]  # noqa: E731
+            ff = backbone.feed_forwards[j]
+            if block == "pre":
+                h = h + attn(ln_1(h))
+                h = h + ff(ln_2(h))
+            elif block == "normed residual":
+                h = ln_1(h)
+                h = h + attn(h)
+                h = ln_2(h)
+                h = h + ff(h)
+            elif block == "post":
+                h = ln_1(h + attn(h))
+                h = ln_2(h + ff(h))
+            elif block == "no residual":
+                h = ff(ln_2(attn(ln_1(h))))
+            elif block == "swapped norms":
+                h = h + attn(ln_2(h))
+                h = h + ff(ln_1(h))
+        return backbone.final_layer_norm(h) if final_norm else h
+
+    return forward
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (pre_norm(block="normed residual"), "the residual adds to the normed value"),
+        (pre_norm(block="post", final_norm=False), "that is post-norm"),
+        (pre_norm(block="no residual"), "the residual connections are missing"),
+        (pre_norm(block="swapped norms"), "the norms are swapped"),
+        (pre_norm(final_norm=False), "the final layer norm is missing"),
+        (pre_norm(is_causal=False), "the attention is not causal"),
+        (pre_norm(positions=False), "the position embeddings are missing"),
+        (pre_norm(same_layer=True), "every block uses layer 0's weights"),
+        (lambda backbone, x: backbone(x).last_hidden_state[:, :-1], "should be (B, T, E)"),
+    ],
+    ids=range(9),
+)
+def test_pre_norm_forward_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_pre_norm_forward, answer)
+    assert not passed and message in out, out
+
+
+def training_step(shift=1, zero_grad=True, step=True, reduction="mean", zero_grad_last=False):
+    """A learner's training step, written out, with one slip switched on."""
+
+    def train_step(model, optimizer, batch):
+        logits = model(batch)
+        if shift == 1:
+            logits, targets = logits[:, :-1], batch[:, 1:]
+        elif shift == 0:
+            targets = batch
+        else:
+            logits, targets = logits[:, 1:], batch[:, :-1]
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction=reduction)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if zero_grad_last:
+            optimizer.zero_grad()
+        if step:
+            optimizer.step()
+        return loss.item()
+
+    return train_step
+
+
+def test_train_step_checker_accepts_the_library_loss(capsys):
+    def with_labels(model, optimizer, batch):
+        _, loss = model(batch, labels=batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    passed, out = verdict(capsys, ex.check_train_step, with_labels)
+    assert passed, out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (training_step(shift=0), "the loss is not shifted"),
+        (training_step(shift=-1), "the shift goes the wrong way"),
+        (training_step(zero_grad=False), "optimizer.zero_grad() is missing"),
+        (training_step(step=False), "the weights did not change"),
+        (training_step(zero_grad_last=True), "the weights did not change"),
+        (training_step(reduction="sum"), "the loss is summed"),
+        (lambda model, optimizer, batch: model(batch), "return the loss as a number"),
+    ],
+    ids=range(7),
+)
+def test_train_step_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_train_step, answer)
+    assert not passed and message in out, out

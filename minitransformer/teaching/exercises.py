@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from minitransformer.config import FineTuningConfig, TransformerConfig
 from minitransformer.data.masking import IGNORE_INDEX
-from minitransformer.model import TransformerWithClfHead
+from minitransformer.model import TransformerWithClfHead, TransformerWithLMHead
 from minitransformer.teaching.inspection import previous_token_share
 from minitransformer.training.stability import llrd_parameter_groups
 
@@ -72,7 +72,7 @@ def _require_shape(answer, expected: torch.Tensor, should_be: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Tutorial 1: scaled dot-product attention with a mask; layer normalisation
+# Tutorial 1: scaled dot-product attention with a mask; layer normalisation; a pre-norm Transformer
 # ----------------------------------------------------------------------------------------------
 
 
@@ -221,8 +221,131 @@ def check_layer_norm(fn: Callable) -> None:
     _verdict("layer_norm", check)
 
 
+def solution_pre_norm_forward(backbone, x: torch.Tensor) -> torch.Tensor:
+    """The last hidden state (B, T, E) of a pre-norm backbone (GPT-2's placement, no padding, dropout 0):
+    the embeddings, then in every block h = h + attn(ln_1(h)) and h = h + ff(ln_2(h)), the final norm."""
+    h = backbone.tokens_embeddings(x) + backbone.position_embeddings(torch.arange(x.size(1)))  # (B, T, E)
+    for i in range(backbone.config.num_layers):
+        h = h + backbone.attentions[i](backbone.layer_norms_1[i](h), None, True)[0]  # is_causal=True
+        h = h + backbone.feed_forwards[i](backbone.layer_norms_2[i](h))
+    return backbone.final_layer_norm(h)
+
+
+def _pre_norm_block(h, attn, ff, ln_1, ln_2):
+    h = h + attn(ln_1(h))
+    return h + ff(ln_2(h))
+
+
+def _normed_residual_block(h, attn, ff, ln_1, ln_2):  # the hands-on's placement
+    h = (n := ln_1(h)) + attn(n)
+    return (n := ln_2(h)) + ff(n)
+
+
+def _post_norm_block(h, attn, ff, ln_1, ln_2):
+    h = ln_1(h + attn(h))
+    return ln_2(h + ff(h))
+
+
+def _no_residual_block(h, attn, ff, ln_1, ln_2):
+    return ff(ln_2(attn(ln_1(h))))
+
+
+def _swapped_norms_block(h, attn, ff, ln_1, ln_2):
+    h = h + attn(ln_2(h))
+    return h + ff(ln_1(h))
+
+
+def _stack(
+    backbone, x, block=_pre_norm_block, final_norm=True, is_causal=True, positions=True, same_layer=False
+):
+    """A backbone's forward pass with `block` for every layer and one slip switched on: what a wrong
+    answer computes."""
+    h = backbone.tokens_embeddings(x)  # (B, T, E)
+    if positions:
+        h = h + backbone.position_embeddings(torch.arange(x.size(1)))
+    for i in range(backbone.config.num_layers):
+        j = 0 if same_layer else i
+        h = block(
+            h,
+            lambda z, attention=backbone.attentions[j]: attention(z, None, is_causal)[0],
+            backbone.feed_forwards[j],
+            backbone.layer_norms_1[j],
+            backbone.layer_norms_2[j],
+        )
+    return backbone.final_layer_norm(h) if final_norm else h
+
+
+def check_pre_norm_forward(fn: Callable) -> None:
+    """Compare `fn(backbone, x)` with the library's pre-norm `Transformer` (3 layers, weights large
+    enough that every sub-block moves the result) and name the usual slips: the residual added to the
+    normed value, post-norm, no residual, the norms swapped, no final norm, no causal mask, no
+    positions, one layer's weights reused."""
+
+    def check() -> str:
+        torch.manual_seed(0)
+        config = TransformerConfig(
+            embed_dim=16, hidden_dim=32, num_heads=2, num_layers=3, num_embeddings=50, num_max_positions=8,
+            dropout=0.0, initializer_range=0.2, norm_placement="pre", final_layer_norm=True,
+        )  # fmt: skip
+        backbone = TransformerWithLMHead(config).transformer.eval()
+        for module in backbone.modules():  # norms that are not the identity, so that swapping them shows
+            if isinstance(module, torch.nn.LayerNorm):
+                torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+                torch.nn.init.normal_(module.bias, std=0.5)
+        x = torch.randint(50, (2, 8), generator=torch.Generator().manual_seed(0))  # (B, T)
+        with torch.no_grad():
+            answer = fn(backbone, x)
+            expected = backbone(x).last_hidden_state
+            if _close(answer, expected):
+                return "3 pre-norm blocks and the final norm give the library's last hidden state"
+            _require_shape(answer, expected, f"the output should be (B, T, E) = {tuple(expected.shape)}")
+            mistakes = [
+                (
+                    _stack(backbone, x, _normed_residual_block),
+                    "the residual adds to the normed value (h = ln(h) + attn(ln(h))): that is the hands-on's "
+                    "placement; in pre-norm the stream h itself skips the sub-block, h = h + attn(ln_1(h))",
+                ),
+                (
+                    _stack(backbone, x, _post_norm_block, final_norm=False),
+                    "that is post-norm, h = ln(h + attn(h)): pre-norm normalises the sub-block's input, "
+                    "h = h + attn(ln_1(h))",
+                ),
+                (
+                    _stack(backbone, x, _no_residual_block),
+                    "the residual connections are missing: add each sub-block's output to h, h = h + …",
+                ),
+                (
+                    _stack(backbone, x, _swapped_norms_block),
+                    "the norms are swapped: layer_norms_1 goes before the attention, layer_norms_2 before "
+                    "the feed-forward",
+                ),
+                (
+                    _stack(backbone, x, final_norm=False),
+                    "the final layer norm is missing: pre-norm leaves the top of the stream unnormalised; "
+                    "apply backbone.final_layer_norm after the last block",
+                ),
+                (
+                    _stack(backbone, x, is_causal=False),
+                    "the attention is not causal: pass is_causal=True, each token sees only itself and the past",
+                ),
+                (
+                    _stack(backbone, x, positions=False),
+                    "the position embeddings are missing: add backbone.position_embeddings(torch.arange(T))",
+                ),
+                (
+                    _stack(backbone, x, same_layer=True),
+                    "every block uses layer 0's weights: block i uses attentions[i], feed_forwards[i] and "
+                    "its own norms",
+                ),
+            ]
+        _refuse_known_mistakes(answer, mistakes, 1e-5)
+        raise _NotPassed("the hidden states differ from the library's pre-norm Transformer")
+
+    _verdict("pre_norm_forward", check)
+
+
 # ----------------------------------------------------------------------------------------------
-# Tutorial 2: the masked-LM corruption, 80 / 10 / 10; the masked-LM loss
+# Tutorial 2: the masked-LM corruption, 80 / 10 / 10; the masked-LM loss; one training step
 # ----------------------------------------------------------------------------------------------
 
 
@@ -362,6 +485,110 @@ def check_masked_lm_loss(fn: Callable) -> None:
         raise _NotPassed(f"expected {expected.item():.4f}, got {answer.item():.4f}")
 
     _verdict("masked_lm_loss", check)
+
+
+def solution_train_step(model, optimizer, batch: torch.Tensor) -> float:
+    """One optimizer step of a causal LM on token ids (B, T); returns the loss before the step. The
+    logits at position t are scored against token t + 1, and the gradients start from zero."""
+    logits = model(batch)  # (B, T, V)
+    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), batch[:, 1:].flatten())  # (B·(T−1), V) vs targets
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _slipped_step(shift: int = 1, zero_grad: bool = True, reduction: str = "mean") -> Callable:
+    """A training step with one slip: `shift` 0 scores each position against its own token, -1 the
+    wrong way round; `zero_grad=False` lets gradients pile up; `reduction="sum"` sums the loss."""
+
+    def step(model, optimizer, batch):
+        logits = model(batch)  # (B, T, V)
+        scored, targets = {
+            1: (logits[:, :-1], batch[:, 1:]),
+            0: (logits, batch),
+            -1: (logits[:, 1:], batch[:, :-1]),
+        }[shift]
+        loss = F.cross_entropy(scored.flatten(0, 1), targets.flatten(), reduction=reduction)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def _loss_value(loss) -> float:
+    """The loss a training step returned, as a float; one number, or _NotPassed."""
+    if isinstance(loss, (int, float)) or (isinstance(loss, torch.Tensor) and loss.numel() == 1):
+        return float(loss)
+    raise _NotPassed(f"return the loss as a number (loss.item()), got {_shape(loss)}")
+
+
+def check_train_step(fn: Callable) -> None:
+    """Run `fn(model, optimizer, batch)` for two steps of SGD on a small causal LM and compare the
+    returned losses and the weights with the reference step; name the usual slips: the loss not shifted
+    (or shifted the wrong way), zero_grad missing, the weights not updated, a summed loss."""
+
+    def run(step_fn: Callable) -> tuple[list[float], list[torch.Tensor]]:
+        torch.manual_seed(0)
+        config = TransformerConfig(
+            embed_dim=16, hidden_dim=32, num_heads=2, num_layers=2, num_embeddings=30, num_max_positions=8,
+            dropout=0.0,
+        )  # fmt: skip
+        model = TransformerWithLMHead(config).double()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)  # plain SGD: every slip shows in the weights
+        g = torch.Generator().manual_seed(0)
+        losses = [
+            _loss_value(step_fn(model, optimizer, torch.randint(30, (4, 8), generator=g))) for _ in range(2)
+        ]
+        return losses, [p.detach().clone() for p in model.parameters()]
+
+    def same(a, b) -> bool:
+        return all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a[0], b[0])) and all(
+            _close(p, q, 1e-8) for p, q in zip(a[1], b[1])
+        )
+
+    def check() -> str:
+        answer = run(fn)
+        expected = run(solution_train_step)
+        if same(answer, expected):
+            return f"losses {answer[0][0]:.4f}, {answer[0][1]:.4f} and the weights after 2 steps match the reference"
+        if all(_close(p, q, 0) for p, q in zip(answer[1], run(lambda m, o, b: 0.0)[1])):
+            raise _NotPassed(
+                "the weights did not change: call loss.backward(), then optimizer.step() (zero_grad comes "
+                "before backward, not between backward and step)"
+            )
+        mistakes = [
+            (
+                dict(shift=0),
+                "the loss is not shifted: the logits at position t predict token t + 1, so score "
+                "logits[:, :-1] against batch[:, 1:]",
+            ),
+            (dict(shift=-1), "the shift goes the wrong way: score logits[:, :-1] against batch[:, 1:]"),
+            (
+                dict(zero_grad=False),
+                "optimizer.zero_grad() is missing: the second step adds the first step's gradients to its own",
+            ),
+            (
+                dict(reduction="sum"),
+                "the loss is summed: average it over the predictions (cross_entropy's default)",
+            ),
+        ]
+        for slip, message in mistakes:
+            if same(answer, run(_slipped_step(**slip))):
+                raise _NotPassed(message)
+        if all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(answer[0], expected[0])):
+            raise _NotPassed(
+                "the losses are right but the weights after 2 steps differ from the reference step's"
+            )
+        raise _NotPassed(
+            f"the losses are {[round(x, 4) for x in answer[0]]}, the reference step's "
+            f"{[round(x, 4) for x in expected[0]]}"
+        )
+
+    _verdict("train_step", check)
 
 
 # ----------------------------------------------------------------------------------------------
