@@ -525,7 +525,7 @@ print(
 # where a query may attend, like the combined mask of section 4. Scale the scores, forbid what is not
 # allowed, softmax over the keys, mix the values. The cell after it checks your function against
 # PyTorch's `scaled_dot_product_attention` on a causal + padding mask and names the usual mistakes.
-# (The answer is `exercises.solution_attention`; try first.)
+# (Answer: `exercises.solution_attention`; try first.)
 
 
 # %%
@@ -560,6 +560,39 @@ def layer_norm(x, weight, bias, eps):
 if exercises.use_solutions():  # the tests run the reference answer; you run yours
     layer_norm = exercises.solution_layer_norm
 exercises.check_layer_norm(layer_norm)
+
+# %% [markdown]
+# ## Exercise: write the Transformer yourself, block by block
+#
+# Section 5 wrote one block of the hands-on's placement; now write GPT-2's, for the whole stack. Write
+# `pre_norm_forward(backbone, x)` for a pre-norm backbone (`norm_placement="pre"`, with a final norm)
+# and token ids `x` (B, T), returning its last hidden state (B, T, E), using only its modules:
+#
+# 1. the embeddings: `backbone.tokens_embeddings(x)` plus `backbone.position_embeddings` of the
+#    positions `torch.arange(T)`;
+# 2. for each layer i, the pre-norm block of section 6's table, two lines with a residual each:
+#    the attention `backbone.attentions[i](z, None, True)[0]` (no padding mask, `is_causal=True`, the
+#    output is the first of what it returns) applied to `backbone.layer_norms_1[i](h)`, then the
+#    feed-forward `backbone.feed_forwards[i]` applied to `backbone.layer_norms_2[i](h)`;
+# 3. the final norm, `backbone.final_layer_norm`.
+#
+# The check compares your function with the library on a 3-layer model whose weights and norms are
+# far from their initial values (so that every slip shows), and names the usual ones: the residual
+# added to the normed value instead of to h, post-norm, no residual, the two norms swapped, the final
+# norm forgotten, no causal mask, no positions, one layer's weights used for every block. (Answer:
+# `exercises.solution_pre_norm_forward`.)
+
+
+# %%
+def pre_norm_forward(backbone, x):
+    """(B, T) token ids → (B, T, E), the last hidden state of a pre-norm backbone"""
+    raise NotImplementedError  # your code here: about six lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    pre_norm_forward = exercises.solution_pre_norm_forward
+exercises.check_pre_norm_forward(pre_norm_forward)
 
 # %% [markdown]
 # ## For the test harness (not part of the lesson)

@@ -539,6 +539,31 @@ if exercises.use_solutions():  # the tests run the reference answer; you run you
 exercises.check_masked_lm_loss(masked_lm_loss)
 
 # %% [markdown]
+# ## Exercise: write the training step yourself
+#
+# Section 4's `train_step` let the library shift the labels (`model(batch, labels=batch)`). Write one
+# step of a causal LM without it: `lm_step(model, optimizer, batch)` for token ids `batch` (B, T)
+# computes the logits `model(batch)` (B, T, V), the cross-entropy of the predictions at positions
+# 0 … T−2 against the tokens at positions 1 … T−1 (section 3's shift), clears the old gradients,
+# backpropagates, takes the optimizer step, and returns the loss as a number. The check runs two steps
+# of SGD on a small model and compares the losses and the weights with the reference step, and names
+# the usual slips: the loss not shifted (or shifted the wrong way), `zero_grad` missing (the second
+# step then adds the first step's gradients), the step never taken or taken on zeroed gradients, a
+# summed loss. (Answer: `exercises.solution_train_step`.)
+
+
+# %%
+def lm_step(model, optimizer, batch):
+    """(B, T) token ids → the loss (a float) of one optimizer step"""
+    raise NotImplementedError  # your code here: about five lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    lm_step = exercises.solution_train_step
+exercises.check_train_step(lm_step)
+
+# %% [markdown]
 # ## For the test harness (not part of the lesson)
 #
 # What `tests/e2e/test_tutorials.py` reads from this file: the figures it must show, and the data
