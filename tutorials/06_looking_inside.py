@@ -163,8 +163,8 @@ for name, shares, floor in (("previous", previous, uniform), ("first", first, 1 
 # `tokenizers` library, huggingface/tokenizers#1794), so your heads will not be ours; what held in
 # each of our runs: the head that leans most on the previous token of this sentence (the line "largest
 # share on the previous token" names it and says how many times the uniform share it puts there) is a
-# head of layer 0, and in the figure its band below the diagonal shows in some rows and not in others; a
-# layer-0 head often takes the bright *main* diagonal instead, each token looking at itself; heads of
+# head of layer 0, and in the figure its band below the diagonal shows in some rows and not in others;
+# some heads take the bright *main* diagonal instead, each token looking at itself; heads of
 # the upper layers fill whole columns, every later token reading the same content word (*album*,
 # *released*, *United*), a crude summary of the sentence so far; and some heads put clearly more than
 # the 1/T floor on the first token (the last printed line gives the largest such share). One sentence
