@@ -149,13 +149,16 @@ print(f"T = {T} tokens: the first-token share is at least 1/T = {1 / T:.2f}; "
       f"uniform attention puts {uniform:.2f} on the previous token")  # fmt: skip
 previous = torch.stack([previous_token_share(a) for a in attentions])  # (L, nh)
 first = torch.stack([column_share(a, 0) for a in attentions])  # (L, nh)
+print("share of each head's attention on the previous token / on the first token:")
 for layer in range(config.num_layers):  # layers and heads numbered from 0, as in the figure
-    print(f"layer {layer}: share on the previous token / on the first token, head by head: "
-          + ", ".join(f"head {h} {previous[layer, h]:.2f} / {first[layer, h]:.2f}" for h in range(config.num_heads)))  # fmt: skip
-for name, shares, floor in (("previous", previous, uniform), ("first", first, 1 / T)):
+    heads = [f"head {h} {previous[layer, h]:.2f} / {first[layer, h]:.2f}" for h in range(config.num_heads)]
+    print(f"layer {layer}: " + ", ".join(heads))
+for name, shares, floor in (("previous", previous, "uniform share"), ("first", first, "1/T floor")):
     layer, head = divmod(int(shares.argmax()), config.num_heads)
-    print(f"largest share on the {name} token: layer {layer}, head {head}: {shares.max():.2f}, "
-          f"{shares.max() / floor:.1f} times the {'uniform share' if name == 'previous' else '1/T floor'}")  # fmt: skip
+    times = shares.max() / (uniform if name == "previous" else 1 / T)
+    print(
+        f"largest share on the {name} token: layer {layer}, head {head}: {shares.max():.2f}, {times:.1f} times the {floor}"
+    )
 
 # %% [markdown]
 # Compare each share with the uniform value printed above, and look for the patterns in the figure.
