@@ -154,15 +154,14 @@ class KneserNey:
         for level in self.levels:  # order k = 1, 2, ..., n
             keys = context * self.vocab_size + x
             index = np.minimum(np.searchsorted(level.keys, keys), len(level.keys) - 1)  # (N,)
-            found = (context >= 0) & (level.keys[index] == keys)
-            count = np.where(found, level.counts[index], 0)
             known = context >= 0  # the first k-1 positions have no k-1 tokens before them: -1 there
+            found = known & (level.keys[index] == keys)
+            count = np.where(found, level.counts[index], 0)  # c_k(h w)
             safe = np.where(known, context, 0)
-            total = np.where(known, level.context_total[safe], 0.0)
-            types = level.context_types[safe]
-            mixed = (np.maximum(count - level.discount, 0) + level.discount * types * p) / np.maximum(
-                total, 1
-            )
+            total = np.where(known, level.context_total[safe], 0.0)  # c_k(h •)
+            types = level.context_types[safe]  # N_k(h •)
+            d = level.discount
+            mixed = (np.maximum(count - d, 0) + d * types * p) / np.maximum(total, 1)
             p = np.where(total > 0, mixed, p)
             context = np.concatenate(([-1], np.where(found, index, -1)[:-1]))  # the k tokens before j
         return np.log(p)

@@ -44,7 +44,14 @@ from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.download import ensure_trec, ensure_wikitext
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
-from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
+from minitransformer.data.wikitext import (
+    LMBlockDataset,
+    TokenFile,
+    binarize,
+    read_lines,
+    wikitext_path,
+    word_perplexity,
+)
 from minitransformer.model import check_token_ids
 from minitransformer.presets import config_from_options
 from minitransformer.runs.errors import run_cli
@@ -404,7 +411,7 @@ class Validation:
         values = {"loss": nll, "ppl": math.exp(min(nll, 50.0)), "partial": length < len(loader)}
         causal = self.raw_model.config.causal
         if causal:
-            values["word_ppl"] = math.exp(min(nll * self.data.tokens_per_word, 50.0))
+            values["word_ppl"] = word_perplexity(nll, self.data.tokens_per_word)
         else:
             values["mlm_ppl"] = values.pop("ppl")
         event = "final" if final else "valid"
@@ -535,7 +542,13 @@ def train(local_rank: int, plan: RunPlan) -> None:
     check_logger(plan.logger)  # a missing extra fails before anything is written
     kept_anything = lambda: find_checkpoint(Path(plan.output_dir)) is not None  # noqa: E731
     with run_lifecycle(plan, RUN_FILES, kept_anything) as complete:
-        if not complete:
+        if complete:
+            return
+        if plan.baseline:
+            from .baseline import ngram_baseline  # the n-gram model of --baseline ngram: no Transformer
+
+            ngram_baseline(plan, WallClock())
+        else:
             run_steps(plan, WallClock())
 
 
