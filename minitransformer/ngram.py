@@ -108,15 +108,15 @@ class Level:
 
     keys: np.ndarray  # (U_k,) int64, sorted, as in NgramCounts
     counts: np.ndarray  # (U_k,) int32: c_k, occurrences (top order) or continuation counts
-    context_total: np.ndarray  # (U_{k-1},) float64: c_k(h •)
-    context_types: np.ndarray  # (U_{k-1},) float64: N_k(h •)
+    context_total: np.ndarray  # (U_{k-1},) int32: c_k(h •)
+    context_types: np.ndarray  # (U_{k-1},) int32: N_k(h •)
     discount: float
 
     @classmethod
     def of(cls, keys: np.ndarray, counts: np.ndarray, vocab_size: int, num_contexts: int) -> Level:
         context = keys // vocab_size  # (U_k,) id of each k-gram's context
-        total = np.bincount(context, weights=counts, minlength=num_contexts)
-        types = np.bincount(context, weights=counts > 0, minlength=num_contexts)
+        total = np.bincount(context, weights=counts, minlength=num_contexts).astype(np.int32)
+        types = np.bincount(context[counts > 0], minlength=num_contexts).astype(np.int32)
         return cls(keys, counts, total, types, discount(counts))
 
 
@@ -166,9 +166,14 @@ class KneserNey:
             context = np.concatenate(([-1], np.where(found, index, -1)[:-1]))  # the k tokens before j
         return np.log(p)
 
-    def nll(self, tokens: np.ndarray) -> float:
-        """Mean negative log-likelihood per token, in nats: what a model run's `loss` is."""
-        return float(-self.log_probs(tokens).mean())
+    def nll(self, tokens: np.ndarray, chunk: int = 1 << 20) -> float:
+        """Mean negative log-likelihood per token, in nats (what a model run's `loss` is); `chunk` tokens
+        at a time, each chunk with the n-1 tokens before it, so memory does not grow with the stream."""
+        total = 0.0
+        for start in range(0, len(tokens), chunk):
+            before = min(start, self.order - 1)
+            total -= self.log_probs(tokens[start - before : start + chunk])[before:].sum()
+        return total / len(tokens)
 
 
 def select_order(

@@ -104,3 +104,9 @@ def test_select_order_picks_the_order_with_the_lowest_held_out_nll():
     order, nll = select_order(stream[:1000], stream[1000:], vocab_size=8, max_order=4)
     assert sorted(nll) == [1, 2, 3, 4] and order == min(nll, key=nll.get)
     assert nll[1] > 1.5 > nll[2] and order >= 2
+
+
+def test_nll_in_chunks_equals_the_whole_stream_at_once():
+    model = KneserNey.fit(zipf_tokens(800, 23, seed=3), 23, order=3)
+    test = zipf_tokens(300, 23, seed=4)
+    assert model.nll(test, chunk=7) == pytest.approx(-model.log_probs(test).mean(), rel=1e-12)
