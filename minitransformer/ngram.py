@@ -50,29 +50,10 @@ class NgramCounts:
     continuation: np.ndarray  # (U_k,) int32: distinct tokens seen before it (zeros for the highest k counted)
 
 
-def _sorted_groups(
-    keys: np.ndarray, want_ids: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """np.unique(keys) by hand, to keep memory low: (unique keys, counts, one position of each, the index
-    of each position's key in the unique keys (int32), or None when not wanted)."""
-    order = np.argsort(keys)  # (M,) int64
-    ordered = keys[order]  # (M,) int64
-    starts = np.empty(len(keys), dtype=bool)  # (M,) True where a new key begins
-    starts[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
-    unique = ordered[starts]  # (U,)
-    del ordered
-    first = np.flatnonzero(starts)  # (U,) where each group begins in sorted order
-    counts = np.diff(first, append=len(keys)).astype(np.int32)
-    ids = None
-    if want_ids:
-        ids = np.empty(len(keys), dtype=np.int32)
-        ids[order] = np.cumsum(starts, dtype=np.int32) - 1
-    return unique, counts, order[first], ids
-
-
 def count_ngrams(tokens: np.ndarray, vocab_size: int, order: int) -> list[NgramCounts]:
-    """The counts of orders 1..order of a stream of ids in [0, vocab_size) (e.g. a TokenFile's memmap)."""
+    """The counts of orders 1..order of a stream of ids in [0, vocab_size) (e.g. a TokenFile's memmap).
+
+    Order k sorts one int64 key per position (np.unique by hand, to free what is done with early)."""
     n_tokens = len(tokens)
     if n_tokens >= 2**31:
         raise ValueError(f"{n_tokens:,} tokens: the counts use int32 ids, at most 2^31 - 1 tokens")
@@ -82,16 +63,23 @@ def count_ngrams(tokens: np.ndarray, vocab_size: int, order: int) -> list[NgramC
         # the k-grams end at positions k-1..N-1; the first k-1 tokens of each end one position earlier
         keys = ids[k - 2 : n_tokens - 1].astype(np.int64) if k > 1 else np.zeros(n_tokens, np.int64)
         keys *= vocab_size
-        keys += tokens[k - 1 :]  # (N-k+1,)
-        unique, counts, where, new_ids = _sorted_groups(keys, want_ids=k < order)
+        keys += tokens[k - 1 :]  # (M,) M = N-k+1
+        by_key = np.argsort(keys)  # (M,) int64
+        keys = keys[by_key]  # sorted
+        starts = np.empty(len(keys), dtype=bool)  # (M,) True where a new key begins
+        starts[:1] = True
+        np.not_equal(keys[1:], keys[:-1], out=starts[1:])
+        unique = keys[starts]  # (U_k,)
         del keys
+        first = np.flatnonzero(starts)  # (U_k,) where each k-gram's run begins in sorted order
+        counts = np.diff(first, append=len(starts)).astype(np.int32)  # (U_k,)
         if k > 1:  # one distinct k-gram = one more distinct token before its last k-1 tokens
+            suffix = ids[by_key[first] + k - 1]  # (U_k,) id of each k-gram's last k-1 tokens
             previous = levels[-1]
-            suffix = ids[where + k - 1]  # (U_k,) id of each k-gram's last k-1 tokens
             cont = np.bincount(suffix, minlength=len(previous.keys)).astype(np.int32)
             levels[-1] = NgramCounts(previous.keys, previous.counts, cont)
-        if new_ids is not None:
-            ids[k - 1 :] = new_ids
+        if k < order:  # the next order's keys need each position's k-gram id
+            ids[k - 1 :][by_key] = np.cumsum(starts, dtype=np.int32) - 1
         levels.append(NgramCounts(unique, counts, np.zeros_like(counts)))
     return levels
 
