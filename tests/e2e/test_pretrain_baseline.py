@@ -31,7 +31,8 @@ def test_ngram_baseline_reports_the_reference_word_perplexity_on_the_run_splits(
     # the same tokens and words, scored by the dict-based reference of tests/test_ngram.py
     tokenizer = Tokenizer.from_pretrained(out)
     train, test = (binarize(corpus.root / f"wiki.{s}.tokens", tokenizer, cache) for s in ("valid", "test"))
-    log_probs = ReferenceKneserNey(train.ids.tolist(), tokenizer.vocab_size, order).log_probs(test.ids.tolist())
+    reference = ReferenceKneserNey(train.ids.tolist(), tokenizer.vocab_size, order)
+    log_probs = reference.log_probs(test.ids.tolist())
     expected = math.exp(-sum(log_probs) / test.num_words)
     assert summary["word_ppl"] == pytest.approx(expected, rel=1e-9) == final["word_ppl"]
     assert f"word perplexity {expected:.1f}" in capsys.readouterr().out
