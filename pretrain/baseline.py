@@ -44,11 +44,12 @@ def ngram_baseline(plan: RunPlan, clock: WallClock) -> None:
     """Fit, choose the order, score the evaluated split; log and print it as a model run does."""
     out = open_run_dir(plan, RUN_FILES, "finish", step=0)
     log = MetricsLog(out / "metrics.jsonl")
-    if plan.resume:  # a killed baseline starts again: it takes seconds
+    if plan.resume:  # a killed baseline keeps no checkpoint: it starts again
         log.keep(lambda *_: False)
     dataset = dataset_location(plan)
-    files = (wikitext_path(dataset, split, plan.data_dir) for split in (plan.train_split, plan.valid_split))
-    train_file, evaluated_file = files
+    train_file, evaluated_file = (
+        wikitext_path(dataset, s, plan.data_dir) for s in (plan.train_split, plan.valid_split)
+    )
     tokenizer = load_tokenizer(plan, train_file, out)
     train, evaluated = binarize_splits(plan, tokenizer, (train_file, evaluated_file))
     vocab = tokenizer.vocab_size

@@ -10,6 +10,7 @@ from test_ngram import ReferenceKneserNey
 
 from minitransformer.data.wikitext import binarize
 from minitransformer.runs.metrics_log import MetricsLog
+from minitransformer.runs.run_state import read_state, write_state
 from minitransformer.tokenization import Tokenizer
 from pretrain.run import main
 
@@ -39,6 +40,21 @@ def test_ngram_baseline_reports_the_reference_word_perplexity_on_the_run_splits(
 
     assert main(["--resume", str(out), "--threads", "1"]) == 0  # complete: nothing to do
     assert "holds a complete run" in capsys.readouterr().out
+
+
+def test_a_killed_ngram_baseline_resumes_from_the_start_without_doubled_events(corpus, tmp_path):
+    out = tmp_path / "ngram"
+    options = ["--dataset", str(corpus.root), "--tokenizer", str(corpus.tokenizer), "--output-dir", str(out)]
+    assert (
+        main(["--baseline", "ngram", *options, "--cache-dir", str(tmp_path / "cache"), "--threads", "1"]) == 0
+    )
+    timeless = lambda: [{k: v for k, v in e.items() if k != "wall_time_s"} for e in MetricsLog.read(log)]  # noqa: E731
+    log = out / "metrics.jsonl"
+    complete = timeless()
+    write_state(out, "running", step=0)  # as a run killed before the end leaves it
+    assert main(["--resume", str(out), "--threads", "1"]) == 0
+    assert timeless() == complete  # the same events once, not the killed run's and the new run's
+    assert read_state(out)["status"] == "complete"
 
 
 def test_ngram_baseline_refuses_a_masked_lm_objective_in_one_line(tmp_path, capsys):
