@@ -55,8 +55,8 @@ def count_ngrams(tokens: np.ndarray, vocab_size: int, order: int) -> list[NgramC
 
     Order k sorts one int64 key per position (np.unique by hand, to free what is done with early)."""
     n_tokens = len(tokens)
-    if n_tokens >= 2**31:
-        raise ValueError(f"{n_tokens:,} tokens: the counts use int32 ids, at most 2^31 - 1 tokens")
+    if not order <= n_tokens < 2**31:
+        raise ValueError(f"{n_tokens:,} training tokens: {order}-grams need {order} to 2^31 - 1 (int32 ids)")
     ids = np.zeros(n_tokens, dtype=np.int32)  # (N,) id of the (k-1)-gram ending at each position
     levels = []
     for k in range(1, order + 1):

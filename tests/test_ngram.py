@@ -110,3 +110,8 @@ def test_nll_in_chunks_equals_the_whole_stream_at_once():
     model = KneserNey.fit(zipf_tokens(800, 23, seed=3), 23, order=3)
     test = zipf_tokens(300, 23, seed=4)
     assert model.nll(test, chunk=7) == pytest.approx(-model.log_probs(test).mean(), rel=1e-12)
+
+
+def test_a_stream_shorter_than_the_order_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="3 training tokens: 5-grams need 5"):
+        count_ngrams(np.array([1, 2, 3]), 4, order=5)
