@@ -38,6 +38,7 @@ from minitransformer.tokenization import KINDS
 from minitransformer.training.optimizers import PRETRAIN_OPTIMIZERS
 
 OBJECTIVES = ("clm", "mlm")  # causal LM, masked LM
+BASELINES = ("ngram",)  # pretrain/baseline.py
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +51,7 @@ class PretrainPlan(RunPlan):
     objective: str | None  # clm or mlm; unset: planning takes --init-from's, else clm
     init_from: Path | None  # a model directory to continue pretraining
     seed: int  # for init, data order, dropout and masking
+    baseline: str | None  # ngram: fit the n-gram baseline instead of a Transformer
     # data
     dataset: str  # a WikiText name, trec-questions, a folder or a text file
     train_split: str | None  # unset: planning chooses (train, or valid when there is no train)
@@ -172,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the model options below are then ignored)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed for init, data order, dropout and masking")
+    g.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        help="instead of a Transformer, fit an interpolated Kneser-Ney n-gram model (order 1-5, chosen on a "
+        "held-out tenth of the training split) on the same tokens and report its perplexity as a run does",
+    )
 
     g = add_data_options(p, "a WikiText dataset whose splits are")
     g.add_argument(
@@ -309,6 +317,8 @@ def parse_args(
     args = parse_layered(parser, argv, PretrainPlan, PRETRAIN_PRESETS, ranges=RANGES)
     if not args.resume:
         refuse_reading_the_output_dir(parser, args, "init_from", "tokenizer")
+    if args.baseline and args.objective == "mlm":
+        parser.error("--baseline ngram is a causal language model: drop --objective mlm")
     if args.batch_size is not None and args.accumulation_steps > args.batch_size:
         parser.error(
             f"--accumulation-steps {args.accumulation_steps}: expected at most --batch-size {args.batch_size} "

@@ -40,11 +40,9 @@ from torch.optim import Optimizer
 
 from minitransformer import TransformerWithLMHead
 from minitransformer.checkpoint import read_config
-from minitransformer.data.classification import load_trec, write_lm_corpus
-from minitransformer.data.download import ensure_trec, ensure_wikitext
-from minitransformer.data.lm_data import BlockBatches, binarize_splits, lm_batch, run_tokenizer
-from minitransformer.data.paths import default_cache_dir
-from minitransformer.data.wikitext import LMBlockDataset, wikitext_path
+from minitransformer.data.download import ensure_wikitext
+from minitransformer.data.lm_data import BlockBatches, lm_batch
+from minitransformer.data.wikitext import LMBlockDataset, wikitext_path, word_perplexity
 from minitransformer.presets import config_from_options
 from minitransformer.runs.errors import run_cli
 from minitransformer.runs.io import write_json_atomic
@@ -80,18 +78,9 @@ from minitransformer.training.engine import (
 from minitransformer.training.flops import block_weights, flops_per_token, peak_flops
 from minitransformer.training.optimizers import MuonWithAdamW, make_optimizer, parameter_groups
 
+from .baseline import ngram_baseline
 from .cli import PretrainPlan, build_parser, parse_args
-
-RUN_FILES = (
-    "config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "training_args.json",
-    "metrics.jsonl",
-    "checkpoints",
-    "run_state.json",
-)
-
+from .sources import RUN_FILES, dataset_location, run_tokens
 
 # -- 1. plan: every decision made before anything is built ----------------------------------------
 
@@ -107,19 +96,6 @@ def plan_run(args: Namespace) -> PretrainPlan:
     return dataclasses.replace(
         plan, train_split=train_split, valid_split=valid_split, objective=choose_objective(plan), splits=note
     )
-
-
-def dataset_location(plan: PretrainPlan) -> str:
-    """The dataset name or folder `wikitext_path` reads; trec-questions is built once, in the cache."""
-    if plan.dataset != "trec-questions":
-        return plan.dataset
-    directory = Path(plan.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
-    if not (directory / "valid.txt").is_file():
-        if plan.download:
-            ensure_trec(plan.data_dir, progress=not plan.no_progress)
-        train, _ = load_trec(plan.data_dir)
-        write_lm_corpus(train, directory)
-    return str(directory)
 
 
 def choose_splits(plan: PretrainPlan) -> tuple[str, str]:
@@ -164,14 +140,7 @@ class Data:
 
 def build_data(plan: PretrainPlan, out: Path) -> Data:
     """Tokenizer (trained, given or resumed), binarized splits, seeded block batches, validation loader."""
-    dataset = dataset_location(plan)
-    train_file = wikitext_path(dataset, plan.train_split, plan.data_dir)
-    valid_file = wikitext_path(dataset, plan.valid_split, plan.data_dir)
-    tokenizer = run_tokenizer(
-        out, train_file, resume=bool(plan.resume), init_from=plan.init_from, given=plan.tokenizer,
-        kind=plan.tokenizer_kind, vocab_size=plan.vocab_size, lowercase=plan.lowercase,
-    )  # fmt: skip
-    train_tokens, valid_tokens = binarize_splits((train_file, valid_file), tokenizer, plan.cache_dir)
+    tokenizer, train_tokens, valid_tokens = run_tokens(plan, out)
     block = block_size(plan)
     train_blocks = LMBlockDataset(train_tokens, block, plan.random_offsets, plan.seed)
     valid_loader = idist.auto_dataloader(
@@ -311,7 +280,7 @@ class Validation:
         values = {"loss": nll, "ppl": math.exp(min(nll, 50.0)), "partial": length < len(loader)}
         causal = self.raw_model.config.causal
         if causal:
-            values["word_ppl"] = math.exp(min(nll * self.data.tokens_per_word, 50.0))
+            values["word_ppl"] = word_perplexity(nll, self.data.tokens_per_word)
         else:
             values["mlm_ppl"] = values.pop("ppl")
         event = "final" if final else "valid"
@@ -442,8 +411,10 @@ def train(local_rank: int, plan: PretrainPlan) -> None:
     check_logger(plan.logger)  # a missing extra fails before anything is written
     kept_anything = lambda: find_checkpoint(Path(plan.output_dir)) is not None  # noqa: E731
     with run_lifecycle(plan, RUN_FILES, kept_anything) as complete:
-        if not complete:
-            run_steps(plan, WallClock())
+        if complete:
+            return
+        steps = ngram_baseline if plan.baseline else run_steps  # --baseline ngram: no Transformer
+        steps(plan, WallClock())
 
 
 def run_steps(plan: PretrainPlan, clock: WallClock) -> None:

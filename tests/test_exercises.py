@@ -38,6 +38,8 @@ def verdict(capsys, checker, fn) -> tuple[bool, str]:
         (ex.check_conv1d_to_linear, ex.solution_conv1d_to_linear),
         (ex.check_previous_token_share, previous_token_share),
         (ex.check_attention_entropy, ex.solution_attention_entropy),
+        (ex.check_pre_norm_forward, ex.solution_pre_norm_forward),
+        (ex.check_train_step, ex.solution_train_step),
     ],
     ids=lambda f: f.__name__,
 )
@@ -83,6 +85,23 @@ def with_minus_1e9(q, k, v, allowed):  # a finite fill instead of -inf is right 
     return scores(q, k).masked_fill(~allowed, -1e9).softmax(-1) @ v
 
 
+def divided_by_sqrt_embed(q, k, v, allowed):  # √(nh·hs) = √E: the whole embedding, not one head
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.size(1) * q.size(-1))
+    return s.masked_fill(~allowed, float("-inf")).softmax(-1) @ v
+
+
+def mask_multiplied_in(q, k, v, allowed):
+    return (scores(q, k) * allowed).softmax(-1) @ v
+
+
+def filled_with_zero(q, k, v, allowed):
+    return scores(q, k).masked_fill(~allowed, 0.0).softmax(-1) @ v
+
+
+def transposed_mask(q, k, v, allowed):
+    return scores(q, k).masked_fill(~allowed.transpose(-2, -1), float("-inf")).softmax(-1) @ v
+
+
 def test_attention_checker_accepts_a_finite_fill(capsys):
     passed, out = verdict(capsys, ex.check_attention, with_minus_1e9)
     assert passed, out
@@ -97,6 +116,10 @@ def test_attention_checker_accepts_a_finite_fill(capsys):
         (wrong_dim, "softmax runs over the queries"),
         (mask_after_softmax, "applied after the softmax"),
         (causal_only, "padding is ignored"),
+        (divided_by_sqrt_embed, "divided by sqrt(nh·hs) = sqrt(E)"),
+        (mask_multiplied_in, "forbidden scores are set to 0"),
+        (filled_with_zero, "forbidden scores are set to 0"),
+        (transposed_mask, "the mask is transposed"),
     ],
     ids=lambda x: getattr(x, "__name__", ""),
 )
@@ -259,6 +282,18 @@ def test_classify_checker_names_the_mistake(capsys, pick, message):
     assert not passed and message in out, out
 
 
+def test_classify_checker_catches_a_missing_padding_mask(capsys):
+    """Right padding cannot show it in a causal model ([CLS] comes before the padding); the checker's
+    left-padded row does."""
+
+    def without_mask(model, x, clf_tokens_mask, padding_mask):
+        h = model.transformer(x).last_hidden_state
+        return model.classification_head(h[clf_tokens_mask])
+
+    passed, out = verdict(capsys, ex.check_classify, without_mask)
+    assert not passed and "the padding mask is not used" in out, out
+
+
 def test_classify_checker_catches_the_last_position(capsys):
     def last_position(model, x, clf_tokens_mask, padding_mask):
         h = model.transformer(x, padding_mask=padding_mask).last_hidden_state
@@ -311,7 +346,7 @@ def adam_variant(correct=True, eps_inside=False, square=True):
 @pytest.mark.parametrize(
     "answer, message",
     [
-        (adam_variant(correct=False), "BertAdam"),
+        (adam_variant(correct=False), "early steps come out too large"),
         (adam_variant(eps_inside=True), "eps is inside the square root"),
         (adam_variant(square=False), "not its square"),
         (lambda grad, m, v, step, lr, betas, eps: (lr * grad, m, v), "torch.optim.Adam gives"),
@@ -338,15 +373,37 @@ def tanh_gelu(c=SQRT_2_OVER_PI, a=0.044715, power=3, half=0.5):
         (tanh_gelu(c=2 / math.pi), "square root is missing"),
         (tanh_gelu(power=2), "x³, not x²"),
         (tanh_gelu(half=1.0), "0.5 in front"),
-        (tanh_gelu(a=0.04715), "a constant is mistyped"),
-        (tanh_gelu(a=0.0447), "a constant is mistyped"),
-        (tanh_gelu(c=0.7979), "a constant is mistyped"),
+        (tanh_gelu(a=0.04715), "the constant 0.044715 is off: your answer uses 0.04715,"),
+        (tanh_gelu(a=0.0447), "the constant 0.044715 is off: your answer uses 0.0447,"),
+        (tanh_gelu(c=0.7979), "the constant √(2/π) is off: your answer uses 0.7979,"),
+        (
+            lambda x: 0.5 * x * (1 + torch.tanh(SQRT_2_OVER_PI * x + 0.044715 * x**3)),
+            "√(2/π) multiplies the whole sum",
+        ),
+        (
+            lambda x: 0.5 * x * (1 + torch.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x) ** 3)),
+            "only x is cubed",
+        ),
+        (
+            lambda x: 0.5 * x + torch.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3)),
+            "0.5·x multiplies (1 + tanh(…)) as a whole",
+        ),
         (lambda x: torch.relu(x), "values differ"),
     ],
 )
 def test_gelu_checker_names_the_mistake(capsys, answer, message):
     passed, out = verdict(capsys, ex.check_gelu_tanh, answer)
     assert not passed and message in out, out
+
+
+def test_gelu_checker_accepts_a_constant_held_in_float32(capsys):
+    """torch.tensor(2 / math.pi) is float32: √ of it is 1e-8 off, rounding, not a mistyped constant."""
+
+    def float32_constant(x):
+        return 0.5 * x * (1 + torch.tanh(torch.tensor(2 / math.pi).sqrt() * (x + 0.044715 * x**3)))
+
+    passed, out = verdict(capsys, ex.check_gelu_tanh, float32_constant)
+    assert passed, out
 
 
 @pytest.mark.parametrize(
@@ -408,3 +465,110 @@ def test_a_failing_answer_is_reported_in_one_line(capsys):
 
     passed, out = verdict(capsys, ex.check_attention, broken)
     assert not passed and "your function raised RuntimeError" in out, out
+
+
+def pre_norm(block="pre", final_norm=True, is_causal=True, positions=True, same_layer=False):
+    """A learner's pre-norm forward pass, written out, with one slip switched on."""
+
+    def forward(backbone, x):
+        h = backbone.tokens_embeddings(x)
+        if positions:
+            h = h + backbone.position_embeddings(torch.arange(x.size(1)))
+        for i in range(backbone.config.num_layers):
+            parts = backbone.blocks[0 if same_layer else i]
+            ln_1, ln_2 = parts.layer_norm_1, parts.layer_norm_2
+            attn = lambda z, a=parts.attention: a(z, None, is_causal)[0]  # noqa: E731
+            ff = parts.feed_forward
+            if block == "pre":
+                h = h + attn(ln_1(h))
+                h = h + ff(ln_2(h))
+            elif block == "normed residual":
+                h = ln_1(h)
+                h = h + attn(h)
+                h = ln_2(h)
+                h = h + ff(h)
+            elif block == "post":
+                h = ln_1(h + attn(h))
+                h = ln_2(h + ff(h))
+            elif block == "no residual":
+                h = ff(ln_2(attn(ln_1(h))))
+            elif block == "swapped norms":
+                h = h + attn(ln_2(h))
+                h = h + ff(ln_1(h))
+        return backbone.final_layer_norm(h) if final_norm else h
+
+    return forward
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (pre_norm(block="normed residual"), "the residual adds to the normed value"),
+        (pre_norm(block="post", final_norm=False), "that is post-norm"),
+        (pre_norm(block="no residual"), "the residual connections are missing"),
+        (pre_norm(block="swapped norms"), "the norms are swapped"),
+        (pre_norm(final_norm=False), "the final layer norm is missing"),
+        (pre_norm(is_causal=False), "the attention is not causal"),
+        (pre_norm(positions=False), "the position embeddings are missing"),
+        (pre_norm(same_layer=True), "every block uses layer 0's weights"),
+        (lambda backbone, x: backbone(x).last_hidden_state[:, :-1], "should be (B, T, E)"),
+    ],
+    ids=range(9),
+)
+def test_pre_norm_forward_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_pre_norm_forward, answer)
+    assert not passed and message in out, out
+
+
+def training_step(shift=1, zero_grad=True, step=True, reduction="mean", zero_grad_last=False):
+    """A learner's training step, written out, with one slip switched on."""
+
+    def train_step(model, optimizer, batch):
+        logits = model(batch)
+        if shift == 1:
+            logits, targets = logits[:, :-1], batch[:, 1:]
+        elif shift == 0:
+            targets = batch
+        else:
+            logits, targets = logits[:, 1:], batch[:, :-1]
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction=reduction)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if zero_grad_last:
+            optimizer.zero_grad()
+        if step:
+            optimizer.step()
+        return loss.item()
+
+    return train_step
+
+
+def test_train_step_checker_accepts_the_library_loss(capsys):
+    def with_labels(model, optimizer, batch):
+        _, loss = model(batch, labels=batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    passed, out = verdict(capsys, ex.check_train_step, with_labels)
+    assert passed, out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (training_step(shift=0), "the loss is not shifted"),
+        (training_step(shift=-1), "the shift goes the wrong way"),
+        (training_step(zero_grad=False), "optimizer.zero_grad() is missing"),
+        (training_step(step=False), "the weights did not change"),
+        (training_step(zero_grad_last=True), "the weights did not change"),
+        (training_step(reduction="sum"), "the loss is summed"),
+        (lambda model, optimizer, batch: model(batch), "return the loss as a number"),
+    ],
+    ids=range(7),
+)
+def test_train_step_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_train_step, answer)
+    assert not passed and message in out, out

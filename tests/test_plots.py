@@ -306,3 +306,18 @@ def test_labels_are_plain_text_not_mathtext(tmp_path):
     )
     assert compare_main(["--run", str(run), label, "--figure", str(tmp_path / "bars.png")]) == 0
     assert (tmp_path / "confusion.png").stat().st_size > 0 and (tmp_path / "bars.png").stat().st_size > 0
+
+
+def test_embedding_pca_labels_of_nearly_coinciding_points_do_not_overlap():
+    """Words whose points almost coincide (as China and England did in tutorial 6) get separate labels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 16, generator=generator) * 5  # three clusters set both axes' range
+    vectors = centres.repeat_interleave(4, dim=0) + 1e-3 * torch.randn(12, 16, generator=generator)
+    groups = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    fig = plots.plot_embedding_pca(vectors, [f"word{i}" for i in range(12)], groups)
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in fig.axes[0].texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

@@ -108,7 +108,9 @@ print("positions most similar to position 10:", nearby.topk(5).indices.tolist())
 
 # %% [markdown]
 # A *learned* table starts as small random noise (normal, std 0.02): it carries no notion of order
-# at all until training shapes it. Same heatmap, same colour convention, very different picture.
+# at all until training shapes it. Same heatmap, same colours (red positive, blue negative), very
+# different picture; but not the same scale: each colour bar spans its own table's largest value,
+# and the noise is far smaller than the sinusoids (the cell prints both ranges).
 
 # %%
 learned_at_init = torch.nn.init.normal_(
@@ -119,6 +121,9 @@ plots.plot_positional_encoding(
     title="Learned position table at initialisation: noise, until training gives it structure",
     path=OUT / "learned_positions_at_init.png",
 )
+learned_max, sinusoidal_max = learned_at_init.abs().max().item(), table.abs().max().item()
+print(f"largest |value|: learned at init {learned_max:.2f}, sinusoidal {sinusoidal_max:.2f} "
+      f"({sinusoidal_max / learned_max:.0f}× larger): mind the colour bars")  # fmt: skip
 
 # %% [markdown]
 # ## 2. Scaled dot-product attention, by hand
@@ -520,7 +525,7 @@ print(
 # where a query may attend, like the combined mask of section 4. Scale the scores, forbid what is not
 # allowed, softmax over the keys, mix the values. The cell after it checks your function against
 # PyTorch's `scaled_dot_product_attention` on a causal + padding mask and names the usual mistakes.
-# (The answer is `exercises.solution_attention`; try first.)
+# (Answer: `exercises.solution_attention`; try first.)
 
 
 # %%
@@ -555,6 +560,40 @@ def layer_norm(x, weight, bias, eps):
 if exercises.use_solutions():  # the tests run the reference answer; you run yours
     layer_norm = exercises.solution_layer_norm
 exercises.check_layer_norm(layer_norm)
+
+# %% [markdown]
+# ## Exercise: write the Transformer yourself, block by block
+#
+# Section 5 wrote one block of the hands-on's placement; now write GPT-2's, for the whole stack. Write
+# `pre_norm_forward(backbone, x)` for a pre-norm backbone (`norm_placement="pre"`, with a final norm)
+# and token ids `x` (B, T), returning its last hidden state (B, T, E), using only its modules:
+#
+# 1. the embeddings: `backbone.tokens_embeddings(x)` plus `backbone.position_embeddings` of the
+#    positions `torch.arange(T)`;
+# 2. for each block of `backbone.blocks`, the pre-norm formulas of section 6's table, two lines with a
+#    residual each: the attention `block.attention(z, None, True)[0]` (no padding mask,
+#    `is_causal=True`, the output is the first of what it returns) applied to `block.layer_norm_1(h)`,
+#    then the feed-forward `block.feed_forward` applied to `block.layer_norm_2(h)` (writing them out,
+#    not calling `block(h)`, is the exercise);
+# 3. the final norm, `backbone.final_layer_norm`.
+#
+# The check compares your function with the library on a 3-layer model whose weights and norms are
+# far from their initial values (so that every slip shows), and names the usual ones: the residual
+# added to the normed value instead of to h, post-norm, no residual, the two norms swapped, the final
+# norm forgotten, no causal mask, no positions, one layer's weights used for every block. (Answer:
+# `exercises.solution_pre_norm_forward`.)
+
+
+# %%
+def pre_norm_forward(backbone, x):
+    """(B, T) token ids → (B, T, E), the last hidden state of a pre-norm backbone"""
+    raise NotImplementedError  # your code here: about six lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    pre_norm_forward = exercises.solution_pre_norm_forward
+exercises.check_pre_norm_forward(pre_norm_forward)
 
 # %% [markdown]
 # ## For the test harness (not part of the lesson)

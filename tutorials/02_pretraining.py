@@ -311,10 +311,14 @@ def log_training(engine: Engine) -> None:
 def validate(engine: Engine) -> None:
     evaluator.run(test_loader)
     nll = evaluator.state.metrics["nll"]
-    log.log("valid", engine.state.iteration, loss=nll)
+    log.log("valid", engine.state.iteration, loss=nll, split="test")  # an evaluation, on the test split
     running = engine.state.metrics.get("avg_loss")  # none before the first step
-    train_loss = f"{running:.2f}" if running is not None else "-"
-    print(f"step {engine.state.iteration:3d}: train loss (running average) {train_loss}, test loss {nll:.2f}")
+    train_loss = (
+        "-"
+        if running is None
+        else f"this step {engine.state.output['loss']:.2f}, running average {running:.2f}"
+    )
+    print(f"step {engine.state.iteration:3d}: train loss {train_loss}; test loss {nll:.2f}")
     causal_model.train()
 
 
@@ -330,14 +334,23 @@ plots.plot_training_curves(
 # The right panel is the schedule the handler applied: a linear climb during the warm-up, then the
 # cosine down to zero. The loss falls from ln(V) to the level of a model that knows which tokens
 # are frequent, and flattens there: this model uses the hands-on's layer-norm placement, which
-# needs more steps than we gave it to get further (section 5). Train and test losses stay close,
-# since nothing has been memorised yet.
+# needs more steps than we gave it to get further (section 5). In the figure, the training loss of
+# each step and the test loss stay close, since nothing has been memorised yet. The printed running
+# average is another matter: Ignite's `RunningAverage` is an exponential average (each step keeps 98 %
+# of the previous value, so it spans roughly the last 50 steps), and while the loss is falling it
+# reports where the loss *was*; compare it with the loss of the step printed beside it. It is a
+# smoothed progress signal, not a training loss to set against the test loss.
 #
 # ## 5. A real run: `python -m pretrain`
 #
 # The command-line tool wires the same pieces (it calls the same `binarize`, `warmup_cosine`,
-# `MetricsLog`, plus checkpoints you can resume from, the best model kept by test loss, and samples
-# at each evaluation). `pretrain.run.main` takes the command line as a list, so we can call it from
+# `MetricsLog`, plus checkpoints you can resume from, the best model kept by evaluation loss, and
+# samples at each evaluation). A word on that best model: offline, the evaluation split is WikiText-2
+# *test*, so a checkpoint chosen by its loss is chosen **on the test set**, and its test perplexity would
+# be an optimistic estimate. That is why this tutorial and the next use the model of the last step
+# (`model.safetensors` of the run directory), which nothing selected, and leave the best checkpoint
+# (`checkpoints/best_*.pt`) aside. With WikiText's training split at hand, train on it, select on
+# valid and report on test, as the hands-on did. `pretrain.run.main` takes the command line as a list, so we can call it from
 # here; on a terminal it is `python -m pretrain --preset tiny ...`. The `tiny` preset trains for 600
 # steps of 8 blocks of 128 tokens, about 2.5 passes over WikiText-2 valid, with Muon for the hidden
 # matrices, AdamW for the rest, no dropout and GPT-2's initialisation (the recipe chosen for a few CPU
@@ -524,6 +537,31 @@ def masked_lm_loss(logits, labels):
 if exercises.use_solutions():  # the tests run the reference answer; you run yours
     masked_lm_loss = exercises.solution_masked_lm_loss
 exercises.check_masked_lm_loss(masked_lm_loss)
+
+# %% [markdown]
+# ## Exercise: write the training step yourself
+#
+# Section 4's `train_step` let the library shift the labels (`model(batch, labels=batch)`). Write one
+# step of a causal LM without it: `lm_step(model, optimizer, batch)` for token ids `batch` (B, T)
+# computes the logits `model(batch)` (B, T, V), the cross-entropy of the predictions at positions
+# 0 … T−2 against the tokens at positions 1 … T−1 (section 3's shift), clears the old gradients,
+# backpropagates, takes the optimizer step, and returns the loss as a number. The check runs two steps
+# of SGD on a small model and compares the losses and the weights with the reference step, and names
+# the usual slips: the loss not shifted (or shifted the wrong way), `zero_grad` missing (the second
+# step then adds the first step's gradients), the step never taken or taken on zeroed gradients, a
+# summed loss. (Answer: `exercises.solution_train_step`.)
+
+
+# %%
+def lm_step(model, optimizer, batch):
+    """(B, T) token ids → the loss (a float) of one optimizer step"""
+    raise NotImplementedError  # your code here: about five lines
+
+
+# %%
+if exercises.use_solutions():  # the tests run the reference answer; you run yours
+    lm_step = exercises.solution_train_step
+exercises.check_train_step(lm_step)
 
 # %% [markdown]
 # ## For the test harness (not part of the lesson)

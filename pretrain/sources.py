@@ -1,0 +1,51 @@
+"""Where a pretraining run's tokens come from, shared by the model run (run.py) and the n-gram baseline
+(baseline.py): the dataset's files, the run's tokenizer, the binarized splits; and the files a run folder holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minitransformer.data.classification import load_trec, write_lm_corpus
+from minitransformer.data.download import ensure_trec
+from minitransformer.data.lm_data import binarize_splits, run_tokenizer
+from minitransformer.data.paths import default_cache_dir
+from minitransformer.data.wikitext import TokenFile, wikitext_path
+from minitransformer.tokenization import Tokenizer
+
+from .cli import PretrainPlan
+
+RUN_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "training_args.json",
+    "metrics.jsonl",
+    "checkpoints",
+    "run_state.json",
+)
+
+
+def dataset_location(plan: PretrainPlan) -> str:
+    """The dataset name or folder `wikitext_path` reads; trec-questions is built once, in the cache."""
+    if plan.dataset != "trec-questions":
+        return plan.dataset
+    directory = Path(plan.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
+    if not (directory / "valid.txt").is_file():
+        if plan.download:
+            ensure_trec(plan.data_dir, progress=not plan.no_progress)
+        train, _ = load_trec(plan.data_dir)
+        write_lm_corpus(train, directory)
+    return str(directory)
+
+
+def run_tokens(plan: PretrainPlan, out: Path) -> tuple[Tokenizer, TokenFile, TokenFile]:
+    """The run's tokenizer (trained, given or resumed) and its training and validation splits as token ids
+    (what the model run and the n-gram baseline both read)."""
+    dataset = dataset_location(plan)
+    train_file = wikitext_path(dataset, plan.train_split, plan.data_dir)
+    valid_file = wikitext_path(dataset, plan.valid_split, plan.data_dir)
+    tokenizer = run_tokenizer(
+        out, train_file, resume=bool(plan.resume), init_from=plan.init_from, given=plan.tokenizer,
+        kind=plan.tokenizer_kind, vocab_size=plan.vocab_size, lowercase=plan.lowercase,
+    )  # fmt: skip
+    return tokenizer, *binarize_splits((train_file, valid_file), tokenizer, plan.cache_dir)
