@@ -205,7 +205,7 @@ def load_model(
         else:  # the tiny preset's shape, with a tokenizer trained on the training texts
             tokenizer = Tokenizer.train(train_texts, vocab_size=plan.vocab_size)
             config = config_from_options(TINY_MODEL, tokenizer.vocab_size)
-        config = dataclasses.replace(config, num_embeddings=tokenizer.vocab_size)
+        config = dataclasses.replace(config, vocab_size=tokenizer.vocab_size)
         model = TransformerWithClfHead(config, ft)
         info = {"added": ["(everything: random initialisation)"], "discarded": []}
         position = "end" if config.causal else "start"
@@ -216,12 +216,12 @@ def load_model(
         tokenizer = Tokenizer.from_pretrained(path)
         check_tokenizer_matches(path, tokenizer)
         position = "end" if model.config.causal else "start"
-    if tokenizer.vocab_size > model.config.num_embeddings or (
-        not source.startswith("hf:") and tokenizer.vocab_size != model.config.num_embeddings
+    if tokenizer.vocab_size > model.config.vocab_size or (
+        not source.startswith("hf:") and tokenizer.vocab_size != model.config.vocab_size
     ):
         raise ValueError(
             f"{source}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary is "
-            f"{model.config.num_embeddings}: the directory mixes files from different runs"
+            f"{model.config.vocab_size}: the directory mixes files from different runs"
         )
     if "cls" not in tokenizer.special_ids:
         raise ValueError(f"{source}: the tokenizer has no classification token [CLS]; add it and re-save")

@@ -124,7 +124,7 @@ def child(
         for split in ("valid", "test")
     )
     shape = Shape("run", config.embed_dim, config.hidden_dim, config.num_heads, config.num_layers,
-                  config.num_max_positions, config.num_embeddings, values["batch_size"])  # fmt: skip
+                  config.num_max_positions, config.vocab_size, values["batch_size"])  # fmt: skip
     torch.manual_seed(values["seed"])
     model = build_bert(shape) if config.mlm else build_gpt2(shape, "sdpa")
     special, mask_id = list(tokenizer.special_ids.values()), tokenizer.special_ids.get("mask")
@@ -134,7 +134,7 @@ def child(
         x = torch.stack(rows)  # (B, T)
         if not config.mlm:
             return {"input_ids": x, "labels": x}  # GPT2LMHeadModel shifts the labels itself
-        inputs, labels = mask_tokens(x, config.num_embeddings, special, mask_id, values["mlm_probability"])
+        inputs, labels = mask_tokens(x, config.vocab_size, special, mask_id, values["mlm_probability"])
         return {"input_ids": inputs, "labels": labels}
 
     args = TrainingArguments(

@@ -75,7 +75,7 @@ def run(quick: bool = False, data_dir: str | None = None) -> list[Result]:
         ClassificationDataset(test_ids, test.labels), batch_size=64, collate_fn=collate
     )
     shape = QUICK if quick else TINY
-    config = shape.config(num_max_positions=max_positions, num_embeddings=tokenizer.vocab_size)
+    config = shape.config(num_max_positions=max_positions, vocab_size=tokenizer.vocab_size)
     models, optimizers = {}, {}
     for side in loaders:
         torch.manual_seed(0)  # the same initial weights and dropout stream for both sides

@@ -21,9 +21,7 @@ def run(quick: bool = False) -> list[Result]:
     config = shape.config(num_max_positions=prompt_len + new_tokens)
     torch.manual_seed(0)
     model = TransformerWithLMHead(config).eval()
-    prompt = torch.randint(
-        0, config.num_embeddings, (1, prompt_len), generator=torch.Generator().manual_seed(0)
-    )
+    prompt = torch.randint(0, config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(0))
     outputs = {}
 
     def decode(use_cache: bool) -> None:

@@ -64,7 +64,7 @@ class Shape:
             num_heads=self.num_heads,
             num_layers=self.num_layers,
             num_max_positions=self.seq_len,
-            num_embeddings=self.vocab_size,
+            vocab_size=self.vocab_size,
             dropout=0.1,
         )
         return TransformerConfig(**{**dims, **overrides})

@@ -11,15 +11,15 @@ from torch import Tensor
 from .config import IGNORE_INDEX
 
 
-def check_token_ids(x: Tensor, num_embeddings: int) -> None:
-    """Refuse token ids outside [0, num_embeddings) with the fix; call it on a CPU batch (it reads values)."""
+def check_token_ids(x: Tensor, vocab_size: int) -> None:
+    """Refuse token ids outside [0, vocab_size) with the fix; call it on a CPU batch (it reads values)."""
     if x.numel() == 0:
         return
     low, high = int(x.min()), int(x.max())
-    if low < 0 or high >= num_embeddings:
+    if low < 0 or high >= vocab_size:
         raise ValueError(
-            f"token id {low if low < 0 else high} is outside the vocabulary [0, {num_embeddings}): check "
-            "that the tokenizer matches the model (num_embeddings = tokenizer vocab size)"
+            f"token id {low if low < 0 else high} is outside the vocabulary [0, {vocab_size}): check "
+            "that the tokenizer matches the model (the config's vocab_size = the tokenizer's)"
         )
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 IGNORE_INDEX = -100  # a label the losses skip (PyTorch's cross-entropy default), e.g. padding
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
@@ -27,11 +27,26 @@ POOLINGS = ("clf", "mean", "max", "weighted")
 class _JsonConfig:
     """JSON round trip shared by both configs; unknown keys are an error, not silently dropped."""
 
+    # Fields renamed since config.json files were written with them (old key → field): still read.
+    RENAMED_FIELDS: ClassVar[dict[str, str]] = {}
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[arg-type]
 
     @classmethod
+    def current_names(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """`values` with the old names of renamed fields (`RENAMED_FIELDS`) read as the new ones."""
+        values = dict(values)
+        for old, new in cls.RENAMED_FIELDS.items():
+            if old in values:
+                if new in values:
+                    raise ValueError(f"{cls.__name__}: {old!r} is the old name of {new!r}; give only {new!r}")
+                values[new] = values.pop(old)
+        return values
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]):
+        values = cls.current_names(values)
         known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - known)
         if unknown:
@@ -93,7 +108,7 @@ class TransformerConfig(_JsonConfig):
     embed_dim: int = 410
     hidden_dim: int = 2100
     num_max_positions: int = 256
-    num_embeddings: int = 28996  # BERT-base-cased WordPiece, the hands-on's tokenizer
+    vocab_size: int = 28996  # BERT-base-cased WordPiece, the hands-on's tokenizer
     num_heads: int = 10
     num_layers: int = 16
     dropout: float = 0.1
@@ -119,13 +134,15 @@ class TransformerConfig(_JsonConfig):
     # with depth at init. Missing from old config.json files, which therefore load as "hands_on".
     init_scheme: str = "hands_on"
 
+    RENAMED_FIELDS = {"num_embeddings": "vocab_size"}  # the hands-on's name, in older config.json files
+
     def __post_init__(self) -> None:
         self.norm_placement = renamed(self.norm_placement, "norm_placement")
         for name in (
             "embed_dim",
             "hidden_dim",
             "num_max_positions",
-            "num_embeddings",
+            "vocab_size",
             "num_heads",
             "num_layers",
         ):

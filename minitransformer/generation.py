@@ -88,7 +88,7 @@ def generate(
         )
     ids = prompt_ids.unsqueeze(0) if prompt_ids.dim() == 1 else prompt_ids  # (B, T)
     check_sampling_args(ids, max_new_tokens, top_p, temperature, top_k)
-    check_token_ids(ids, config.num_embeddings)  # once per call: the forward does not, on a GPU
+    check_token_ids(ids, config.vocab_size)  # once per call: the forward does not, on a GPU
     room = config.num_max_positions - ids.size(1)
     if room <= 0:
         raise ValueError(

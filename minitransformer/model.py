@@ -238,7 +238,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         E, P = config.embed_dim, config.num_max_positions
-        self.tokens_embeddings = nn.Embedding(config.num_embeddings, E)
+        self.tokens_embeddings = nn.Embedding(config.vocab_size, E)
         self.position_embeddings = nn.Embedding(P, E)
         if config.sinusoidal_embeddings:
             self.position_embeddings.weight.requires_grad_(False)  # fixed, never trained
@@ -300,7 +300,7 @@ class Transformer(nn.Module):
         if x.dim() != 2 or x.dtype not in (torch.long, torch.int):
             raise ValueError(f"x must be a LongTensor [batch, seq], got {tuple(x.shape)} of {x.dtype}")
         if x.device.type == "cpu" and not torch.compiler.is_compiling():
-            check_token_ids(x, cfg.num_embeddings)
+            check_token_ids(x, cfg.vocab_size)
         if past_length + x.size(1) > cfg.num_max_positions:
             raise ValueError(
                 f"sequence length {past_length + x.size(1)} exceeds num_max_positions="
@@ -403,7 +403,7 @@ class LMHead(nn.Module):
             if config.lm_head_transform
             else None
         )
-        self.decoder = nn.Linear(E, config.num_embeddings, bias=config.lm_head_bias)
+        self.decoder = nn.Linear(E, config.vocab_size, bias=config.lm_head_bias)
 
     def forward(self, h: Tensor) -> Tensor:
         if self.transform is not None:
@@ -511,7 +511,7 @@ class TransformerWithLMHead(_TransformerModel):
         head, so with labels the logits are those of the scored positions only (see `lm_logits_and_loss`).
         """
         if labels is not None:
-            check_labels(labels, self.config.num_embeddings, "labels")
+            check_labels(labels, self.config.vocab_size, "labels")
         h = self.transformer(x, padding_mask=padding_mask, token_type_ids=token_type_ids).last_hidden_state
         return self.lm_head(h) if labels is None else self.lm_logits_and_loss(h, labels)
 
@@ -623,6 +623,6 @@ class TransformerWithClfHead(_TransformerModel):
             check_labels(clf_labels, logits.size(-1), "clf_labels")
             loss = loss + ft.clf_loss_coef * F.cross_entropy(logits, clf_labels, ignore_index=IGNORE_INDEX)
         if lm_labels is not None:
-            check_labels(lm_labels, self.config.num_embeddings, "lm_labels")
+            check_labels(lm_labels, self.config.vocab_size, "lm_labels")
             loss = loss + ft.lm_loss_coef * self.lm_logits_and_loss(out.last_hidden_state, lm_labels)[1]
         return logits, loss

@@ -151,4 +151,4 @@ def config_from_options(options: Mapping[str, Any], vocab_size: int, mlm: bool =
     """
     values = {k: options[k] for k in MODEL_OPTIONS if options.get(k) is not None}
     values.setdefault("final_layer_norm", values.get("norm_placement") == "pre")
-    return TransformerConfig(num_embeddings=vocab_size, mlm=mlm, **values)
+    return TransformerConfig(vocab_size=vocab_size, mlm=mlm, **values)

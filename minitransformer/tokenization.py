@@ -263,7 +263,7 @@ class Tokenizer:
     # ----------------------------------------------------------------------------- properties
     @property
     def vocab_size(self) -> int:
-        """Number of ids, added tokens included: the model's `num_embeddings`."""
+        """Number of ids, added tokens included: the model config's `vocab_size` too."""
         return self.backend.get_vocab_size(with_added_tokens=True)
 
     def __len__(self) -> int:

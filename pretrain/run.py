@@ -167,10 +167,10 @@ def build_model(plan: PretrainPlan, tokenizer: Tokenizer) -> TransformerWithLMHe
     mlm = plan.objective == "mlm"
     if plan.init_from:
         saved = read_config(plan.init_from)[1]
-        if tokenizer.vocab_size != saved.num_embeddings:
+        if tokenizer.vocab_size != saved.vocab_size:
             raise ValueError(
                 f"--init-from {plan.init_from}: its tokenizer has {tokenizer.vocab_size} tokens, the model "
-                f"{saved.num_embeddings}: the directory mixes files from different runs"
+                f"{saved.vocab_size}: the directory mixes files from different runs"
             )
         return TransformerWithLMHead.from_pretrained(plan.init_from, mlm=mlm, dropout=plan.dropout)
     config = config_from_options(vars(plan), tokenizer.vocab_size, mlm=mlm)
@@ -182,14 +182,14 @@ def check_model_fits(config) -> None:
     """Refuse a model whose training state (weights, gradients, AdamW's two moments: 16 bytes a parameter)
     cannot fit in this machine's memory, naming the sizes, before an allocation fails deep inside torch."""
     E, H, L = config.embed_dim, config.hidden_dim, config.num_layers
-    parameters = (config.num_embeddings + config.num_max_positions) * E + block_weights(config)
+    parameters = (config.vocab_size + config.num_max_positions) * E + block_weights(config)
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return
     if 16 * parameters > memory:
         raise ValueError(
-            f"a model of --embed-dim {E}, --hidden-dim {H}, --num-layers {L} and {config.num_embeddings} tokens has "
+            f"a model of --embed-dim {E}, --hidden-dim {H}, --num-layers {L} and {config.vocab_size} tokens has "
             f"~{parameters:,} parameters: training it needs ~{16 * parameters / 2**30:,.0f} GiB, this machine has "
             f"{memory / 2**30:,.0f} GiB; choose smaller sizes"
         )

@@ -37,7 +37,7 @@ def tiny_config() -> TransformerConfig:
         hidden_dim=40,
         num_heads=3,
         num_layers=2,
-        num_embeddings=50,
+        vocab_size=50,
         num_max_positions=16,
         dropout=0.1,
     )

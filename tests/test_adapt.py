@@ -28,7 +28,7 @@ def lm_dir(tmp_path_factory):
     tokenizer = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
     config = TransformerConfig(
         embed_dim=16, hidden_dim=32, num_heads=2, num_layers=2, num_max_positions=32,
-        num_embeddings=tokenizer.vocab_size, norm_placement="pre", final_layer_norm=True,
+        vocab_size=tokenizer.vocab_size, norm_placement="pre", final_layer_norm=True,
     )  # fmt: skip
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("lm")

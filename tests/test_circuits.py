@@ -26,7 +26,7 @@ from minitransformer.teaching.circuits import (
 
 def tiny_model(**overrides) -> TransformerWithLMHead:
     """2 layers, 3 heads of 8 dims, 50 tokens; random weights, eval mode."""
-    values = dict(embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, num_embeddings=50,
+    values = dict(embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, vocab_size=50,
                   num_max_positions=16, dropout=0.0, norm_placement="pre", final_layer_norm=True)  # fmt: skip
     torch.manual_seed(0)
     return TransformerWithLMHead(TransformerConfig(**{**values, **overrides})).eval()
@@ -47,7 +47,7 @@ def induction_model(n: int = 5, V: int = 10) -> TransformerWithLMHead:
     T = 2 * n + 1
     tok, prev, bal = T, T + V, T + 2 * V  # first dim of each block; positions start at 0
     E = bal + 1
-    config = TransformerConfig(embed_dim=E, hidden_dim=4, num_heads=2, num_layers=2, num_embeddings=V,
+    config = TransformerConfig(embed_dim=E, hidden_dim=4, num_heads=2, num_layers=2, vocab_size=V,
                                num_max_positions=T, norm_placement="pre", final_layer_norm=True, dropout=0.0)  # fmt: skip
     model = TransformerWithLMHead(config).eval()
     with torch.no_grad():

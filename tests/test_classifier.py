@@ -22,7 +22,7 @@ LABELS = ["DESC", "HUM", "LOC"]
 def classifier_dir(tmp_path_factory) -> Path:
     tokenizer = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
     config = TransformerConfig(
-        embed_dim=16, hidden_dim=32, num_heads=2, num_layers=1, num_embeddings=tokenizer.vocab_size,
+        embed_dim=16, hidden_dim=32, num_heads=2, num_layers=1, vocab_size=tokenizer.vocab_size,
         num_max_positions=32,
     )  # fmt: skip
     model = TransformerWithClfHead(dataclasses.replace(config), FineTuningConfig(num_classes=len(LABELS)))

@@ -120,7 +120,7 @@ def clf_loss(model, batch):
 
 
 def causal_case(config):
-    x = torch.randint(4, config.num_embeddings, (3, 12))  # 3 rows: micro-batches of 2 and 1
+    x = torch.randint(4, config.vocab_size, (3, 12))  # 3 rows: micro-batches of 2 and 1
     labels = x.clone()
     labels[:, 0] = -100  # nobody's next token
     labels[1, 7:] = -100  # and a padded tail
@@ -129,10 +129,10 @@ def causal_case(config):
 
 def mlm_case(config):
     config = dataclasses.replace(config, mlm=True)
-    x = torch.randint(4, config.num_embeddings, (4, 12))
+    x = torch.randint(4, config.vocab_size, (4, 12))
 
     def mask(batch):  # drawn after the step seeds the RNG, for the whole batch at once
-        inputs, labels = mask_tokens(batch, config.num_embeddings, [0, 1, 2], 3, mlm_probability=0.3)
+        inputs, labels = mask_tokens(batch, config.vocab_size, [0, 1, 2], 3, mlm_probability=0.3)
         return {"input_ids": inputs, "labels": labels}
 
     return TransformerWithLMHead(config), lm_loss, x, mask
@@ -140,7 +140,7 @@ def mlm_case(config):
 
 def classification_case(config):
     lengths = torch.tensor([3, 12, 7])  # 3 questions padded to 12: micro-batches of 2 and 1
-    x = torch.randint(4, config.num_embeddings, (3, 12))
+    x = torch.randint(4, config.vocab_size, (3, 12))
     padding = torch.arange(12)[None, :] >= lengths[:, None]
     clf = torch.zeros_like(padding)
     clf[torch.arange(3), lengths - 1] = True  # the classification token ends each question
@@ -223,7 +223,7 @@ def test_clipping_scales_the_step_and_the_reported_norm_is_before_clipping(tiny_
 
 STEPS, ACCUMULATION = 2, 4
 CONFIG = TransformerConfig(
-    embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, num_embeddings=50, num_max_positions=16
+    embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, vocab_size=50, num_max_positions=16
 )
 
 
@@ -288,7 +288,7 @@ def test_amp_auto_is_bf16_exactly_where_the_cpu_has_it(monkeypatch):
 def test_a_short_bf16_run_ends_within_two_percent_of_fp32(tiny_config):
     """30 AdamW steps on a learnable sequence: bf16 autocast's final loss is within 2 % of fp32's."""
     config = dataclasses.replace(tiny_config, dropout=0.0, init_scheme="gpt2")
-    x = torch.arange(48).remainder(config.num_embeddings).repeat(4, 1)[:, :16]  # (4, 16)
+    x = torch.arange(48).remainder(config.vocab_size).repeat(4, 1)[:, :16]  # (4, 16)
     batch = {"input_ids": x, "labels": x}
 
     def final_loss(amp_dtype):

@@ -36,7 +36,7 @@ def tokenizer() -> Tokenizer:
 
 def tiny_model(**overrides) -> TransformerWithLMHead:
     """2 layers, 3 heads, the test tokenizer's 600 tokens, 16 positions; dropout on (the explorer turns it off)."""
-    values = dict(embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, num_embeddings=600,
+    values = dict(embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, vocab_size=600,
                   num_max_positions=16, dropout=0.1)  # fmt: skip
     torch.manual_seed(0)
     return TransformerWithLMHead(TransformerConfig(**{**values, **overrides}))
@@ -232,7 +232,7 @@ def test_refusals_name_the_problem_and_the_fix(tokenizer):
     page = explorer_data(model, tokenizer, long, truncate=True)["texts"][0]
     assert page["length"] == 16 and page["truncated_from"] == len(tokenizer.encode(long))
     with pytest.raises(ExplorerInputError, match=r"tokenizer has 600 tokens .* vocabulary has 50"):
-        explorer_data(tiny_model(num_embeddings=50), tokenizer, TEXT)
+        explorer_data(tiny_model(vocab_size=50), tokenizer, TEXT)
 
 
 def test_bert_texts_keep_their_closing_sep_when_truncated(tokenizer):
@@ -260,7 +260,7 @@ def test_command_line_errors_are_one_line(tmp_path, tokenizer, capsys):
     assert code == 1 and "16 positions" in err and "--truncate" in err
     assert not (model_dir / "explore.html").exists(), "a refused run writes nothing"
 
-    other = tiny_model(num_embeddings=50).save_pretrained(tmp_path / "other")
+    other = tiny_model(vocab_size=50).save_pretrained(tmp_path / "other")
     (other / "tokenizer.json").write_text((model_dir / "tokenizer.json").read_text())
     code, _, err = cli([str(other), "--text", TEXT], capsys)
     assert code == 1 and "do not belong together" in err
@@ -269,7 +269,7 @@ def test_command_line_errors_are_one_line(tmp_path, tokenizer, capsys):
     texts = ["the cat sat on the mat", "a dog ran in the park", "birds fly over the sea"] * 20
     ours = Tokenizer.train(texts, vocab_size=60, min_frequency=1)
     theirs = Tokenizer.train([t.upper() for t in texts], vocab_size=60, min_frequency=1, lowercase=False)
-    same_size = tiny_model(num_embeddings=60).save_pretrained(tmp_path / "same-size", tokenizer=ours)
+    same_size = tiny_model(vocab_size=60).save_pretrained(tmp_path / "same-size", tokenizer=ours)
     theirs.save_pretrained(same_size)
     code, _, err = cli([str(same_size), "--text", "the cat sat"], capsys)
     assert code == 1 and "is not the tokenizer" in err and err.count("\n") == 1

@@ -226,9 +226,7 @@ def test_mlm_checkpoint_as_classifier_keeps_mlm_head_and_adds_pooler(checkpoints
 
 
 def gpt2_shaped(**changes) -> TransformerConfig:
-    values = dict(
-        embed_dim=15, hidden_dim=22, num_heads=5, num_layers=2, num_embeddings=50, num_max_positions=16
-    )
+    values = dict(embed_dim=15, hidden_dim=22, num_heads=5, num_layers=2, vocab_size=50, num_max_positions=16)
     values.update(norm_placement="pre", final_layer_norm=True, activation="gelu_tanh", layer_norm_eps=1e-5)
     return TransformerConfig(**{**values, **changes})
 
@@ -394,9 +392,7 @@ def saved_folder(directory: Path, config: TransformerConfig) -> tuple[Path, Tran
 
     tokenizer = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
     model = randomize(
-        TransformerWithLMHead(
-            TransformerConfig(**{**config.to_dict(), "num_embeddings": tokenizer.vocab_size})
-        )
+        TransformerWithLMHead(TransformerConfig(**{**config.to_dict(), "vocab_size": tokenizer.vocab_size}))
     )
     model.save_pretrained(directory, tokenizer=tokenizer)
     return directory, model
@@ -409,7 +405,7 @@ def test_masked_lms_export_to_the_transformers_class_of_their_architecture(tmp_p
     out = hf.export(run, tmp_path / "out")
     reference = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
     assert type(reference).__name__ == class_name
-    ids, mask = padded_batch(model.config.num_embeddings)
+    ids, mask = padded_batch(model.config.vocab_size)
     with torch.no_grad():
         ours = model(ids, padding_mask=~mask.bool())
         theirs = reference(input_ids=ids, attention_mask=mask).logits

@@ -44,7 +44,7 @@ def test_next_token_probability_follows_the_model_and_checks_the_context_size():
         hidden_dim=32,
         num_heads=2,
         num_layers=1,
-        num_embeddings=11,
+        vocab_size=11,
         num_max_positions=8,
         dropout=0.0,
     )

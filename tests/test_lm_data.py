@@ -37,7 +37,7 @@ def test_causal_labels_ignore_the_first_token_so_the_count_is_the_targets(tiny_c
         special_ids = {"pad": 0}
 
     prepare = lm_batch(tiny_config, NoMask(), mlm_probability=0.15)
-    x = torch.randint(1, tiny_config.num_embeddings, (3, 7))
+    x = torch.randint(1, tiny_config.vocab_size, (3, 7))
     batch = prepare(x)
     assert torch.equal(batch["input_ids"], x) and torch.equal(batch["labels"][:, 1:], x[:, 1:])
     assert (batch["labels"][:, 0] == IGNORE_INDEX).all()

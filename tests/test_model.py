@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPO
 from torch import nn
 
 from minitransformer import (
@@ -17,6 +18,7 @@ from minitransformer import (
     TransformerWithClfHead,
     TransformerWithLMHead,
 )
+from minitransformer.checkpoint import read_config
 from minitransformer.checks import check_token_ids
 
 
@@ -143,7 +145,7 @@ class TutorialTransformer(nn.Module):
 
     def __init__(self, c: TransformerConfig):
         super().__init__()
-        self.tokens_embeddings = nn.Embedding(c.num_embeddings, c.embed_dim)
+        self.tokens_embeddings = nn.Embedding(c.vocab_size, c.embed_dim)
         self.position_embeddings = nn.Embedding(c.num_max_positions, c.embed_dim)
         self.dropout = nn.Dropout(c.dropout)
         self.attentions, self.feed_forwards = nn.ModuleList(), nn.ModuleList()
@@ -180,7 +182,7 @@ class TutorialLM(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.transformer = TutorialTransformer(c)
-        self.lm_head = nn.Linear(c.embed_dim, c.num_embeddings, bias=False)
+        self.lm_head = nn.Linear(c.embed_dim, c.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.tokens_embeddings.weight
 
     def forward(self, x, padding_mask=None):
@@ -357,6 +359,18 @@ def test_config_json_round_trip(tiny_config):
     assert FineTuningConfig.from_json(ft.to_json()) == ft
 
 
+def test_a_config_file_with_the_old_num_embeddings_key_loads_as_vocab_size(tiny_config, tmp_path):
+    """Files saved before the rename hold `num_embeddings` (e.g. tests/data/f41324a/*/config.json)."""
+    old = {**tiny_config.to_dict(), "num_embeddings": tiny_config.vocab_size}
+    del old["vocab_size"]
+    assert TransformerConfig.from_dict(old) == tiny_config
+    fixture = REPO / "tests" / "data" / "f41324a" / "pre" / "config.json"
+    assert "num_embeddings" in fixture.read_text() and read_config(fixture.parent)[1].vocab_size == 20
+    with pytest.raises(ValueError, match="'num_embeddings' is the old name of 'vocab_size'"):
+        TransformerConfig.from_dict({**old, "vocab_size": 7})
+    assert "vocab_size" in tiny_config.to_json() and "num_embeddings" not in tiny_config.to_json()
+
+
 def test_bad_forward_input_raises(tiny_config):
     model = TransformerWithLMHead(tiny_config)
     with pytest.raises(ValueError, match="token id 50 .*\\[0, 50\\)"):
@@ -442,11 +456,11 @@ def test_mean_and_max_pooling_ignore_padding(tiny_config, pooling, mlm):
     """The same question gives the same logits alone or padded with arbitrary ids to a longer batch."""
     config = dataclasses.replace(tiny_config, mlm=mlm)
     model = TransformerWithClfHead(config, FineTuningConfig(num_classes=3, pooling=pooling)).eval()
-    real = torch.randint(0, config.num_embeddings, (1, 5))
+    real = torch.randint(0, config.vocab_size, (1, 5))
     clf = torch.zeros(1, 5, dtype=torch.bool)
     clf[0, -1] = True
     alone = model(real, clf, padding_mask=torch.zeros(1, 5, dtype=torch.bool))
-    padded = torch.cat([real, torch.randint(0, config.num_embeddings, (1, 6))], dim=1)  # (1, 11)
+    padded = torch.cat([real, torch.randint(0, config.vocab_size, (1, 6))], dim=1)  # (1, 11)
     padding = torch.arange(11)[None, :] >= 5
     clf_padded = torch.cat([clf, torch.zeros(1, 6, dtype=torch.bool)], dim=1)
     torch.testing.assert_close(model(padded, clf_padded, padding_mask=padding), alone, atol=1e-5, rtol=0)
@@ -529,9 +543,9 @@ def test_a_config_json_without_init_scheme_loads_as_the_hands_on(tmp_path, tiny_
 def test_out_of_range_labels_are_refused_naming_the_argument(tiny_config):
     """Issue 27 item 23: out-of-range labels raised torch's raw IndexError / device assert."""
     lm = TransformerWithLMHead(tiny_config)
-    x = torch.randint(1, tiny_config.num_embeddings, (2, 5))
-    with pytest.raises(ValueError, match=rf"labels holds {tiny_config.num_embeddings}, outside \[0, "):
-        lm(x, labels=torch.full_like(x, tiny_config.num_embeddings))
+    x = torch.randint(1, tiny_config.vocab_size, (2, 5))
+    with pytest.raises(ValueError, match=rf"labels holds {tiny_config.vocab_size}, outside \[0, "):
+        lm(x, labels=torch.full_like(x, tiny_config.vocab_size))
     lm(x, labels=torch.full_like(x, -100))  # ignored positions are fine
     clf = TransformerWithClfHead(tiny_config, FineTuningConfig(num_classes=3))
     mask = torch.zeros_like(x, dtype=torch.bool)

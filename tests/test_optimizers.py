@@ -15,7 +15,7 @@ from minitransformer.training.optimizers import MuonWithAdamW
 def model_and_batch(tiny_config):
     torch.manual_seed(0)
     model = TransformerWithLMHead(dataclasses.replace(tiny_config, dropout=0.0, init_scheme="gpt2"))
-    x = torch.randint(0, tiny_config.num_embeddings, (4, 12))
+    x = torch.randint(0, tiny_config.vocab_size, (4, 12))
     return model, x
 
 

@@ -25,7 +25,7 @@ TOKENIZER = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
 
 def gpt2_shaped() -> TransformerWithLMHead:
     torch.manual_seed(0)
-    config = TransformerConfig(embed_dim=16, hidden_dim=32, num_heads=2, num_layers=1, num_embeddings=600,
+    config = TransformerConfig(embed_dim=16, hidden_dim=32, num_heads=2, num_layers=1, vocab_size=600,
                                num_max_positions=16, norm_placement="pre", final_layer_norm=True,
                                activation="gelu_tanh")  # fmt: skip
     return TransformerWithLMHead(config).eval()

@@ -81,7 +81,7 @@ def test_every_preset_sets_every_option_without_a_parser_default():
 
 def test_config_from_options_builds_the_presets_model():
     config = config_from_options(PRETRAIN_PRESETS["tiny"], vocab_size=123)
-    assert (config.embed_dim, config.num_layers, config.num_embeddings) == (256, 4, 123)
+    assert (config.embed_dim, config.num_layers, config.vocab_size) == (256, 4, 123)
     assert config.norm_placement == "pre" and config.final_layer_norm  # GPT-2's final norm with pre-norm
     hands_on = config_from_options(PRETRAIN_PRESETS["hands-on"], vocab_size=28996, mlm=True)
     assert hands_on.mlm and not hands_on.final_layer_norm and hands_on.num_heads == 10

@@ -68,7 +68,7 @@ config = TransformerConfig(
     hidden_dim=64,
     num_heads=2,
     num_layers=2,
-    num_embeddings=len(vocab),
+    vocab_size=len(vocab),
     num_max_positions=32,
     dropout=0.0,
 )
@@ -370,7 +370,7 @@ for placement in ("post", "pre", "hands_on"):
         hidden_dim=256,
         num_heads=4,
         num_layers=depth,
-        num_embeddings=500,
+        vocab_size=500,
         num_max_positions=32,
         dropout=0.0,
         initializer_range=0.1,
@@ -498,7 +498,7 @@ gen_config = TransformerConfig(
     hidden_dim=256,
     num_heads=4,
     num_layers=4,
-    num_embeddings=100,
+    vocab_size=100,
     num_max_positions=512,
     dropout=0.0,
 )

@@ -154,7 +154,7 @@ config = TransformerConfig(
     hidden_dim=128 if SMOKE else 256,
     num_heads=4,
     num_layers=2,
-    num_embeddings=tokenizer.vocab_size,
+    vocab_size=tokenizer.vocab_size,
     num_max_positions=block_size,
     dropout=0.1,
 )

@@ -282,7 +282,7 @@ print(
 
 # %%
 handson = TransformerWithLMHead(
-    replace(TransformerConfig(), embed_dim=32, hidden_dim=64, num_heads=4, num_layers=2, num_embeddings=100)
+    replace(TransformerConfig(), embed_dim=32, hidden_dim=64, num_heads=4, num_layers=2, vocab_size=100)
 )
 try:
     hf.to_hf(handson, OUT / "not_gpt2")

@@ -126,11 +126,9 @@ def lm_batch(
         raise ValueError("--objective mlm needs a [MASK] token in the tokenizer")
 
     def prepare(x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        check_token_ids(x, config.num_embeddings)  # on the CPU batch, before any transfer to a GPU
+        check_token_ids(x, config.vocab_size)  # on the CPU batch, before any transfer to a GPU
         if config.mlm:
-            inputs, labels = mask_tokens(
-                x, config.num_embeddings, special, mask_id, mlm_probability, generator
-            )
+            inputs, labels = mask_tokens(x, config.vocab_size, special, mask_id, mlm_probability, generator)
             return {"input_ids": inputs, "labels": labels}
         labels = x.clone()
         labels[:, 0] = IGNORE_INDEX  # not a target (see above)

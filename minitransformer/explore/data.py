@@ -45,10 +45,10 @@ class ExplorerInputError(ValueError):
 
 def check_tokenizer(model: TransformerWithLMHead, tokenizer: Tokenizer) -> None:
     """Refuse a tokenizer whose vocabulary is not the model's (its ids would mean other tokens)."""
-    if tokenizer.vocab_size != model.config.num_embeddings:
+    if tokenizer.vocab_size != model.config.vocab_size:
         raise ExplorerInputError(
             f"the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary has "
-            f"{model.config.num_embeddings} (num_embeddings): they do not belong together; use the "
+            f"{model.config.vocab_size}: they do not belong together; use the "
             "tokenizer saved with the model (tokenizer.json in its directory)"
         )
 
@@ -235,7 +235,7 @@ def explorer_data(
     if config.mlm and "mask" not in tokenizer.special_ids:
         raise ExplorerInputError("a masked model needs a tokenizer with a [MASK] token; this one has none")
     encoded = encode_texts(tokenizer, texts, config.num_max_positions, truncate, add_special_tokens)
-    top_k = max(1, min(top_k, config.num_embeddings))
+    top_k = max(1, min(top_k, config.vocab_size))
     pad_id = tokenizer.special_ids.get("pad", 0)
     mask_id = tokenizer.special_ids.get("mask")
     x, padding_mask = pad_batch([ids for ids, _ in encoded], pad_id)  # (B, T) each
@@ -279,7 +279,7 @@ def _model_info(model: TransformerWithLMHead, name: str) -> dict:
         "embed_dim": c.embed_dim,
         "hidden_dim": c.hidden_dim,
         "positions": c.num_max_positions,
-        "vocab_size": c.num_embeddings,
+        "vocab_size": c.vocab_size,
         "causal": c.causal,
         "norm_placement": c.norm_placement,
         "final_layer_norm": c.final_layer_norm,

@@ -52,7 +52,7 @@ def from_hands_on_checkpoint(
         args = torch.load(args_file, map_location="cpu", weights_only=False)
         args = args if isinstance(args, dict) else vars(args)
         fields = {f.name for f in dataclasses.fields(TransformerConfig)}
-        values = {k: v for k, v in args.items() if k in fields}
+        values = {k: v for k, v in TransformerConfig.current_names(args).items() if k in fields}
     values.update(config_values)
     missing = [name for name in ("num_heads", "mlm") if name not in values]
     if missing:
@@ -84,7 +84,7 @@ def _hands_on_shapes(state: dict[str, Tensor]) -> dict[str, int]:
     """The config values a hands-on state dict records in its tensor shapes."""
     vocab, embed = state["transformer.tokens_embeddings.weight"].shape
     return {
-        "num_embeddings": vocab,
+        "vocab_size": vocab,
         "embed_dim": embed,
         "num_max_positions": state["transformer.position_embeddings.weight"].shape[0],
         "hidden_dim": state["transformer.blocks.0.feed_forward.0.weight"].shape[0],

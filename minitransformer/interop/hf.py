@@ -155,7 +155,7 @@ def architecture(hf_config: dict, keys) -> str:
 GPT2_CONFIG_KEYS = {
     "embed_dim": ("n_embd", 768),
     "num_max_positions": ("n_positions", 1024),
-    "num_embeddings": ("vocab_size", 50257),
+    "vocab_size": ("vocab_size", 50257),
     "num_heads": ("n_head", 12),
     "num_layers": ("n_layer", 12),
     "dropout": ("resid_pdrop", 0.1),
@@ -166,7 +166,7 @@ BERT_CONFIG_KEYS = {
     "embed_dim": ("hidden_size", 768),
     "hidden_dim": ("intermediate_size", 3072),
     "num_max_positions": ("max_position_embeddings", 512),
-    "num_embeddings": ("vocab_size", 30522),
+    "vocab_size": ("vocab_size", 30522),
     "num_heads": ("num_attention_heads", 12),
     "num_layers": ("num_hidden_layers", 12),
     "dropout": ("hidden_dropout_prob", 0.1),
@@ -615,7 +615,7 @@ def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, 
     else:
         last = model.transformer.final_layer_norm if pre_norm else model.transformer.blocks[-1].layer_norm_2
         tensors.update(_identity_head_transform(last))
-    bias = ours["lm_head.decoder.bias"] if config.lm_head_bias else torch.zeros(config.num_embeddings)
+    bias = ours["lm_head.decoder.bias"] if config.lm_head_bias else torch.zeros(config.vocab_size)
     tensors["cls.predictions.bias"] = bias.detach().cpu().contiguous()
     hf_config = {
         "model_type": "megatron-bert" if pre_norm else "bert",
@@ -716,9 +716,7 @@ def sample_batch(path: str | os.PathLike, texts: list[str] | None = None) -> tup
     else:
         generator = torch.Generator().manual_seed(0)
         lengths = [min(12, config.num_max_positions) - k for k in (0, 5, 2)]
-        rows = [
-            torch.randint(config.num_embeddings, (max(n, 1),), generator=generator).tolist() for n in lengths
-        ]
+        rows = [torch.randint(config.vocab_size, (max(n, 1),), generator=generator).tolist() for n in lengths]
         pad = 0
     rows = [row[: config.num_max_positions] for row in rows]
     width = max(len(row) for row in rows)

@@ -284,7 +284,7 @@ def check_pre_norm_forward(fn: Callable) -> None:
     def check() -> str:
         torch.manual_seed(0)
         config = TransformerConfig(
-            embed_dim=16, hidden_dim=32, num_heads=2, num_layers=3, num_embeddings=50, num_max_positions=8,
+            embed_dim=16, hidden_dim=32, num_heads=2, num_layers=3, vocab_size=50, num_max_positions=8,
             dropout=0.0, initializer_range=0.2, norm_placement="pre", final_layer_norm=True,
         )  # fmt: skip
         backbone = TransformerWithLMHead(config).transformer.eval()
@@ -534,7 +534,7 @@ def check_train_step(fn: Callable) -> None:
     def run(step_fn: Callable) -> tuple[list[float], list[torch.Tensor]]:
         torch.manual_seed(0)
         config = TransformerConfig(
-            embed_dim=16, hidden_dim=32, num_heads=2, num_layers=2, num_embeddings=30, num_max_positions=8,
+            embed_dim=16, hidden_dim=32, num_heads=2, num_layers=2, vocab_size=30, num_max_positions=8,
             dropout=0.0,
         )  # fmt: skip
         model = TransformerWithLMHead(config).double()
@@ -612,7 +612,7 @@ def check_classify(fn: Callable) -> None:
     def check() -> str:
         torch.manual_seed(0)
         config = TransformerConfig(
-            embed_dim=16, hidden_dim=32, num_heads=2, num_layers=2, num_embeddings=50, num_max_positions=8
+            embed_dim=16, hidden_dim=32, num_heads=2, num_layers=2, vocab_size=50, num_max_positions=8
         )
         model = TransformerWithClfHead(config, FineTuningConfig(num_classes=3)).eval()
         x = torch.tensor([[5, 6, 7, 8, 1], [9, 10, 1, 0, 0], [0, 0, 11, 12, 1]])  # 1: [CLS], 0: padding
@@ -700,7 +700,7 @@ def check_llrd(fn: Callable) -> None:
 
     def check() -> str:
         config = TransformerConfig(
-            embed_dim=8, hidden_dim=16, num_heads=2, num_layers=3, num_embeddings=20, num_max_positions=8
+            embed_dim=8, hidden_dim=16, num_heads=2, num_layers=3, vocab_size=20, num_max_positions=8
         )
         model = TransformerWithClfHead(config, FineTuningConfig(num_classes=2))
         groups = llrd_parameter_groups(model, lr=1e-3, decay=0.5, weight_decay=0.0)

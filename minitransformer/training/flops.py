@@ -39,7 +39,7 @@ def flops_per_token(config: TransformerConfig, seq_len: int, head_fraction: floa
     (forward, and backward for inputs and weights). 12·L·T·E is the attention itself (QKᵀ and
     probabilities·V), counted over the full T×T square as nanoGPT and PaLM do.
     """
-    E, L, V = config.embed_dim, config.num_layers, config.num_embeddings
+    E, L, V = config.embed_dim, config.num_layers, config.vocab_size
     head = E * V + (E * E if config.lm_head_transform else 0)
     n = block_weights(config) + head_fraction * head
     return round(6 * n + 12 * L * seq_len * E)

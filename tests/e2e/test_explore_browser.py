@@ -44,7 +44,7 @@ TEXTS = ["The cat sat on the mat.", "A dog."]
 @pytest.fixture
 def model() -> TransformerWithLMHead:
     torch.manual_seed(0)
-    config = TransformerConfig(embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, num_embeddings=600,
+    config = TransformerConfig(embed_dim=24, hidden_dim=40, num_heads=3, num_layers=2, vocab_size=600,
                                num_max_positions=16, norm_placement="pre", final_layer_norm=True)  # fmt: skip
     return TransformerWithLMHead(config).eval()
 

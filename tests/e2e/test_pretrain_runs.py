@@ -49,7 +49,7 @@ def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
     assert "trained on" in args["splits"] and args["train_split"] == "valid" and args["valid_split"] == "test"
     model = TransformerWithLMHead.from_pretrained(out)
     assert model.config.mlm == (objective == "mlm")
-    assert Tokenizer.from_pretrained(out).vocab_size == model.config.num_embeddings
+    assert Tokenizer.from_pretrained(out).vocab_size == model.config.vocab_size
 
 
 @pytest.mark.e2e
