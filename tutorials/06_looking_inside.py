@@ -30,16 +30,20 @@
 # `MINITRANSFORMER_SMOKE=1` shrinks data, model and training to a few seconds.
 
 # %%
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.data.wikitext import line_separator_id, read_lines, wikitext_path
-from minitransformer.teaching import exercises, plots
+from minitransformer.ngram import KneserNey, select_order
+from minitransformer.teaching import circuits, exercises, plots
 from minitransformer.teaching.inspection import column_share, next_token_probability, previous_token_share
 from minitransformer.tokenization import Tokenizer
+from pretrain.baseline import held_out_start
 
 torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
@@ -125,10 +129,18 @@ plots.plot_training_curves(
 # To put numbers on the first pattern, `inspection.previous_token_share` averages, for each head, the
 # weight token i puts on token i − 1: entry [i, i − 1] of the matrix, the diagonal just *below* the
 # main one (`diagonal(offset=-1)`). A perfect previous-token head scores 1.0; a head that spreads
-# evenly over a prefix of n tokens gives 1/n. `column_share(attention, 0)` averages the weight on the
-# first token instead, with one difference: the first token can only attend to itself, so its own row
-# always puts 1.0 there and every head scores at least 1/T from that row alone. Compare it with 1/T
-# (printed), not with 0.
+# evenly over a prefix of n tokens gives 1/n, so a share means something only beside that of a
+# *uniform* head, one that spreads every row evenly over the tokens it may see
+# (`circuits.uniform_attention`). `circuits.head_scores` computes both for every head. `column_share(attention, 0)`
+# averages the weight on the first token instead, with one difference: the first token can only attend
+# to itself, so its own row always puts 1.0 there and every head scores at least 1/T from that row
+# alone. Compare it with 1/T (printed), not with 0.
+#
+# The sentence says *in* twice. At the second *in*, a head that looks at the token that followed the
+# first one (*the*) is doing what an *induction head* does: find the earlier occurrence of the current
+# token and read what came next, to predict it again. `circuits.prefix_matching_score` measures that
+# weight (1.0 for a perfect induction head), and `head_scores` gives it, with its uniform baseline,
+# whenever the text repeats a token. Section 3 comes back to copying.
 
 # %%
 sentence = "The album was released in the United States in October 2004 ."
@@ -143,22 +155,24 @@ plots.plot_attention_grid(
     path=OUT / "attention_heads.png",
 )
 T = x.size(1)
-prefix = torch.tril(torch.ones(T, T))  # a head that spreads evenly over each token's prefix
-uniform = previous_token_share((prefix / prefix.sum(-1, keepdim=True))[None, None]).item()
-print(f"T = {T} tokens: the first-token share is at least 1/T = {1 / T:.2f}; "
-      f"uniform attention puts {uniform:.2f} on the previous token")  # fmt: skip
-previous = torch.stack([previous_token_share(a) for a in attentions])  # (L, nh)
-first = torch.stack([column_share(a, 0) for a in attentions])  # (L, nh)
+scores = circuits.head_scores(model, x)  # each head's scores (L, nh), and a uniform head's
+previous, first = scores["previous_token"], torch.stack([column_share(a, 0) for a in attentions])  # (L, nh)
+print(f"T = {T} tokens; a uniform head (circuits.uniform_attention: each token spreads evenly over its "
+      f"prefix) puts {scores['previous_token_uniform']:.2f} on the previous token; the first-token share "
+      f"is at least 1/T = {1 / T:.2f}")  # fmt: skip
 print("share of each head's attention on the previous token / on the first token:")
 for layer in range(config.num_layers):  # layers and heads numbered from 0, as in the figure
     heads = [f"head {h} {previous[layer, h]:.2f} / {first[layer, h]:.2f}" for h in range(config.num_heads)]
     print(f"layer {layer}: " + ", ".join(heads))
-for name, shares, floor in (("previous", previous, "uniform share"), ("first", first, "1/T floor")):
+baselines = {"previous token": (previous, scores["previous_token_uniform"], "uniform share")}
+baselines["first token"] = (first, 1 / T, "1/T floor")
+if "prefix_matching" in scores:  # the sentence repeats a token
+    prefix_matching = scores["prefix_matching"], scores["prefix_matching_uniform"]
+    baselines["prefix matching"] = (*prefix_matching, "uniform score")
+for name, (shares, baseline, floor) in baselines.items():
     layer, head = divmod(int(shares.argmax()), config.num_heads)
-    times = shares.max() / (uniform if name == "previous" else 1 / T)
-    print(
-        f"largest share on the {name} token: layer {layer}, head {head}: {shares.max():.2f}, {times:.1f} times the {floor}"
-    )
+    print(f"largest {name} score: layer {layer}, head {head}: {shares.max():.2f}, "
+          f"{shares.max() / baseline:.1f} times the {floor} {baseline:.2f}")  # fmt: skip
 
 # %% [markdown]
 # Compare each share with the uniform value printed above, and look for the patterns in the figure.
@@ -259,9 +273,9 @@ print(f"mean cosine similarity: within a group {within:.2f}, across groups {acro
 # %%
 test_lines = [line.rstrip("\n") for line in read_lines(wikitext_path("wikitext-2", "test"))]
 test_ids = torch.tensor([i for encoded in tokenizer.encode_batch(test_lines) for i in encoded + [separator]])
-windows = test_ids[: len(test_ids) // block * block].view(-1, block)  # (N, 64): prompt of 63 + target
-windows = windows[
-    torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))[: 64 if SMOKE else 512]
+all_windows = test_ids[: len(test_ids) // block * block].view(-1, block)  # (N, 64): prompt of 63 + target
+windows = all_windows[
+    torch.randperm(len(all_windows), generator=torch.Generator().manual_seed(0))[: 64 if SMOKE else 512]
 ]
 context_sizes = [1, 2, 4, 8, 16, 32, block - 1]
 probabilities = next_token_probability(model, windows, context_sizes)  # (len(k), N)
@@ -335,6 +349,59 @@ else:
 # tutorial 2 to compare.
 
 # %% [markdown]
+# ## 4. What context beyond an n-gram buys
+#
+# An n-gram model predicts a token from the n − 1 tokens before it and nothing else: whatever lies
+# further back cannot change its guess. The Transformer reads the whole window. To see what that buys,
+# we fit the classical model, an interpolated Kneser-Ney n-gram (`minitransformer.ngram`, what
+# `python -m pretrain --baseline ngram` reports in tutorial 2), on the very tokens our model trained on,
+# its order n chosen as that command chooses it (fitted on the first nine tenths of the training text,
+# scored on the last tenth). Then both models score every token of the same test windows, each from the
+# tokens before it *in its window* only, and we average the log-probability of the true next token at
+# each position of the window: the prediction at position t has t tokens of context. This time every
+# 64-token window of the test split takes part, so that each position's average rests on thousands of
+# tokens. Counting takes seconds.
+
+# %%
+train_ids = ids.numpy()
+start = held_out_start(train_ids, separator)  # the last tenth of the training text, from a line start
+order, held_out_nll = select_order(train_ids[:start], train_ids[start:], tokenizer.vocab_size)
+print("n-gram held-out token perplexity by order: "
+      + ", ".join(f"{n}: {math.exp(nll):.1f}" for n, nll in held_out_nll.items()))  # fmt: skip
+ngram = KneserNey.fit(train_ids, tokenizer.vocab_size, order)
+test_windows = all_windows[:64] if SMOKE else all_windows  # (N, 64)
+with torch.no_grad():  # ln p(token t | tokens 0..t-1 of its window) for t = 1..63
+    transformer_log_p = torch.cat(
+        [model(w).log_softmax(-1)[:, :-1].gather(-1, w[:, 1:, None])[..., 0] for w in test_windows.split(64)]
+    )  # (N, 63)
+ngram_log_p = torch.tensor(np.stack([ngram.log_probs(w)[1:] for w in test_windows.numpy()]))  # (N, 63)
+transformer_curve, ngram_curve = transformer_log_p.mean(0), ngram_log_p.mean(0)  # (63,): position t at t-1
+print(f"{len(test_windows):,} test windows; mean ln p(true next token) after t tokens of the window:")
+print(f"{'t':>4} {'Transformer':>12} {f'{order}-gram':>8} {'difference':>11}")
+for t in (1, 2, 3, 4, 5, 6, 8, 16, 32, block - 1):
+    a, b = transformer_curve[t - 1].item(), ngram_curve[t - 1].item()
+    print(f"{t:4d} {a:12.3f} {b:8.3f} {a - b:+11.3f}")
+t0 = max(order - 1, 1)  # from t0 on, the n-gram has all the context it can use
+lead = transformer_curve - ngram_curve  # (63,)
+for name, curve in (("Transformer", transformer_curve), (f"{order}-gram", ngram_curve), ("lead", lead)):
+    print(f"{name:>11}: {curve[t0 - 1]:+.3f} at t = {t0}, {curve[-8:].mean():+.3f} on average over "
+          f"t = {block - 8}..{block - 1}")  # fmt: skip
+plots.plot_layer_curves(
+    {
+        "Transformer (the whole window)": transformer_curve.tolist(),
+        f"Kneser-Ney {order}-gram (the last {order - 1} tokens)": ngram_curve.tolist(),
+    },
+    ylabel="mean ln p(true next token)",
+    title=f"Transformer vs {order}-gram on the same WikiText-2 test windows, by position",
+    xlabel="t: tokens of the window before the prediction",
+    x=list(range(1, block)),
+    path=OUT / "ngram_vs_context.png",
+)
+
+# %% [markdown]
+# (prose after the full run)
+
+# %% [markdown]
 # ## Exercise: the previous-token share
 #
 # Write `share_on_previous(attention)`: for attention probabilities (B, nh, T, T), the mean weight
@@ -385,7 +452,13 @@ exercises.check_attention_entropy(attention_entropy)
 
 # %%
 DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
-FIGURES = ["training_loss.png", "attention_heads.png", "embedding_pca.png", "prediction_vs_context.png"]
+FIGURES = [
+    "training_loss.png",
+    "attention_heads.png",
+    "embedding_pca.png",
+    "prediction_vs_context.png",
+    "ngram_vs_context.png",
+]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)
