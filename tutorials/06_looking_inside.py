@@ -18,7 +18,8 @@
 #
 # 1. the attention of every head in every layer on one sentence,
 # 2. the token embeddings of a few word groups (numbers, months, countries), projected to 2-D,
-# 3. how likely it finds the true next token as it sees more of the text before it.
+# 3. how likely it finds the true next token as it sees more of the text before it,
+# 4. and, position by position, what reading further back than an n-gram buys it.
 #
 # A minute of CPU training gives a weak model (far from the hands-on's 50M parameters trained for
 # about 15 hours on 8 V100 GPUs), so expect clear *beginnings* of structure rather than crisp results; the tools are the same
@@ -28,6 +29,13 @@
 # directory (`MINITRANSFORMER_DATA`). It trains on the *validation* split because the training split
 # is not part of the offline data, and measures section 3 on the *test* split, text it never saw.
 # `MINITRANSFORMER_SMOKE=1` shrinks data, model and training to a few seconds.
+#
+# **Reruns.** The tokenizer's training is deterministic and the model's initialisation and batches are
+# seeded, so a rerun on the same machine with the same thread count prints the same numbers and draws
+# the same figures. Another machine, thread count or library version can change them (floating-point
+# sums come out in another order, and a minute of training amplifies the difference), and with them
+# which heads and words the printed lines name. Where the text below describes a result, it is the
+# one the cells print in full mode on the project's machine (one thread, torch 2.13.0 CPU).
 
 # %%
 import math
@@ -175,17 +183,17 @@ for name, (shares, baseline, floor) in baselines.items():
           f"{shares.max() / baseline:.1f} times the {floor} {baseline:.2f}")  # fmt: skip
 
 # %% [markdown]
-# Compare each share with the uniform value printed above, and look for the patterns in the figure.
-# The tokenizer is trained anew each run and its training is not bit-reproducible (a known issue of the
-# `tokenizers` library, huggingface/tokenizers#1794), so your heads will not be ours; what held in
-# each of our runs: the head that leans most on the previous token of this sentence (the line "largest
-# share on the previous token" names it and says how many times the uniform share it puts there) is a
-# head of layer 0, and in the figure its band below the diagonal shows in some rows and not in others;
-# some heads take the bright *main* diagonal instead, each token looking at itself; heads of
-# the upper layers fill whole columns, every later token reading the same content word (*album*,
-# *released*, *United*), a crude summary of the sentence so far; and some heads put clearly more than
-# the 1/T floor on the first token (the last printed line gives the largest such share). One sentence
-# flatters, though: docs/tiny_recipe.md ("What did not change") measures the previous-token share of a
+# Compare each share with its baseline (the last three lines do it for the largest of each kind), and
+# look for the patterns in the figure. On the project's machine the head that leans most on the previous
+# token is head 3 of layer 1, at about twice the uniform share, and in the figure its band below the
+# diagonal shows in some rows and not in others; some heads take the bright *main* diagonal instead,
+# each token looking at itself (head 0 of layer 0); heads of the upper layers fill whole columns, every
+# later token reading the same content word (*album* in layers 1 and 2; *released*, then *States* in
+# head 1 of layer 3), a crude summary of the sentence so far; and the largest first-token share is
+# several times the 1/T floor. The prefix-matching line rests on a single query, the second *in*, so a
+# score above the uniform one is a hint at most: measure it on a random sequence repeated twice
+# (`circuits.repeated_random_tokens`), where every token of the second copy is a query. One sentence
+# flatters, too: docs/tiny_recipe.md ("What did not change") measures the previous-token share of a
 # model trained like this one over many windows of WikiText-2 test text, and there no head rises much
 # above the uniform share. A real previous-token head takes far more training than a minute: tutorial 5
 # finds one in MiniLM.
@@ -250,14 +258,13 @@ within, across = group_cohesion(vectors, groups)
 print(f"mean cosine similarity: within a group {within:.2f}, across groups {across:.2f}")
 
 # %% [markdown]
-# After a minute, the groups have started to separate, imperfectly. Where each group lands changes
-# from run to run (and a little from machine to machine, since CPU thread scheduling changes the
-# rounding): in one of our full-mode runs the months sat upper left, the countries on the right and
-# the numbers lower left, with Australia among the months. Look at your figure for the same two
-# things: which groups keep apart, and which words stray into another group. The cosine similarities
-# printed above measure it without the projection: when words of a group are more alike than words of
-# different groups, the first number is the larger. Two dimensions show only part of the picture (the
-# axis labels give the share of the variance they keep).
+# After a minute, the groups have started to separate, imperfectly. On the project's machine the months
+# gather on the left and the countries spread over the right, while the numbers scatter between them
+# and over the months (*eight* far above the rest). Look at your figure for the same two things: which
+# groups keep apart, and which words stray into another group. The cosine similarities printed above
+# measure it without the projection: when words of a group are more alike than words of different
+# groups, the first number is the larger, as it is here. Two dimensions show only part of the picture
+# (the axis labels give the share of the variance they keep).
 #
 # ## 3. More context, better guesses
 #
@@ -335,14 +342,12 @@ else:
 
 # %% [markdown]
 # Reading the figure and the numbers printed above (the "90 %" lines say where each curve stops
-# rising): for targets new to the window the curve is nearly flat after the first token or two: a
-# model trained for a minute uses little more than the previous token to guess a new word. Targets
-# that already appeared in the window are much more likely at every k and gain more from context; how
-# far back their curve keeps rising varies between runs (this one-minute run is not reproducible bit
-# for bit across machines). Much of their advantage is that repeated tokens are frequent ones (`the`,
-# `,`). Whether the model also *copies* a rarer word from far back is what the window above tests: look
-# at how its probability changes once the context reaches back to the earlier occurrence. In our runs it
-# stayed flat, near zero for every k: a model trained for a minute does not copy yet.
+# rising, at k = 4 for all three here): a model trained for a minute uses the last few tokens and
+# little more. Targets that already appeared in the window are much more likely at every k, and their
+# curve even drops a little over the longest contexts; much of their advantage is that repeated tokens
+# are frequent ones (`the`, `,`). Whether the model also *copies* a rarer word from far back is what the
+# window above tests: look at how its probability changes once the context reaches back to the earlier
+# occurrence. Here it prints p = 0.000 for every k: a model trained for a minute does not copy yet.
 # Copying is the work of "induction heads", which form later in training (Olsson et al., 2022,
 # "In-context Learning and Induction Heads"). Larger, longer-trained models keep gaining from distant
 # context, which is what their lower perplexity measures; rerun this section on the checkpoint of
@@ -382,8 +387,9 @@ for t in (1, 2, 3, 4, 5, 6, 8, 16, 32, block - 1):
     a, b = transformer_curve[t - 1].item(), ngram_curve[t - 1].item()
     print(f"{t:4d} {a:12.3f} {b:8.3f} {a - b:+11.3f}")
 t0 = max(order - 1, 1)  # from t0 on, the n-gram has all the context it can use
-lead = transformer_curve - ngram_curve  # (63,)
-for name, curve in (("Transformer", transformer_curve), (f"{order}-gram", ngram_curve), ("lead", lead)):
+rows = {"Transformer": transformer_curve, f"{order}-gram": ngram_curve}
+rows["difference"] = transformer_curve - ngram_curve  # (63,)
+for name, curve in rows.items():
     print(f"{name:>11}: {curve[t0 - 1]:+.3f} at t = {t0}, {curve[-8:].mean():+.3f} on average over "
           f"t = {block - 8}..{block - 1}")  # fmt: skip
 plots.plot_layer_curves(
@@ -399,7 +405,19 @@ plots.plot_layer_curves(
 )
 
 # %% [markdown]
-# (prose after the full run)
+# The printed lines answer the section's question for this model. The n-gram's held-out perplexities
+# fall steeply from order 1 (no context) to order 2 (one token), a little to order 3, and barely after
+# (most longer contexts of new text never occurred in 270,000 training tokens), and its curve in the figure is flat from t = 2 on: it has what
+# it can use. The Transformer's curve is hardly steeper: from t = 4 to the end of the window it gains
+# a few hundredths of a nat (the "Transformer" line), and it stays about one nat *below* the n-gram at
+# every position (the "difference" column is negative throughout). A minute of training, about one
+# pass over the data, has not yet taught the network what counting the same tokens gives at once, let
+# alone how to use the context that an n-gram cannot see: the window it reads buys it almost nothing
+# yet. The gap between the two curves far out in the window is what long context would have to win
+# back. Tutorial 2's model, trained longer, beats the n-gram over the whole test split (its section 6
+# prints both); rerun this section with its model and tokenizer to see where in the window its lead
+# comes from.
+
 
 # %% [markdown]
 # ## Exercise: the previous-token share
