@@ -485,8 +485,8 @@ print(f"the Transformer's word perplexity is {abs(change):.0%} {direction} than 
 # Both rows score the same test tokens with the same tokenizer, so their perplexities compare
 # directly (token or word level: the same ratio of tokens to words divides both). The n-gram's order
 # and its held-out perplexity at every order are printed above the table: each longer context helps it
-# less than the one before, because most 4- and 5-grams of new text never occurred in 220,000 words of
-# training text. The last line says how far the Transformer got beyond counting, after a few CPU minutes
+# less than the one before, because the longer a context, the rarer it is that 220,000 words of
+# training text hold it at all. The last line says how far the Transformer got beyond counting, after a few CPU minutes
 # on the same 220,000 words: a model that can only look up exact short contexts is a hard baseline
 # to beat at this size of data. What the Transformer has that the n-gram lacks is the rest of its block:
 # tutorial 6 (section 4) measures, position by position, what that longer context buys.

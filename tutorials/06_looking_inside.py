@@ -407,16 +407,15 @@ plots.plot_layer_curves(
 # %% [markdown]
 # The printed lines answer the section's question for this model. The n-gram's held-out perplexities
 # fall steeply from order 1 (no context) to order 2 (one token), a little to order 3, and barely after
-# (most longer contexts of new text never occurred in 270,000 training tokens), and its curve in the figure is flat from t = 2 on: it has what
-# it can use. The Transformer's curve is hardly steeper: from t = 4 to the end of the window it gains
-# a few hundredths of a nat (the "Transformer" line), and it stays about one nat *below* the n-gram at
-# every position (the "difference" column is negative throughout). A minute of training, about one
-# pass over the data, has not yet taught the network what counting the same tokens gives at once, let
-# alone how to use the context that an n-gram cannot see: the window it reads buys it almost nothing
-# yet. The gap between the two curves far out in the window is what long context would have to win
-# back. Tutorial 2's model, trained longer, beats the n-gram over the whole test split (its section 6
-# prints both); rerun this section with its model and tokenizer to see where in the window its lead
-# comes from.
+# (the longer a context, the rarer it is that the training tokens hold it at all), and its curve in the
+# figure is flat from t = 2 on: it has what it can use. The Transformer's curve is hardly steeper: from
+# t = 4 to the end of the window it gains a few hundredths of a nat (the "Transformer" line), and it
+# stays about one nat *below* the n-gram at every position (the "difference" column is negative
+# throughout). A minute of training, about one pass over the data, has not yet taught the network what
+# counting the same tokens gives at once, let alone how to use the context that an n-gram cannot see:
+# the window it reads buys it almost nothing yet. Tutorial 2's model, trained longer, beats the n-gram over
+# the whole test split (its section 6 prints both); rerun this section with its model and tokenizer to
+# see where in the window its lead comes from.
 
 
 # %% [markdown]
