@@ -413,9 +413,9 @@ plots.plot_layer_curves(
 # stays about one nat *below* the n-gram at every position (the "difference" column is negative
 # throughout). A minute of training, about one pass over the data, has not yet taught the network what
 # counting the same tokens gives at once, let alone how to use the context that an n-gram cannot see:
-# the window it reads buys it almost nothing yet. Tutorial 2's model, trained longer, beats the n-gram over
-# the whole test split (its section 6 prints both); rerun this section with its model and tokenizer to
-# see where in the window its lead comes from.
+# the window it reads buys it almost nothing yet. Tutorial 2 (section 6) sets its longer-trained model
+# against the same kind of n-gram over the whole test split; rerun this section with that model and its
+# tokenizer to see, position by position, where each model stands.
 
 
 # %% [markdown]
