@@ -22,7 +22,8 @@
 #    (masked, BERT),
 # 4. the training loop written with pytorch-ignite: an engine, events, handlers, a schedule,
 # 5. a real run with `python -m pretrain`, its loss and perplexity curves,
-# 6. token-level versus word-level perplexity, with the numbers,
+# 6. token-level versus word-level perplexity, with the numbers, and the classical n-gram baseline on
+#    the same tokens,
 # 7. text sampled from the model.
 #
 # **Which data.** The hands-on trained on WikiText-103's training split. Offline we only have the
@@ -487,14 +488,16 @@ print(f"the Transformer's word perplexity is {abs(change):.0%} {direction} than 
 # ranking is the same at both levels). The n-gram's order and its held-out perplexity at every order are
 # printed above the table: each longer context helps it less than the one before, because the longer a
 # context, the rarer it is that 220,000 words of training text hold it at all. The last line gives the
-# verdict. On the project's machine it says *higher*: our 2M-parameter Transformer, after a few CPU
-# minutes on the same 220,000 words, does not beat counting them; the two models are within a few
-# percent of each other. A model that looks up exact short contexts is a strong baseline at this size of
-# data: counting needs no training, while a network must learn from few examples what the counts give at
-# once. The main README reports the same n-gram against the main command's wider model (256 dimensions
-# instead of our 128): there the Transformer comes out ahead. What a Transformer has that the n-gram
-# lacks is the rest of its block: tutorial 6 (section 4) measures, position by position, what that
-# longer context buys a model trained for a minute.
+# verdict. On the project's machine it says *higher* (a rerun there with the same thread count prints
+# the same lines; another machine, thread count or library version can change the numbers and, with
+# models this close, the verdict): our 2M-parameter Transformer, after a few CPU minutes on the same
+# 220,000 words, does not beat counting them; the two models are within a few percent of each other. A
+# model that looks up exact short contexts is a strong baseline at this size of data: counting needs no
+# training, while a network must learn from few examples what the counts give at once. The main README
+# reports the same n-gram against the main command's wider model (256 dimensions instead of our 128):
+# there the Transformer comes out ahead. What a Transformer has that the n-gram lacks is the rest of its
+# block: tutorial 6 (section 4) measures, position by position, what that longer context buys a model
+# trained for a minute.
 #
 # ## 7. What the model writes
 #
