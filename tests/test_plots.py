@@ -102,6 +102,14 @@ def test_attention_grid_selects_layers_and_heads(tiny_config):
     assert np.allclose(shown, expected.numpy())
 
 
+def test_layer_curves_draw_at_the_given_index():
+    fig = plots.plot_layer_curves({"a": [3.0, 2.0, 1.0]}, "y", "t", xlabel="position", x=[1, 2, 3])
+    line = fig.axes[0].get_lines()[0]
+    assert list(line.get_xdata()) == [1, 2, 3] and list(line.get_ydata()) == [3.0, 2.0, 1.0]
+    default = plots.plot_layer_curves({"a": [3.0, 2.0, 1.0]}, "y", "t").axes[0].get_lines()[0]
+    assert list(default.get_xdata()) == [0, 1, 2]  # layers: 0 = embeddings
+
+
 def test_mask_cells_show_the_mask(tiny_config):
     mask = torch.ones(4, 4, dtype=torch.bool).tril()
     fig = plots.plot_mask(mask, list("abcd"))
