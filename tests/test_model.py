@@ -359,7 +359,7 @@ def test_config_json_round_trip(tiny_config):
     assert FineTuningConfig.from_json(ft.to_json()) == ft
 
 
-def test_a_config_file_with_the_old_num_embeddings_key_loads_as_vocab_size(tiny_config, tmp_path):
+def test_a_config_file_with_the_old_num_embeddings_key_loads_as_vocab_size(tiny_config):
     """Files saved before the rename hold `num_embeddings` (e.g. tests/data/f41324a/*/config.json)."""
     old = {**tiny_config.to_dict(), "num_embeddings": tiny_config.vocab_size}
     del old["vocab_size"]
