@@ -73,6 +73,32 @@ def trec_questions_step(recipe: dict[str, Any], **values: Any) -> dict[str, Any]
     )
 
 
+# A model that forms an induction head on the induction corpus (minitransformer/data/induction.py): two
+# layers, the corpus's passages as blocks (no random offsets: a block is one passage), chosen by the
+# measurements of docs/induction.md.
+INDUCTION: dict[str, Any] = dict(
+    dataset="induction",
+    vocab_size=1000,  # more than the corpus needs: every made-up word becomes one token (~300 in all)
+    random_offsets=False,
+    norm_placement="pre",
+    embed_dim=64,
+    hidden_dim=256,
+    num_heads=4,
+    num_layers=2,
+    num_max_positions=64,
+    dropout=0.0,
+    weight_decay=0.0,
+    amp="none",  # bf16 autocast costs more than it saves at 64 dims
+    optimizer="adamw",
+    batch_size=64,
+    lr=3e-3,
+    warmup_steps=50,
+    max_steps=3000,
+    eval_every=250,
+    max_eval_batches=4,
+    sample_prompts=[],
+)
+
 # `python -m pretrain --preset NAME`: model and pretraining values.
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": TINY,
@@ -89,6 +115,8 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "cpu-trec-questions-muon": trec_questions_step(
         TINY, dropout=0.1, lr=6e-4, max_steps=1000, eval_every=200
     ),
+    # Watching an induction head form: the induction corpus (docs/induction.md).
+    "induction": INDUCTION,
     # The NAACL 2019 hands-on's model and optimisation, for GPU users (50M parameters).
     "hands-on": dict(
         embed_dim=410,

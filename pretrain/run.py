@@ -42,6 +42,7 @@ from minitransformer.checkpoint import check_tokenizer_matches, read_config
 from minitransformer.config import IGNORE_INDEX
 from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.download import ensure_trec, ensure_wikitext
+from minitransformer.data.induction import InductionSpec, copy_probe, write_corpus
 from minitransformer.data.masking import mask_tokens
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import LMBlockDataset, TokenFile, binarize, read_lines, wikitext_path
@@ -109,11 +110,20 @@ def plan_run(args: Namespace) -> RunPlan:
     )
 
 
+def induction_spec(plan: RunPlan) -> InductionSpec:
+    """The induction corpus of this run: passages of one block (a line's words and its [SEP])."""
+    return InductionSpec(passage_words=block_size(plan) - 1)
+
+
 def dataset_location(plan: RunPlan) -> str:
-    """The dataset name or folder `wikitext_path` reads; trec-questions is built once, in the cache."""
-    if plan.dataset != "trec-questions":
+    """The dataset name or folder `wikitext_path` reads; trec-questions and induction are built once,
+    in the cache."""
+    if plan.dataset not in ("trec-questions", "induction"):
         return plan.dataset
-    directory = Path(plan.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
+    cache_root = Path(plan.cache_dir or default_cache_dir() / "binarized").parent
+    if plan.dataset == "induction":
+        return str(write_corpus(cache_root, induction_spec(plan), plan.seed))
+    directory = cache_root / "trec-questions"
     if not (directory / "valid.txt").is_file():
         if plan.download:
             ensure_trec(plan.data_dir, progress=not plan.no_progress)
@@ -384,14 +394,15 @@ def create_lm_evaluator(model: Module, prepare: Callable, device: torch.device, 
 
 class Validation:
     """Evaluate on the validation split, log it (with the run's wall time so far, for plots against
-    minutes), print it and (causal) sample from the model."""
+    minutes), print it and (causal) sample from the model. `probe`, when given, adds its values to each
+    evaluation (the induction corpus: the loss on copied and on fresh tokens)."""
 
     def __init__(
         self, plan: RunPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model: TransformerWithLMHead,
-        log: MetricsLog, clock: WallClock,
+        log: MetricsLog, clock: WallClock, probe: Callable[[], dict[str, float]] | None = None,
     ):  # fmt: skip
         self.plan, self.evaluator, self.trainer, self.data = plan, evaluator, trainer, data
-        self.raw_model, self.log, self.clock = raw_model, log, clock
+        self.raw_model, self.log, self.clock, self.probe = raw_model, log, clock, probe
 
     def __call__(self, final: bool = False) -> dict:
         loader, plan = self.data.valid_loader, self.plan
@@ -407,6 +418,8 @@ class Validation:
             values["word_ppl"] = math.exp(min(nll * self.data.tokens_per_word, 50.0))
         else:
             values["mlm_ppl"] = values.pop("ppl")
+        if self.probe is not None:
+            values.update(self.probe())
         event = "final" if final else "valid"
         self.log.log(event, step, split=plan.valid_split, **values, wall_time_s=self.clock.elapsed())
         if idist.get_rank() == 0:
@@ -574,7 +587,10 @@ def run_steps(plan: RunPlan, clock: WallClock) -> None:
     to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     to_save.update(metrics_log=log, wall_clock=clock)
     evaluator = create_lm_evaluator(model, prepare, device, amp_dtype)
-    validation = Validation(plan, evaluator, trainer, data, raw_model, log, clock)
+    probe = None
+    if plan.dataset == "induction":
+        probe = copy_probe(raw_model, data.tokenizer, induction_spec(plan), plan.seed)
+    validation = Validation(plan, evaluator, trainer, data, raw_model, log, clock, probe)
     saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
     resumed = restore(plan, to_save, saver, out)
     tracker = Tracker(plan.logger, out / "tensorboard", log, trainer, optimizer, plan.log_every)
