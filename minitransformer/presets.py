@@ -78,23 +78,23 @@ def trec_questions_step(recipe: dict[str, Any], **values: Any) -> dict[str, Any]
 # measurements of docs/induction.md.
 INDUCTION: dict[str, Any] = dict(
     dataset="induction",
-    vocab_size=1000,  # more than the corpus needs: every made-up word becomes one token (~300 in all)
+    vocab_size=1000,  # more than the corpus needs: every made-up word becomes one token (~250 in all)
     random_offsets=False,
     norm_placement="pre",
     embed_dim=64,
     hidden_dim=256,
     num_heads=4,
     num_layers=2,
-    num_max_positions=64,
+    num_max_positions=16,
     dropout=0.0,
     weight_decay=0.0,
     amp="none",  # bf16 autocast costs more than it saves at 64 dims
-    optimizer="adamw",
+    optimizer="muon",
     batch_size=64,
-    lr=3e-3,
+    lr=1e-2,
     warmup_steps=50,
-    max_steps=3000,
-    eval_every=250,
+    max_steps=6000,
+    eval_every=500,
     max_eval_batches=4,
     sample_prompts=[],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -116,14 +117,18 @@ def test_a_tokenizer_that_splits_the_words_is_refused_naming_the_fix():
         word_token_ids(pieces, words)
 
 
-def test_pretrain_on_the_induction_corpus_logs_copied_and_fresh_loss(tmp_path):
-    from pretrain.run import main
+def test_pretrain_on_the_induction_corpus_logs_copied_and_fresh_loss(tmp_path, monkeypatch):
+    from pretrain import run
 
+    small = replace(InductionSpec(), train_passages=2000, valid_passages=50)  # the preset's words, less text
+    monkeypatch.setattr(
+        run, "induction_spec", lambda plan: replace(small, passage_words=run.block_size(plan) - 1)
+    )
     out = tmp_path / "run"
     argv = ["--preset", "induction", "--threads", "1", "--output-dir", str(out), "--no-progress"]
     argv += ["--cache-dir", str(tmp_path / "cache" / "binarized"), "--max-steps", "4", "--eval-every", "2"]
     argv += ["--embed-dim", "16", "--hidden-dim", "32", "--num-max-positions", "32", "--batch-size", "4"]
-    assert main(argv) == 0
+    assert run.main(argv) == 0
     events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evaluations = [e for e in events if e["event"] in ("valid", "final")]
     assert [e["step"] for e in evaluations] == [0, 2, 4, 4]

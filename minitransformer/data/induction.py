@@ -42,12 +42,12 @@ CONSONANTS, VOWELS = "bdfgklmnprstvz", "aeiou"
 class InductionSpec:
     """What the corpus looks like; the defaults are the design of docs/induction.md."""
 
-    num_words: int = 128  # made-up words: per token, ln(128) = 4.85 nats of fresh surprise
-    passage_words: int = 63  # words per line; with its [SEP], one training block of 64 tokens
+    num_words: int = 64  # made-up words: per token, ln(64) = 4.16 nats of fresh surprise
+    passage_words: int = 15  # words per line; with its [SEP], one training block of 16 tokens
     copy_probability: float = 0.5  # at each choice, start a copy (else a run of fresh words)
     min_copy: int = 2
-    max_copy: int = 12  # a copy, and a run of fresh words, are 1..max_copy words long
-    train_passages: int = 10_000
+    max_copy: int = 6  # a copy is min_copy..max_copy words long, a run of fresh words 1..max_copy
+    train_passages: int = 200_000  # 3.2M tokens: 6000 steps of 64 blocks see each passage twice
     valid_passages: int = 500
 
 
@@ -149,10 +149,12 @@ def probe_batch(
 
 def copy_probe(model: nn.Module, tokenizer: Tokenizer, spec: InductionSpec, seed: int, count: int = 256):
     """A function of no arguments giving `copied_and_fresh_loss` of `model` on fixed probe passages of
-    the corpus's words (block-long, one copy of min_copy..max_copy words); what each evaluation logs."""
+    the corpus's words (one copy of min_copy..max_copy words); what each evaluation logs.
+
+    A probe passage is as long as a training passage, without the [SEP] that ends each training block:
+    the model learns that the block's last token is [SEP], so a word there would be a surprise."""
     token_ids = word_token_ids(tokenizer, make_words(spec.num_words, seed))
-    length = spec.passage_words + 1
-    ids, kinds = probe_batch(token_ids, count, length, spec.min_copy, spec.max_copy, seed)
+    ids, kinds = probe_batch(token_ids, count, spec.passage_words, spec.min_copy, spec.max_copy, seed)
     return lambda: copied_and_fresh_loss(model, ids, kinds)
 
 
