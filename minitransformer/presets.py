@@ -73,9 +73,9 @@ def trec_questions_step(recipe: dict[str, Any], **values: Any) -> dict[str, Any]
     )
 
 
-# A model that forms an induction head on the induction corpus (minitransformer/data/induction.py): two
-# layers, the corpus's passages as blocks (no random offsets: a block is one passage), chosen by the
-# measurements of docs/induction.md.
+# Two layers on the induction corpus (minitransformer/data/induction.py), a block being one passage (no
+# random offsets): the fastest design measured in docs/induction.md, which says how far it gets (the
+# copied-token loss falls, but not yet to the induction head issue 31 asks for).
 INDUCTION: dict[str, Any] = dict(
     dataset="induction",
     vocab_size=1000,  # more than the corpus needs: every made-up word becomes one token (~250 in all)
