@@ -329,3 +329,13 @@ def test_embedding_pca_labels_of_nearly_coinciding_points_do_not_overlap():
     renderer = fig.canvas.get_renderer()
     boxes = [text.get_window_extent(renderer) for text in fig.axes[0].texts]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_compare_refuses_a_results_file_without_a_seeds_validation_accuracy(tmp_path, capsys):
+    """Found beside issue 34: a results.json without `valid_accuracy` gave a KeyError traceback."""
+    from adapt.compare import main as compare_main
+
+    (tmp_path / "results.json").write_text(json.dumps({"runs": [{"seed": 0, "test": {"accuracy": 0.5}}]}))
+    assert compare_main(["--run", str(tmp_path), "a"]) != 0
+    err = capsys.readouterr().err
+    assert "results.json lacks a seed's test or validation accuracy" in err and "Traceback" not in err
