@@ -19,6 +19,7 @@ from minitransformer.teaching.circuits import (
     head_scores,
     induction_batch,
     induction_targets,
+    next_token_losses,
     patch_head,
     prefix_matching_score,
     previous_token_share,
@@ -124,6 +125,14 @@ def test_ablating_either_head_of_the_circuit_breaks_copying_and_patching_brings_
     assert copied_token_loss(model, corrupted, x, n=5) > copied + 1
     with patch_head(model, 1, 0, source=x):
         assert copied_token_loss(model, corrupted, x, n=5) == pytest.approx(copied, abs=1e-4)
+
+
+def test_next_token_losses_average_to_the_models_own_loss():
+    model, x = tiny_model(), torch.randint(0, 50, (2, 9))
+    with torch.no_grad():
+        _, loss = model(x, labels=x)
+    losses = next_token_losses(model, x)
+    assert losses.shape == (2, 8) and losses.mean().item() == pytest.approx(loss.item(), abs=1e-5)
 
 
 def test_copying_score_is_plus_one_for_a_copying_head_and_minus_one_for_a_suppressing_one():

@@ -42,6 +42,7 @@ __all__ = [
     "head_scores",
     "induction_batch",
     "induction_targets",
+    "next_token_losses",
     "patch_head",
     "prefix_matching_score",
     "previous_token_share",
@@ -333,6 +334,16 @@ def induction_batch(batch_size: int = 4, n: int = 5, V: int = 10, seed: int = 0)
 
 
 @torch.no_grad()
+def next_token_losses(model: nn.Module, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    """(B, T - 1): the loss of predicting labels[:, t + 1] at position t, for the token ids x (B, T).
+
+    `labels` default to x; give the clean input as labels when x is a corrupted copy of it.
+    """
+    labels = x if labels is None else labels
+    logits = model(x)[:, :-1]  # (B, T - 1, V)
+    return nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="none")
+
+
 def copied_token_loss(model: nn.Module, x: Tensor, labels: Tensor, n: int) -> float:
     """Mean loss on the tokens of the second copy that the first copy predicts, in a batch laid out as
     `induction_batch` makes it (token 0, then n tokens twice): positions n + 2 .. 2n of `labels`.
@@ -341,5 +352,4 @@ def copied_token_loss(model: nn.Module, x: Tensor, labels: Tensor, n: int) -> fl
     when `x` is a corrupted one). The first token of the second copy (position n + 1) is left out:
     nothing before it says that the copy starts there.
     """
-    logits = model(x)[:, n + 1 : -1]  # the predictions for positions n + 2 .. 2n
-    return nn.functional.cross_entropy(logits.flatten(0, 1), labels[:, n + 2 :].flatten()).item()
+    return next_token_losses(model, x, labels)[:, n + 1 :].mean().item()
