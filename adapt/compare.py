@@ -7,21 +7,27 @@ Each run directory's results.json gives the test accuracy of every seed; a run m
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from minitransformer.runs.errors import run_cli
+from minitransformer.runs.io import read_json_object
 
 from .run import mean_std
 
 
 def read_results(directory: Path) -> dict:
-    path = directory / "results.json"
+    """A finished run's results.json, refused in one line when it is missing, damaged or incomplete."""
+    path, fix = directory / "results.json", "give the --output-dir of a finished `python -m adapt` run"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: give the --output-dir of a finished `python -m adapt` run"
-        )
-    return json.loads(path.read_text())
+        raise FileNotFoundError(f"{path} not found: {fix}")
+    results = read_json_object(path, fix)
+    runs = results.get("runs") or []
+    seeds_complete = isinstance(runs, list) and all(
+        isinstance(r, dict) and "valid_accuracy" in r and "accuracy" in (r.get("test") or {}) for r in runs
+    )
+    if not seeds_complete or not (runs or "baseline" in results):
+        raise ValueError(f"{path} lacks a seed's test or validation accuracy: {fix}")
+    return results
 
 
 def merge_same_labels(rows: list[tuple[str, dict]]) -> list[tuple[str, dict]]:

@@ -73,6 +73,32 @@ def trec_questions_step(recipe: dict[str, Any], **values: Any) -> dict[str, Any]
     )
 
 
+# Two layers on the induction corpus (minitransformer/data/induction.py), a block being one passage (no
+# random offsets): the fastest design measured in docs/induction.md, which says how far it gets (the
+# copied-token loss falls, but not yet to the induction head issue 31 asks for).
+INDUCTION: dict[str, Any] = dict(
+    dataset="induction",
+    vocab_size=1000,  # more than the corpus needs: every made-up word becomes one token (~250 in all)
+    random_offsets=False,
+    norm_placement="pre",
+    embed_dim=64,
+    hidden_dim=256,
+    num_heads=4,
+    num_layers=2,
+    num_max_positions=16,
+    dropout=0.0,
+    weight_decay=0.0,
+    amp="none",  # bf16 autocast costs more than it saves at 64 dims
+    optimizer="muon",
+    batch_size=64,
+    lr=1e-2,
+    warmup_steps=50,
+    max_steps=6000,
+    eval_every=500,
+    max_eval_batches=4,
+    sample_prompts=[],
+)
+
 # `python -m pretrain --preset NAME`: model and pretraining values.
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": TINY,
@@ -89,6 +115,8 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "cpu-trec-questions-muon": trec_questions_step(
         TINY, dropout=0.1, lr=6e-4, max_steps=1000, eval_every=200
     ),
+    # Watching an induction head form: the induction corpus (docs/induction.md).
+    "induction": INDUCTION,
     # The NAACL 2019 hands-on's model and optimisation, for GPU users (50M parameters).
     "hands-on": dict(
         embed_dim=410,

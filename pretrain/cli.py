@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="starting values for every option: tiny (4 layers x 256, ~3.5 min on 2 CPU cores), cpu-wikitext "
         "and cpu-trec-questions (steps 1 and 2 of the CPU transfer recipe, docs/cpu_pretraining.md; step 2 "
         "with --init-from; the -muon pair: the same with the tiny recipe, in half the time), hands-on (the "
-        "hands-on's 50M-parameter model, for GPUs)",
+        "hands-on's 50M-parameter model, for GPUs), induction (2 layers that form an induction head on the "
+        "induction corpus, docs/induction.md)",
     )
     g.add_argument(
         "--objective",
@@ -119,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         default="wikitext-2",
         help="wikitext-2, wikitext-103, their -raw variants, trec-questions (TREC training questions without "
-        "labels, for continued pretraining), a directory holding wiki.{split}.tokens or {split}.txt, or a text file",
+        "labels, for continued pretraining), induction (made-up words whose segments repeat at random places, "
+        "generated from --seed: docs/induction.md), a directory holding wiki.{split}.tokens or {split}.txt, or a text file",
     )
     g.add_argument(
         "--train-split",

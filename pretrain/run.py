@@ -40,6 +40,7 @@ from torch.optim import Optimizer
 from minitransformer import TransformerWithLMHead
 from minitransformer.checkpoint import read_config
 from minitransformer.data.download import ensure_wikitext
+from minitransformer.data.induction import copy_probe
 from minitransformer.data.lm_data import BlockBatches, lm_batch
 from minitransformer.data.wikitext import LMBlockDataset, wikitext_path, word_perplexity
 from minitransformer.presets import config_from_options
@@ -79,7 +80,7 @@ from minitransformer.training.optimizers import MuonWithAdamW, make_optimizer, p
 
 from .baseline import ngram_baseline
 from .cli import build_parser, parse_args
-from .sources import RUN_FILES, dataset_location, run_tokens
+from .sources import RUN_FILES, block_size, dataset_location, induction_spec, run_tokens
 
 # -- 1. plan: every decision made before anything is built ----------------------------------------
 
@@ -151,11 +152,6 @@ def build_data(plan: RunPlan, out: Path) -> Data:
         valid_loader,
         valid_tokens.tokens_per_word,
     )
-
-
-def block_size(plan: RunPlan) -> int:
-    """Training block length: the model's context (the --init-from checkpoint's, when continuing)."""
-    return read_config(plan.init_from)[1].num_max_positions if plan.init_from else plan.num_max_positions
 
 
 # -- 3. model and optimizer ------------------------------------------------------------------------
@@ -259,14 +255,15 @@ def create_lm_evaluator(model: Module, prepare: Callable, device: torch.device, 
 
 class Validation:
     """Evaluate on the validation split, log it (with the run's wall time so far, for plots against
-    minutes), print it and (causal) sample from the model."""
+    minutes), print it and (causal) sample from the model. `probe`, when given, adds its values to each
+    evaluation (the induction corpus: the loss on copied and on fresh tokens)."""
 
     def __init__(
         self, plan: RunPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model: TransformerWithLMHead,
-        log: MetricsLog, clock: WallClock,
+        log: MetricsLog, clock: WallClock, probe: Callable[[], dict[str, float]] | None = None,
     ):  # fmt: skip
         self.plan, self.evaluator, self.trainer, self.data = plan, evaluator, trainer, data
-        self.raw_model, self.log, self.clock = raw_model, log, clock
+        self.raw_model, self.log, self.clock, self.probe = raw_model, log, clock, probe
 
     def __call__(self, final: bool = False) -> dict:
         loader, plan = self.data.valid_loader, self.plan
@@ -282,6 +279,8 @@ class Validation:
             values["word_ppl"] = word_perplexity(nll, self.data.tokens_per_word)
         else:
             values["mlm_ppl"] = values.pop("ppl")
+        if self.probe is not None:
+            values.update(self.probe())
         event = "final" if final else "valid"
         self.log.log(event, step, split=plan.valid_split, **values, wall_time_s=self.clock.elapsed())
         if idist.get_rank() == 0:
@@ -451,7 +450,10 @@ def run_steps(plan: RunPlan, clock: WallClock) -> None:
     to_save = {"model": raw_model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
     to_save.update(metrics_log=log, wall_clock=clock)
     evaluator = create_lm_evaluator(model, prepare, device, amp_dtype)
-    validation = Validation(plan, evaluator, trainer, data, raw_model, log, clock)
+    probe = None
+    if plan.dataset == "induction":
+        probe = copy_probe(raw_model, data.tokenizer, induction_spec(plan), plan.seed)
+    validation = Validation(plan, evaluator, trainer, data, raw_model, log, clock, probe)
     saver = attach_handlers(plan, trainer, optimizer, validation, to_save, out, data)
     resumed = restore(plan, to_save, saver, out)
     record_numerics(out, numerics(plan, device), log, trainer.state.iteration, continuing=resumed)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from minitransformer.checkpoint import read_config
 from minitransformer.data.classification import load_trec, write_lm_corpus
 from minitransformer.data.download import ensure_trec
+from minitransformer.data.induction import InductionSpec, write_corpus
 from minitransformer.data.lm_data import binarize_splits, run_tokenizer
 from minitransformer.data.paths import default_cache_dir
 from minitransformer.data.wikitext import TokenFile, wikitext_path
@@ -25,16 +27,30 @@ RUN_FILES = (
 
 
 def dataset_location(plan: RunPlan) -> str:
-    """The dataset name or folder `wikitext_path` reads; trec-questions is built once, in the cache."""
-    if plan.dataset != "trec-questions":
+    """The dataset name or folder `wikitext_path` reads; trec-questions and induction are built once,
+    in the cache."""
+    if plan.dataset not in ("trec-questions", "induction"):
         return plan.dataset
-    directory = Path(plan.cache_dir or default_cache_dir() / "binarized").parent / "trec-questions"
+    cache_root = Path(plan.cache_dir or default_cache_dir() / "binarized").parent
+    if plan.dataset == "induction":
+        return str(write_corpus(cache_root, induction_spec(plan), plan.seed))
+    directory = cache_root / "trec-questions"
     if not (directory / "valid.txt").is_file():
         if plan.download:
             ensure_trec(plan.data_dir, progress=not plan.no_progress)
         train, _ = load_trec(plan.data_dir)
         write_lm_corpus(train, directory)
     return str(directory)
+
+
+def induction_spec(plan: RunPlan) -> InductionSpec:
+    """The induction corpus of this run: passages of one block (a line's words and its [SEP])."""
+    return InductionSpec(passage_words=block_size(plan) - 1)
+
+
+def block_size(plan: RunPlan) -> int:
+    """Training block length: the model's context (the --init-from checkpoint's, when continuing)."""
+    return read_config(plan.init_from)[1].num_max_positions if plan.init_from else plan.num_max_positions
 
 
 def run_tokens(plan: RunPlan, out: Path) -> tuple[Tokenizer, TokenFile, TokenFile]:

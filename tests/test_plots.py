@@ -102,6 +102,14 @@ def test_attention_grid_selects_layers_and_heads(tiny_config):
     assert np.allclose(shown, expected.numpy())
 
 
+def test_layer_curves_draw_at_the_given_index():
+    fig = plots.plot_layer_curves({"a": [3.0, 2.0, 1.0]}, "y", "t", xlabel="position", x=[1, 2, 3])
+    line = fig.axes[0].get_lines()[0]
+    assert list(line.get_xdata()) == [1, 2, 3] and list(line.get_ydata()) == [3.0, 2.0, 1.0]
+    default = plots.plot_layer_curves({"a": [3.0, 2.0, 1.0]}, "y", "t").axes[0].get_lines()[0]
+    assert list(default.get_xdata()) == [0, 1, 2]  # layers: 0 = embeddings
+
+
 def test_mask_cells_show_the_mask(tiny_config):
     mask = torch.ones(4, 4, dtype=torch.bool).tril()
     fig = plots.plot_mask(mask, list("abcd"))
@@ -321,3 +329,13 @@ def test_embedding_pca_labels_of_nearly_coinciding_points_do_not_overlap():
     renderer = fig.canvas.get_renderer()
     boxes = [text.get_window_extent(renderer) for text in fig.axes[0].texts]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_compare_refuses_a_results_file_without_a_seeds_validation_accuracy(tmp_path, capsys):
+    """Found beside issue 34: a results.json without `valid_accuracy` gave a KeyError traceback."""
+    from adapt.compare import main as compare_main
+
+    (tmp_path / "results.json").write_text(json.dumps({"runs": [{"seed": 0, "test": {"accuracy": 0.5}}]}))
+    assert compare_main(["--run", str(tmp_path), "a"]) != 0
+    err = capsys.readouterr().err
+    assert "results.json lacks a seed's test or validation accuracy" in err and "Traceback" not in err

@@ -423,19 +423,20 @@ print(f"fine-tuning minus random init: {100 * gap:+.1f} points")
 #   half the language-modelling loss on the same questions to the classification loss, to keep the
 #   backbone a language model while it specialises. Compare the two fine-tuning rows: with one seed
 #   and 500 test questions, a difference of a few points is within the seed-to-seed spread;
-# - **pretrained vs random init**: the last printed line gives the gap. In each of our full-mode runs
-#   (the project's 2-core machine, each with its own tutorial 2 model) fine-tuning came out above the
-#   baseline, by a few points: with one seed each, a lean, not a verdict. How much the language model
-#   knows decides it. An earlier version of this tutorial pretrained with the earlier `tiny` recipe
-#   (AdamW and the hands-on's initialisation; `docs/tiny_recipe.md` compares the two) and the baseline
-#   *won* in each of three runs: a briefly trained LM plus a tokenizer learned from Wikipedia, which
-#   asks few questions, against 5,000 labelled questions, enough for a small model to learn TREC's
-#   telling words (who, where, how many) from scratch. Pretraining pays off when the language model
-#   has learned more than the task's own data can teach: the hands-on's 50M-parameter model,
-#   pretrained for about 15 hours on 8 V100 GPUs (some 120 GPU-hours) on WikiText-103, reached 96.4 %
-#   (its published result); `docs/cpu_pretraining.md` measures, over 5 seeds, what 40 minutes of CPU
-#   pretraining buy over random init. Pretrain longer (`--max-steps`) and rerun this section to watch
-#   the gap grow.
+# - **pretrained vs random init**: the last printed line gives the gap. On the project's machine (one
+#   thread, tutorial 2's model of the same machine) it reads +2.0 points: fine-tuning above the
+#   baseline, with one seed each a lean, not a verdict. A rerun on the same machine with the same thread
+#   count prints the same table; another machine, thread count or library version can change its
+#   numbers, and with them a gap of a few points. How much the language model knows decides it. An
+#   earlier version of this tutorial pretrained with the earlier `tiny` recipe (AdamW and the hands-on's
+#   initialisation; `docs/tiny_recipe.md` compares the two) and the baseline *won* in each of three
+#   runs: a briefly trained LM plus a tokenizer learned from Wikipedia, which asks few questions,
+#   against 5,000 labelled questions, enough for a small model to learn TREC's telling words (who,
+#   where, how many) from scratch. Pretraining pays off when the language model has learned more than
+#   the task's own data can teach: the hands-on's 50M-parameter model, pretrained for about 15 hours on
+#   8 V100 GPUs (some 120 GPU-hours) on WikiText-103, reached 96.4 % (its published result);
+#   `docs/cpu_pretraining.md` measures, over 5 seeds, what 40 minutes of CPU pretraining buy over random
+#   init. Pretrain longer (`--max-steps`) and rerun this section to watch the gap grow.
 #
 # ## 6. Where the errors are
 #
@@ -460,13 +461,14 @@ for name, figure in (
     print(f"{name}: recall per class {recalls}; ABBR: {abbr[label_names.index('ABBR')]} of {sum(abbr)} found")
 
 # %% [markdown]
-# Read the recall of each class, printed above (the diagonals of the figures). In our runs both models
-# recognise almost every DESC question, and ENTY is the weakest large class of both: "What" questions
-# whose answer is a thing ("What is the name of…", "What kind of…") look like the "What" questions of
-# the other classes, and its errors spread over all of them. The rarest class, ABBR (under 2 % of the
-# training questions, section 1), is the least stable: the test set has only a handful of ABBR
-# questions (printed, with how many each model found), so each one moves its recall by many points, and
-# which model finds more of them changed from one of our runs to the next.
+# Read the recall of each class, printed above (the diagonals of the figures). On the project's machine
+# both models recognise almost every DESC question, and ENTY is the weakest large class of both: "What"
+# questions whose answer is a thing ("What is the name of…", "What kind of…") look like the "What"
+# questions of the other classes, and its errors spread over all of them. The rarest class, ABBR (under
+# 2 % of the training questions, section 1), is the least stable: the test set has only a handful of
+# ABBR questions (printed, with how many each model found; here both find the same number), so each one
+# moves its recall by many points, and one answer changed by another seed or machine can reverse which
+# model finds more of them.
 #
 # ## 7. Asking our own questions
 #

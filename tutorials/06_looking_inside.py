@@ -18,7 +18,8 @@
 #
 # 1. the attention of every head in every layer on one sentence,
 # 2. the token embeddings of a few word groups (numbers, months, countries), projected to 2-D,
-# 3. how likely it finds the true next token as it sees more of the text before it.
+# 3. how likely it finds the true next token as it sees more of the text before it,
+# 4. and, position by position, what reading further back than an n-gram buys it.
 #
 # A minute of CPU training gives a weak model (far from the hands-on's 50M parameters trained for
 # about 15 hours on 8 V100 GPUs), so expect clear *beginnings* of structure rather than crisp results; the tools are the same
@@ -28,18 +29,29 @@
 # directory (`MINITRANSFORMER_DATA`). It trains on the *validation* split because the training split
 # is not part of the offline data, and measures section 3 on the *test* split, text it never saw.
 # `MINITRANSFORMER_SMOKE=1` shrinks data, model and training to a few seconds.
+#
+# **Reruns.** The tokenizer's training is deterministic and the model's initialisation and batches are
+# seeded, so a rerun on the same machine with the same thread count prints the same numbers and draws
+# the same figures. Another machine, thread count or library version can change them (floating-point
+# sums come out in another order, and a minute of training amplifies the difference), and with them
+# which heads and words the printed lines name. Where the text below describes a result, it is the
+# one the cells print in full mode on the project's machine (one thread, torch 2.13.0 CPU).
 
 # %%
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from minitransformer import TransformerConfig, TransformerWithLMHead
 from minitransformer.data.wikitext import line_separator_id, read_lines, wikitext_path
-from minitransformer.teaching import exercises, plots
+from minitransformer.ngram import KneserNey, select_order
+from minitransformer.teaching import circuits, exercises, plots
 from minitransformer.teaching.inspection import column_share, next_token_probability, previous_token_share
 from minitransformer.tokenization import Tokenizer
+from pretrain.baseline import held_out_start
 
 torch.manual_seed(0)  # the same numbers on every run
 SMOKE = os.environ.get("MINITRANSFORMER_SMOKE") == "1"
@@ -125,10 +137,18 @@ plots.plot_training_curves(
 # To put numbers on the first pattern, `inspection.previous_token_share` averages, for each head, the
 # weight token i puts on token i − 1: entry [i, i − 1] of the matrix, the diagonal just *below* the
 # main one (`diagonal(offset=-1)`). A perfect previous-token head scores 1.0; a head that spreads
-# evenly over a prefix of n tokens gives 1/n. `column_share(attention, 0)` averages the weight on the
-# first token instead, with one difference: the first token can only attend to itself, so its own row
-# always puts 1.0 there and every head scores at least 1/T from that row alone. Compare it with 1/T
-# (printed), not with 0.
+# evenly over a prefix of n tokens gives 1/n, so a share means something only beside that of a
+# *uniform* head, one that spreads every row evenly over the tokens it may see
+# (`circuits.uniform_attention`). `circuits.head_scores` computes both for every head. `column_share(attention, 0)`
+# averages the weight on the first token instead, with one difference: the first token can only attend
+# to itself, so its own row always puts 1.0 there and every head scores at least 1/T from that row
+# alone. Compare it with 1/T (printed), not with 0.
+#
+# The sentence says *in* twice. At the second *in*, a head that looks at the token that followed the
+# first one (*the*) is doing what an *induction head* does: find the earlier occurrence of the current
+# token and read what came next, to predict it again. `circuits.prefix_matching_score` measures that
+# weight (1.0 for a perfect induction head), and `head_scores` gives it, with its uniform baseline,
+# whenever the text repeats a token. Section 3 comes back to copying.
 
 # %%
 sentence = "The album was released in the United States in October 2004 ."
@@ -143,35 +163,37 @@ plots.plot_attention_grid(
     path=OUT / "attention_heads.png",
 )
 T = x.size(1)
-prefix = torch.tril(torch.ones(T, T))  # a head that spreads evenly over each token's prefix
-uniform = previous_token_share((prefix / prefix.sum(-1, keepdim=True))[None, None]).item()
-print(f"T = {T} tokens: the first-token share is at least 1/T = {1 / T:.2f}; "
-      f"uniform attention puts {uniform:.2f} on the previous token")  # fmt: skip
-previous = torch.stack([previous_token_share(a) for a in attentions])  # (L, nh)
-first = torch.stack([column_share(a, 0) for a in attentions])  # (L, nh)
+scores = circuits.head_scores(model, x)  # each head's scores (L, nh), and a uniform head's
+previous, first = scores["previous_token"], torch.stack([column_share(a, 0) for a in attentions])  # (L, nh)
+print(f"T = {T} tokens; a uniform head (circuits.uniform_attention: each token spreads evenly over its "
+      f"prefix) puts {scores['previous_token_uniform']:.2f} on the previous token; the first-token share "
+      f"is at least 1/T = {1 / T:.2f}")  # fmt: skip
 print("share of each head's attention on the previous token / on the first token:")
 for layer in range(config.num_layers):  # layers and heads numbered from 0, as in the figure
     heads = [f"head {h} {previous[layer, h]:.2f} / {first[layer, h]:.2f}" for h in range(config.num_heads)]
     print(f"layer {layer}: " + ", ".join(heads))
-for name, shares, floor in (("previous", previous, "uniform share"), ("first", first, "1/T floor")):
+baselines = {"previous token": (previous, scores["previous_token_uniform"], "uniform share")}
+baselines["first token"] = (first, 1 / T, "1/T floor")
+if "prefix_matching" in scores:  # the sentence repeats a token
+    prefix_matching = scores["prefix_matching"], scores["prefix_matching_uniform"]
+    baselines["prefix matching"] = (*prefix_matching, "uniform score")
+for name, (shares, baseline, floor) in baselines.items():
     layer, head = divmod(int(shares.argmax()), config.num_heads)
-    times = shares.max() / (uniform if name == "previous" else 1 / T)
-    print(
-        f"largest share on the {name} token: layer {layer}, head {head}: {shares.max():.2f}, {times:.1f} times the {floor}"
-    )
+    print(f"largest {name} score: layer {layer}, head {head}: {shares.max():.2f}, "
+          f"{shares.max() / baseline:.1f} times the {floor} {baseline:.2f}")  # fmt: skip
 
 # %% [markdown]
-# Compare each share with the uniform value printed above, and look for the patterns in the figure.
-# The tokenizer is trained anew each run and its training is not bit-reproducible (a known issue of the
-# `tokenizers` library, huggingface/tokenizers#1794), so your heads will not be ours; what held in
-# each of our runs: the head that leans most on the previous token of this sentence (the line "largest
-# share on the previous token" names it and says how many times the uniform share it puts there) is a
-# head of layer 0, and in the figure its band below the diagonal shows in some rows and not in others;
-# some heads take the bright *main* diagonal instead, each token looking at itself; heads of
-# the upper layers fill whole columns, every later token reading the same content word (*album*,
-# *released*, *United*), a crude summary of the sentence so far; and some heads put clearly more than
-# the 1/T floor on the first token (the last printed line gives the largest such share). One sentence
-# flatters, though: docs/tiny_recipe.md ("What did not change") measures the previous-token share of a
+# Compare each share with its baseline (the last three lines do it for the largest of each kind), and
+# look for the patterns in the figure. On the project's machine the head that leans most on the previous
+# token is head 3 of layer 1, at about twice the uniform share, and in the figure its band below the
+# diagonal shows in some rows and not in others; some heads take the bright *main* diagonal instead,
+# each token looking at itself (head 0 of layer 0); heads of the upper layers fill whole columns, every
+# later token reading the same content word (*album* in layers 1 and 2; *released*, then *States* in
+# head 1 of layer 3), a crude summary of the sentence so far; and the largest first-token share is
+# several times the 1/T floor. The prefix-matching line rests on a single query, the second *in*, so a
+# score above the uniform one is a hint at most: measure it on a random sequence repeated twice
+# (`circuits.repeated_random_tokens`), where every token of the second copy is a query. One sentence
+# flatters, too: docs/tiny_recipe.md ("What did not change") measures the previous-token share of a
 # model trained like this one over many windows of WikiText-2 test text, and there no head rises much
 # above the uniform share. A real previous-token head takes far more training than a minute: tutorial 5
 # finds one in MiniLM.
@@ -236,14 +258,13 @@ within, across = group_cohesion(vectors, groups)
 print(f"mean cosine similarity: within a group {within:.2f}, across groups {across:.2f}")
 
 # %% [markdown]
-# After a minute, the groups have started to separate, imperfectly. Where each group lands changes
-# from run to run (and a little from machine to machine, since CPU thread scheduling changes the
-# rounding): in one of our full-mode runs the months sat upper left, the countries on the right and
-# the numbers lower left, with Australia among the months. Look at your figure for the same two
-# things: which groups keep apart, and which words stray into another group. The cosine similarities
-# printed above measure it without the projection: when words of a group are more alike than words of
-# different groups, the first number is the larger. Two dimensions show only part of the picture (the
-# axis labels give the share of the variance they keep).
+# After a minute, the groups have started to separate, imperfectly. On the project's machine the months
+# gather on the left and the countries spread over the right, while the numbers scatter between them
+# and over the months (*eight* far above the rest). Look at your figure for the same two things: which
+# groups keep apart, and which words stray into another group. The cosine similarities printed above
+# measure it without the projection: when words of a group are more alike than words of different
+# groups, the first number is the larger, as it is here. Two dimensions show only part of the picture
+# (the axis labels give the share of the variance they keep).
 #
 # ## 3. More context, better guesses
 #
@@ -259,9 +280,9 @@ print(f"mean cosine similarity: within a group {within:.2f}, across groups {acro
 # %%
 test_lines = [line.rstrip("\n") for line in read_lines(wikitext_path("wikitext-2", "test"))]
 test_ids = torch.tensor([i for encoded in tokenizer.encode_batch(test_lines) for i in encoded + [separator]])
-windows = test_ids[: len(test_ids) // block * block].view(-1, block)  # (N, 64): prompt of 63 + target
-windows = windows[
-    torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))[: 64 if SMOKE else 512]
+all_windows = test_ids[: len(test_ids) // block * block].view(-1, block)  # (N, 64): prompt of 63 + target
+windows = all_windows[
+    torch.randperm(len(all_windows), generator=torch.Generator().manual_seed(0))[: 64 if SMOKE else 512]
 ]
 context_sizes = [1, 2, 4, 8, 16, 32, block - 1]
 probabilities = next_token_probability(model, windows, context_sizes)  # (len(k), N)
@@ -321,18 +342,82 @@ else:
 
 # %% [markdown]
 # Reading the figure and the numbers printed above (the "90 %" lines say where each curve stops
-# rising): for targets new to the window the curve is nearly flat after the first token or two: a
-# model trained for a minute uses little more than the previous token to guess a new word. Targets
-# that already appeared in the window are much more likely at every k and gain more from context; how
-# far back their curve keeps rising varies between runs (this one-minute run is not reproducible bit
-# for bit across machines). Much of their advantage is that repeated tokens are frequent ones (`the`,
-# `,`). Whether the model also *copies* a rarer word from far back is what the window above tests: look
-# at how its probability changes once the context reaches back to the earlier occurrence. In our runs it
-# stayed flat, near zero for every k: a model trained for a minute does not copy yet.
+# rising, at k = 4 for all three here): a model trained for a minute uses the last few tokens and
+# little more. Targets that already appeared in the window are much more likely at every k, and their
+# curve even drops a little over the longest contexts; much of their advantage is that repeated tokens
+# are frequent ones (`the`, `,`). Whether the model also *copies* a rarer word from far back is what the
+# window above tests: look at how its probability changes once the context reaches back to the earlier
+# occurrence. Here it prints p = 0.000 for every k: a model trained for a minute does not copy yet.
 # Copying is the work of "induction heads", which form later in training (Olsson et al., 2022,
 # "In-context Learning and Induction Heads"). Larger, longer-trained models keep gaining from distant
 # context, which is what their lower perplexity measures; rerun this section on the checkpoint of
 # tutorial 2 to compare.
+
+# %% [markdown]
+# ## 4. What context beyond an n-gram buys
+#
+# An n-gram model predicts a token from the n − 1 tokens before it and nothing else: whatever lies
+# further back cannot change its guess. The Transformer reads the whole window. To see what that buys,
+# we fit the classical model, an interpolated Kneser-Ney n-gram (`minitransformer.ngram`, what
+# `python -m pretrain --baseline ngram` reports in tutorial 2), on the very tokens our model trained on,
+# its order n chosen as that command chooses it (fitted on the first nine tenths of the training text,
+# scored on the last tenth). Then both models score every token of the same test windows, each from the
+# tokens before it *in its window* only, and we average the log-probability of the true next token at
+# each position of the window: the prediction at position t has t tokens of context. This time every
+# 64-token window of the test split takes part, so that each position's average rests on thousands of
+# tokens. The n-gram counts and scores in seconds; the Transformer's pass over every window is what takes
+# this cell most of a minute on a busy core.
+
+# %%
+train_ids = ids.numpy()
+start = held_out_start(train_ids, separator)  # the last tenth of the training text, from a line start
+order, held_out_nll = select_order(train_ids[:start], train_ids[start:], tokenizer.vocab_size)
+print("n-gram held-out token perplexity by order: "
+      + ", ".join(f"{n}: {math.exp(nll):.1f}" for n, nll in held_out_nll.items()))  # fmt: skip
+ngram = KneserNey.fit(train_ids, tokenizer.vocab_size, order)
+test_windows = all_windows[:64] if SMOKE else all_windows  # (N, 64)
+with torch.no_grad():  # ln p(token t | tokens 0..t-1 of its window) for t = 1..63
+    transformer_log_p = torch.cat(
+        [model(w).log_softmax(-1)[:, :-1].gather(-1, w[:, 1:, None])[..., 0] for w in test_windows.split(64)]
+    )  # (N, 63)
+ngram_log_p = torch.tensor(np.stack([ngram.log_probs(w)[1:] for w in test_windows.numpy()]))  # (N, 63)
+transformer_curve, ngram_curve = transformer_log_p.mean(0), ngram_log_p.mean(0)  # (63,): position t at t-1
+print(f"{len(test_windows):,} test windows; mean ln p(true next token) after t tokens of the window:")
+print(f"{'t':>4} {'Transformer':>12} {f'{order}-gram':>8} {'difference':>11}")
+for t in (1, 2, 3, 4, 5, 6, 8, 16, 32, block - 1):
+    a, b = transformer_curve[t - 1].item(), ngram_curve[t - 1].item()
+    print(f"{t:4d} {a:12.3f} {b:8.3f} {a - b:+11.3f}")
+t0 = max(order - 1, 1)  # from t0 on, the n-gram has all the context it can use
+rows = {"Transformer": transformer_curve, f"{order}-gram": ngram_curve}
+rows["difference"] = transformer_curve - ngram_curve  # (63,)
+for name, curve in rows.items():
+    print(f"{name:>11}: {curve[t0 - 1]:+.3f} at t = {t0}, {curve[-8:].mean():+.3f} on average over "
+          f"t = {block - 8}..{block - 1}")  # fmt: skip
+plots.plot_layer_curves(
+    {
+        "Transformer (the whole window)": transformer_curve.tolist(),
+        f"Kneser-Ney {order}-gram (the last {order - 1} tokens)": ngram_curve.tolist(),
+    },
+    ylabel="mean ln p(true next token)",
+    title=f"Transformer vs {order}-gram on the same WikiText-2 test windows, by position",
+    xlabel="t: tokens of the window before the prediction",
+    x=list(range(1, block)),
+    path=OUT / "ngram_vs_context.png",
+)
+
+# %% [markdown]
+# The printed lines answer the section's question for this model. The n-gram's held-out perplexities
+# fall steeply from order 1 (no context) to order 2 (one token), a little to order 3, and barely after
+# (the longer a context, the rarer it is that the training tokens hold it at all), and its curve in the
+# figure is flat from t = 2 on: it has what it can use. The Transformer's curve is hardly steeper: from
+# t = 4 to the end of the window it gains a few hundredths of a nat (the "Transformer" line), and it
+# stays about one nat *below* the n-gram at every position (the "difference" column is negative
+# throughout). A minute of training, about one pass over the data, has not yet taught the network what
+# counting the same tokens gives at once, let alone how to use the context that an n-gram cannot see:
+# the window it reads buys it almost nothing yet. Tutorial 2 (section 6) sets its longer-trained model
+# against the same kind of n-gram over the whole test split; rerun this section with that model and its
+# tokenizer to see, position by position, where each model stands.
+
 
 # %% [markdown]
 # ## Exercise: the previous-token share
@@ -385,7 +470,13 @@ exercises.check_attention_entropy(attention_entropy)
 
 # %%
 DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
-FIGURES = ["training_loss.png", "attention_heads.png", "embedding_pca.png", "prediction_vs_context.png"]
+FIGURES = [
+    "training_loss.png",
+    "attention_heads.png",
+    "embedding_pca.png",
+    "prediction_vs_context.png",
+    "ngram_vs_context.png",
+]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

@@ -5,4 +5,5 @@
 - `download`: fetch WikiText / TREC from their canonical sources (sha256-checked, atomic)
 - `masking`: masked-LM corruption
 - `classification`: TREC and TSV/CSV labelled text, encoding, dynamic-padding batches
+- `induction`: a synthetic corpus of made-up words whose segments repeat at random places (induction heads)
 """

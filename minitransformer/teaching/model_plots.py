@@ -217,9 +217,11 @@ def plot_layer_curves(
     xlabel: str = "layer (0 = embeddings)",
     log_y: bool = False,
     path: str | os.PathLike | None = None,
+    x: Sequence[int] | None = None,
 ) -> Figure:
-    """One line per named series over the layers (or any integer index), e.g. hidden-state norms."""
-    fig, ax = _line_chart(values, None, xlabel, ylabel, title)
+    """One line per named series over the layers (or any integer index `x`, default 0, 1, ...), e.g.
+    hidden-state norms."""
+    fig, ax = _line_chart(values, x, xlabel, ylabel, title)
     if log_y:
         ax.set_yscale("log")
     return _finish(fig, path)
