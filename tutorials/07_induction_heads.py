@@ -451,9 +451,8 @@ else:
 # what came next, and a copy starts at a random distance, so no head that looks a fixed number of
 # positions back can do it. At each evaluation the run logs its loss on the copied and on the fresh
 # words of fixed probe passages (`copied_loss`, `fresh_loss` in `metrics.jsonl`). The preset
-# `induction` is 2 layers × 4 heads of 64 dims; its full run is 6000 steps;
-# here we stop it after 3000 (20 in smoke mode), and the cosine schedule decays the learning rate to 0 by
-# then.
+# `induction` is 2 layers × 4 heads of 64 dims; its full run is 6000 steps; here we stop it after 3000
+# (20 in smoke mode), and the cosine schedule decays the learning rate to 0 by then.
 
 # %%
 induction_run = OUT / "induction_lm"
@@ -489,8 +488,8 @@ for i in sorted({*range(0, len(evaluations), every), len(evaluations) - 1}):  # 
 # copied words' loss falls below it: the model has learnt *something* about copies. In our run it fell
 # steadily, step after step, with no sudden drop like the one Olsson et al. saw when induction heads
 # formed (the printed lines give the values). Is it an induction head? The scores of its heads on 512
-# new probe passages
-# (one copy of 2–6 words at a random place in 15 words), and what switching each head off costs:
+# new probe passages (one copy of 2–6 words at a random place in 15 words), and what switching each
+# head off costs:
 
 # %%
 induction_model = TransformerWithLMHead.from_pretrained(induction_run).eval()
@@ -522,14 +521,13 @@ for layer in range(induction_model.config.num_layers):
 # matching; some layer-0 heads scored above it, which in layer 0 can only be a bias towards certain
 # positions, since nothing there knows the previous token of any key. The heads whose removal cost the
 # copied words most were in layer 0, and most heads copy (scores near +1): the model raises the words
-# it has already seen in the passage, and perhaps where, instead of finding the word after an earlier
-# occurrence.
+# it has already seen in the passage instead of finding the word after an earlier occurrence.
 #
 # This is where the research behind the preset stands (docs/induction.md, with its table of what was
 # tried): run for its full 6000 steps on three seeds, the preset lowered the copied words' loss far
 # below the fresh words' on all three, but **no induction head formed** on any, and the goal of issue 31
-# (a copied-word loss under 0.5 nats, a previous-token head and a prefix-matching head that the loss
-# depends on, on three seeds) is not met. Even with layer 0 wired by hand to attend to the previous
+# (a copied-word loss near 0, a previous-token head and a prefix-matching head that the loss depends
+# on, on three seeds) is not met. Even with layer 0 wired by hand to attend to the previous
 # token, layer 1 learnt heads that guess *where* copies usually start from the query's position, not
 # heads that match content. What the document lists to try next: making positions useless for guessing
 # (relative-position attention), a third layer, much longer runs. The hand-built model of section 2 is
