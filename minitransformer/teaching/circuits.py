@@ -16,6 +16,9 @@ The functions work on every model of the project, including Hugging Face GPT-2 a
 imported with `minitransformer.interop.hf.from_hf` (they become the same classes). Layers and heads are
 numbered from 0. Head h owns the slice [h·hs, (h + 1)·hs) of the heads' concatenated outputs, the input
 of the attention's output projection `out_proj`; ablation and patching replace that slice.
+
+`hand_built_induction_model` is a two-layer induction circuit whose every weight is set by hand: the
+answer these tools must find (tests/test_circuits.py, tutorial 7).
 """
 
 from __future__ import annotations
