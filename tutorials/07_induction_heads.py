@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # Tutorial 7 — Watching an induction head form
+# # Tutorial 7 — Induction heads: built by hand, broken, and looked for
 #
 # Tutorial 6 looked for structure in a model trained for a minute and found little: no head put much
 # more weight on the previous token than a head that looks at nothing in particular. This tutorial is
