@@ -12,10 +12,14 @@ from minitransformer.teaching.circuits import (
     ablate_head,
     attention_of,
     attention_patterns,
+    copied_token_loss,
     copying_score,
+    hand_built_induction_model,
     head_output,
     head_scores,
+    induction_batch,
     induction_targets,
+    next_token_losses,
     patch_head,
     prefix_matching_score,
     previous_token_share,
@@ -30,64 +34,6 @@ def tiny_model(**overrides) -> TransformerWithLMHead:
                   num_max_positions=16, dropout=0.0, norm_placement="pre", final_layer_norm=True)  # fmt: skip
     torch.manual_seed(0)
     return TransformerWithLMHead(TransformerConfig(**{**values, **overrides})).eval()
-
-
-def induction_model(n: int = 5, V: int = 10) -> TransformerWithLMHead:
-    """A two-layer induction circuit set by hand, for sequences [0, half, half] with a half of n tokens in 1..V-1.
-
-    The residual stream has four blocks of dims: the position (one-hot), the token (one-hot), the previous
-    token (written by layer 0) and one balancing dim that keeps every embedding's mean at 0, so that each
-    layer norm only scales (by the same factor at every position). Feed-forwards are zero. Head 0 of
-    layer 0 is a previous-token head: the query of position p is position p - 1, the key of j is j, and
-    it writes the token it reads into the previous-token block. Head 0 of layer 1 is the induction head:
-    its query is the current token, its key the previous-token block, so position i looks at the keys
-    whose previous token is token i, and it writes the token it reads into the token block, ×10, which
-    the tied unembedding turns into that token's logit. Both heads 1 are zero: flat attention, no output.
-    """
-    T = 2 * n + 1
-    tok, prev, bal = T, T + V, T + 2 * V  # first dim of each block; positions start at 0
-    E = bal + 1
-    config = TransformerConfig(embed_dim=E, hidden_dim=4, num_heads=2, num_layers=2, vocab_size=V,
-                               num_max_positions=T, norm_placement="pre", final_layer_norm=True, dropout=0.0)  # fmt: skip
-    model = TransformerWithLMHead(config).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.zero_()
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight.fill_(1.0)
-        model.transformer.position_embeddings.weight[:, :T] = torch.eye(T)
-        model.transformer.tokens_embeddings.weight[:, tok : tok + V] = torch.eye(V)
-        model.transformer.position_embeddings.weight[:, bal] = -1.0
-        model.transformer.tokens_embeddings.weight[:, bal] = -1.0
-        layer_0, layer_1 = attention_of(model, 0), attention_of(model, 1)
-        query, key, value = layer_0.in_proj_weight.view(3, E, E)  # rows 0..hs-1: head 0
-        query[: T - 1, 1:T] = 10 * torch.eye(T - 1)  # position p asks for position p - 1
-        key[:T, :T] = torch.eye(T)
-        value[:V, tok : tok + V] = torch.eye(V)
-        layer_0.out_proj.weight[prev : prev + V, :V] = torch.eye(V)
-        query, key, value = layer_1.in_proj_weight.view(3, E, E)
-        query[:V, tok : tok + V] = 10 * torch.eye(V)  # token i asks for a key whose previous token is i
-        key[:V, prev : prev + V] = torch.eye(V)
-        value[:V, tok : tok + V] = torch.eye(V)
-        layer_1.out_proj.weight[tok : tok + V, :V] = 10 * torch.eye(V)
-    return model
-
-
-def induction_batch(batch_size: int = 4, n: int = 5, V: int = 10, seed: int = 0) -> torch.Tensor:
-    """(B, 2n + 1): token 0, then n distinct tokens of 1..V-1 twice."""
-    generator = torch.Generator().manual_seed(seed)
-    halves = torch.stack([torch.randperm(V - 1, generator=generator)[:n] + 1 for _ in range(batch_size)])
-    return torch.cat([torch.zeros(batch_size, 1, dtype=torch.long), halves, halves], dim=1)
-
-
-def copied_token_loss(
-    model: TransformerWithLMHead, x: torch.Tensor, labels: torch.Tensor, n: int = 5
-) -> float:
-    """Mean loss on the tokens of the second copy that the first copy predicts (positions n + 2 .. 2n)."""
-    with torch.no_grad():
-        logits = model(x)[:, n + 1 : -1]  # the predictions for positions n + 2 .. 2n
-    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels[:, n + 2 :].flatten()).item()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,7 +89,7 @@ def test_repeated_random_tokens_repeat_their_first_half():
 
 
 def test_a_hand_built_induction_circuit_scores_one_where_it_was_built():
-    model, x = induction_model(), induction_batch()
+    model, x = hand_built_induction_model(), induction_batch()
     scores = head_scores(model, x)
     uniform = previous_token_share(uniform_attention(x.shape[1])).item()
     assert scores["previous_token"][0, 0].item() == pytest.approx(1.0, abs=1e-4)  # layer 0, head 0
@@ -163,22 +109,30 @@ def test_a_hand_built_induction_circuit_scores_one_where_it_was_built():
 
 
 def test_ablating_either_head_of_the_circuit_breaks_copying_and_patching_brings_it_back():
-    model, x = induction_model(), induction_batch()
-    copied = copied_token_loss(model, x, x)
+    model, x = hand_built_induction_model(), induction_batch()
+    copied = copied_token_loss(model, x, x, n=5)
     assert copied < 0.1
     for layer in (0, 1):  # both heads of the circuit are needed; the flat heads are not
         with ablate_head(model, layer, 0):
-            assert copied_token_loss(model, x, x) > copied + 1, layer
+            assert copied_token_loss(model, x, x, n=5) > copied + 1, layer
         with ablate_head(model, layer, 0, mean_over=x):
-            assert copied_token_loss(model, x, x) > copied + 1, layer
+            assert copied_token_loss(model, x, x, n=5) > copied + 1, layer
         with ablate_head(model, layer, 1):
-            assert copied_token_loss(model, x, x) == pytest.approx(copied, abs=1e-6)
+            assert copied_token_loss(model, x, x, n=5) == pytest.approx(copied, abs=1e-6)
     # another first half: nothing to copy from; the induction head's clean output restores the answer
     corrupted = x.clone()
     corrupted[:, 1:6] = induction_batch(seed=1)[:, 1:6]
-    assert copied_token_loss(model, corrupted, x) > copied + 1
+    assert copied_token_loss(model, corrupted, x, n=5) > copied + 1
     with patch_head(model, 1, 0, source=x):
-        assert copied_token_loss(model, corrupted, x) == pytest.approx(copied, abs=1e-4)
+        assert copied_token_loss(model, corrupted, x, n=5) == pytest.approx(copied, abs=1e-4)
+
+
+def test_next_token_losses_average_to_the_models_own_loss():
+    model, x = tiny_model(), torch.randint(0, 50, (2, 9))
+    with torch.no_grad():
+        _, loss = model(x, labels=x)
+    losses = next_token_losses(model, x)
+    assert losses.shape == (2, 8) and losses.mean().item() == pytest.approx(loss.item(), abs=1e-5)
 
 
 def test_copying_score_is_plus_one_for_a_copying_head_and_minus_one_for_a_suppressing_one():

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from minitransformer.teaching import exercises as ex
+from minitransformer.teaching.circuits import prefix_matching_score
 from minitransformer.teaching.inspection import previous_token_share
 
 
@@ -38,6 +39,8 @@ def verdict(capsys, checker, fn) -> tuple[bool, str]:
         (ex.check_conv1d_to_linear, ex.solution_conv1d_to_linear),
         (ex.check_previous_token_share, previous_token_share),
         (ex.check_attention_entropy, ex.solution_attention_entropy),
+        (ex.check_prefix_matching_score, prefix_matching_score),
+        (ex.check_ablate_head, ex.solution_ablate_head),
         (ex.check_pre_norm_forward, ex.solution_pre_norm_forward),
         (ex.check_train_step, ex.solution_train_step),
     ],
@@ -456,6 +459,95 @@ def test_previous_token_checker_names_the_mistake(capsys, answer, message):
 )
 def test_attention_entropy_checker_names_the_mistake(capsys, answer, message):
     passed, out = verdict(capsys, ex.check_attention_entropy, answer)
+    assert not passed and message in out, out
+
+
+def prefix_matching_by_loops(shift=1, all_positions=False, rows=None):
+    """A learner's loops: the weight on key j + shift for each earlier occurrence j of token i (shift 1 is
+    right), averaged over the repeated tokens (or over all positions), over `rows` of the batch."""
+
+    def score(attention, tokens):
+        B, nh, T, _ = attention.shape
+        total, count = torch.zeros(nh, dtype=attention.dtype), 0
+        for b in range(B) if rows is None else rows:
+            for i in range(T):
+                earlier = [j for j in range(i) if tokens[b, j] == tokens[b, i]]
+                count += bool(earlier) or all_positions
+                for j in earlier:
+                    total += attention[b, :, i, j + shift]
+        return total / count
+
+    return score
+
+
+def half_repeated(attention, tokens):  # assumes the text is one half repeated: key i − T/2 + 1
+    T = tokens.shape[1]
+    return attention[..., T // 2 :, :].diagonal(offset=1 - T // 2, dim1=-2, dim2=-1).mean(dim=(0, -1))
+
+
+def test_prefix_matching_checker_passes_loops_that_do_it_right(capsys):
+    passed, out = verdict(capsys, ex.check_prefix_matching_score, prefix_matching_by_loops())
+    assert passed, out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (prefix_matching_by_loops(shift=0), "off by one"),
+        (prefix_matching_by_loops(all_positions=True), "averaged over all T positions"),
+        (half_repeated, "one half repeated"),
+        (prefix_matching_by_loops(rows=[0]), "average over the batch"),
+        (lambda a, t: (a * 0).sum(-1).mean(dim=(0, 1)), "one number per head"),
+    ],
+)
+def test_prefix_matching_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_prefix_matching_score, answer)
+    assert not passed and message in out, out
+
+
+def zero_slice(where):
+    """A learner's ablation that zeroes head h's slice [h·hs, (h + 1)·hs) of `where`: "input" (right),
+    "output" (after out_proj), "positions" (dim 1 of the input)."""
+
+    def ablate(heads, out_proj, head, num_heads):
+        hs = heads.shape[-1] // num_heads
+        part = slice(head * hs, (head + 1) * hs)
+        if where == "output":
+            y = out_proj(heads)
+            y[..., part] = 0.0
+            return y
+        heads = heads.clone()
+        heads[(..., part) if where == "input" else (slice(None), part)] = 0.0
+        return out_proj(heads)
+
+    return ablate
+
+
+def test_ablate_head_checker_passes_a_subtraction_of_the_heads_contribution(capsys):
+    def subtract(heads, out_proj, head, num_heads):  # out_proj is linear: remove what the head adds
+        hs = heads.shape[-1] // num_heads
+        part = slice(head * hs, (head + 1) * hs)
+        return out_proj(heads) - heads[..., part] @ out_proj.weight[:, part].T
+
+    for answer in (subtract, zero_slice("input")):
+        passed, out = verdict(capsys, ex.check_ablate_head, answer)
+        assert passed, out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (lambda heads, out_proj, h, nh: zero_slice("input")(heads, out_proj, h + 1, nh), "head 2's columns"),
+        (lambda heads, out_proj, h, nh: zero_slice("input")(heads, out_proj, h - 1, nh), "head 0's columns"),
+        (zero_slice("output"), "OUTPUT"),
+        (zero_slice("positions"), "zeroed positions"),
+        (lambda heads, out_proj, h, nh: torch.zeros_like(heads), "whole attention output"),
+        (lambda heads, out_proj, h, nh: out_proj(torch.zeros_like(heads)), "every head's columns"),
+        (lambda heads, out_proj, h, nh: heads[..., :3], "(B, T, E)"),
+    ],
+)
+def test_ablate_head_checker_names_the_mistake(capsys, answer, message):
+    passed, out = verdict(capsys, ex.check_ablate_head, answer)
     assert not passed and message in out, out
 
 

@@ -339,3 +339,20 @@ def test_compare_refuses_a_results_file_without_a_seeds_validation_accuracy(tmp_
     assert compare_main(["--run", str(tmp_path), "a"]) != 0
     err = capsys.readouterr().err
     assert "results.json lacks a seed's test or validation accuracy" in err and "Traceback" not in err
+
+
+def test_a_log_axis_keeps_its_mathtext_tick_labels():
+    """Labels are plain text, but the 10² that a log axis's formatter writes must still be drawn as math
+    (a fix of case 6 of issue 34 had every log axis show `$\\mathdefault{10^{2}}$` literally)."""
+    from matplotlib.figure import Figure
+
+    from minitransformer.teaching.display import png_bytes
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.semilogy([1, 2, 3], [10, 100, 1000])
+    ax.set_title("$\\undefinedmacro$")
+    png_bytes(fig)  # must not fail on the title
+    drawn = [t for t in ax.yaxis.get_ticklabels() if "mathdefault" in t.get_text()]
+    assert drawn and all(t.get_parse_math() for t in drawn)
+    assert not ax.title.get_parse_math()

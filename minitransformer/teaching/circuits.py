@@ -16,6 +16,9 @@ The functions work on every model of the project, including Hugging Face GPT-2 a
 imported with `minitransformer.interop.hf.from_hf` (they become the same classes). Layers and heads are
 numbered from 0. Head h owns the slice [h·hs, (h + 1)·hs) of the heads' concatenated outputs, the input
 of the attention's output projection `out_proj`; ablation and patching replace that slice.
+
+`hand_built_induction_model` is a two-layer induction circuit whose every weight is set by hand: the
+answer these tools must find (tests/test_circuits.py, tutorial 7).
 """
 
 from __future__ import annotations
@@ -26,16 +29,23 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from ..config import TransformerConfig
+from ..model import TransformerWithLMHead
 from .inspection import previous_token_share
 
 __all__ = [
     "ablate_head",
     "attention_of",
     "attention_patterns",
+    "copied_token_loss",
     "copying_score",
+    "hand_built_blocks",
+    "hand_built_induction_model",
     "head_output",
     "head_scores",
+    "induction_batch",
     "induction_targets",
+    "next_token_losses",
     "patch_head",
     "prefix_matching_score",
     "previous_token_share",
@@ -258,3 +268,91 @@ def head_scores(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
         scores["prefix_matching"] = torch.stack([prefix_matching_score(a, x) for a in patterns])
         scores["prefix_matching_uniform"] = prefix_matching_score(uniform, x)[0]
     return scores
+
+
+# ----------------------------------------------------------------------------------------------
+# An induction circuit built by hand: the answer every tool above must find
+# ----------------------------------------------------------------------------------------------
+
+
+def hand_built_blocks(n: int = 5, V: int = 10) -> dict[str, slice]:
+    """The residual-stream dims of `hand_built_induction_model(n, V)`, by what they hold.
+
+    position: one-hot position (2n + 1 dims); token: one-hot token (V); previous: the token before,
+    one-hot (V), written by layer 0; balance: one dim of -1 that keeps every embedding's mean at 0.
+    """
+    T = 2 * n + 1
+    sizes = {"position": T, "token": V, "previous": V, "balance": 1}
+    starts = [0, T, T + V, T + 2 * V, T + 2 * V + 1]
+    return {name: slice(start, end) for name, start, end in zip(sizes, starts, starts[1:])}
+
+
+@torch.no_grad()
+def hand_built_induction_model(n: int = 5, V: int = 10) -> TransformerWithLMHead:
+    """A two-layer induction circuit set by hand, for sequences [0, half, half] of `induction_batch`.
+
+    The residual stream has the four blocks of `hand_built_blocks`; the balancing dim keeps every
+    embedding's mean at 0, so that each layer norm only scales (by the same factor at every position).
+    Feed-forwards are zero. Head 0 of layer 0 is a previous-token head: the query of position p is
+    position p - 1, the key of j is j, and it writes the token it reads into the previous-token block.
+    Head 0 of layer 1 is the induction head: its query is the current token, its key the previous-token
+    block, so position i looks at the keys whose previous token is token i, and it writes the token it
+    reads into the token block, ×10, which the tied unembedding turns into that token's logit. Both
+    heads 1 are zero: flat attention, no output. Eval mode.
+    """
+    blocks = hand_built_blocks(n, V)
+    T, E = 2 * n + 1, blocks["balance"].stop
+    pos, tok, prev, bal = (blocks[name] for name in ("position", "token", "previous", "balance"))
+    config = TransformerConfig(embed_dim=E, hidden_dim=4, num_heads=2, num_layers=2, vocab_size=V,
+                               num_max_positions=T, norm_placement="pre", final_layer_norm=True, dropout=0.0)  # fmt: skip
+    model = TransformerWithLMHead(config).eval()
+    for parameter in model.parameters():
+        parameter.zero_()
+    for module in model.modules():
+        if isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+    model.transformer.position_embeddings.weight[:, pos] = torch.eye(T)
+    model.transformer.tokens_embeddings.weight[:, tok] = torch.eye(V)
+    model.transformer.position_embeddings.weight[:, bal] = -1.0
+    model.transformer.tokens_embeddings.weight[:, bal] = -1.0
+    layer_0, layer_1 = attention_of(model, 0), attention_of(model, 1)
+    query, key, value = layer_0.in_proj_weight.view(3, E, E)  # rows 0..hs-1: head 0
+    query[: T - 1, 1:T] = 10 * torch.eye(T - 1)  # position p asks for position p - 1
+    key[:T, pos] = torch.eye(T)
+    value[:V, tok] = torch.eye(V)
+    layer_0.out_proj.weight[prev, :V] = torch.eye(V)
+    query, key, value = layer_1.in_proj_weight.view(3, E, E)
+    query[:V, tok] = 10 * torch.eye(V)  # token i asks for a key whose previous token is i
+    key[:V, prev] = torch.eye(V)
+    value[:V, tok] = torch.eye(V)
+    layer_1.out_proj.weight[tok, :V] = 10 * torch.eye(V)
+    return model
+
+
+def induction_batch(batch_size: int = 4, n: int = 5, V: int = 10, seed: int = 0) -> Tensor:
+    """(B, 2n + 1): token 0, then n distinct tokens of 1..V-1 twice (the input of the hand-built model)."""
+    generator = torch.Generator().manual_seed(seed)
+    halves = torch.stack([torch.randperm(V - 1, generator=generator)[:n] + 1 for _ in range(batch_size)])
+    return torch.cat([torch.zeros(batch_size, 1, dtype=torch.long), halves, halves], dim=1)
+
+
+@torch.no_grad()
+def next_token_losses(model: nn.Module, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    """(B, T - 1): the loss of predicting labels[:, t + 1] at position t, for the token ids x (B, T).
+
+    `labels` default to x; give the clean input as labels when x is a corrupted copy of it.
+    """
+    labels = x if labels is None else labels
+    logits = model(x)[:, :-1]  # (B, T - 1, V)
+    return nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="none")
+
+
+def copied_token_loss(model: nn.Module, x: Tensor, labels: Tensor, n: int) -> float:
+    """Mean loss on the tokens of the second copy that the first copy predicts, in a batch laid out as
+    `induction_batch` makes it (token 0, then n tokens twice): positions n + 2 .. 2n of `labels`.
+
+    `x` is what the model reads, `labels` what it should predict (the same tensor, or the clean input
+    when `x` is a corrupted one). The first token of the second copy (position n + 1) is left out:
+    nothing before it says that the copy starts there.
+    """
+    return next_token_losses(model, x, labels)[:, n + 1 :].mean().item()

@@ -13,21 +13,29 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.ticker import LogFormatter, ScalarFormatter
 
 
 def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes, with no version stamp: the same picture gives the same bytes.
 
-    Every text is drawn as it is written: a label such as `$\\undefinedmacro$` (a user's class name)
-    is not read as mathtext, which would fail the drawing (and the run's figure with it)."""
+    Every text given to the figure is drawn as it is written: a label such as `$\\undefinedmacro$` (a user's
+    class name) is not read as mathtext, which would fail the drawing (and the run's figure with it);
+    tick labels that matplotlib's own formatters write (10² on a log axis) keep their mathtext."""
     buffer = io.BytesIO()
+    made_by_matplotlib = {  # tick labels a formatter writes (10² on a log axis is mathtext): left alone
+        label
+        for ax in fig.axes
+        for axis in (ax.xaxis, ax.yaxis)
+        if isinstance(axis.get_major_formatter(), (LogFormatter, ScalarFormatter))  # numbers, not given labels
+        for label in axis.get_ticklabels(which="both")
+    }
     for text in fig.findobj(Text):
-        text.set_parse_math(False)
-    with matplotlib.rc_context({"text.parse_math": False}):  # the tick labels made while drawing
-        fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+        if text not in made_by_matplotlib:
+            text.set_parse_math(False)
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     return buffer.getvalue()
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from minitransformer.config import FineTuningConfig, TransformerConfig
 from minitransformer.data.masking import IGNORE_INDEX
 from minitransformer.model import TransformerWithClfHead, TransformerWithLMHead
+from minitransformer.teaching.circuits import induction_targets, prefix_matching_score
 from minitransformer.teaching.inspection import previous_token_share
 from minitransformer.training.stability import llrd_parameter_groups
 
@@ -1020,3 +1021,143 @@ def check_attention_entropy(fn: Callable) -> None:
         raise _NotPassed(f"expected {[round(x, 4) for x in expected.tolist()]}, got {answer}")
 
     _verdict("attention_entropy", check)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tutorial 7: the prefix-matching score of a head; ablating one head
+# ----------------------------------------------------------------------------------------------
+
+
+def _prefix_matching_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """(attention (2, 4, 12, 12), tokens (2, 12)): three heads of random causal rows and a perfect
+    induction head. Row 0 repeats 6 distinct tokens; row 1 repeats the same 6 in another order, so the
+    token after each earlier occurrence is not always T/2 − 1 positions back. 6 repeated tokens per row."""
+    g = torch.Generator().manual_seed(0)
+    first = torch.randperm(40, generator=g)[:6]
+    tokens = torch.stack([first.repeat(2), torch.cat([first, first[[2, 3, 4, 0, 1, 5]]])])  # (2, 12)
+    T, causal = 12, torch.ones(12, 12, dtype=torch.bool).tril()
+    random_rows = (torch.randn(2, 3, T, T, generator=g, dtype=torch.float64) * 2).masked_fill(
+        ~causal, -torch.inf
+    )
+    targets = induction_targets(tokens).double()  # (2, T, T): one target per repeated token here
+    perfect = torch.where(targets.any(-1, keepdim=True), targets, torch.eye(T, dtype=torch.float64))
+    return torch.cat([random_rows.softmax(-1), perfect[:, None]], dim=1), tokens
+
+
+def check_prefix_matching_score(fn: Callable) -> None:
+    """Compare `fn(attention, tokens)` ((B, nh, T, T), (B, T) → (nh,)) with `circuits.prefix_matching_score`
+    on random heads and a perfect induction head (1.0); name the usual mistakes."""
+
+    def check() -> str:
+        attention, tokens = _prefix_matching_inputs()
+        answer = fn(attention.clone(), tokens.clone())
+        expected = prefix_matching_score(attention, tokens)
+        if _close(answer, expected, 1e-6):
+            return f"{[round(x, 3) for x in expected.tolist()]}: three random heads and a perfect one (1.0)"
+        _require_shape(
+            answer, expected, f"one number per head: the output should be (nh,) = {tuple(expected.shape)}"
+        )
+        T, targets = tokens.shape[1], induction_targets(tokens)  # (B, T, T)
+        repeated = targets.any(-1)  # (B, T): the tokens that occurred before, the same 6 places per row
+
+        def over_repeated(weights: torch.Tensor) -> torch.Tensor:  # (B, nh, T) → (nh,)
+            return weights.transpose(0, 1)[:, repeated].mean(-1)
+
+        occurrences = F.pad(targets, (0, 1))[..., 1:]  # [i, j]: the earlier occurrence itself
+        halves = attention[..., T // 2 :, :].diagonal(offset=1 - T // 2, dim1=-2, dim2=-1)  # key i − T/2 + 1
+        on_targets = (attention * targets[:, None]).sum(-1)  # (B, nh, T)
+        mistakes = [
+            (
+                over_repeated((attention * occurrences[:, None]).sum(-1)),
+                "off by one: you read the weight on the earlier occurrence of the token itself; an induction "
+                "head looks at the token AFTER it (key j + 1), the one that came next then",
+            ),
+            (
+                on_targets.mean(dim=(0, -1)),
+                "you averaged over all T positions: only the tokens that occurred before have something to "
+                "match; average over those (the first copy would pull every head towards 0)",
+            ),
+            (
+                halves.mean(dim=(0, -1)),
+                "you assumed the text is one half repeated (key i − T/2 + 1): batch row 1 repeats its tokens in "
+                "another order; find each token's earlier occurrence in `tokens`",
+            ),
+            (
+                on_targets[0][:, T // 2 :].mean(-1),
+                "only the first row of the batch is averaged: average over the batch too",
+            ),
+        ]
+        _refuse_known_mistakes(answer, mistakes, 1e-6)
+        raise _NotPassed(f"expected {[round(x, 4) for x in expected.tolist()]}, got {answer}")
+
+    _verdict("prefix_matching_score", check)
+
+
+def solution_ablate_head(
+    heads: torch.Tensor, out_proj: torch.nn.Linear, head: int, num_heads: int
+) -> torch.Tensor:
+    """The attention's output without head `head`: out_proj of `heads` (B, T, E, the heads side by side)
+    with that head's slice of columns [head·hs, (head + 1)·hs) set to 0. (B, T, E)."""
+    hs = heads.shape[-1] // num_heads
+    heads = heads.clone()  # the caller's tensor stays as it was
+    heads[..., head * hs : (head + 1) * hs] = 0.0
+    return out_proj(heads)
+
+
+def check_ablate_head(fn: Callable) -> None:
+    """Compare `fn(heads, out_proj, head, num_heads)` with the heads' input zeroed on head 1's columns,
+    for 4 heads of 3 dims; name the usual mistakes."""
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(0)
+        B, T, num_heads, hs, head = 2, 5, 4, 3, 1
+        E = num_heads * hs
+        heads = torch.randn(B, T, E, generator=g, dtype=torch.float64)
+        out_proj = torch.nn.Linear(E, E, dtype=torch.float64)
+        with torch.no_grad():
+            for parameter in out_proj.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=g, dtype=torch.float64))
+        with torch.no_grad():
+            answer = fn(heads.clone(), out_proj, head, num_heads)
+            expected = solution_ablate_head(heads, out_proj, head, num_heads)
+        if _close(answer, expected, 1e-6):
+            return f"head {head} of {num_heads} zeroed: columns {head * hs}..{(head + 1) * hs - 1} of out_proj's input"
+        _require_shape(
+            answer, expected, f"the attention's output should be (B, T, E) = {tuple(expected.shape)}"
+        )
+        with torch.no_grad():
+            rows_zeroed = out_proj(heads).clone()
+            rows_zeroed[..., head * hs : (head + 1) * hs] = 0.0
+            positions_zeroed = heads.clone()
+            positions_zeroed[:, head * hs : (head + 1) * hs] = 0.0
+            mistakes = [
+                (
+                    solution_ablate_head(heads, out_proj, head + 1, num_heads),
+                    f"you zeroed head {head + 1}'s columns: head h owns [h·hs, (h + 1)·hs), counted from 0",
+                ),
+                (
+                    solution_ablate_head(heads, out_proj, head - 1, num_heads),
+                    f"you zeroed head {head - 1}'s columns: head h owns [h·hs, (h + 1)·hs), counted from 0",
+                ),
+                (
+                    rows_zeroed,
+                    "you zeroed a slice of out_proj's OUTPUT: after out_proj every output dim mixes all heads; "
+                    "zero the head's slice of its INPUT (the heads side by side), then apply out_proj",
+                ),
+                (
+                    out_proj(positions_zeroed),
+                    "you zeroed positions (dim 1, the tokens), not the head's columns: slice the last dim",
+                ),
+                (
+                    torch.zeros_like(expected),
+                    "you zeroed the whole attention output: that switches off every head; zero one head's slice",
+                ),
+                (
+                    out_proj(torch.zeros_like(heads)),
+                    "you zeroed every head's columns: only head `head`'s slice goes to 0, the others stay",
+                ),
+            ]
+        _refuse_known_mistakes(answer, mistakes, 1e-6)
+        raise _NotPassed("out_proj(heads with head `head`'s columns set to 0) differs from your answer")
+
+    _verdict("ablate_head", check)
