@@ -29,7 +29,9 @@ def png_bytes(fig: Figure) -> bytes:
         label
         for ax in fig.axes
         for axis in (ax.xaxis, ax.yaxis)
-        if isinstance(axis.get_major_formatter(), (LogFormatter, ScalarFormatter))  # numbers, not given labels
+        if isinstance(
+            axis.get_major_formatter(), (LogFormatter, ScalarFormatter)
+        )  # numbers, not given labels
         for label in axis.get_ticklabels(which="both")
     }
     for text in fig.findobj(Text):
