@@ -18,7 +18,7 @@ from torch import Tensor
 from minitransformer import TransformerWithLMHead
 
 from ..teaching.circuits import copying_score, induction_targets, prefix_matching_score, uniform_attention
-from ..teaching.inspection import column_share, previous_token_share
+from ..teaching.inspection import attention_entropy, column_share, previous_token_share
 from ..tokenization import Tokenizer, check_text
 
 # What the per-block numbers mean for each norm placement (keyed by the two placements that differ;
@@ -169,14 +169,6 @@ def quantize(attention: Tensor) -> str:
     """Attention probabilities in [0, 1] as base64 bytes (round(255 p)): 1 byte a weight, ±0.002."""
     data = (attention.clamp(0, 1) * 255).round().to(torch.uint8).flatten().cpu().numpy().tobytes()
     return base64.b64encode(data).decode("ascii")
-
-
-def attention_entropy(attention: Tensor) -> Tensor:
-    """Each head's mean row entropy in nats (natural log, as in tutorial 6's exercise): (B, nh, T, S) → (nh,).
-
-    0 = every row on one token; ln n = a row spread evenly over n tokens.
-    """
-    return -(attention * attention.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, -1))
 
 
 def head_summaries(attentions: list[Tensor], tokens: Tensor, causal: bool) -> dict:

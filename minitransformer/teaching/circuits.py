@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import accumulate
 
 import torch
 from torch import Tensor, nn
@@ -281,10 +282,9 @@ def hand_built_blocks(n: int = 5, V: int = 10) -> dict[str, slice]:
     position: one-hot position (2n + 1 dims); token: one-hot token (V); previous: the token before,
     one-hot (V), written by layer 0; balance: one dim of -1 that keeps every embedding's mean at 0.
     """
-    T = 2 * n + 1
-    sizes = {"position": T, "token": V, "previous": V, "balance": 1}
-    starts = [0, T, T + V, T + 2 * V, T + 2 * V + 1]
-    return {name: slice(start, end) for name, start, end in zip(sizes, starts, starts[1:])}
+    sizes = {"position": 2 * n + 1, "token": V, "previous": V, "balance": 1}
+    ends = list(accumulate(sizes.values()))
+    return {name: slice(end - size, end) for (name, size), end in zip(sizes.items(), ends)}
 
 
 @torch.no_grad()

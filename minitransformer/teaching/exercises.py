@@ -21,7 +21,7 @@ from minitransformer.config import FineTuningConfig, TransformerConfig
 from minitransformer.data.masking import IGNORE_INDEX
 from minitransformer.model import TransformerWithClfHead, TransformerWithLMHead
 from minitransformer.teaching.circuits import induction_targets, prefix_matching_score
-from minitransformer.teaching.inspection import previous_token_share
+from minitransformer.teaching.inspection import attention_entropy, previous_token_share
 from minitransformer.training.stability import llrd_parameter_groups
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -982,10 +982,7 @@ def check_previous_token_share(fn: Callable) -> None:
     _verdict("previous_token_share", check)
 
 
-def solution_attention_entropy(attention: torch.Tensor) -> torch.Tensor:
-    """Mean entropy (nats) of each head's attention rows, (B, nh, T, S) → (nh,); 0·log 0 counts as 0."""
-    p = attention
-    return -(p * p.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, -1))
+solution_attention_entropy = attention_entropy  # the reference answer is the library's own function
 
 
 def check_attention_entropy(fn: Callable) -> None:

@@ -22,6 +22,14 @@ def previous_token_share(attention: torch.Tensor) -> torch.Tensor:
     return below.mean(dim=(0, -1))
 
 
+def attention_entropy(attention: torch.Tensor) -> torch.Tensor:
+    """Each head's mean row entropy in nats, (B, nh, T, S) → (nh,); 0·log 0 counts as 0 (the causal zeros).
+
+    0 = every row on one token; ln k = a row spread evenly over k tokens.
+    """
+    return -(attention * attention.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, -1))
+
+
 def column_share(attention: torch.Tensor, column: int) -> torch.Tensor:
     """The attention each head puts on one position (0: the first token, -1: the last), averaged over
     the attending tokens and the batch; (B, nh, T, S) → (nh,)."""
