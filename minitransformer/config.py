@@ -115,6 +115,9 @@ class TransformerConfig(_JsonConfig):
     initializer_range: float = 0.02
     mlm: bool = False  # True: bidirectional attention + masked-LM loss; False: causal LM
     sinusoidal_embeddings: bool = False  # fixed sin/cos position table instead of learned positions
+    # Rotary positions (Su et al. 2021, "RoFormer"): no position table; each query and key is rotated by
+    # an angle proportional to its position, so attention scores depend on how far apart two tokens are
+    rotary: bool = False
     # Switches for hosting other checkpoints (defaults = the hands-on).
     activation: str = "relu"
     layer_norm_eps: float = 1e-12
@@ -177,6 +180,14 @@ class TransformerConfig(_JsonConfig):
         _require(
             not (self.sinusoidal_embeddings and self.embed_dim % 2),
             f"sinusoidal_embeddings needs an even embed_dim, got {self.embed_dim}",
+        )
+        _require(
+            not (self.rotary and self.sinusoidal_embeddings),
+            "rotary and sinusoidal_embeddings are two ways to give positions: choose one",
+        )
+        _require(
+            not (self.rotary and self.head_dim % 2),
+            f"rotary needs an even head size (embed_dim / num_heads), got {self.head_dim}",
         )
 
     @property

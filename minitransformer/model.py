@@ -1,6 +1,7 @@
 """The Transformer of the NAACL 2019 transfer-learning hands-on, written to be read top to bottom.
 
     tokens ─► token embeddings + position embeddings ─► dropout ─► N × Block ─► hidden states
+              (with `rotary=True` no position table: each attention rotates its queries and keys)
     Block ("hands_on" placement):   h = ln1(h);  h = h + dropout(attention(h))
                                     h = ln2(h);  h = h + dropout(feed_forward(h))
 
@@ -47,6 +48,25 @@ def sinusoidal_table(num_positions: int, dim: int) -> Tensor:
     return table  # (P, dim)
 
 
+def rotary_angles(positions: Tensor, head_size: int) -> tuple[Tensor, Tensor]:
+    """cos and sin of the rotary angles, each (T, hs/2): pair i of position p turns by p · 10000^(-2i/hs)."""
+    half = head_size // 2
+    frequencies = 10000.0 ** (-torch.arange(half, device=positions.device, dtype=torch.float32) / half)
+    angles = positions.float()[:, None] * frequencies  # (T, hs/2)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate each pair (x_i, x_{i+hs/2}) of x (B, nh, T, hs) by its angle (RoFormer's rotary positions).
+
+    A query rotated by its position's angles and a key by theirs have a dot product that depends on the
+    difference of the two positions only: attention sees how far back a token is, not where it sits.
+    """
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    x1, x2 = x.chunk(2, dim=-1)  # 2 × (B, nh, T, hs/2)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Self-attention from scratch, with the parameter layout of `nn.MultiheadAttention`.
 
@@ -61,6 +81,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.num_heads = config.num_heads
         self.dropout = config.dropout
         self.impl = config.attention_impl
+        self.rotary = config.rotary
         E = config.embed_dim
         self.in_proj_weight = nn.Parameter(torch.empty(3 * E, E))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * E)) if config.bias else None
@@ -84,6 +105,10 @@ class MultiHeadSelfAttention(nn.Module):
         q = q.view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
+        if self.rotary:  # rotate by the absolute positions; cached keys were rotated by theirs
+            start = past[0].size(2) if past is not None else 0
+            cos, sin = rotary_angles(torch.arange(start, start + T, device=h.device), q.size(-1))
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if past is not None:  # generation: prepend the cached keys/values of earlier positions
             k = torch.cat([past[0], k], dim=2)  # (B, nh, S, hs)
             v = torch.cat([past[1], v], dim=2)
@@ -239,7 +264,7 @@ class Transformer(nn.Module):
         self.config = config
         E, P = config.embed_dim, config.num_max_positions
         self.tokens_embeddings = nn.Embedding(config.vocab_size, E)
-        self.position_embeddings = nn.Embedding(P, E)
+        self.position_embeddings = None if config.rotary else nn.Embedding(P, E)  # rotary: in attention
         if config.sinusoidal_embeddings:
             self.position_embeddings.weight.requires_grad_(False)  # fixed, never trained
         self.token_type_embeddings = (
@@ -349,8 +374,9 @@ class Transformer(nn.Module):
         B, T = x.shape
         S = past_length + T
 
-        positions = torch.arange(past_length, S, device=x.device)  # (T,)
-        h = self.tokens_embeddings(x) + self.position_embeddings(positions)  # (B, T, E)
+        h = self.tokens_embeddings(x)  # (B, T, E)
+        if self.position_embeddings is not None:
+            h = h + self.position_embeddings(torch.arange(past_length, S, device=x.device))
         if self.token_type_embeddings is not None:
             types = token_type_ids if token_type_ids is not None else torch.zeros_like(x)
             h = h + self.token_type_embeddings(types)

@@ -165,6 +165,7 @@ MODEL_OPTIONS = (
     "norm_placement",
     "final_layer_norm",
     "sinusoidal_embeddings",
+    "rotary",
     "embedding_layer_norm",
     "init_scheme",
     "layer_norm_eps",

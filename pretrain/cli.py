@@ -74,6 +74,7 @@ class PretrainPlan(RunPlan):
     norm_placement: str  # hands_on, pre or post
     final_layer_norm: bool | None  # unset: on for pre-norm
     sinusoidal_embeddings: bool
+    rotary: bool  # rotary positions in attention instead of a position table
     embedding_layer_norm: bool
     init_scheme: str | None  # hands_on or gpt2
     layer_norm_eps: float | None  # unset: 1e-12
@@ -242,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned"
+    )
+    g.add_argument(
+        "--rotary",
+        action="store_true",
+        help="rotary positions (RoFormer): queries and keys rotated by their position, no position table",
     )
     g.add_argument(
         "--embedding-layer-norm", action="store_true", help="a LayerNorm on the embeddings, as BERT has"

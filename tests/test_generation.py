@@ -11,8 +11,9 @@ from minitransformer import TransformerWithLMHead
 from minitransformer.generation import filter_logits
 
 
-def test_cache_and_full_recompute_give_identical_greedy_output(tiny_config):
-    model = TransformerWithLMHead(tiny_config)
+@pytest.mark.parametrize("rotary", [False, True])
+def test_cache_and_full_recompute_give_identical_greedy_output(tiny_config, rotary):
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, rotary=rotary))
     prompt = torch.randint(0, 50, (2, 4))
     with_cache = model.generate(prompt, 8, temperature=0)
     without = model.generate(prompt, 8, temperature=0, use_cache=False)

@@ -290,6 +290,47 @@ def test_sinusoidal_positions_are_fixed(tiny_config):
     assert table[0, 1] == 1.0 and table[0, 0] == 0.0  # cos(0), sin(0)
 
 
+def test_rotary_scores_depend_on_how_far_apart_query_and_key_are():
+    from minitransformer.model import rotary_angles, rotate
+
+    q, k = torch.randn(2, 1, 1, 1, 8)  # (B, nh, T, hs) each
+
+    def score(query_position: int, key_position: int) -> float:
+        rq = rotate(q, *rotary_angles(torch.tensor([query_position]), 8))
+        rk = rotate(k, *rotary_angles(torch.tensor([key_position]), 8))
+        return (rq * rk).sum().item()
+
+    assert score(5, 2) == pytest.approx(score(12, 9), abs=1e-5)  # 3 apart both times
+    assert score(5, 2) != pytest.approx(score(5, 4), abs=1e-3)
+    assert score(3, 3) == pytest.approx((q * k).sum().item(), abs=1e-5)  # no turn at distance 0
+
+
+def test_a_rotary_model_has_no_position_table_and_stays_causal(tiny_config, tmp_path):
+    model = TransformerWithLMHead(dataclasses.replace(tiny_config, rotary=True, dropout=0.0)).eval()
+    assert model.transformer.position_embeddings is None
+    assert not any("position" in name for name in model.state_dict())
+    x = torch.randint(0, 50, (2, 10))
+    changed = x.clone()
+    changed[:, 6:] = torch.randint(0, 50, (2, 4))
+    torch.testing.assert_close(model(x)[:, :6], model(changed)[:, :6])
+    model.save_pretrained(tmp_path)
+    loaded = TransformerWithLMHead.from_pretrained(tmp_path).eval()
+    assert loaded.config.rotary
+    torch.testing.assert_close(loaded(x), model(x))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(rotary=True, sinusoidal_embeddings=True), "choose one"),
+        (dict(rotary=True, embed_dim=18, num_heads=2), "even head size"),
+    ],
+)
+def test_rotary_config_is_checked(tiny_config, changes, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(tiny_config, **changes)
+
+
 @pytest.mark.parametrize("placement", ["pre", "post"])
 def test_norm_placements_compute_their_formula(tiny_config, placement):
     config = dataclasses.replace(tiny_config, num_layers=1, norm_placement=placement, dropout=0.0)
