@@ -76,6 +76,7 @@ class PretrainPlan(RunPlan):
     sinusoidal_embeddings: bool
     rotary: bool  # rotary positions in attention instead of a position table
     embedding_layer_norm: bool
+    lm_head_transform: bool  # dense + activation + LayerNorm before the tied decoder
     init_scheme: str | None  # hands_on or gpt2
     layer_norm_eps: float | None  # unset: 1e-12
     # optimisation
@@ -251,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--embedding-layer-norm", action="store_true", help="a LayerNorm on the embeddings, as BERT has"
+    )
+    g.add_argument(
+        "--lm-head-transform",
+        action="store_true",
+        help="a dense layer + activation + LayerNorm between the last block and the tied decoder, as BERT has",
     )
     g.add_argument(
         "--init-scheme",

@@ -257,11 +257,11 @@ def create_lm_evaluator(model: Module, prepare: Callable, device: torch.device, 
 class Validation:
     """Evaluate on the validation split, log it (with the run's wall time so far, for plots against
     minutes), print it and (causal) sample from the model. `probe`, when given, adds its values to each
-    evaluation (the induction corpus: the loss on copied and on fresh tokens)."""
+    evaluation (the induction corpus: the loss on copied and on fresh tokens, every head's scores)."""
 
     def __init__(
         self, plan: PretrainPlan, evaluator: Engine, trainer: Engine, data: Data, raw_model: TransformerWithLMHead,
-        log: MetricsLog, clock: WallClock, probe: Callable[[], dict[str, float]] | None = None,
+        log: MetricsLog, clock: WallClock, probe: Callable[[], dict[str, object]] | None = None,
     ):  # fmt: skip
         self.plan, self.evaluator, self.trainer, self.data = plan, evaluator, trainer, data
         self.raw_model, self.log, self.clock, self.probe = raw_model, log, clock, probe

@@ -22,10 +22,12 @@ from minitransformer.data.induction import (
     dense_passage,
     make_words,
     probe_batch,
+    probe_head_scores,
     probe_passage,
     word_token_ids,
     write_corpus,
 )
+from minitransformer.teaching.circuits import hand_built_induction_model, induction_batch
 from minitransformer.tokenization import Tokenizer
 
 SMALL = InductionSpec(num_words=40, passage_words=31, train_passages=300, valid_passages=20)
@@ -63,11 +65,11 @@ def test_the_corpus_is_the_same_text_for_a_seed_and_another_for_another_seed(tmp
 
 def test_every_copy_the_kinds_mark_repeats_an_earlier_segment():
     rng = random.Random(0)
-    passages = [dense_passage(rng, SMALL) for _ in range(50)]
+    passages = [dense_passage(rng, SMALL) for _ in range(100)]
     marked = [(p, c) for p in passages for c in copies(p)]
-    assert len(marked) > 100
+    assert len(marked) > 150
     assert all(has_earlier_source(p, start, length) for p, (start, length) in marked)
-    copied_share = sum(p.kinds.count(COPIED) for p in passages) / (50 * SMALL.passage_words)
+    copied_share = sum(p.kinds.count(COPIED) for p in passages) / (100 * SMALL.passage_words)
     assert 0.2 < copied_share < 0.8
 
 
@@ -108,6 +110,17 @@ def test_copied_and_fresh_loss_of_a_model_that_predicts_the_copies():
     assert (kinds == FRESH).sum() > (kinds == COPIED).sum() > 0
 
 
+def test_probe_head_scores_find_the_hand_built_circuit_and_restore_the_mode():
+    model = hand_built_induction_model()
+    model.train()
+    scores = probe_head_scores(model, induction_batch(batch_size=8))
+    assert model.training
+    [[previous_0, _], [previous_1, _]] = scores["previous_token"]  # head 0 of each layer does the work
+    [[matching_0, _], [matching_1, _]] = scores["prefix_matching"]
+    assert previous_0 > 0.95 and previous_1 < 0.5  # layer 0 is the previous-token head
+    assert matching_1 > 0.95 and matching_0 < 0.5  # layer 1 the induction head
+
+
 def test_a_tokenizer_that_splits_the_words_is_refused_naming_the_fix():
     words = make_words(40, seed=0)
     whole = Tokenizer.train(iter([" ".join(words)] * 3), vocab_size=1000)
@@ -133,6 +146,10 @@ def test_pretrain_on_the_induction_corpus_logs_copied_and_fresh_loss(tmp_path, m
     evaluations = [e for e in events if e["event"] in ("valid", "final")]
     assert [e["step"] for e in evaluations] == [0, 2, 4, 4]
     assert all(e["copied_loss"] > 0 and e["fresh_loss"] > 0 for e in evaluations)
+    for name in ("previous_token", "prefix_matching"):  # layers × heads of scores in [0, 1]
+        scores = [s for e in evaluations for layer in e[name] for s in layer]
+        assert all(len(e[name]) == 2 and len(e[name][0]) == 4 for e in evaluations)
+        assert all(0 <= s <= 1 for s in scores)
     tokenizer = Tokenizer.from_pretrained(out)
     corpus = next((tmp_path / "cache").glob("induction-*"))
     words = sorted(set((corpus / "valid.txt").read_text().split()))

@@ -24,14 +24,21 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from minitransformer.runs.io import atomic_path, write_json_atomic
+from minitransformer.teaching.circuits import (
+    attention_patterns,
+    next_token_losses,
+    prefix_matching_score,
+    previous_token_share,
+)
 from minitransformer.tokenization import Tokenizer
 
 FRESH, COPIED, COPY_START = 0, 1, 2  # kinds of token: drawn anew, predictable copy, first of a copy
@@ -42,12 +49,12 @@ CONSONANTS, VOWELS = "bdfgklmnprstvz", "aeiou"
 class InductionSpec:
     """What the corpus looks like; the defaults are the design of docs/induction.md."""
 
-    num_words: int = 64  # made-up words: per token, ln(64) = 4.16 nats of fresh surprise
-    passage_words: int = 15  # words per line; with its [SEP], one training block of 16 tokens
+    num_words: int = 512  # made-up words: per token, ln(512) = 6.24 nats of fresh surprise
+    passage_words: int = 63  # words per line; with its [SEP], one training block of 64 tokens
     copy_probability: float = 0.5  # at each choice, start a copy (else a run of fresh words)
-    min_copy: int = 2
-    max_copy: int = 6  # a copy is min_copy..max_copy words long, a run of fresh words 1..max_copy
-    train_passages: int = 200_000  # 3.2M tokens: 6000 steps of 64 blocks see each passage twice
+    min_copy: int = 3
+    max_copy: int = 12  # a copy is min_copy..max_copy words long, a run of fresh words 1..max_copy
+    train_passages: int = 40_000  # 2.5M words: 2500 steps of 64 blocks see each passage 4 times
     valid_passages: int = 500
 
 
@@ -148,14 +155,15 @@ def probe_batch(
 
 
 def copy_probe(model: nn.Module, tokenizer: Tokenizer, spec: InductionSpec, seed: int, count: int = 256):
-    """A function of no arguments giving `copied_and_fresh_loss` of `model` on fixed probe passages of
-    the corpus's words (one copy of min_copy..max_copy words); what each evaluation logs.
+    """A function of no arguments giving what each evaluation logs about `model` on fixed probe passages
+    of the corpus's words (one copy of min_copy..max_copy words): `copied_and_fresh_loss` and every
+    head's `probe_head_scores`.
 
     A probe passage is as long as a training passage, without the [SEP] that ends each training block:
     the model learns that the block's last token is [SEP], so a word there would be a surprise."""
     token_ids = word_token_ids(tokenizer, make_words(spec.num_words, seed))
     ids, kinds = probe_batch(token_ids, count, spec.passage_words, spec.min_copy, spec.max_copy, seed)
-    return lambda: copied_and_fresh_loss(model, ids, kinds)
+    return lambda: {**copied_and_fresh_loss(model, ids, kinds), **probe_head_scores(model, ids)}
 
 
 @torch.no_grad()
@@ -165,15 +173,36 @@ def copied_and_fresh_loss(model: nn.Module, ids: Tensor, kinds: Tensor) -> dict[
     ids, kinds: (N, T). The loss at position t is that of predicting ids[:, t] from ids[:, :t];
     the first token of a copy (COPY_START) is in neither mean: nothing before it says it comes.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    logits = model(ids.to(device))[:, :-1].float()  # (N, T-1, V): position t predicts t + 1
-    targets = ids[:, 1:].to(device)  # (N, T-1)
-    losses = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").cpu()  # (N, T-1)
-    model.train(was_training)
+    with evaluating(model):
+        losses = next_token_losses(model, ids.to(next(model.parameters()).device)).float().cpu()  # (N, T-1)
     predicted = kinds[:, 1:]  # (N, T-1): the kind of each predicted token
     return {
         "copied_loss": losses[predicted == COPIED].mean().item(),
         "fresh_loss": losses[predicted == FRESH].mean().item(),
     }
+
+
+def probe_head_scores(model: nn.Module, ids: Tensor) -> dict[str, list[list[float]]]:
+    """Every head's previous-token share and prefix-matching score on probe passages ids (N, T), as
+    lists of layers of heads (L × nh): logged at each evaluation, they show which head forms when."""
+    ids = ids.to(next(model.parameters()).device)
+    with evaluating(model):
+        patterns = attention_patterns(model, ids)  # L × (N, nh, T, T)
+    scores = {
+        "previous_token": [previous_token_share(a) for a in patterns],
+        "prefix_matching": [prefix_matching_score(a, ids) for a in patterns],
+    }
+    return {
+        name: [[round(v, 4) for v in layer.tolist()] for layer in values] for name, values in scores.items()
+    }
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode (no dropout) inside the block, its earlier mode restored after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
