@@ -118,6 +118,9 @@ class TransformerConfig(_JsonConfig):
     # Rotary positions (Su et al. 2021, "RoFormer"): no position table; each query and key is rotated by
     # an angle proportional to its position, so attention scores depend on how far apart two tokens are
     rotary: bool = False
+    # Attention-only blocks (no feed-forward, no second norm): the toy models of Elhage et al. (2021),
+    # "A Mathematical Framework for Transformer Circuits"
+    attention_only: bool = False
     # Switches for hosting other checkpoints (defaults = the hands-on).
     activation: str = "relu"
     layer_norm_eps: float = 1e-12

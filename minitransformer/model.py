@@ -193,10 +193,11 @@ class Block(nn.Module):
         self.norm_placement = config.norm_placement
         self.layer_norm_1 = nn.LayerNorm(E, eps=config.layer_norm_eps)
         self.attention = MultiHeadSelfAttention(config)
-        self.layer_norm_2 = nn.LayerNorm(E, eps=config.layer_norm_eps)
-        self.feed_forward = FeedForward(config)
+        with_ff = not config.attention_only  # attention-only blocks have no second sub-block
+        self.layer_norm_2 = nn.LayerNorm(E, eps=config.layer_norm_eps) if with_ff else None
+        self.feed_forward = FeedForward(config) if with_ff else None
         self.adapter_1 = Adapter(E, adapters_dim) if adapters_dim else None
-        self.adapter_2 = Adapter(E, adapters_dim) if adapters_dim else None
+        self.adapter_2 = Adapter(E, adapters_dim) if adapters_dim and with_ff else None
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -218,12 +219,18 @@ class Block(nn.Module):
         match self.norm_placement:
             case "hands_on":  # the hands-on's code: h = ln(h); h = h + f(h), so h itself is normalised
                 h = x + attn  # x = ln_1(h)
-                h = (n := ln_2(h)) + self.ff(n)
             case "pre":  # GPT-2: the sub-block reads a normalised copy; the residual stream is not normed
                 h = h + attn  # attn read x = ln_1(h)
-                h = h + self.ff(ln_2(h))
             case "post":  # BERT and the original Transformer: normalise after the residual addition
                 h = ln_1(h + attn)  # attn read x = h
+        if self.feed_forward is None:  # an attention-only block
+            return h, probs, kv
+        match self.norm_placement:  # the feed-forward sub-block, placed the same way
+            case "hands_on":
+                h = (n := ln_2(h)) + self.ff(n)
+            case "pre":
+                h = h + self.ff(ln_2(h))
+            case "post":
                 h = ln_2(h + self.ff(h))
         return h, probs, kv
 
@@ -302,7 +309,8 @@ class Transformer(nn.Module):
         std = self.config.initializer_range / math.sqrt(2 * self.config.num_layers)
         for block in self.blocks:
             block.attention.out_proj.weight.normal_(mean=0.0, std=std)
-            block.feed_forward[2].weight.normal_(mean=0.0, std=std)
+            if block.feed_forward is not None:
+                block.feed_forward[2].weight.normal_(mean=0.0, std=std)
 
     def reset_sinusoidal(self) -> None:
         """(Re)write the fixed position table; called after weight init, which would overwrite it."""

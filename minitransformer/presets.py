@@ -73,10 +73,11 @@ def trec_questions_step(recipe: dict[str, Any], **values: Any) -> dict[str, Any]
     )
 
 
-# Two layers on the induction corpus (minitransformer/data/induction.py), a block being one passage (no
-# random offsets). Two switches make the induction head form (docs/induction.md has the table): rotary
-# positions (with a learned table the previous-token head stayed weak) and BERT's transform before the
-# tied decoder (without it, the tied head made layer 1 count the words seen, never match them).
+# Two attention-only layers on the induction corpus (minitransformer/data/induction.py), a block being
+# one passage (no random offsets). Three switches make the induction head form (docs/induction.md has
+# the table): rotary positions (with a learned table the previous-token head stayed weak), BERT's
+# transform before the tied decoder and no feed-forward (with either of these missing, layer 1 learnt a
+# previous-token head and counted the words seen instead of matching them).
 INDUCTION: dict[str, Any] = dict(
     dataset="induction",
     vocab_size=1000,  # more than the corpus needs: every made-up word becomes one token (~710 in all)
@@ -84,8 +85,8 @@ INDUCTION: dict[str, Any] = dict(
     norm_placement="pre",
     rotary=True,
     lm_head_transform=True,
+    attention_only=True,
     embed_dim=64,
-    hidden_dim=256,
     num_heads=4,
     num_layers=2,
     num_max_positions=64,
@@ -169,6 +170,7 @@ MODEL_OPTIONS = (
     "final_layer_norm",
     "sinusoidal_embeddings",
     "rotary",
+    "attention_only",
     "embedding_layer_norm",
     "lm_head_transform",
     "init_scheme",

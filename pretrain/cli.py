@@ -75,6 +75,7 @@ class PretrainPlan(RunPlan):
     final_layer_norm: bool | None  # unset: on for pre-norm
     sinusoidal_embeddings: bool
     rotary: bool  # rotary positions in attention instead of a position table
+    attention_only: bool  # blocks without feed-forward
     embedding_layer_norm: bool
     lm_head_transform: bool  # dense + activation + LayerNorm before the tied decoder
     init_scheme: str | None  # hands_on or gpt2
@@ -252,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--embedding-layer-norm", action="store_true", help="a LayerNorm on the embeddings, as BERT has"
+    )
+    g.add_argument(
+        "--attention-only", action="store_true", help="blocks without the feed-forward sub-block (and its norm)"
     )
     g.add_argument(
         "--lm-head-transform",

@@ -116,7 +116,7 @@ def record_block_outputs(model: TransformerWithLMHead):
     handles = [m.register_forward_hook(lambda _m, _i, out: outputs["attention"].append(out[0]))
                for m in (block.attention for block in transformer.blocks)]  # fmt: skip
     handles += [m.register_forward_hook(lambda _m, _i, out: outputs["feed_forward"].append(out))
-                for m in (block.feed_forward for block in transformer.blocks)]  # fmt: skip
+                for m in (block.feed_forward for block in transformer.blocks) if m is not None]  # fmt: skip
     try:
         yield outputs
     finally:
@@ -285,7 +285,8 @@ def _text_data(model, b, n, x, padding_mask, out, blocks, allowed, k, mask_id) -
     residual = {
         "norm": [_rounded(h[b].norm(dim=-1)) for h in out.hidden_states],  # L + 1 × (T,)
         "attention": [_rounded(a[b].norm(dim=-1)) for a in blocks["attention"]],  # L × (T,)
-        "feed_forward": [_rounded(f[b].norm(dim=-1)) for f in blocks["feed_forward"]],
+        "feed_forward": [_rounded(f[b].norm(dim=-1)) for f in blocks["feed_forward"]]
+        or [_rounded(torch.zeros_like(a[b, :, 0])) for a in blocks["attention"]],  # attention-only: adds 0
     }
     lens, targets = logit_lens(model, x[b], padding_mask[b], n, [h[b] for h in out.hidden_states], k, mask_id)
     return {

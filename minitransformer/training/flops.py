@@ -27,8 +27,9 @@ GPU_PEAK_TFLOPS = {
 
 def block_weights(config: TransformerConfig) -> int:
     """Weight-matrix parameters of the blocks: per layer the attention projections (4·E²) and the
-    feed-forward (2·E·H); biases and norms are too small to count."""
-    return config.num_layers * (4 * config.embed_dim**2 + 2 * config.embed_dim * config.hidden_dim)
+    feed-forward (2·E·H, none in attention-only blocks); biases and norms are too small to count."""
+    feed_forward = 0 if config.attention_only else 2 * config.embed_dim * config.hidden_dim
+    return config.num_layers * (4 * config.embed_dim**2 + feed_forward)
 
 
 def flops_per_token(config: TransformerConfig, seq_len: int, head_fraction: float = 1.0) -> int:

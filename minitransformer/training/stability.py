@@ -181,7 +181,7 @@ def mixout_targets(model: nn.Module) -> list[tuple[nn.Module, str]]:
     found = []
     for block in model.transformer.blocks:
         found.append((block.attention, "in_proj_weight"))
-        linears = (block.attention.out_proj, *block.feed_forward)
+        linears = (block.attention.out_proj, *(block.feed_forward or ()))
         found += [(m, "weight") for m in linears if isinstance(m, nn.Linear)]
     return found
 
