@@ -147,6 +147,14 @@ def test_recorded_block_outputs_are_exactly_what_a_pre_norm_layer_adds(tokenizer
     )
 
 
+def test_an_attention_only_model_shows_its_layers_adding_nothing_through_a_feed_forward(tokenizer):
+    model = tiny_model(norm_placement="pre", final_layer_norm=True, attention_only=True, rotary=True).eval()
+    residual = explorer_data(model, tokenizer, TEXT)["texts"][0]["residual"]
+    assert len(residual["feed_forward"]) == len(residual["attention"]) == 2
+    assert all(v == 0 for layer in residual["feed_forward"] for v in layer)
+    assert any(v > 0 for layer in residual["attention"] for v in layer)
+
+
 def test_attention_masks_and_summaries_of_a_padded_batch(tokenizer):
     model = tiny_model().eval()
     texts = [TEXT, "A dog."]

@@ -250,6 +250,7 @@ def test_export_loads_in_transformers_with_the_same_logits(tmp_path):
         ({"token_type_vocab_size": 2, "embedding_layer_norm": True}, "embedding_layer_norm=True"),
         ({"sinusoidal_embeddings": True, "embed_dim": 16, "num_heads": 4}, "sinusoidal_embeddings=True"),
         ({"rotary": True, "embed_dim": 16, "num_heads": 4}, "rotary=True"),
+        ({"attention_only": True}, "attention_only=True"),
     ],
 )
 def test_export_refuses_other_architectures_naming_the_switch(tmp_path, changes, switch):

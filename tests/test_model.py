@@ -350,6 +350,20 @@ def test_norm_placements_compute_their_formula(tiny_config, placement):
     torch.testing.assert_close(hidden(model, x), h)
 
 
+@pytest.mark.parametrize("placement", ["hands_on", "pre", "post"])
+def test_an_attention_only_block_adds_the_attention_and_nothing_else(tiny_config, placement):
+    config = dataclasses.replace(tiny_config, num_layers=1, norm_placement=placement, dropout=0.0)
+    model = TransformerWithLMHead(dataclasses.replace(config, attention_only=True)).eval()
+    block = model.transformer.blocks[0]
+    assert block.feed_forward is None and block.layer_norm_2 is None
+    assert not any("feed_forward" in name or "layer_norm_2" in name for name in model.state_dict())
+    x = torch.randint(0, 50, (1, 6))
+    h = model.transformer.tokens_embeddings(x) + model.transformer.position_embeddings(torch.arange(6))
+    ln1, attn = block.layer_norm_1, lambda z: block.attention(z, None, True)[0]  # noqa: E731
+    expected = {"hands_on": ln1(h) + attn(ln1(h)), "pre": h + attn(ln1(h)), "post": ln1(h + attn(h))}
+    torch.testing.assert_close(hidden(model, x), expected[placement])
+
+
 def test_hidden_states_of_every_layer(tiny_config):
     model = TransformerWithLMHead(tiny_config).eval()
     out = model.transformer(torch.randint(0, 50, (2, 5)), output_hidden_states=True)
