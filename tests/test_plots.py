@@ -153,6 +153,19 @@ def test_training_curves_malformed_line_names_it(tmp_path):
         plots.plot_training_curves(path)
 
 
+def test_head_scores_draw_one_line_per_head_with_its_values():
+    records = [
+        {"event": "train", "step": 1, "loss": 5.0},
+        {"event": "valid", "step": 0, "previous_token": [[0.1, 0.2], [0.3, 0.4]], "prefix_matching": [[0.0, 0.0], [0.1, 0.2]]},
+        {"event": "valid", "step": 10, "previous_token": [[0.9, 0.2], [0.3, 0.4]], "prefix_matching": [[0.0, 0.0], [0.8, 0.2]]},
+    ]  # fmt: skip
+    fig = plots.plot_head_scores(records)
+    previous, matching = fig.axes[0].lines, fig.axes[1].lines
+    assert [line.get_label() for line in previous][:3] == ["layer 0, head 0", "layer 0, head 1", "layer 1, head 0"]
+    assert list(previous[0].get_ydata()) == [0.1, 0.9] and list(previous[0].get_xdata()) == [0, 10]
+    assert list(matching[2].get_ydata()) == [0.1, 0.8]
+
+
 def test_lr_per_group_keeps_the_order_and_values():
     history = {"head": [1.0, 2.0, 3.0], "layer 1": [0.5, 1.0, 1.5], "embeddings": [0.25, 0.5, 0.75]}
     fig = plots.plot_lr_per_group(history, steps=[10, 20, 30])

@@ -22,6 +22,7 @@ from .model_plots import (
 from .run_plots import (
     plot_accuracy_bars,
     plot_confusion_matrix,
+    plot_head_scores,
     plot_lr_finder,
     plot_lr_per_group,
     plot_seed_spread,

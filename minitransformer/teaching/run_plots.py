@@ -125,6 +125,39 @@ def plot_training_curves(
     return _finish(fig, path)
 
 
+def plot_head_scores(
+    metrics: str | os.PathLike | Sequence[dict],
+    scores: Sequence[str] = ("previous_token", "prefix_matching"),
+    title: str = "Each head's scores over training",
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """One panel per score, one line per head, over the steps of the evaluations that logged it.
+
+    `metrics`: a `metrics.jsonl` path or its records; each "valid" record holds every score as a list of
+    layers of heads (L × nh), as `--dataset induction` runs log them. Each layer has its own colour map
+    (blues for layer 0, oranges for layer 1, ...), so a head's line says its layer at a glance.
+    """
+    records = [r for r in read_metrics(metrics) if r.get("event") == "valid" and scores[0] in r]
+    fig = _new_figure(6.0 * len(scores), 3.8)
+    for ax, name in zip(np.atleast_1d(fig.subplots(1, len(scores))), scores):
+        steps = [r["step"] for r in records]
+        values = np.array([r[name] for r in records])  # (evaluations, L, nh)
+        for layer in range(values.shape[1] if values.ndim == 3 else 0):
+            cmap = colormaps[("Blues", "Oranges", "Greens", "Purples")[layer % 4]]
+            for head in range(values.shape[2]):
+                colour = cmap(0.45 + 0.5 * head / max(values.shape[2] - 1, 1))
+                ax.plot(steps, values[:, layer, head], color=colour, label=f"layer {layer}, head {head}")
+        ax.set_xlabel("optimisation step")
+        ax.set_ylabel("score (0 to 1)")
+        ax.set_title(name.replace("_", "-"))
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(title)
+    return _finish(fig, path)
+
+
 def plot_lr_per_group(
     history: dict[str, Sequence[float]],
     steps: Sequence[int] | None = None,
