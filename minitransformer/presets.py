@@ -80,7 +80,7 @@ def trec_questions_step(recipe: dict[str, Any], **values: Any) -> dict[str, Any]
 # previous-token head and counted the words seen instead of matching them).
 INDUCTION: dict[str, Any] = dict(
     dataset="induction",
-    vocab_size=1000,  # more than the corpus needs: every made-up word becomes one token (~710 in all)
+    vocab_size=2000,  # more than the corpus needs: every made-up word becomes one token
     random_offsets=False,
     norm_placement="pre",
     rotary=True,
@@ -89,7 +89,7 @@ INDUCTION: dict[str, Any] = dict(
     embed_dim=64,
     num_heads=4,
     num_layers=2,
-    num_max_positions=64,
+    num_max_positions=32,
     dropout=0.0,
     weight_decay=0.0,
     amp="none",  # bf16 autocast costs more than it saves at 64 dims
@@ -97,7 +97,7 @@ INDUCTION: dict[str, Any] = dict(
     batch_size=64,
     lr=1e-3,
     warmup_steps=50,
-    max_steps=2500,
+    max_steps=5000,
     eval_every=250,
     max_eval_batches=4,
     sample_prompts=[],

@@ -49,12 +49,12 @@ CONSONANTS, VOWELS = "bdfgklmnprstvz", "aeiou"
 class InductionSpec:
     """What the corpus looks like; the defaults are the design of docs/induction.md."""
 
-    num_words: int = 512  # made-up words: per token, ln(512) = 6.24 nats of fresh surprise
-    passage_words: int = 63  # words per line; with its [SEP], one training block of 64 tokens
+    num_words: int = 1024  # made-up words: per token, ln(1024) = 6.93 nats of fresh surprise
+    passage_words: int = 31  # words per line; with its [SEP], one training block of 32 tokens
     copy_probability: float = 0.5  # at each choice, start a copy (else a run of fresh words)
     min_copy: int = 3
     max_copy: int = 12  # a copy is min_copy..max_copy words long, a run of fresh words 1..max_copy
-    train_passages: int = 40_000  # 2.5M words: 2500 steps of 64 blocks see each passage 4 times
+    train_passages: int = 80_000  # 2.5M words: 5000 steps of 64 blocks see each passage 4 times
     valid_passages: int = 500
 
 
