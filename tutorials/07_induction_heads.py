@@ -578,6 +578,17 @@ plots.plot_attention_grid(
 )
 
 # %% [markdown]
+# The same passage in the explorer: click a word of the copy to see where each head looks from it, and
+# pick **prefix matching** under *Head summaries* for every head's score beside its uniform value.
+
+# %%
+induction_tokenizer = Tokenizer.from_pretrained(induction_run)
+passage_text = " ".join(words_of[int(t)] for t in passage[0])
+page = explore(induction_model, induction_tokenizer, passage_text, name="tutorial 7, the trained induction model")
+page.save(OUT / "explore_trained.html", overwrite=True)
+page
+
+# %% [markdown]
 # Layer 0's heads show the band just below the diagonal: the previous token, strongest in the heads
 # with the largest previous-token share. Layer 1's heads are mostly spread out, except in the copied
 # stretch, where they pick the one key after the earlier occurrence of the current word, a band parallel
