@@ -35,6 +35,7 @@ from minitransformer.runs.options import (
 from minitransformer.runs.plan import RunPlan, decided
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.tokenization import KINDS
+from minitransformer.training.engine import SCHEDULES
 from minitransformer.training.optimizers import PRETRAIN_OPTIMIZERS
 
 OBJECTIVES = ("clm", "mlm")  # causal LM, masked LM
@@ -78,6 +79,7 @@ class PretrainPlan(RunPlan):
     init_scheme: str | None  # hands_on or gpt2
     layer_norm_eps: float | None  # unset: 1e-12
     # optimisation
+    schedule: str  # the lr decay after the warm-up: cosine, linear or wsd
     optimizer: str  # adamw or muon
     batch_size: int  # blocks per optimizer step
     accumulation_steps: int  # micro-batches per batch
@@ -257,8 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         "optimisation",
         lr_help="peak learning rate (AdamW)",
-        warmup_help="linear warm-up steps before the cosine decay to 0",
+        warmup_help="linear warm-up steps before the --schedule's decay to 0",
         lr_find_help="run Ignite's FastaiLRFinder first and train with its suggestion",
+    )
+    g.add_argument(
+        "--schedule",
+        choices=sorted(SCHEDULES),
+        default="cosine",
+        help="the lr after the warm-up: cosine or linear decay to 0, or wsd (held at the peak, then linear "
+        "decay to 0 over the last fifth of the steps)",
     )
     g.add_argument(
         "--optimizer",
