@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(PRETRAIN_PRESETS),
         type=accepting_old_names(RENAMED_PRESETS, "--preset"),
         default="tiny",
-        help="starting values for every option: tiny (4 layers x 256, ~3.5 min on 2 CPU cores), cpu-wikitext "
+        help="starting values for every option: tiny (4 layers x 192, ~4 min on 2 CPU cores), cpu-wikitext "
         "and cpu-trec-questions (steps 1 and 2 of the CPU transfer recipe, docs/cpu_pretraining.md; step 2 "
         "with --init-from; the -muon pair: the same with the tiny recipe, in half the time), hands-on (the "
         "hands-on's 50M-parameter model, for GPUs), induction (2 layers that form an induction head on the "
