@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from minitransformer.runs.metrics_log import MetricsLog  # noqa: E402
 
@@ -56,6 +57,9 @@ def wallclock_figure(
     for label, ppl in lines:
         axes.axhline(ppl, linestyle="--", color="grey", label=f"{label} ({ppl:,.0f})")
     axes.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:,.0f}")  # 1,200 rather than 1.2 × 10³
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
     axes.set_xlabel(f"wall-clock minutes since the start of the run ({threads} thread{'s' * (threads > 1)})")
     axes.set_ylabel(f"word-level perplexity ({evaluated_on})")
     axes.set_xlim(left=0)
