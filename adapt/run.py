@@ -202,7 +202,7 @@ def load_model(
         if plan.architecture_from:
             tokenizer = Tokenizer.from_pretrained(plan.architecture_from)
             config = read_config(plan.architecture_from)[1]
-        else:  # the tiny preset's shape, with a tokenizer trained on the training texts
+        else:  # TINY_MODEL (the tiny shape before issue 32), with a tokenizer trained on the training texts
             tokenizer = Tokenizer.train(train_texts, vocab_size=plan.vocab_size)
             config = config_from_options(TINY_MODEL, tokenizer.vocab_size)
         config = dataclasses.replace(config, vocab_size=tokenizer.vocab_size)

@@ -40,10 +40,11 @@ def write_corpus(
 
 
 TOY = dict(embed_dim=64, hidden_dim=256, num_heads=2, num_layers=2, num_max_positions=32, batch_size=4)
-# Both sides: AdamW and GPT-2's default dropout (0.1), whatever the tiny preset's own optimizer and dropout.
+# Both sides: AdamW, GPT-2's default dropout (0.1) and the cosine schedule (transformers' "cosine"),
+# whatever the tiny preset's own optimizer, dropout and schedule.
 TRAINING = dict(
     weight_decay=0.01, max_norm=1.0, mlm_probability=0.15, eval_batch_size=32, seed=0, optimizer="adamw",
-    dropout=0.1,
+    dropout=0.1, schedule="cosine",
 )  # fmt: skip
 
 

@@ -71,7 +71,8 @@ class Shape:
 
 
 TINY = Shape.from_preset("tiny")
-LARGE = Shape("4x", 512, 2048, 8, 4, 128, 8000, 16)  # 4× the tiny preset's non-embedding parameters
+# 4× the non-embedding parameters of TINY_MODEL (the 256-dim tiny shape before issue 32)
+LARGE = Shape("4x", 512, 2048, 8, 4, 128, 8000, 16)
 QUICK = Shape("quick", 64, 256, 2, 2, 32, 1000, 4)  # for the crash test only
 
 

@@ -35,6 +35,7 @@ from minitransformer.runs.options import (
 from minitransformer.runs.plan import RunPlan, decided
 from minitransformer.runs.tracking import LOGGERS
 from minitransformer.tokenization import KINDS
+from minitransformer.training.engine import SCHEDULES
 from minitransformer.training.optimizers import PRETRAIN_OPTIMIZERS
 
 OBJECTIVES = ("clm", "mlm")  # causal LM, masked LM
@@ -81,6 +82,7 @@ class PretrainPlan(RunPlan):
     init_scheme: str | None  # hands_on or gpt2
     layer_norm_eps: float | None  # unset: 1e-12
     # optimisation
+    schedule: str  # the lr decay after the warm-up: cosine, linear or wsd
     optimizer: str  # adamw or muon
     batch_size: int  # blocks per optimizer step
     accumulation_steps: int  # micro-batches per batch
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(PRETRAIN_PRESETS),
         type=accepting_old_names(RENAMED_PRESETS, "--preset"),
         default="tiny",
-        help="starting values for every option: tiny (4 layers x 256, ~3.5 min on 2 CPU cores), cpu-wikitext "
+        help="starting values for every option: tiny (4 layers x 192, ~4 min on 2 CPU cores), cpu-wikitext "
         "and cpu-trec-questions (steps 1 and 2 of the CPU transfer recipe, docs/cpu_pretraining.md; step 2 "
         "with --init-from; the -muon pair: the same with the tiny recipe, in half the time), hands-on (the "
         "hands-on's 50M-parameter model, for GPUs), induction (2 layers that form an induction head on the "
@@ -273,8 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         "optimisation",
         lr_help="peak learning rate (AdamW)",
-        warmup_help="linear warm-up steps before the cosine decay to 0",
+        warmup_help="linear warm-up steps before the --schedule's decay to 0",
         lr_find_help="run Ignite's FastaiLRFinder first and train with its suggestion",
+    )
+    g.add_argument(
+        "--schedule",
+        choices=sorted(SCHEDULES),
+        default="cosine",
+        help="the lr after the warm-up: cosine or linear decay to 0, or wsd (held at the peak, then linear "
+        "decay to 0 over the last fifth of the steps)",
     )
     g.add_argument(
         "--optimizer",

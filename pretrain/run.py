@@ -7,7 +7,7 @@ decides which piece goes where. A run is a few named steps, read top to bottom i
     2. build_data      tokenizer, binarized splits, seeded training batches, validation loader
     3. build_model, build_optimizer
     4. with --lr-find: `find_lr` on a bare trainer first (a resumed run reuses the lr it found)
-    5. create_lm_trainer (with its warm-up + cosine schedule) / create_lm_evaluator
+    5. create_lm_trainer (with its warm-up + --schedule) / create_lm_evaluator
     6. attach_handlers progress, train log, validation, checkpoints (a new handler goes here)
     7. restore         --resume: the last training state (else a fresh start)
     8. trainer.run, then finish: final checkpoint, final evaluation, model directory, plots, summary
@@ -63,6 +63,7 @@ from minitransformer.runs.training_state import (
 from minitransformer.tokenization import Tokenizer
 from minitransformer.training.engine import (
     AMP_DTYPES,
+    SCHEDULES,
     Dtype,
     attach_progress,
     autocast,
@@ -74,7 +75,6 @@ from minitransformer.training.engine import (
     say,
     scored_targets,
     set_cpu_threads,
-    warmup_cosine,
 )
 from minitransformer.training.flops import block_weights, flops_per_token, peak_flops
 from minitransformer.training.optimizers import MuonWithAdamW, make_optimizer, parameter_groups
@@ -213,7 +213,7 @@ def create_lm_trainer(
     total_steps: int | None = None,
 ) -> tuple[Engine, ParamGroupScheduler | None]:
     """One optimizer step per iteration (accumulation, clipping, autocast inside), and its lr schedule:
-    linear warm-up, then cosine to 0 at `total_steps` (None: a bare trainer, e.g. for `find_lr`)."""
+    linear warm-up, then --schedule's decay to 0 at `total_steps` (None: a bare trainer, e.g. for `find_lr`)."""
 
     def loss_fn(m: torch.nn.Module, batch: dict) -> torch.Tensor:
         return m(batch["input_ids"].to(device), labels=batch["labels"].to(device))[1]
@@ -231,7 +231,7 @@ def create_lm_trainer(
     )
     if total_steps is None:
         return trainer, None
-    scheduler = warmup_cosine(optimizer, plan.warmup_steps, total_steps)
+    scheduler = SCHEDULES[plan.schedule](optimizer, plan.warmup_steps, total_steps)
     trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
     return trainer, scheduler
 

@@ -29,6 +29,7 @@ from minitransformer.training.engine import (
     split_rows,
     warmup_cosine,
     warmup_linear,
+    warmup_stable_decay,
 )
 
 
@@ -60,6 +61,14 @@ def test_cosine_shape():
     trace = lr_trace(warmup_cosine)  # 3 warm-up steps, then cosine from 1 toward 0 over 7 steps
     for k in range(7):
         assert trace[3 + k][0] == pytest.approx(0.5 * (1 + math.cos(math.pi * k / 7)))
+
+
+def test_warmup_stable_decay_holds_the_peak_then_decays_linearly_over_the_last_fifth():
+    trace = lr_trace(warmup_stable_decay, steps=20)  # 3 warm-up steps; the decay starts at step 16
+    assert [high for high, _ in trace[:4]] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    assert all(high == pytest.approx(1.0) for high, _ in trace[3:17])  # cosine: 0.13 at step 16
+    assert [high for high, _ in trace[17:]] == pytest.approx([0.75, 0.5, 0.25])  # 0 at step 20
+    assert all(low == pytest.approx(high / 2) for high, low in trace)
 
 
 def test_split_rows_keeps_rows_together():

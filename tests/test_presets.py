@@ -53,7 +53,7 @@ def test_help_says_each_default_once_and_never_none(capsys, monkeypatch):
             assert line.count("default") <= 1, line
             assert "(default: None)" not in line and "(default: False)" not in line, line
     tiny = help_lines(pretrain_args, [], capsys, monkeypatch)
-    assert "(default: 60)" in tiny["--warmup-steps"]  # not the parser's own value
+    assert "(default: 90)" in tiny["--warmup-steps"]  # not the parser's own value
     assert "(default: 10)" in tiny["--max-eval-batches"]
     assert "(default: pre)" in tiny["--norm-placement"]
     recipe = help_lines(adapt_args, ["--recipe", "cpu-trec6"], capsys, monkeypatch)
@@ -81,7 +81,7 @@ def test_every_preset_sets_every_option_without_a_parser_default():
 
 def test_config_from_options_builds_the_presets_model():
     config = config_from_options(PRETRAIN_PRESETS["tiny"], vocab_size=123)
-    assert (config.embed_dim, config.num_layers, config.vocab_size) == (256, 4, 123)
+    assert (config.embed_dim, config.num_layers, config.vocab_size) == (192, 4, 123)
     assert config.norm_placement == "pre" and config.final_layer_norm  # GPT-2's final norm with pre-norm
     hands_on = config_from_options(PRETRAIN_PRESETS["hands-on"], vocab_size=28996, mlm=True)
     assert hands_on.mlm and not hands_on.final_layer_norm and hands_on.num_heads == 10

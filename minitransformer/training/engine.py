@@ -284,6 +284,30 @@ def warmup_linear(
     return _per_group(optimizer, make)
 
 
+def warmup_stable_decay(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, decay_fraction: float = 0.2
+) -> ParamGroupScheduler:
+    """Linear warm-up 0 → peak, the peak held, then linear decay to 0 over the last `decay_fraction` of
+    `total_steps`, per group: warm-up/stable/decay (WSD), which spends longer at the peak than cosine."""
+    peak_at = max(warmup_steps, 1)
+    decay_start = max(round(total_steps * (1 - decay_fraction)), peak_at + 1)  # milestones must increase
+
+    def make(peak: float, index: int):
+        milestones = [
+            (0, 0.0),
+            (peak_at, peak),
+            (decay_start, peak),
+            (max(total_steps, decay_start + 1), 0.0),
+        ]
+        return PiecewiseLinear(optimizer, "lr", milestones_values=milestones, param_group_index=index)
+
+    return _per_group(optimizer, make)
+
+
+# `python -m pretrain --schedule NAME`: the lr schedule after the warm-up.
+SCHEDULES = {"cosine": warmup_cosine, "linear": warmup_linear, "wsd": warmup_stable_decay}
+
+
 def find_lr(
     bare_trainer: Engine,
     model: torch.nn.Module,

@@ -53,6 +53,15 @@ def test_short_run_learns_and_writes_its_files(corpus, tmp_path, objective):
 
 
 @pytest.mark.e2e
+def test_the_schedule_option_sets_the_lr_of_every_step(corpus, tmp_path):
+    out = tmp_path / "run"
+    assert main(small_run(corpus, out, "--schedule", "wsd", "--log-every", "1")) == 0
+    lrs = [e["lr"] for e in events(out, "train")]  # step s trains at the schedule's value at s - 1
+    assert lrs[5:25] == pytest.approx([3e-3] * 20)  # the peak after 5 warm-up steps, held to step 24
+    assert lrs[27] == pytest.approx(1.5e-3)  # then linear decay to 0 at step 30
+
+
+@pytest.mark.e2e
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch, capsys):
     forward = TransformerWithLMHead.forward
     calls = {"n": 0}
