@@ -366,7 +366,7 @@ with plots.inline(False):  # the run saves its own figures in its folder
     exit_code = pretrain.run.main(
         [
             *("--preset", "tiny", "--output-dir", str(run_dir), "--overwrite"),
-            *("--embed-dim", "128", "--hidden-dim", "512", "--lr", "3e-3"),
+            *("--embed-dim", "128", "--hidden-dim", "512", "--lr", "3e-3", "--schedule", "cosine"),
             *(
                 "--max-steps",
                 "200",
@@ -459,7 +459,7 @@ else:
 # the same way everywhere), `attention_only=True` (no feed-forward) and `lm_head_transform=True` (a
 # dense layer and a norm between the last block and the tied output matrix). With a feed-forward or
 # without the transform, the same runs learnt a previous-token head in *layer 1* and only counted the
-# words seen. The full run takes about 3 minutes on one CPU thread (20 steps in smoke mode).
+# words seen. The full run took 3.7 minutes on one CPU thread here (20 steps in smoke mode).
 
 # %%
 induction_run = OUT / "induction_lm"
@@ -492,9 +492,10 @@ for i in sorted({*range(0, len(evaluations), every), len(evaluations) - 1}):  # 
 # %% [markdown]
 # The figure's left panel has the training loss and the probe's two losses. The fresh words' loss stays
 # near ln 1024 = 6.93 from the start to the end, as it must: nothing predicts them. The copied words'
-# loss sits on a plateau for the first few hundred steps, then falls within a few hundred more to under
-# 1 nat: the **phase change** of Olsson et al. The printed lines give the values of this run. What
-# happened inside? Each head's scores, logged at every evaluation:
+# loss creeps down for several hundred steps, barely below the fresh words', then drops by several nats
+# within a few hundred steps and ends far below 1 nat: the **phase change** of Olsson et al. The printed
+# lines give the values of this run. What happened inside? Each head's scores, logged at every
+# evaluation:
 
 # %%
 plots.plot_head_scores(
@@ -510,9 +511,10 @@ for name in ("previous_token", "prefix_matching"):
     print(f"{name}: largest at the end layer {layer}, head {head} ({final.max():.2f}); {when}")
 
 # %% [markdown]
-# Both scores jump in the same stretch of steps as the copied words' loss: layer 0's heads become
-# previous-token heads (blue) and layer 1's heads prefix-matching heads (orange), and neither score
-# moves much before the other (the printed steps say which crossed 0.4 first in this run). Each half
+# Both scores jump in the same stretch of steps as the copied words' loss: a head of layer 0 becomes a
+# previous-token head (blue) and the heads of layer 1 prefix-matching heads (orange), and neither score
+# moves much before the other (the printed steps say which crossed 0.4 first in this run; in ours, both
+# at the same evaluation). Each half
 # is useless alone: a previous-token head helps only if a later head reads what it wrote, and a head
 # that matches "the token before this key" needs that token written there. So neither grows until both
 # grow together, the long plateau and then the sudden drop.
@@ -545,12 +547,15 @@ for layer in range(induction_model.config.num_layers):
         )
 
 # %% [markdown]
-# Compare with the hand-built circuit of section 2. The trained model spreads the work over several
-# heads instead of one per layer: the printout shows which heads of layer 0 attend to the previous
-# token and which heads of layer 1 match prefixes, each far above its uniform value. Because several
-# heads share the job, switching off any one of them costs less than in the hand-built model; the
-# heads of layer 0 cost the most, since every layer-1 head reads what they wrote. Switching off a whole
-# layer shows the circuit as a whole (all heads of a layer at once):
+# Compare with the hand-built circuit of section 2. In our run, layer 0 had one previous-token head,
+# as the hand-built model has, while all four heads of layer 1 matched prefixes, each far above its
+# uniform value (the printout says how it went in yours). Switching off the previous-token head sends
+# the copied words' loss back to about ln 1024: every prefix-matching head of layer 1 reads what it
+# wrote. Switching off one layer-1 head costs a lot too, for some heads more than switching off the
+# whole layer (next cell): the heads' outputs add up to the prediction, and without one of them the sum
+# is confidently wrong rather than unsure. And some layer-0 heads that score nothing on either measure
+# still matter: the scores name the heads a circuit is built around, ablation finds every head the
+# prediction leans on, and the two need not agree. All heads of a layer at once:
 
 # %%
 with contextlib.ExitStack() as stack:
@@ -589,10 +594,11 @@ page.save(OUT / "explore_trained.html", overwrite=True)
 page
 
 # %% [markdown]
-# Layer 0's heads show the band just below the diagonal: the previous token, strongest in the heads
-# with the largest previous-token share. Layer 1's heads are mostly spread out, except in the copied
-# stretch, where they pick the one key after the earlier occurrence of the current word, a band parallel
-# to the diagonal, as layer 1's head 0 did in the hand-built model. On WikiText the same two-layer
+# In layer 0, the previous-token head is the band just below the diagonal; in our run two other heads
+# looked at the current word itself (the diagonal) and one spread out. In layer 1, look at the copied
+# stretch: there each head picks the one key after the earlier occurrence of the current word, a band
+# parallel to the diagonal, as layer 1's head 0 did in the hand-built model. Elsewhere a word has no
+# earlier occurrence, and the heads scatter their weight over earlier words. On WikiText the same two-layer
 # recipe learns nothing like it in minutes (section 5): the corpus here is made so that copying pays
 # on every other word; in real text it pays rarely, and a model needs far more text before the circuit
 # forms (Olsson et al. saw it after a few billion tokens).
