@@ -245,25 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="unset: on for pre-norm",
     )
-    g.add_argument(
-        "--sinusoidal-embeddings", action="store_true", help="fixed sin/cos positions instead of learned"
-    )
-    g.add_argument(
-        "--rotary",
-        action="store_true",
-        help="rotary positions (RoFormer): queries and keys rotated by their position, no position table",
-    )
-    g.add_argument(
-        "--embedding-layer-norm", action="store_true", help="a LayerNorm on the embeddings, as BERT has"
-    )
-    g.add_argument(
-        "--attention-only", action="store_true", help="blocks without the feed-forward sub-block (and its norm)"
-    )
-    g.add_argument(
-        "--lm-head-transform",
-        action="store_true",
-        help="a dense layer + activation + LayerNorm between the last block and the tied decoder, as BERT has",
-    )
+    for flag, text in (  # architecture switches, all off by default
+        ("--sinusoidal-embeddings", "fixed sin/cos positions instead of learned"),
+        ("--rotary", "rotary positions (RoFormer): queries and keys turned by their position, no table"),
+        ("--embedding-layer-norm", "a LayerNorm on the embeddings, as BERT has"),
+        ("--attention-only", "blocks without the feed-forward sub-block (and its norm)"),
+        ("--lm-head-transform", "dense + activation + LayerNorm before the tied decoder, as BERT has"),
+    ):
+        g.add_argument(flag, action="store_true", help=text)
     g.add_argument(
         "--init-scheme",
         choices=INIT_SCHEMES,
