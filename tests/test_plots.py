@@ -161,7 +161,11 @@ def test_head_scores_draw_one_line_per_head_with_its_values():
     ]  # fmt: skip
     fig = plots.plot_head_scores(records)
     previous, matching = fig.axes[0].lines, fig.axes[1].lines
-    assert [line.get_label() for line in previous][:3] == ["layer 0, head 0", "layer 0, head 1", "layer 1, head 0"]
+    assert [line.get_label() for line in previous][:3] == [
+        "layer 0, head 0",
+        "layer 0, head 1",
+        "layer 1, head 0",
+    ]
     assert list(previous[0].get_ydata()) == [0.1, 0.9] and list(previous[0].get_xdata()) == [0, 10]
     assert list(matching[2].get_ydata()) == [0.1, 0.8]
 

@@ -589,7 +589,9 @@ plots.plot_attention_grid(
 # %%
 induction_tokenizer = Tokenizer.from_pretrained(induction_run)
 passage_text = " ".join(words_of[int(t)] for t in passage[0])
-page = explore(induction_model, induction_tokenizer, passage_text, name="tutorial 7, the trained induction model")
+page = explore(
+    induction_model, induction_tokenizer, passage_text, name="tutorial 7, the trained induction model"
+)
 page.save(OUT / "explore_trained.html", overwrite=True)
 page
 
@@ -659,7 +661,12 @@ exercises.check_ablate_head(without_head)
 
 # %%
 DATA = ["wikitext-2/wiki.valid.tokens", "wikitext-2/wiki.test.tokens"]
-FIGURES = ["hand_built_attention.png", "induction_losses.png", "induction_head_scores.png", "trained_attention.png"]
+FIGURES = [
+    "hand_built_attention.png",
+    "induction_losses.png",
+    "induction_head_scores.png",
+    "trained_attention.png",
+]
 for name in FIGURES:
     assert (OUT / name).is_file(), f"missing figure {name}"
     print(OUT / name)

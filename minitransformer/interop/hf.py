@@ -606,7 +606,11 @@ def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, 
             "in transformers (BERT is 'post', Megatron-BERT 'pre')"
         )
     name, switches = MASKED_LM_SWITCHES[config.norm_placement]
-    check_switches(config, {**switches, "sinusoidal_embeddings": False, "rotary": False, "attention_only": False, "bias": True}, name)
+    check_switches(
+        config,
+        {**switches, "sinusoidal_embeddings": False, "rotary": False, "attention_only": False, "bias": True},
+        name,
+    )
     pre_norm = config.norm_placement == "pre"
     ours = model.state_dict()
     if not config.token_type_vocab_size:

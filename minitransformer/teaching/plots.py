@@ -36,6 +36,7 @@ __all__ = [
     "plot_attention_grid",
     "plot_confusion_matrix",
     "plot_embedding_pca",
+    "plot_head_scores",
     "plot_layer_curves",
     "plot_lr_finder",
     "plot_lr_per_group",
