@@ -536,6 +536,7 @@ def finish(
         validation.log.log("summary", step, wall_time_s=elapsed, splits=plan.splits, **final)
         write_state(out, "complete", step=step, wall_time_s=elapsed)
         print(f"done in {elapsed / 60:.1f} min; model saved to {out} ({plan.splits})")
+    idist.barrier()  # leave together: gloo may abort a process whose group is torn down mid-save
 
 
 def write_plots(out: Path) -> None:
