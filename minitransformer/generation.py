@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .checks import check_token_ids
+from .modes import evaluating
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -106,24 +107,22 @@ def generate(
     if seed is not None:
         generator = torch.Generator(device=ids.device).manual_seed(seed)
 
-    was_training = model.training
-    model.eval()
-    past, step_input = None, ids
-    for _ in range(max_new_tokens):
-        if use_cache:
-            out = model.transformer(step_input, past_key_values=past, use_cache=True)
-            past = out.past_key_values
-        else:
-            out = model.transformer(ids)
-        logits = model.lm_head(out.last_hidden_state[:, -1]).float()  # (B, V)
-        if suppress_ids:
-            logits[:, list(suppress_ids)] = float("-inf")
-        if temperature == 0:
-            next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-        else:
-            probs = filter_logits(logits / temperature, top_k, top_p).softmax(dim=-1)
-            next_ids = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
-        ids = torch.cat([ids, next_ids], dim=1)
-        step_input = next_ids
-    model.train(was_training)
+    with evaluating(model):
+        past, step_input = None, ids
+        for _ in range(max_new_tokens):
+            if use_cache:
+                out = model.transformer(step_input, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+            else:
+                out = model.transformer(ids)
+            logits = model.lm_head(out.last_hidden_state[:, -1]).float()  # (B, V)
+            if suppress_ids:
+                logits[:, list(suppress_ids)] = float("-inf")
+            if temperature == 0:
+                next_ids = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+            else:
+                probs = filter_logits(logits / temperature, top_k, top_p).softmax(dim=-1)
+                next_ids = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+            ids = torch.cat([ids, next_ids], dim=1)
+            step_input = next_ids
     return ids

@@ -414,6 +414,7 @@ def train(local_rank: int, plan: PretrainPlan) -> None:
             return
         steps = ngram_baseline if plan.baseline else run_steps  # --baseline ngram: no Transformer
         steps(plan, WallClock())
+        idist.barrier()  # leave together: gloo may abort a process whose group is torn down mid-save
 
 
 def run_steps(plan: PretrainPlan, clock: WallClock) -> None:
@@ -536,7 +537,6 @@ def finish(
         validation.log.log("summary", step, wall_time_s=elapsed, splits=plan.splits, **final)
         write_state(out, "complete", step=step, wall_time_s=elapsed)
         print(f"done in {elapsed / 60:.1f} min; model saved to {out} ({plan.splits})")
-    idist.barrier()  # leave together: gloo may abort a process whose group is torn down mid-save
 
 
 def write_plots(out: Path) -> None:

@@ -558,16 +558,14 @@ for layer in range(induction_model.config.num_layers):
 # prediction leans on, and the two need not agree. All heads of a layer at once:
 
 # %%
-with contextlib.ExitStack() as stack:
-    for head in range(induction_model.config.num_heads):
-        stack.enter_context(ablate_head(induction_model, 1, head))
-    losses = copied_and_fresh_loss(induction_model, probe, kinds)
-print(f"all of layer 1 switched off: copied {losses['copied_loss']:.2f}, fresh {losses['fresh_loss']:.2f}")
-with contextlib.ExitStack() as stack:
-    for head in range(induction_model.config.num_heads):
-        stack.enter_context(ablate_head(induction_model, 0, head))
-    losses = copied_and_fresh_loss(induction_model, probe, kinds)
-print(f"all of layer 0 switched off: copied {losses['copied_loss']:.2f}, fresh {losses['fresh_loss']:.2f}")
+for layer in (1, 0):
+    with contextlib.ExitStack() as stack:  # every head of the layer switched off at once
+        for head in range(induction_model.config.num_heads):
+            stack.enter_context(ablate_head(induction_model, layer, head))
+        losses = copied_and_fresh_loss(induction_model, probe, kinds)
+    print(
+        f"all of layer {layer} switched off: copied {losses['copied_loss']:.2f}, fresh {losses['fresh_loss']:.2f}"
+    )
 
 # %% [markdown]
 # And the attention of the two layers on one probe passage (its copy is where the bands appear):

@@ -24,14 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from minitransformer.modes import evaluating
 from minitransformer.runs.io import atomic_path, write_json_atomic
 from minitransformer.teaching.circuits import (
     attention_patterns,
@@ -195,14 +194,3 @@ def probe_head_scores(model: nn.Module, ids: Tensor) -> dict[str, list[list[floa
     return {
         name: [[round(v, 4) for v in layer.tolist()] for layer in values] for name, values in scores.items()
     }
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """The model in eval mode (no dropout) inside the block, its earlier mode restored after it."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from minitransformer import TransformerWithLMHead
 
+from ..modes import evaluating
 from ..teaching.circuits import copying_score, induction_targets, prefix_matching_score, uniform_attention
 from ..teaching.inspection import attention_entropy, column_share, previous_token_share
 from ..tokenization import Tokenizer, check_text
@@ -234,9 +235,7 @@ def explorer_data(
     device = next(model.parameters()).device
     x, padding_mask = x.to(device), padding_mask.to(device)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         with record_block_outputs(model) as blocks:
             out = model.transformer(
                 x, padding_mask=padding_mask, output_hidden_states=True, output_attentions=True
@@ -248,8 +247,6 @@ def explorer_data(
             text = _text_data(model, b, len(ids), x, padding_mask, out, blocks, allowed[b], top_k, mask_id)
             text["heads"]["copying"] = copying  # read off the weights: the same for every text
             pages.append({"text": texts[b], "length": len(ids), "truncated_from": original, **text})
-    finally:
-        model.train(was_training)
 
     used = {i for page in pages for i in page["ids"]}
     used |= {i for page in pages for layer in page["lens"] for row in layer["ids"] if row for i in row}
