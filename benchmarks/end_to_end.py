@@ -40,11 +40,12 @@ def write_corpus(
 
 
 TOY = dict(embed_dim=64, hidden_dim=256, num_heads=2, num_layers=2, num_max_positions=32, batch_size=4)
-# Both sides: AdamW, GPT-2's default dropout (0.1) and the cosine schedule (transformers' "cosine"),
-# whatever the tiny preset's own optimizer, dropout and schedule.
+# Both sides: AdamW, GPT-2's default dropout (0.1), the cosine schedule (transformers' "cosine") and a
+# learned position table (GPT-2's and BERT's), whatever the tiny preset's own optimizer, dropout,
+# schedule and positions.
 TRAINING = dict(
     weight_decay=0.01, max_norm=1.0, mlm_probability=0.15, eval_batch_size=32, seed=0, optimizer="adamw",
-    dropout=0.1, schedule="cosine",
+    dropout=0.1, schedule="cosine", rotary=False,
 )  # fmt: skip
 
 
@@ -56,7 +57,15 @@ def settings(quick: bool) -> dict:
 def model_options(quick: bool) -> list[str]:
     """`settings(quick)` as `python -m pretrain` options."""
     values = {**(TOY if quick else {}), **TRAINING}
-    return ["--preset", "tiny", *(f"--{k.replace('_', '-')}={v}" for k, v in values.items())]
+    return ["--preset", "tiny", *(as_flag(name, value) for name, value in values.items())]
+
+
+def as_flag(name: str, value: object) -> str:
+    """One option as `python -m pretrain` spells it: `--embed-dim=64`, or `--rotary` / `--no-rotary`."""
+    name = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name}={value}"
 
 
 def ours(

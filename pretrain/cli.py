@@ -245,14 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="unset: on for pre-norm",
     )
-    for flag, text in (  # architecture switches, all off by default
+    for flag, text in (  # architecture switches, off unless the preset turns them on (--no-X: off)
         ("--sinusoidal-embeddings", "fixed sin/cos positions instead of learned"),
         ("--rotary", "rotary positions (RoFormer): queries and keys turned by their position, no table"),
         ("--embedding-layer-norm", "a LayerNorm on the embeddings, as BERT has"),
         ("--attention-only", "blocks without the feed-forward sub-block (and its norm)"),
         ("--lm-head-transform", "dense + activation + LayerNorm before the tied decoder, as BERT has"),
     ):
-        g.add_argument(flag, action="store_true", help=text)
+        g.add_argument(flag, action=argparse.BooleanOptionalAction, default=False, help=text)
     g.add_argument(
         "--init-scheme",
         choices=INIT_SCHEMES,

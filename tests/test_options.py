@@ -221,6 +221,15 @@ def test_epochs_or_max_steps_the_highest_layer_wins(tmp_path):
     assert lengths(adapt_args([*pretrained, "--config", str(steps), "--epochs", "4"])) == (None, 4)
 
 
+def test_an_architecture_switch_a_preset_turns_on_can_be_turned_off():
+    """The induction preset turns rotary positions on: `--no-rotary` must reach the plan (a plain
+    store_true flag had no way to say off)."""
+    assert parse_args(["--preset", "induction"]).rotary is True
+    assert parse_args(["--preset", "induction", "--no-rotary"]).rotary is False
+    assert parse_args(["--preset", "hands-on"]).rotary is False
+    assert parse_args(["--preset", "hands-on", "--rotary"]).rotary is True
+
+
 def test_config_strings_for_switches_mean_what_they_say(tmp_path):
     """Issue 27 item 2: `"overwrite": "false"` counted as true, `"download": "no"` still downloaded."""
     from adapt.cli import parse_args as adapt_args

@@ -354,13 +354,15 @@ plots.plot_training_curves(
 # valid and report on test, as the hands-on did. `pretrain.run.main` takes the command line as a list, so we can call it from
 # here; on a terminal it is `python -m pretrain --preset tiny ...`. The `tiny` preset trains 4 layers
 # of 192 dimensions for 900 steps of 8 blocks of 128 tokens, with Muon for the hidden matrices, AdamW
-# for the rest, no dropout, GPT-2's initialisation and a linear decay of the learning rate (the recipe
-# chosen for a few CPU minutes: docs/tiny_recipe.md). Its layer norms sit where GPT-2 puts them
-# (pre-norm, tutorial 1), not where section 4's hand-built loop had them: in short runs like these the
-# hands-on's placement learns more slowly (the numbers are in `minitransformer/presets.py`). This
-# tutorial keeps the schedule the preset had before its last sweep, with which its numbers were
-# measured: 600 steps (about 2.5 passes over WikiText-2 valid), 60 warm-up steps, a cosine decay, an
-# evaluation every 200 steps. And we change two more options:
+# for the rest, no dropout, GPT-2's initialisation, rotary positions (each attention turns its queries
+# and keys by their position instead of adding a learned position vector) and a linear decay of the
+# learning rate (the recipe chosen for a few CPU minutes: docs/tiny_recipe.md). Its layer norms sit where
+# GPT-2 puts them (pre-norm, tutorial 1), not where section 4's hand-built loop had them: in short runs
+# like these the hands-on's placement learns more slowly (the numbers are in
+# `minitransformer/presets.py`). This tutorial keeps the positions and the schedule the preset had
+# before its last sweeps, with which its numbers were measured: a learned position table as in section
+# 4 (`--no-rotary`), 600 steps (about 2.5 passes over WikiText-2 valid), 60 warm-up steps, a cosine
+# decay, an evaluation every 200 steps. And we change two more options:
 #
 # - a narrower model, 128 dimensions instead of 192 (4 layers, 2M parameters), to fit the CPU budget;
 # - a peak learning rate of 3e-3 instead of 2e-3 (the recipe's sweep found Muon about as good at 4e-3
@@ -393,7 +395,8 @@ with plots.inline(False):  # the run saves its own figures; we draw ours below
         [
             *("--preset", "tiny", "--output-dir", str(run_dir), "--overwrite"),
             *("--embed-dim", "128", "--hidden-dim", "512", "--lr", "3e-3"),
-            *("--schedule", "cosine", "--warmup-steps", "60", "--max-steps", "600", "--eval-every", "200"),
+            *("--no-rotary", "--schedule", "cosine", "--warmup-steps", "60"),
+            *("--max-steps", "600", "--eval-every", "200"),
             *("--tokenizer", str(OUT / "tokenizer"), "--cache-dir", str(OUT / "binarized")),
             *("--threads", str(torch.get_num_threads()), "--no-progress", "--no-download"),
             *("--log-every", "5"),  # enough points to see the warm-up in the learning-rate panel

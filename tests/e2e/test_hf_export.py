@@ -15,10 +15,21 @@ transformers = pytest.importorskip(
 )
 pytestmark = pytest.mark.e2e
 
-RUNS = {  # a toy causal LM, the default preset's masked LM (pre-norm), a post-norm masked LM with BERT's switches
+# A toy causal LM with the default preset's rotary positions (GPT-NeoX), the same with a learned table
+# (GPT-2), and masked LMs (which transformers has no rotary pre-norm class for: --no-rotary): pre-norm
+# (Megatron-BERT) and post-norm with BERT's switches (BERT)
+RUNS = {
     "causal": (),
-    "masked": ("--objective", "mlm"),
-    "masked post": ("--objective", "mlm", "--norm-placement", "post", "--embedding-layer-norm"),
+    "causal learned positions": ("--no-rotary",),
+    "masked": ("--objective", "mlm", "--no-rotary"),
+    "masked post": (
+        "--objective",
+        "mlm",
+        "--no-rotary",
+        "--norm-placement",
+        "post",
+        "--embedding-layer-norm",
+    ),
 }
 
 
@@ -42,7 +53,11 @@ def test_a_post_norm_masked_lm_without_bert_switches_is_refused_in_one_line(corp
     run = tmp_path / "run"
     assert (
         pretrain_main(
-            [*small_run(corpus, run, "--objective", "mlm", "--norm-placement", "post"), "--max-steps", "2"]
+            [
+                *small_run(corpus, run, "--objective", "mlm", "--no-rotary", "--norm-placement", "post"),
+                "--max-steps",
+                "2",
+            ]
         )
         == 0
     )
