@@ -61,6 +61,18 @@ from ..runs.errors import USER_ERRORS, mask_urls
 from ..runs.io import atomic_path, read_json_object, write_json_atomic
 from ..runs.outputs import check_output_dir, refuse_reading_output
 from ..tokenization import Tokenizer
+from .mapping import (
+    HF_ACTIVATION_NAMES,
+    KeyMap,
+    activation_from_hf,
+    check_switches,
+    check_tied,
+    give,
+    linear_keys,
+    read_fields,
+    refuse,
+    take,
+)
 
 TASKS = ("lm", "classification", "backbone")
 DAMAGED = "the checkpoint is damaged; download or save it again"
@@ -71,12 +83,7 @@ GPT2_ARCHITECTURES = ("GPT2Model", "GPT2LMHeadModel")
 BERT_ARCHITECTURES = ("BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification")
 MEGATRON_ARCHITECTURES = ("MegatronBertModel", "MegatronBertForMaskedLM")
 BERT_TYPES = ("bert", "megatron-bert")  # the model types read with BERT's keys
-# HF activation name → ours. GPT-2's "gelu_new" and "gelu_pytorch_tanh" are the tanh approximation.
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
-GPT2_ACTIVATION_NAMES = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}  # ours → GPT-2's
-
-# One entry of a key map: (our key, the HF key(s) concatenated along dim 0, HF stores it transposed).
-KeyMap = list[tuple[str, tuple[str, ...], bool]]
+GPT2_ACTIVATION_NAMES = {**HF_ACTIVATION_NAMES, "gelu_tanh": "gelu_new"}  # ours → GPT-2's names
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,22 +183,6 @@ BERT_CONFIG_KEYS = {
 }
 
 
-def _read(hf_config: dict, keys: dict[str, tuple[str, object]]) -> dict:
-    return {ours: hf_config.get(theirs, default) for ours, (theirs, default) in keys.items()}
-
-
-def _refuse(condition: bool, feature: str, fix: str = "") -> None:
-    if condition:
-        raise ValueError(
-            f"{feature} is not implemented by minitransformer; this checkpoint cannot be imported{fix}"
-        )
-
-
-def _activation(name: str) -> str:
-    _refuse(name not in HF_ACTIVATIONS, f"activation {name!r}", f" (supported: {sorted(HF_ACTIVATIONS)})")
-    return HF_ACTIVATIONS[name]
-
-
 def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerConfig:
     """Translate a GPT-2 or BERT config.json into a `TransformerConfig`, refusing features we lack.
 
@@ -199,27 +190,27 @@ def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerCo
     """
     c = hf_config
     if c.get("model_type") == "gpt2":
-        _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
-        _refuse(bool(c.get("scale_attn_by_inverse_layer_idx")), "scale_attn_by_inverse_layer_idx")
-        _refuse(c.get("scale_attn_weights") is False, "scale_attn_weights=false (attention without 1/√d)")
-        values = _read(c, GPT2_CONFIG_KEYS)
+        refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
+        refuse(bool(c.get("scale_attn_by_inverse_layer_idx")), "scale_attn_by_inverse_layer_idx")
+        refuse(c.get("scale_attn_weights") is False, "scale_attn_weights=false (attention without 1/√d)")
+        values = read_fields(c, GPT2_CONFIG_KEYS)
         return TransformerConfig(
             **values,
             hidden_dim=c.get("n_inner") or 4 * values["embed_dim"],
-            activation=_activation(c.get("activation_function", "gelu_new")),
+            activation=activation_from_hf(c.get("activation_function", "gelu_new")),
             norm_placement="pre",
             final_layer_norm=True,
         )
     if c.get("model_type") in BERT_TYPES:
-        _refuse(bool(c.get("is_decoder")), "is_decoder (a causal BERT decoder)")
-        _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
+        refuse(bool(c.get("is_decoder")), "is_decoder (a causal BERT decoder)")
+        refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
         position_type = c.get("position_embedding_type", "absolute")
-        _refuse(position_type != "absolute", f"position_embedding_type={position_type!r}")
+        refuse(position_type != "absolute", f"position_embedding_type={position_type!r}")
         pre_norm = c["model_type"] == "megatron-bert"
         return TransformerConfig(
-            **_read(c, BERT_CONFIG_KEYS),
+            **read_fields(c, BERT_CONFIG_KEYS),
             mlm=True,
-            activation=_activation(c.get("hidden_act", "gelu")),
+            activation=activation_from_hf(c.get("hidden_act", "gelu")),
             norm_placement="pre" if pre_norm else "post",
             final_layer_norm=pre_norm,
             embedding_layer_norm=not pre_norm,
@@ -234,11 +225,6 @@ def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerCo
 # ----------------------------------------------------------------------------------------------
 
 
-def _linear(ours: str, theirs: str, transposed: bool = False) -> KeyMap:
-    """weight + bias of one layer (LayerNorm and Linear alike)."""
-    return [(f"{ours}.{p}", (f"{theirs}.{p}",), transposed and p == "weight") for p in ("weight", "bias")]
-
-
 def gpt2_key_map(num_layers: int, prefix: str = "transformer.") -> KeyMap:
     """Our keys ↔ GPT-2's. Conv1D weights (c_attn, c_proj, c_fc) are stored [in, out]: transposed."""
     keys: KeyMap = [
@@ -247,16 +233,16 @@ def gpt2_key_map(num_layers: int, prefix: str = "transformer.") -> KeyMap:
     ]
     for i in range(num_layers):
         h = f"{prefix}h.{i}."
-        keys += _linear(f"transformer.blocks.{i}.layer_norm_1", h + "ln_1")
+        keys += linear_keys(f"transformer.blocks.{i}.layer_norm_1", h + "ln_1")
         keys += [
             (f"transformer.blocks.{i}.attention.in_proj_weight", (h + "attn.c_attn.weight",), True),
             (f"transformer.blocks.{i}.attention.in_proj_bias", (h + "attn.c_attn.bias",), False),
         ]
-        keys += _linear(f"transformer.blocks.{i}.attention.out_proj", h + "attn.c_proj", transposed=True)
-        keys += _linear(f"transformer.blocks.{i}.layer_norm_2", h + "ln_2")
-        keys += _linear(f"transformer.blocks.{i}.feed_forward.0", h + "mlp.c_fc", transposed=True)
-        keys += _linear(f"transformer.blocks.{i}.feed_forward.2", h + "mlp.c_proj", transposed=True)
-    return keys + _linear("transformer.final_layer_norm", prefix + "ln_f")
+        keys += linear_keys(f"transformer.blocks.{i}.attention.out_proj", h + "attn.c_proj", transposed=True)
+        keys += linear_keys(f"transformer.blocks.{i}.layer_norm_2", h + "ln_2")
+        keys += linear_keys(f"transformer.blocks.{i}.feed_forward.0", h + "mlp.c_fc", transposed=True)
+        keys += linear_keys(f"transformer.blocks.{i}.feed_forward.2", h + "mlp.c_proj", transposed=True)
+    return keys + linear_keys("transformer.final_layer_norm", prefix + "ln_f")
 
 
 def bert_key_map(num_layers: int, prefix: str = "bert.", pre_norm: bool = False) -> KeyMap:
@@ -271,7 +257,7 @@ def bert_key_map(num_layers: int, prefix: str = "bert.", pre_norm: bool = False)
         ("transformer.token_type_embeddings.weight", (e + "token_type_embeddings.weight",), False),
     ]
     if not pre_norm:
-        keys += _linear("transformer.embeddings_layer_norm", e + "LayerNorm")
+        keys += linear_keys("transformer.embeddings_layer_norm", e + "LayerNorm")
     norm_1, norm_2 = (
         ("attention.ln", "ln") if pre_norm else ("attention.output.LayerNorm", "output.LayerNorm")
     )
@@ -282,44 +268,20 @@ def bert_key_map(num_layers: int, prefix: str = "bert.", pre_norm: bool = False)
             (block + "attention.in_proj_weight", tuple(k + ".weight" for k in qkv), False),
             (block + "attention.in_proj_bias", tuple(k + ".bias" for k in qkv), False),
         ]
-        keys += _linear(block + "attention.out_proj", layer + "attention.output.dense")
-        keys += _linear(block + "layer_norm_1", layer + norm_1)
-        keys += _linear(block + "feed_forward.0", layer + "intermediate.dense")
-        keys += _linear(block + "feed_forward.2", layer + "output.dense")
-        keys += _linear(block + "layer_norm_2", layer + norm_2)
-    return keys + (_linear("transformer.final_layer_norm", prefix + "encoder.ln") if pre_norm else [])
+        keys += linear_keys(block + "attention.out_proj", layer + "attention.output.dense")
+        keys += linear_keys(block + "layer_norm_1", layer + norm_1)
+        keys += linear_keys(block + "feed_forward.0", layer + "intermediate.dense")
+        keys += linear_keys(block + "feed_forward.2", layer + "output.dense")
+        keys += linear_keys(block + "layer_norm_2", layer + norm_2)
+    return keys + (linear_keys("transformer.final_layer_norm", prefix + "encoder.ln") if pre_norm else [])
 
 
 BERT_MLM_KEYS: KeyMap = [
-    *_linear("lm_head.transform.0", "cls.predictions.transform.dense"),
-    *_linear("lm_head.transform.2", "cls.predictions.transform.LayerNorm"),
+    *linear_keys("lm_head.transform.0", "cls.predictions.transform.dense"),
+    *linear_keys("lm_head.transform.2", "cls.predictions.transform.LayerNorm"),
     ("lm_head.decoder.bias", ("cls.predictions.bias",), False),
 ]
-BERT_CLASSIFIER_KEYS = _linear("classification_head", "classifier")
-
-
-def _take(state: dict[str, Tensor], key_map: KeyMap, source: object) -> dict[str, Tensor]:
-    """Move the mapped tensors out of `state` (HF keys) into a new dict (our keys)."""
-    missing = sorted({k for _, theirs, _ in key_map for k in theirs} - set(state))
-    if missing:
-        raise ValueError(
-            f"{source}: the weights lack {missing[:6]}{' ...' if len(missing) > 6 else ''}; "
-            "the checkpoint does not match its config.json"
-        )
-    ours = {}
-    for key, theirs, transposed in key_map:
-        value = torch.cat([state.pop(k) for k in theirs], dim=0)
-        ours[key] = value.t().contiguous() if transposed else value
-    return ours
-
-
-def _check_tied(state: dict[str, Tensor], key: str, embeddings: Tensor, source: object) -> None:
-    """Our LM decoder is the embedding matrix itself: a stored, different output matrix is refused."""
-    if key in state and not torch.equal(state.pop(key), embeddings):
-        raise ValueError(
-            f"{source}: '{key}' differs from the token embeddings (tie_word_embeddings=false); "
-            "untied output embeddings are not implemented by minitransformer"
-        )
+BERT_CLASSIFIER_KEYS = linear_keys("classification_head", "classifier")
 
 
 def _hf_state_to_ours(
@@ -329,27 +291,27 @@ def _hf_state_to_ours(
     state = dict(state)
     if hf_config["model_type"] == "gpt2":
         prefix = "transformer." if any(k.startswith("transformer.") for k in state) else ""
-        ours = _take(state, gpt2_key_map(hf_config.get("n_layer", 12), prefix), source)
-        _check_tied(state, "lm_head.weight", ours["transformer.tokens_embeddings.weight"], source)
+        ours = take(state, gpt2_key_map(hf_config.get("n_layer", 12), prefix), source)
+        check_tied(state, "lm_head.weight", ours["transformer.tokens_embeddings.weight"], source)
         # Old checkpoints store the causal-mask buffers: not weights, we build the mask ourselves.
         buffers = [k for k in state if k.endswith(("attn.bias", "attn.masked_bias"))]
         discarded = []
     else:
         prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
         pre_norm = hf_config["model_type"] == "megatron-bert"
-        ours = _take(state, bert_key_map(hf_config.get("num_hidden_layers", 12), prefix, pre_norm), source)
+        ours = take(state, bert_key_map(hf_config.get("num_hidden_layers", 12), prefix, pre_norm), source)
         if "cls.predictions.bias" not in state and "cls.predictions.decoder.bias" in state:
             state["cls.predictions.bias"] = state.pop("cls.predictions.decoder.bias")
         if "cls.predictions.transform.dense.weight" in state:
-            ours.update(_take(state, BERT_MLM_KEYS, source))
-            _check_tied(
+            ours.update(take(state, BERT_MLM_KEYS, source))
+            check_tied(
                 state, "cls.predictions.decoder.weight", ours["transformer.tokens_embeddings.weight"], source
             )
             state.pop("cls.predictions.decoder.bias", None)  # the same tensor as cls.predictions.bias
         if prefix + "pooler.dense.weight" in state:
-            ours.update(_take(state, _linear("pooler.dense", prefix + "pooler.dense"), source))
+            ours.update(take(state, linear_keys("pooler.dense", prefix + "pooler.dense"), source))
         if "classifier.weight" in state:
-            ours.update(_take(state, BERT_CLASSIFIER_KEYS, source))
+            ours.update(take(state, BERT_CLASSIFIER_KEYS, source))
         buffers = [k for k in state if k.endswith(("position_ids", "token_type_ids"))]  # index tables
         discarded = [k for k in state if k.startswith("cls.seq_relationship.")]  # next-sentence head
     for key in buffers + discarded:
@@ -507,17 +469,6 @@ GPT2_SWITCHES = {
 }
 
 
-def check_switches(config: TransformerConfig, switches: dict, target: str) -> None:
-    """Refuse an export to `target` naming every config switch that differs from what `target` fixes."""
-    differing = [
-        f"{name}={getattr(config, name)!r} ({target} has {value!r})"
-        for name, value in switches.items()
-        if getattr(config, name) != value
-    ]
-    if differing:
-        raise ValueError(f"this model cannot be exported as {target}: {', '.join(differing)}")
-
-
 def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite: bool = False) -> Path:
     """Export a GPT-2-shaped language model as a GPT-2 checkpoint (config.json + model.safetensors).
 
@@ -560,17 +511,6 @@ MASKED_LM_SWITCHES = {
     "post": ("BertForMaskedLM", {"final_layer_norm": False, "embedding_layer_norm": True}),
     "pre": ("MegatronBertForMaskedLM", {"final_layer_norm": True, "embedding_layer_norm": False}),
 }
-BERT_ACTIVATION_NAMES = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}  # ours → BERT's
-
-
-def _give(ours: dict[str, Tensor], key_map: KeyMap) -> dict[str, Tensor]:
-    """The key map read backwards: our tensors under the HF keys (split, transposed back), on the CPU."""
-    tensors = {}
-    for key, theirs, transposed in key_map:
-        value = ours[key].detach().cpu()
-        for name, part in zip(theirs, value.chunk(len(theirs), dim=0)):
-            tensors[name] = (part.t() if transposed else part).contiguous()
-    return tensors
 
 
 def _identity_head_transform(norm: nn.LayerNorm) -> dict[str, Tensor]:
@@ -615,9 +555,9 @@ def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, 
     ours = model.state_dict()
     if not config.token_type_vocab_size:
         ours["transformer.token_type_embeddings.weight"] = torch.zeros(1, config.embed_dim)
-    tensors = _give(ours, bert_key_map(config.num_layers, pre_norm=pre_norm))
+    tensors = give(ours, bert_key_map(config.num_layers, pre_norm=pre_norm))
     if config.lm_head_transform:
-        tensors.update(_give(ours, BERT_MLM_KEYS[:-1]))
+        tensors.update(give(ours, BERT_MLM_KEYS[:-1]))
     else:
         last = model.transformer.final_layer_norm if pre_norm else model.transformer.blocks[-1].layer_norm_2
         tensors.update(_identity_head_transform(last))
@@ -628,7 +568,7 @@ def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, 
         "architectures": [name],
         **{theirs: getattr(config, ours) for ours, (theirs, _) in BERT_CONFIG_KEYS.items()},
         "type_vocab_size": max(config.token_type_vocab_size, 1),
-        "hidden_act": BERT_ACTIVATION_NAMES[config.activation],
+        "hidden_act": HF_ACTIVATION_NAMES[config.activation],
         "attention_probs_dropout_prob": config.dropout,
         "tie_word_embeddings": True,
     }
