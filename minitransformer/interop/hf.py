@@ -62,6 +62,7 @@ from ..runs.io import atomic_path, read_json_object, write_json_atomic
 from ..runs.outputs import check_output_dir, refuse_reading_output
 from ..tokenization import Tokenizer
 from .mapping import (
+    CAUSAL_LM_SWITCHES,
     HF_ACTIVATION_NAMES,
     KeyMap,
     activation_from_hf,
@@ -72,7 +73,9 @@ from .mapping import (
     read_fields,
     refuse,
     take,
+    write_fields,
 )
+from .neox import NEOX_ARCHITECTURES, NEOX_BUFFERS, config_from_neox, neox_checkpoint, state_from_neox
 
 TASKS = ("lm", "classification", "backbone")
 DAMAGED = "the checkpoint is damaged; download or save it again"
@@ -83,6 +86,7 @@ GPT2_ARCHITECTURES = ("GPT2Model", "GPT2LMHeadModel")
 BERT_ARCHITECTURES = ("BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification")
 MEGATRON_ARCHITECTURES = ("MegatronBertModel", "MegatronBertForMaskedLM")
 BERT_TYPES = ("bert", "megatron-bert")  # the model types read with BERT's keys
+CAUSAL_TYPES = ("gpt2", "gpt_neox")  # causal LMs, whose output layer is the tied token embeddings
 GPT2_ACTIVATION_NAMES = {**HF_ACTIVATION_NAMES, "gelu_tanh": "gelu_new"}  # ours → GPT-2's names
 
 
@@ -129,26 +133,28 @@ def read_hf_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Tensor]
 def _unsupported_model_type(hf_config: dict) -> ValueError:
     return ValueError(
         f"model_type={hf_config.get('model_type')!r} is not supported: minitransformer imports "
-        "'gpt2', 'bert' and 'megatron-bert' checkpoints"
+        "'gpt2', 'gpt_neox', 'bert' and 'megatron-bert' checkpoints"
     )
 
 
 def architecture(hf_config: dict, keys) -> str:
     """The checkpoint's architecture, checked against the ones we import (from config.json, else the keys)."""
     model_type = hf_config.get("model_type")
-    if model_type not in ("gpt2", *BERT_TYPES):
+    if model_type not in (*CAUSAL_TYPES, *BERT_TYPES):
         raise _unsupported_model_type(hf_config)
     names = hf_config.get("architectures") or []
     if names:
         name = names[0]
     elif model_type == "gpt2":
         name = "GPT2LMHeadModel"
+    elif model_type == "gpt_neox":
+        name = NEOX_ARCHITECTURES[0]
     elif any(k.startswith("classifier.") for k in keys):
         name = "BertForSequenceClassification"
     else:
         name = "BertForMaskedLM" if any(k.startswith("cls.predictions.") for k in keys) else "BertModel"
         name = name.replace("Bert", "MegatronBert") if model_type == "megatron-bert" else name
-    supported = {"gpt2": GPT2_ARCHITECTURES, "bert": BERT_ARCHITECTURES}.get(
+    supported = {"gpt2": GPT2_ARCHITECTURES, "gpt_neox": NEOX_ARCHITECTURES, "bert": BERT_ARCHITECTURES}.get(
         model_type, MEGATRON_ARCHITECTURES
     )
     if name not in supported:
@@ -184,7 +190,7 @@ BERT_CONFIG_KEYS = {
 
 
 def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerConfig:
-    """Translate a GPT-2 or BERT config.json into a `TransformerConfig`, refusing features we lack.
+    """Translate a GPT-2, GPT-NeoX or BERT config.json into a `TransformerConfig`, refusing features we lack.
 
     has_mlm_head: the BERT weights include the masked-LM head (sets lm_head_transform/lm_head_bias).
     """
@@ -201,6 +207,8 @@ def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerCo
             norm_placement="pre",
             final_layer_norm=True,
         )
+    if c.get("model_type") == "gpt_neox":
+        return config_from_neox(c)
     if c.get("model_type") in BERT_TYPES:
         refuse(bool(c.get("is_decoder")), "is_decoder (a causal BERT decoder)")
         refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
@@ -296,6 +304,10 @@ def _hf_state_to_ours(
         # Old checkpoints store the causal-mask buffers: not weights, we build the mask ourselves.
         buffers = [k for k in state if k.endswith(("attn.bias", "attn.masked_bias"))]
         discarded = []
+    elif hf_config["model_type"] == "gpt_neox":
+        ours = state_from_neox(hf_config, state, source)
+        buffers = [k for k in state if k.endswith(NEOX_BUFFERS)]
+        discarded = []
     else:
         prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
         pre_norm = hf_config["model_type"] == "megatron-bert"
@@ -355,7 +367,7 @@ def from_hf(
     has_mlm_head = "cls.predictions.transform.dense.weight" in hf_state
     config = config_from_hf(hf_config, has_mlm_head=has_mlm_head)  # refuses unsupported features first
     state, discarded = _hf_state_to_ours(hf_config, hf_state, arch, path)
-    has_lm_head = hf_config["model_type"] == "gpt2" or has_mlm_head
+    has_lm_head = hf_config["model_type"] in CAUSAL_TYPES or has_mlm_head
     if config_overrides:
         config = TransformerConfig.from_dict({**config.to_dict(), **config_overrides})
 
@@ -454,46 +466,17 @@ def convert(
 # ----------------------------------------------------------------------------------------------
 
 # What GPT-2's architecture fixes; the activation may be any GPT-2 knows (see GPT2_ACTIVATION_NAMES).
-GPT2_SWITCHES = {
-    "norm_placement": "pre",
-    "final_layer_norm": True,
-    "mlm": False,
-    "sinusoidal_embeddings": False,
-    "rotary": False,
-    "attention_only": False,
-    "embedding_layer_norm": False,
-    "token_type_vocab_size": 0,
-    "bias": True,
-    "lm_head_transform": False,
-    "lm_head_bias": False,
-}
+GPT2_SWITCHES = {**CAUSAL_LM_SWITCHES, "sinusoidal_embeddings": False, "rotary": False}
 
 
-def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Export a GPT-2-shaped language model as a GPT-2 checkpoint (config.json + model.safetensors).
-
-    `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads it. Other architectures raise a
-    ValueError naming every switch that differs from GPT-2's. A folder that holds a run or a model is
-    refused unless `overwrite`.
-    """
-    if type(model) is not TransformerWithLMHead:
-        raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
+def gpt2_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, Tensor]]:
+    """(config.json, weights) of our causal LM as GPT2LMHeadModel; refuses, naming the switch, any other."""
     config = model.config
     check_switches(config, GPT2_SWITCHES, "GPT-2")
-    check_output_dir(directory, overwrite, "to_hf's folder", ["model.safetensors"])
-    ours = model.state_dict()
-    tensors = {
-        theirs[0]: (ours[key].t() if transposed else ours[key]).detach().contiguous().cpu()
-        for key, theirs, transposed in gpt2_key_map(config.num_layers)
-    }
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_path(directory / "model.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
     hf_config = {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
-        **{theirs: getattr(config, ours) for ours, (theirs, _) in GPT2_CONFIG_KEYS.items()},
+        **write_fields(config, GPT2_CONFIG_KEYS),
         "n_inner": config.hidden_dim,
         "activation_function": GPT2_ACTIVATION_NAMES[config.activation],
         "embd_pdrop": config.dropout,
@@ -502,8 +485,35 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite:
         "bos_token_id": None,  # transformers' defaults (50256) would not fit a smaller vocabulary
         "eos_token_id": None,
     }
+    return hf_config, give(model.state_dict(), gpt2_key_map(config.num_layers))
+
+
+def causal_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, Tensor]]:
+    """(config.json, weights) of our causal LM: GPT-2, or GPT-NeoX when it uses rotary positions."""
+    return neox_checkpoint(model) if model.config.rotary else gpt2_checkpoint(model)
+
+
+def _write_checkpoint(directory: Path, hf_config: dict, tensors: dict[str, Tensor]) -> Path:
+    """model.safetensors, then config.json, each written whole (a temporary file renamed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     write_json_atomic(directory / "config.json", hf_config)
     return directory
+
+
+def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Export our causal LM as a checkpoint transformers loads (config.json + model.safetensors).
+
+    A GPT-2-shaped model goes out as `GPT2LMHeadModel`, one with rotary positions as `GPTNeoXForCausalLM`
+    (`causal_lm_checkpoint`). Other architectures raise a ValueError naming every switch that differs.
+    A folder that holds a run or a model is refused unless `overwrite`.
+    """
+    if type(model) is not TransformerWithLMHead:
+        raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
+    hf_config, tensors = causal_lm_checkpoint(model)
+    check_output_dir(directory, overwrite, "to_hf's folder", ["model.safetensors"])
+    return _write_checkpoint(Path(directory), hf_config, tensors)
 
 
 # What BERT's and Megatron-BERT's architectures fix, for our masked LMs by norm placement.
@@ -566,7 +576,7 @@ def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, 
     hf_config = {
         "model_type": "megatron-bert" if pre_norm else "bert",
         "architectures": [name],
-        **{theirs: getattr(config, ours) for ours, (theirs, _) in BERT_CONFIG_KEYS.items()},
+        **write_fields(config, BERT_CONFIG_KEYS),
         "type_vocab_size": max(config.token_type_vocab_size, 1),
         "hidden_act": HF_ACTIVATION_NAMES[config.activation],
         "attention_probs_dropout_prob": config.dropout,
@@ -579,8 +589,8 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write our model folder `run` as a folder transformers' Auto classes load: config.json,
     model.safetensors and the tokenizer (tokenizer.json + tokenizer_config.json).
 
-    A causal model goes out as GPT-2 (`to_hf`), a masked LM as BERT or Megatron-BERT
-    (`masked_lm_checkpoint`); what neither matches is refused naming the switch. `out_dir` must not
+    A causal model goes out as GPT-2, or GPT-NeoX with rotary positions (`causal_lm_checkpoint`), a
+    masked LM as BERT or Megatron-BERT (`masked_lm_checkpoint`); what none matches is refused naming the switch. `out_dir` must not
     exist or be empty; everything is written into a temporary folder renamed at the end.
     """
     run, out_dir = Path(run), Path(out_dir)
@@ -592,12 +602,8 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        if model.config.causal:
-            to_hf(model, tmp)
-        else:
-            hf_config, tensors = masked_lm_checkpoint(model)
-            save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-            write_json_atomic(tmp / "config.json", hf_config)
+        checkpoint = causal_lm_checkpoint if model.config.causal else masked_lm_checkpoint
+        _write_checkpoint(tmp, *checkpoint(model))
         _write_hf_tokenizer(tokenizer, tmp, model.config.num_max_positions)
         if out_dir.exists():
             out_dir.rmdir()
@@ -636,6 +642,7 @@ SAMPLE_TEXTS = [
 REFERENCE = {
     "GPT2Model": ("lm", "GPT2LMHeadModel"),
     "GPT2LMHeadModel": ("lm", "GPT2LMHeadModel"),
+    "GPTNeoXForCausalLM": ("lm", "GPTNeoXForCausalLM"),
     "BertModel": ("backbone", "BertModel"),
     "BertForMaskedLM": ("lm", "BertForMaskedLM"),
     "BertForPreTraining": ("lm", "BertForMaskedLM"),

@@ -2,7 +2,8 @@
 
 - Key maps: one list of (our key, the HF key(s), transposed) per architecture, read forwards to import
   (`take`) and backwards to export (`give`), so the two directions cannot drift apart.
-- Config fields: `read_fields` reads our `TransformerConfig` fields from a config.json by a table.
+- Config fields: one table per architecture, our `TransformerConfig` field ↔ its config.json key, read
+  by `read_fields` (import) and `write_fields` (export).
 - Refusals: `refuse` and `activation_from_hf` for a checkpoint whose features we lack (import),
   `check_switches` for a model of ours that an architecture cannot compute (export). Both name the feature.
 """
@@ -20,11 +21,29 @@ KeyMap = list[tuple[str, tuple[str, ...], bool]]
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 # Ours → the name transformers' activation table (ACT2FN) knows it by (GPT-2 writes "gelu_new" instead).
 HF_ACTIVATION_NAMES = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
+# What GPT-2's and GPT-NeoX's architectures both fix (they differ in positions): a causal pre-norm LM with
+# a final norm, biases, feed-forward sub-blocks and a plain output layer tied to the token embeddings.
+CAUSAL_LM_SWITCHES = {
+    "norm_placement": "pre",
+    "final_layer_norm": True,
+    "mlm": False,
+    "attention_only": False,
+    "embedding_layer_norm": False,
+    "token_type_vocab_size": 0,
+    "bias": True,
+    "lm_head_transform": False,
+    "lm_head_bias": False,
+}
 
 
 def read_fields(hf_config: dict, keys: dict[str, tuple[str, object]]) -> dict:
     """Our config fields from config.json by {our field: (HF key, transformers' default when absent)}."""
     return {ours: hf_config.get(theirs, default) for ours, (theirs, default) in keys.items()}
+
+
+def write_fields(config: TransformerConfig, keys: dict[str, tuple[str, object]]) -> dict:
+    """The same table read backwards: config.json entries {HF key: our value}."""
+    return {theirs: getattr(config, ours) for ours, (theirs, _) in keys.items()}
 
 
 def refuse(condition: bool, feature: str, fix: str = "") -> None:

@@ -15,10 +15,11 @@ transformers = pytest.importorskip(
 )
 pytestmark = pytest.mark.e2e
 
-RUNS = {  # a toy causal LM, the default preset's masked LM (pre-norm), a post-norm masked LM with BERT's switches
-    "causal": (),
-    "masked": ("--objective", "mlm"),
-    "masked post": ("--objective", "mlm", "--norm-placement", "post", "--embedding-layer-norm"),
+RUNS = {
+    "causal": (),  # a toy causal LM: exports as GPT-2
+    "causal rotary": ("--rotary",),  # the same with rotary positions: as GPT-NeoX
+    "masked": ("--objective", "mlm"),  # the default preset's masked LM (pre-norm): as Megatron-BERT
+    "masked post": ("--objective", "mlm", "--norm-placement", "post", "--embedding-layer-norm"),  # as BERT
 }
 
 
