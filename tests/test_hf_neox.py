@@ -144,7 +144,7 @@ def test_unsupported_features_are_refused_by_name(checkpoint, tmp_path, changes,
 
 
 def test_a_pythia_config_is_refused_in_one_line_naming_the_parallel_residual(checkpoint, tmp_path, capsys):
-    """Pythia's config.json: transformers' defaults, parallel residual and rotary on a quarter of each head."""
+    """Pythia's config.json: parallel residual, rotary on a quarter of each head (transformers' defaults)."""
     pythia = edited_copy(
         checkpoint, tmp_path / "pythia", rope_parameters=None, use_parallel_residual=True, rotary_pct=0.25
     )

@@ -1,7 +1,7 @@
-"""Hugging Face interop: GPT-2 and BERT checkpoints in and out of our Transformer.
+"""Hugging Face interop: GPT-2, GPT-NeoX and BERT checkpoints in and out of our Transformer.
 
     from_hf(path, task="lm")          a local HF checkpoint directory → our model (reads the files directly)
-    to_hf(model, directory)           our GPT-2-shaped LM → a directory `GPT2LMHeadModel.from_pretrained` loads
+    to_hf(model, directory)           our causal LM → a GPT-2 (GPT-NeoX with rotary positions) directory
     export(run, out_dir)              a model folder of ours → a folder transformers' Auto classes load, tokenizer too
     compare_with_transformers(path)   per-layer max |ours − transformers|
     convert(path, out_dir)            from_hf + save_pretrained + the tokenizer files + minitransformer_meta.json
@@ -18,19 +18,24 @@ How the architectures map onto `TransformerConfig`:
   query/key/value projections are concatenated into our `in_proj_weight`.
 - Megatron-BERT: BERT with norm_placement="pre": a norm before each sub-block, a final norm, none on the
   embeddings. Export writes our pre-norm masked LMs as it (see `export`).
+- GPT-NeoX: GPT-2's block with rotary positions (rotary=True) and a per-head q/k/v row order; its own
+  module, `neox.py`, holds the mapping and what it refuses (Pythia's parallel residual, partial rotary).
+  Export writes our causal models with rotary positions as it.
+The pieces every mapping is built from (key maps read both ways, refusals) are in `mapping.py`.
 
 Decisions worth knowing:
-- task="lm" (default) needs an LM head: always true for GPT-2 (tied to the embeddings), true for BERT
-  only with the masked-LM head (BertForMaskedLM / BertForPreTraining). A bare `BertModel` has none, so
-  task="lm" refuses rather than inventing one; load it with task="classification" (its pooler comes along,
-  the classifier is new) or task="backbone" (returns the `Transformer` alone). The config records what the
-  checkpoint has: `lm_head_transform`/`lm_head_bias` are True only when the MLM head was there.
-- Classification token position: BERT classifies on `[CLS]` at the *start*, GPT-2 / the hands-on on a token
-  at the *end*. `TransformerConfig` has no field for it, so `clf_position(path)` answers "start" or "end",
-  and `convert` writes it into `minitransformer_meta.json` beside the converted model.
+- task="lm" (default) needs an LM head: always true for GPT-2 and GPT-NeoX (tied to the embeddings), true
+  for BERT only with the masked-LM head (BertForMaskedLM / BertForPreTraining). A bare `BertModel` has
+  none, so task="lm" refuses rather than inventing one; load it with task="classification" (its pooler
+  comes along, the classifier is new) or task="backbone" (returns the `Transformer` alone). The config
+  records what the checkpoint has: `lm_head_transform`/`lm_head_bias` are True only with the MLM head.
+- Classification token position: BERT classifies on `[CLS]` at the *start*, GPT-2, GPT-NeoX and the
+  hands-on on a token at the *end*. `TransformerConfig` has no field for it, so `clf_position(path)`
+  answers "start" or "end", and `convert` writes it into `minitransformer_meta.json` beside the model.
 - Refused with an error naming the feature (never a silent load that computes something else):
   cross-attention, decoders, relative position embeddings, `scale_attn_by_inverse_layer_idx`,
-  `scale_attn_weights=false`, activations we lack, untied output embeddings, unknown architectures/keys.
+  `scale_attn_weights=false`, activations we lack, untied output embeddings, unknown architectures/keys,
+  and GPT-NeoX's features listed in `neox.py`.
 - Accepted: GPT-2 `reorder_and_upcast_attn` (it only changes mixed-precision numerics; in fp32 the
   result is the same). We have one dropout rate: GPT-2's `resid_pdrop`, BERT's `hidden_dropout_prob`.
   BERT's next-sentence head (`cls.seq_relationship`) and, for task="lm", the pooler are discarded
@@ -349,9 +354,9 @@ def from_hf(
     output_loading_info: bool = False,
     **config_overrides,
 ) -> TransformerWithLMHead | TransformerWithClfHead | Transformer | tuple[torch.nn.Module, dict]:
-    """Load a local GPT-2 or BERT checkpoint directory into our model classes.
+    """Load a local GPT-2, GPT-NeoX or BERT checkpoint directory into our model classes.
 
-    task="lm": `TransformerWithLMHead` (causal for GPT-2, masked LM for BERT; needs the MLM head).
+    task="lm": `TransformerWithLMHead` (causal for GPT-2 and GPT-NeoX, masked LM for BERT; needs the MLM head).
     task="classification": `TransformerWithClfHead`; for BERT with `pooler=True` and the checkpoint's
     pooler and classifier when it has them (otherwise they start fresh, as in adaptation). The classes
     come from `num_classes`, else the checkpoint's classifier, or a full `fine_tuning_config`.
@@ -749,11 +754,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("compare", help="per-layer max difference with transformers (needs it)")
-    compare.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
+    compare.add_argument("path", help="a local GPT-2, GPT-NeoX or BERT checkpoint directory")
     compare.add_argument("--text", action="append", help="a sentence to run (repeatable); default: samples")
     compare.add_argument("--tol", type=float, default=1e-4, help="exit 1 if any difference exceeds this")
     conv = commands.add_parser("convert", help="write a HF checkpoint in minitransformer's format")
-    conv.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
+    conv.add_argument("path", help="a local GPT-2, GPT-NeoX or BERT checkpoint directory")
     conv.add_argument("out_dir", help="the output model directory")
     conv.add_argument("--task", choices=("lm", "classification"), default="lm")
     conv.add_argument("--num-classes", type=int, help="classes of a new classifier (task=classification)")
@@ -762,7 +767,9 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument(
         "run", help="a model folder (a pretrain run): config.json, model.safetensors, tokenizer.json"
     )
-    exp.add_argument("out_dir", help="a new folder for the checkpoint (GPT-2, BERT or Megatron-BERT)")
+    exp.add_argument(
+        "out_dir", help="a new folder for the checkpoint (GPT-2, GPT-NeoX, BERT or Megatron-BERT)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "export":

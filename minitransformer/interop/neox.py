@@ -44,7 +44,7 @@ HEAD_KEYS = ("embed_out.weight", "lm_head.weight")
 # Buffers older checkpoints store beside the weights (causal mask, rotary frequencies): we rebuild them.
 NEOX_BUFFERS = ("attention.bias", "attention.masked_bias", "rotary_emb.inv_freq")
 
-# Our config field ← (the GPT-NeoX config.json key, its value when the key is absent: transformers' default).
+# Our config field ← (GPT-NeoX's config.json key, its value when the key is absent: transformers' default).
 NEOX_CONFIG_KEYS = {
     "embed_dim": ("hidden_size", 6144),
     "hidden_dim": ("intermediate_size", 24576),
