@@ -11,6 +11,7 @@ Where a new test goes:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-from minitransformer import TransformerConfig
+from minitransformer import TransformerConfig, TransformerWithLMHead
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,6 +106,27 @@ def padded_batch(vocab: int, lengths=(10, 6, 3)) -> tuple[torch.Tensor, torch.Te
     ids = torch.randint(1, vocab, (len(lengths), T))
     mask = (torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]).long()
     return ids * mask, mask
+
+
+def edited_copy(source: Path, target: Path, **config_changes) -> Path:
+    """A copy of a Hugging Face checkpoint folder at `target` with `config_changes` in its config.json."""
+    target.mkdir()
+    config = json.loads((source / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, **config_changes}))
+    (target / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes())
+    return target
+
+
+def saved_folder(directory: Path, config: TransformerConfig) -> tuple[Path, TransformerWithLMHead]:
+    """A model folder of ours with random weights and the suite's tokenizer."""
+    from minitransformer.tokenization import Tokenizer
+
+    tokenizer = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
+    model = randomize(
+        TransformerWithLMHead(TransformerConfig(**{**config.to_dict(), "vocab_size": tokenizer.vocab_size}))
+    )
+    model.save_pretrained(directory, tokenizer=tokenizer)
+    return directory, model
 
 
 def small_run(corpus, out: Path, *extra: str) -> list[str]:

@@ -6,7 +6,6 @@ LayerNorms included) so that a wrong mapping of any tensor shows up as a differe
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, padded_batch, randomize
+from conftest import edited_copy, padded_batch, randomize, saved_folder
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -124,14 +123,6 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def edited_copy(source: Path, target: Path, **config_changes) -> Path:
-    target.mkdir()
-    config = json.loads((source / "config.json").read_text())
-    (target / "config.json").write_text(json.dumps({**config, **config_changes}))
-    (target / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes())
-    return target
-
-
 @pytest.mark.parametrize(
     "kind, changes, feature",
     [
@@ -221,7 +212,7 @@ def test_mlm_checkpoint_as_classifier_keeps_mlm_head_and_adds_pooler(checkpoints
 
 
 # ----------------------------------------------------------------------------------------------
-# Export to GPT-2
+# Export to GPT-2 (GPT-NeoX, for rotary positions: tests/test_hf_neox.py)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -249,7 +240,7 @@ def test_export_loads_in_transformers_with_the_same_logits(tmp_path):
         ({"mlm": True}, "mlm=True"),
         ({"token_type_vocab_size": 2, "embedding_layer_norm": True}, "embedding_layer_norm=True"),
         ({"sinusoidal_embeddings": True, "embed_dim": 16, "num_heads": 4}, "sinusoidal_embeddings=True"),
-        ({"rotary": True, "embed_dim": 16, "num_heads": 4}, "rotary=True"),
+        ({"rotary": True, "embed_dim": 16, "num_heads": 4, "bias": False}, "GPT-NeoX: bias=False"),
         ({"attention_only": True}, "attention_only=True"),
     ],
 )
@@ -388,18 +379,6 @@ MASKED = {  # our masked LMs that have a masked-LM class in transformers, and wh
 }
 
 
-def saved_folder(directory: Path, config: TransformerConfig) -> tuple[Path, TransformerWithLMHead]:
-    """A model folder of ours with random weights and the suite's tokenizer."""
-    from minitransformer.tokenization import Tokenizer
-
-    tokenizer = Tokenizer.from_file(REPO / "tests" / "data" / "tokenizer.json")
-    model = randomize(
-        TransformerWithLMHead(TransformerConfig(**{**config.to_dict(), "vocab_size": tokenizer.vocab_size}))
-    )
-    model.save_pretrained(directory, tokenizer=tokenizer)
-    return directory, model
-
-
 @pytest.mark.parametrize("case", MASKED)
 def test_masked_lms_export_to_the_transformers_class_of_their_architecture(tmp_path, case):
     changes, class_name = MASKED[case]
@@ -438,6 +417,7 @@ def test_export_writes_the_tokenizer_that_auto_tokenizer_reads(tmp_path):
         ({"norm_placement": "post", "final_layer_norm": False}, "embedding_layer_norm=False"),
         ({"norm_placement": "hands_on", "final_layer_norm": False}, "norm_placement='hands_on'"),
         ({"norm_placement": "pre", "final_layer_norm": False}, "final_layer_norm=False"),
+        ({"rotary": True, "embed_dim": 20}, "rotary=True"),  # the tiny preset's masked LM
     ],
 )
 def test_export_refuses_a_masked_lm_no_class_matches_naming_the_switch(tmp_path, changes, switch):

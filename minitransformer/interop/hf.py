@@ -1,7 +1,7 @@
-"""Hugging Face interop: GPT-2 and BERT checkpoints in and out of our Transformer.
+"""Hugging Face interop: GPT-2, GPT-NeoX and BERT checkpoints in and out of our Transformer.
 
     from_hf(path, task="lm")          a local HF checkpoint directory → our model (reads the files directly)
-    to_hf(model, directory)           our GPT-2-shaped LM → a directory `GPT2LMHeadModel.from_pretrained` loads
+    to_hf(model, directory)           our causal LM → a GPT-2 (GPT-NeoX with rotary positions) directory
     export(run, out_dir)              a model folder of ours → a folder transformers' Auto classes load, tokenizer too
     compare_with_transformers(path)   per-layer max |ours − transformers|
     convert(path, out_dir)            from_hf + save_pretrained + the tokenizer files + minitransformer_meta.json
@@ -18,19 +18,24 @@ How the architectures map onto `TransformerConfig`:
   query/key/value projections are concatenated into our `in_proj_weight`.
 - Megatron-BERT: BERT with norm_placement="pre": a norm before each sub-block, a final norm, none on the
   embeddings. Export writes our pre-norm masked LMs as it (see `export`).
+- GPT-NeoX: GPT-2's block with rotary positions (rotary=True) and a per-head q/k/v row order; its own
+  module, `neox.py`, holds the mapping and what it refuses (Pythia's parallel residual, partial rotary).
+  Export writes our causal models with rotary positions as it.
+The pieces every mapping is built from (key maps read both ways, refusals) are in `mapping.py`.
 
 Decisions worth knowing:
-- task="lm" (default) needs an LM head: always true for GPT-2 (tied to the embeddings), true for BERT
-  only with the masked-LM head (BertForMaskedLM / BertForPreTraining). A bare `BertModel` has none, so
-  task="lm" refuses rather than inventing one; load it with task="classification" (its pooler comes along,
-  the classifier is new) or task="backbone" (returns the `Transformer` alone). The config records what the
-  checkpoint has: `lm_head_transform`/`lm_head_bias` are True only when the MLM head was there.
-- Classification token position: BERT classifies on `[CLS]` at the *start*, GPT-2 / the hands-on on a token
-  at the *end*. `TransformerConfig` has no field for it, so `clf_position(path)` answers "start" or "end",
-  and `convert` writes it into `minitransformer_meta.json` beside the converted model.
+- task="lm" (default) needs an LM head: always true for GPT-2 and GPT-NeoX (tied to the embeddings), true
+  for BERT only with the masked-LM head (BertForMaskedLM / BertForPreTraining). A bare `BertModel` has
+  none, so task="lm" refuses rather than inventing one; load it with task="classification" (its pooler
+  comes along, the classifier is new) or task="backbone" (returns the `Transformer` alone). The config
+  records what the checkpoint has: `lm_head_transform`/`lm_head_bias` are True only with the MLM head.
+- Classification token position: BERT classifies on `[CLS]` at the *start*, GPT-2, GPT-NeoX and the
+  hands-on on a token at the *end*. `TransformerConfig` has no field for it, so `clf_position(path)`
+  answers "start" or "end", and `convert` writes it into `minitransformer_meta.json` beside the model.
 - Refused with an error naming the feature (never a silent load that computes something else):
   cross-attention, decoders, relative position embeddings, `scale_attn_by_inverse_layer_idx`,
-  `scale_attn_weights=false`, activations we lack, untied output embeddings, unknown architectures/keys.
+  `scale_attn_weights=false`, activations we lack, untied output embeddings, unknown architectures/keys,
+  and GPT-NeoX's features listed in `neox.py`.
 - Accepted: GPT-2 `reorder_and_upcast_attn` (it only changes mixed-precision numerics; in fp32 the
   result is the same). We have one dropout rate: GPT-2's `resid_pdrop`, BERT's `hidden_dropout_prob`.
   BERT's next-sentence head (`cls.seq_relationship`) and, for task="lm", the pooler are discarded
@@ -61,6 +66,21 @@ from ..runs.errors import USER_ERRORS, mask_urls
 from ..runs.io import atomic_path, read_json_object, write_json_atomic
 from ..runs.outputs import check_output_dir, refuse_reading_output
 from ..tokenization import Tokenizer
+from .mapping import (
+    CAUSAL_LM_SWITCHES,
+    HF_ACTIVATION_NAMES,
+    KeyMap,
+    activation_from_hf,
+    check_switches,
+    check_tied,
+    give,
+    linear_keys,
+    read_fields,
+    refuse,
+    take,
+    write_fields,
+)
+from .neox import NEOX_ARCHITECTURES, NEOX_BUFFERS, config_from_neox, neox_checkpoint, state_from_neox
 
 TASKS = ("lm", "classification", "backbone")
 DAMAGED = "the checkpoint is damaged; download or save it again"
@@ -71,12 +91,8 @@ GPT2_ARCHITECTURES = ("GPT2Model", "GPT2LMHeadModel")
 BERT_ARCHITECTURES = ("BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification")
 MEGATRON_ARCHITECTURES = ("MegatronBertModel", "MegatronBertForMaskedLM")
 BERT_TYPES = ("bert", "megatron-bert")  # the model types read with BERT's keys
-# HF activation name → ours. GPT-2's "gelu_new" and "gelu_pytorch_tanh" are the tanh approximation.
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
-GPT2_ACTIVATION_NAMES = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}  # ours → GPT-2's
-
-# One entry of a key map: (our key, the HF key(s) concatenated along dim 0, HF stores it transposed).
-KeyMap = list[tuple[str, tuple[str, ...], bool]]
+CAUSAL_TYPES = ("gpt2", "gpt_neox")  # causal LMs, whose output layer is the tied token embeddings
+GPT2_ACTIVATION_NAMES = {**HF_ACTIVATION_NAMES, "gelu_tanh": "gelu_new"}  # ours → GPT-2's names
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,26 +138,28 @@ def read_hf_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Tensor]
 def _unsupported_model_type(hf_config: dict) -> ValueError:
     return ValueError(
         f"model_type={hf_config.get('model_type')!r} is not supported: minitransformer imports "
-        "'gpt2', 'bert' and 'megatron-bert' checkpoints"
+        "'gpt2', 'gpt_neox', 'bert' and 'megatron-bert' checkpoints"
     )
 
 
 def architecture(hf_config: dict, keys) -> str:
     """The checkpoint's architecture, checked against the ones we import (from config.json, else the keys)."""
     model_type = hf_config.get("model_type")
-    if model_type not in ("gpt2", *BERT_TYPES):
+    if model_type not in (*CAUSAL_TYPES, *BERT_TYPES):
         raise _unsupported_model_type(hf_config)
     names = hf_config.get("architectures") or []
     if names:
         name = names[0]
     elif model_type == "gpt2":
         name = "GPT2LMHeadModel"
+    elif model_type == "gpt_neox":
+        name = NEOX_ARCHITECTURES[0]
     elif any(k.startswith("classifier.") for k in keys):
         name = "BertForSequenceClassification"
     else:
         name = "BertForMaskedLM" if any(k.startswith("cls.predictions.") for k in keys) else "BertModel"
         name = name.replace("Bert", "MegatronBert") if model_type == "megatron-bert" else name
-    supported = {"gpt2": GPT2_ARCHITECTURES, "bert": BERT_ARCHITECTURES}.get(
+    supported = {"gpt2": GPT2_ARCHITECTURES, "gpt_neox": NEOX_ARCHITECTURES, "bert": BERT_ARCHITECTURES}.get(
         model_type, MEGATRON_ARCHITECTURES
     )
     if name not in supported:
@@ -176,50 +194,36 @@ BERT_CONFIG_KEYS = {
 }
 
 
-def _read(hf_config: dict, keys: dict[str, tuple[str, object]]) -> dict:
-    return {ours: hf_config.get(theirs, default) for ours, (theirs, default) in keys.items()}
-
-
-def _refuse(condition: bool, feature: str, fix: str = "") -> None:
-    if condition:
-        raise ValueError(
-            f"{feature} is not implemented by minitransformer; this checkpoint cannot be imported{fix}"
-        )
-
-
-def _activation(name: str) -> str:
-    _refuse(name not in HF_ACTIVATIONS, f"activation {name!r}", f" (supported: {sorted(HF_ACTIVATIONS)})")
-    return HF_ACTIVATIONS[name]
-
-
 def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerConfig:
-    """Translate a GPT-2 or BERT config.json into a `TransformerConfig`, refusing features we lack.
+    """Translate a GPT-2, GPT-NeoX or BERT config.json into a `TransformerConfig`, refusing features we lack.
 
     has_mlm_head: the BERT weights include the masked-LM head (sets lm_head_transform/lm_head_bias).
     """
     c = hf_config
     if c.get("model_type") == "gpt2":
-        _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
-        _refuse(bool(c.get("scale_attn_by_inverse_layer_idx")), "scale_attn_by_inverse_layer_idx")
-        _refuse(c.get("scale_attn_weights") is False, "scale_attn_weights=false (attention without 1/√d)")
-        values = _read(c, GPT2_CONFIG_KEYS)
+        refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
+        refuse(bool(c.get("scale_attn_by_inverse_layer_idx")), "scale_attn_by_inverse_layer_idx")
+        refuse(c.get("scale_attn_weights") is False, "scale_attn_weights=false (attention without 1/√d)")
+        values = read_fields(c, GPT2_CONFIG_KEYS)
         return TransformerConfig(
             **values,
             hidden_dim=c.get("n_inner") or 4 * values["embed_dim"],
-            activation=_activation(c.get("activation_function", "gelu_new")),
+            activation=activation_from_hf(c.get("activation_function", "gelu_new")),
             norm_placement="pre",
             final_layer_norm=True,
         )
+    if c.get("model_type") == "gpt_neox":
+        return config_from_neox(c)
     if c.get("model_type") in BERT_TYPES:
-        _refuse(bool(c.get("is_decoder")), "is_decoder (a causal BERT decoder)")
-        _refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
+        refuse(bool(c.get("is_decoder")), "is_decoder (a causal BERT decoder)")
+        refuse(bool(c.get("add_cross_attention")), "add_cross_attention (cross-attention)")
         position_type = c.get("position_embedding_type", "absolute")
-        _refuse(position_type != "absolute", f"position_embedding_type={position_type!r}")
+        refuse(position_type != "absolute", f"position_embedding_type={position_type!r}")
         pre_norm = c["model_type"] == "megatron-bert"
         return TransformerConfig(
-            **_read(c, BERT_CONFIG_KEYS),
+            **read_fields(c, BERT_CONFIG_KEYS),
             mlm=True,
-            activation=_activation(c.get("hidden_act", "gelu")),
+            activation=activation_from_hf(c.get("hidden_act", "gelu")),
             norm_placement="pre" if pre_norm else "post",
             final_layer_norm=pre_norm,
             embedding_layer_norm=not pre_norm,
@@ -234,11 +238,6 @@ def config_from_hf(hf_config: dict, has_mlm_head: bool = False) -> TransformerCo
 # ----------------------------------------------------------------------------------------------
 
 
-def _linear(ours: str, theirs: str, transposed: bool = False) -> KeyMap:
-    """weight + bias of one layer (LayerNorm and Linear alike)."""
-    return [(f"{ours}.{p}", (f"{theirs}.{p}",), transposed and p == "weight") for p in ("weight", "bias")]
-
-
 def gpt2_key_map(num_layers: int, prefix: str = "transformer.") -> KeyMap:
     """Our keys ↔ GPT-2's. Conv1D weights (c_attn, c_proj, c_fc) are stored [in, out]: transposed."""
     keys: KeyMap = [
@@ -247,16 +246,16 @@ def gpt2_key_map(num_layers: int, prefix: str = "transformer.") -> KeyMap:
     ]
     for i in range(num_layers):
         h = f"{prefix}h.{i}."
-        keys += _linear(f"transformer.blocks.{i}.layer_norm_1", h + "ln_1")
+        keys += linear_keys(f"transformer.blocks.{i}.layer_norm_1", h + "ln_1")
         keys += [
             (f"transformer.blocks.{i}.attention.in_proj_weight", (h + "attn.c_attn.weight",), True),
             (f"transformer.blocks.{i}.attention.in_proj_bias", (h + "attn.c_attn.bias",), False),
         ]
-        keys += _linear(f"transformer.blocks.{i}.attention.out_proj", h + "attn.c_proj", transposed=True)
-        keys += _linear(f"transformer.blocks.{i}.layer_norm_2", h + "ln_2")
-        keys += _linear(f"transformer.blocks.{i}.feed_forward.0", h + "mlp.c_fc", transposed=True)
-        keys += _linear(f"transformer.blocks.{i}.feed_forward.2", h + "mlp.c_proj", transposed=True)
-    return keys + _linear("transformer.final_layer_norm", prefix + "ln_f")
+        keys += linear_keys(f"transformer.blocks.{i}.attention.out_proj", h + "attn.c_proj", transposed=True)
+        keys += linear_keys(f"transformer.blocks.{i}.layer_norm_2", h + "ln_2")
+        keys += linear_keys(f"transformer.blocks.{i}.feed_forward.0", h + "mlp.c_fc", transposed=True)
+        keys += linear_keys(f"transformer.blocks.{i}.feed_forward.2", h + "mlp.c_proj", transposed=True)
+    return keys + linear_keys("transformer.final_layer_norm", prefix + "ln_f")
 
 
 def bert_key_map(num_layers: int, prefix: str = "bert.", pre_norm: bool = False) -> KeyMap:
@@ -271,7 +270,7 @@ def bert_key_map(num_layers: int, prefix: str = "bert.", pre_norm: bool = False)
         ("transformer.token_type_embeddings.weight", (e + "token_type_embeddings.weight",), False),
     ]
     if not pre_norm:
-        keys += _linear("transformer.embeddings_layer_norm", e + "LayerNorm")
+        keys += linear_keys("transformer.embeddings_layer_norm", e + "LayerNorm")
     norm_1, norm_2 = (
         ("attention.ln", "ln") if pre_norm else ("attention.output.LayerNorm", "output.LayerNorm")
     )
@@ -282,44 +281,20 @@ def bert_key_map(num_layers: int, prefix: str = "bert.", pre_norm: bool = False)
             (block + "attention.in_proj_weight", tuple(k + ".weight" for k in qkv), False),
             (block + "attention.in_proj_bias", tuple(k + ".bias" for k in qkv), False),
         ]
-        keys += _linear(block + "attention.out_proj", layer + "attention.output.dense")
-        keys += _linear(block + "layer_norm_1", layer + norm_1)
-        keys += _linear(block + "feed_forward.0", layer + "intermediate.dense")
-        keys += _linear(block + "feed_forward.2", layer + "output.dense")
-        keys += _linear(block + "layer_norm_2", layer + norm_2)
-    return keys + (_linear("transformer.final_layer_norm", prefix + "encoder.ln") if pre_norm else [])
+        keys += linear_keys(block + "attention.out_proj", layer + "attention.output.dense")
+        keys += linear_keys(block + "layer_norm_1", layer + norm_1)
+        keys += linear_keys(block + "feed_forward.0", layer + "intermediate.dense")
+        keys += linear_keys(block + "feed_forward.2", layer + "output.dense")
+        keys += linear_keys(block + "layer_norm_2", layer + norm_2)
+    return keys + (linear_keys("transformer.final_layer_norm", prefix + "encoder.ln") if pre_norm else [])
 
 
 BERT_MLM_KEYS: KeyMap = [
-    *_linear("lm_head.transform.0", "cls.predictions.transform.dense"),
-    *_linear("lm_head.transform.2", "cls.predictions.transform.LayerNorm"),
+    *linear_keys("lm_head.transform.0", "cls.predictions.transform.dense"),
+    *linear_keys("lm_head.transform.2", "cls.predictions.transform.LayerNorm"),
     ("lm_head.decoder.bias", ("cls.predictions.bias",), False),
 ]
-BERT_CLASSIFIER_KEYS = _linear("classification_head", "classifier")
-
-
-def _take(state: dict[str, Tensor], key_map: KeyMap, source: object) -> dict[str, Tensor]:
-    """Move the mapped tensors out of `state` (HF keys) into a new dict (our keys)."""
-    missing = sorted({k for _, theirs, _ in key_map for k in theirs} - set(state))
-    if missing:
-        raise ValueError(
-            f"{source}: the weights lack {missing[:6]}{' ...' if len(missing) > 6 else ''}; "
-            "the checkpoint does not match its config.json"
-        )
-    ours = {}
-    for key, theirs, transposed in key_map:
-        value = torch.cat([state.pop(k) for k in theirs], dim=0)
-        ours[key] = value.t().contiguous() if transposed else value
-    return ours
-
-
-def _check_tied(state: dict[str, Tensor], key: str, embeddings: Tensor, source: object) -> None:
-    """Our LM decoder is the embedding matrix itself: a stored, different output matrix is refused."""
-    if key in state and not torch.equal(state.pop(key), embeddings):
-        raise ValueError(
-            f"{source}: '{key}' differs from the token embeddings (tie_word_embeddings=false); "
-            "untied output embeddings are not implemented by minitransformer"
-        )
+BERT_CLASSIFIER_KEYS = linear_keys("classification_head", "classifier")
 
 
 def _hf_state_to_ours(
@@ -329,27 +304,31 @@ def _hf_state_to_ours(
     state = dict(state)
     if hf_config["model_type"] == "gpt2":
         prefix = "transformer." if any(k.startswith("transformer.") for k in state) else ""
-        ours = _take(state, gpt2_key_map(hf_config.get("n_layer", 12), prefix), source)
-        _check_tied(state, "lm_head.weight", ours["transformer.tokens_embeddings.weight"], source)
+        ours = take(state, gpt2_key_map(hf_config.get("n_layer", 12), prefix), source)
+        check_tied(state, "lm_head.weight", ours["transformer.tokens_embeddings.weight"], source)
         # Old checkpoints store the causal-mask buffers: not weights, we build the mask ourselves.
         buffers = [k for k in state if k.endswith(("attn.bias", "attn.masked_bias"))]
+        discarded = []
+    elif hf_config["model_type"] == "gpt_neox":
+        ours = state_from_neox(hf_config, state, source)
+        buffers = [k for k in state if k.endswith(NEOX_BUFFERS)]
         discarded = []
     else:
         prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
         pre_norm = hf_config["model_type"] == "megatron-bert"
-        ours = _take(state, bert_key_map(hf_config.get("num_hidden_layers", 12), prefix, pre_norm), source)
+        ours = take(state, bert_key_map(hf_config.get("num_hidden_layers", 12), prefix, pre_norm), source)
         if "cls.predictions.bias" not in state and "cls.predictions.decoder.bias" in state:
             state["cls.predictions.bias"] = state.pop("cls.predictions.decoder.bias")
         if "cls.predictions.transform.dense.weight" in state:
-            ours.update(_take(state, BERT_MLM_KEYS, source))
-            _check_tied(
+            ours.update(take(state, BERT_MLM_KEYS, source))
+            check_tied(
                 state, "cls.predictions.decoder.weight", ours["transformer.tokens_embeddings.weight"], source
             )
             state.pop("cls.predictions.decoder.bias", None)  # the same tensor as cls.predictions.bias
         if prefix + "pooler.dense.weight" in state:
-            ours.update(_take(state, _linear("pooler.dense", prefix + "pooler.dense"), source))
+            ours.update(take(state, linear_keys("pooler.dense", prefix + "pooler.dense"), source))
         if "classifier.weight" in state:
-            ours.update(_take(state, BERT_CLASSIFIER_KEYS, source))
+            ours.update(take(state, BERT_CLASSIFIER_KEYS, source))
         buffers = [k for k in state if k.endswith(("position_ids", "token_type_ids"))]  # index tables
         discarded = [k for k in state if k.startswith("cls.seq_relationship.")]  # next-sentence head
     for key in buffers + discarded:
@@ -375,9 +354,9 @@ def from_hf(
     output_loading_info: bool = False,
     **config_overrides,
 ) -> TransformerWithLMHead | TransformerWithClfHead | Transformer | tuple[torch.nn.Module, dict]:
-    """Load a local GPT-2 or BERT checkpoint directory into our model classes.
+    """Load a local GPT-2, GPT-NeoX or BERT checkpoint directory into our model classes.
 
-    task="lm": `TransformerWithLMHead` (causal for GPT-2, masked LM for BERT; needs the MLM head).
+    task="lm": `TransformerWithLMHead` (causal for GPT-2 and GPT-NeoX, masked LM for BERT; needs the MLM head).
     task="classification": `TransformerWithClfHead`; for BERT with `pooler=True` and the checkpoint's
     pooler and classifier when it has them (otherwise they start fresh, as in adaptation). The classes
     come from `num_classes`, else the checkpoint's classifier, or a full `fine_tuning_config`.
@@ -393,7 +372,7 @@ def from_hf(
     has_mlm_head = "cls.predictions.transform.dense.weight" in hf_state
     config = config_from_hf(hf_config, has_mlm_head=has_mlm_head)  # refuses unsupported features first
     state, discarded = _hf_state_to_ours(hf_config, hf_state, arch, path)
-    has_lm_head = hf_config["model_type"] == "gpt2" or has_mlm_head
+    has_lm_head = hf_config["model_type"] in CAUSAL_TYPES or has_mlm_head
     if config_overrides:
         config = TransformerConfig.from_dict({**config.to_dict(), **config_overrides})
 
@@ -492,57 +471,17 @@ def convert(
 # ----------------------------------------------------------------------------------------------
 
 # What GPT-2's architecture fixes; the activation may be any GPT-2 knows (see GPT2_ACTIVATION_NAMES).
-GPT2_SWITCHES = {
-    "norm_placement": "pre",
-    "final_layer_norm": True,
-    "mlm": False,
-    "sinusoidal_embeddings": False,
-    "rotary": False,
-    "attention_only": False,
-    "embedding_layer_norm": False,
-    "token_type_vocab_size": 0,
-    "bias": True,
-    "lm_head_transform": False,
-    "lm_head_bias": False,
-}
+GPT2_SWITCHES = {**CAUSAL_LM_SWITCHES, "sinusoidal_embeddings": False, "rotary": False}
 
 
-def check_switches(config: TransformerConfig, switches: dict, target: str) -> None:
-    """Refuse an export to `target` naming every config switch that differs from what `target` fixes."""
-    differing = [
-        f"{name}={getattr(config, name)!r} ({target} has {value!r})"
-        for name, value in switches.items()
-        if getattr(config, name) != value
-    ]
-    if differing:
-        raise ValueError(f"this model cannot be exported as {target}: {', '.join(differing)}")
-
-
-def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Export a GPT-2-shaped language model as a GPT-2 checkpoint (config.json + model.safetensors).
-
-    `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads it. Other architectures raise a
-    ValueError naming every switch that differs from GPT-2's. A folder that holds a run or a model is
-    refused unless `overwrite`.
-    """
-    if type(model) is not TransformerWithLMHead:
-        raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
+def gpt2_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, Tensor]]:
+    """(config.json, weights) of our causal LM as GPT2LMHeadModel; refuses, naming the switch, any other."""
     config = model.config
     check_switches(config, GPT2_SWITCHES, "GPT-2")
-    check_output_dir(directory, overwrite, "to_hf's folder", ["model.safetensors"])
-    ours = model.state_dict()
-    tensors = {
-        theirs[0]: (ours[key].t() if transposed else ours[key]).detach().contiguous().cpu()
-        for key, theirs, transposed in gpt2_key_map(config.num_layers)
-    }
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_path(directory / "model.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
     hf_config = {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
-        **{theirs: getattr(config, ours) for ours, (theirs, _) in GPT2_CONFIG_KEYS.items()},
+        **write_fields(config, GPT2_CONFIG_KEYS),
         "n_inner": config.hidden_dim,
         "activation_function": GPT2_ACTIVATION_NAMES[config.activation],
         "embd_pdrop": config.dropout,
@@ -551,8 +490,35 @@ def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite:
         "bos_token_id": None,  # transformers' defaults (50256) would not fit a smaller vocabulary
         "eos_token_id": None,
     }
+    return hf_config, give(model.state_dict(), gpt2_key_map(config.num_layers))
+
+
+def causal_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, Tensor]]:
+    """(config.json, weights) of our causal LM: GPT-2, or GPT-NeoX when it uses rotary positions."""
+    return neox_checkpoint(model) if model.config.rotary else gpt2_checkpoint(model)
+
+
+def _write_checkpoint(directory: Path, hf_config: dict, tensors: dict[str, Tensor]) -> Path:
+    """model.safetensors, then config.json, each written whole (a temporary file renamed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     write_json_atomic(directory / "config.json", hf_config)
     return directory
+
+
+def to_hf(model: TransformerWithLMHead, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Export our causal LM as a checkpoint transformers loads (config.json + model.safetensors).
+
+    A GPT-2-shaped model goes out as `GPT2LMHeadModel`, one with rotary positions as `GPTNeoXForCausalLM`
+    (`causal_lm_checkpoint`). Other architectures raise a ValueError naming every switch that differs.
+    A folder that holds a run or a model is refused unless `overwrite`.
+    """
+    if type(model) is not TransformerWithLMHead:
+        raise ValueError(f"to_hf exports a TransformerWithLMHead, got {type(model).__name__}")
+    hf_config, tensors = causal_lm_checkpoint(model)
+    check_output_dir(directory, overwrite, "to_hf's folder", ["model.safetensors"])
+    return _write_checkpoint(Path(directory), hf_config, tensors)
 
 
 # What BERT's and Megatron-BERT's architectures fix, for our masked LMs by norm placement.
@@ -560,17 +526,6 @@ MASKED_LM_SWITCHES = {
     "post": ("BertForMaskedLM", {"final_layer_norm": False, "embedding_layer_norm": True}),
     "pre": ("MegatronBertForMaskedLM", {"final_layer_norm": True, "embedding_layer_norm": False}),
 }
-BERT_ACTIVATION_NAMES = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}  # ours → BERT's
-
-
-def _give(ours: dict[str, Tensor], key_map: KeyMap) -> dict[str, Tensor]:
-    """The key map read backwards: our tensors under the HF keys (split, transposed back), on the CPU."""
-    tensors = {}
-    for key, theirs, transposed in key_map:
-        value = ours[key].detach().cpu()
-        for name, part in zip(theirs, value.chunk(len(theirs), dim=0)):
-            tensors[name] = (part.t() if transposed else part).contiguous()
-    return tensors
 
 
 def _identity_head_transform(norm: nn.LayerNorm) -> dict[str, Tensor]:
@@ -615,9 +570,9 @@ def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, 
     ours = model.state_dict()
     if not config.token_type_vocab_size:
         ours["transformer.token_type_embeddings.weight"] = torch.zeros(1, config.embed_dim)
-    tensors = _give(ours, bert_key_map(config.num_layers, pre_norm=pre_norm))
+    tensors = give(ours, bert_key_map(config.num_layers, pre_norm=pre_norm))
     if config.lm_head_transform:
-        tensors.update(_give(ours, BERT_MLM_KEYS[:-1]))
+        tensors.update(give(ours, BERT_MLM_KEYS[:-1]))
     else:
         last = model.transformer.final_layer_norm if pre_norm else model.transformer.blocks[-1].layer_norm_2
         tensors.update(_identity_head_transform(last))
@@ -626,9 +581,9 @@ def masked_lm_checkpoint(model: TransformerWithLMHead) -> tuple[dict, dict[str, 
     hf_config = {
         "model_type": "megatron-bert" if pre_norm else "bert",
         "architectures": [name],
-        **{theirs: getattr(config, ours) for ours, (theirs, _) in BERT_CONFIG_KEYS.items()},
+        **write_fields(config, BERT_CONFIG_KEYS),
         "type_vocab_size": max(config.token_type_vocab_size, 1),
-        "hidden_act": BERT_ACTIVATION_NAMES[config.activation],
+        "hidden_act": HF_ACTIVATION_NAMES[config.activation],
         "attention_probs_dropout_prob": config.dropout,
         "tie_word_embeddings": True,
     }
@@ -639,8 +594,8 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write our model folder `run` as a folder transformers' Auto classes load: config.json,
     model.safetensors and the tokenizer (tokenizer.json + tokenizer_config.json).
 
-    A causal model goes out as GPT-2 (`to_hf`), a masked LM as BERT or Megatron-BERT
-    (`masked_lm_checkpoint`); what neither matches is refused naming the switch. `out_dir` must not
+    A causal model goes out as GPT-2, or GPT-NeoX with rotary positions (`causal_lm_checkpoint`), a
+    masked LM as BERT or Megatron-BERT (`masked_lm_checkpoint`); what none matches is refused naming the switch. `out_dir` must not
     exist or be empty; everything is written into a temporary folder renamed at the end.
     """
     run, out_dir = Path(run), Path(out_dir)
@@ -652,12 +607,8 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        if model.config.causal:
-            to_hf(model, tmp)
-        else:
-            hf_config, tensors = masked_lm_checkpoint(model)
-            save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-            write_json_atomic(tmp / "config.json", hf_config)
+        checkpoint = causal_lm_checkpoint if model.config.causal else masked_lm_checkpoint
+        _write_checkpoint(tmp, *checkpoint(model))
         _write_hf_tokenizer(tokenizer, tmp, model.config.num_max_positions)
         if out_dir.exists():
             out_dir.rmdir()
@@ -696,6 +647,7 @@ SAMPLE_TEXTS = [
 REFERENCE = {
     "GPT2Model": ("lm", "GPT2LMHeadModel"),
     "GPT2LMHeadModel": ("lm", "GPT2LMHeadModel"),
+    "GPTNeoXForCausalLM": ("lm", "GPTNeoXForCausalLM"),
     "BertModel": ("backbone", "BertModel"),
     "BertForMaskedLM": ("lm", "BertForMaskedLM"),
     "BertForPreTraining": ("lm", "BertForMaskedLM"),
@@ -802,11 +754,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("compare", help="per-layer max difference with transformers (needs it)")
-    compare.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
+    compare.add_argument("path", help="a local GPT-2, GPT-NeoX or BERT checkpoint directory")
     compare.add_argument("--text", action="append", help="a sentence to run (repeatable); default: samples")
     compare.add_argument("--tol", type=float, default=1e-4, help="exit 1 if any difference exceeds this")
     conv = commands.add_parser("convert", help="write a HF checkpoint in minitransformer's format")
-    conv.add_argument("path", help="a local GPT-2 or BERT checkpoint directory")
+    conv.add_argument("path", help="a local GPT-2, GPT-NeoX or BERT checkpoint directory")
     conv.add_argument("out_dir", help="the output model directory")
     conv.add_argument("--task", choices=("lm", "classification"), default="lm")
     conv.add_argument("--num-classes", type=int, help="classes of a new classifier (task=classification)")
@@ -815,7 +767,9 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument(
         "run", help="a model folder (a pretrain run): config.json, model.safetensors, tokenizer.json"
     )
-    exp.add_argument("out_dir", help="a new folder for the checkpoint (GPT-2, BERT or Megatron-BERT)")
+    exp.add_argument(
+        "out_dir", help="a new folder for the checkpoint (GPT-2, GPT-NeoX, BERT or Megatron-BERT)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "export":

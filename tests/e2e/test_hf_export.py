@@ -15,13 +15,10 @@ transformers = pytest.importorskip(
 )
 pytestmark = pytest.mark.e2e
 
-# A toy causal LM with the default preset's rotary positions (GPT-NeoX), the same with a learned table
-# (GPT-2), and masked LMs (which transformers has no rotary pre-norm class for: --no-rotary): pre-norm
-# (Megatron-BERT) and post-norm with BERT's switches (BERT)
-RUNS = {
-    "causal": (),
-    "causal learned positions": ("--no-rotary",),
-    "masked": ("--objective", "mlm", "--no-rotary"),
+RUNS = {  # transformers has no pre-norm masked LM class with rotary positions: those pass --no-rotary
+    "causal": (),  # a toy causal LM with the default preset's rotary positions: exports as GPT-NeoX
+    "causal learned positions": ("--no-rotary",),  # the same with a position table: as GPT-2
+    "masked": ("--objective", "mlm", "--no-rotary"),  # the preset's masked LM (pre-norm): as Megatron-BERT
     "masked post": (
         "--objective",
         "mlm",
