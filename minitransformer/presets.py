@@ -48,17 +48,19 @@ TINY_V2: dict[str, Any] = dict(
     max_eval_batches=10,
 )
 
-# The main command's recipe: 4 layers × 192 dims (its time on 2 CPU cores: docs/tiny_recipe.md). Chosen
-# on a held-out cut of WikiText-2 valid (docs/tiny_recipe.md, issue 32), seeds 0 and 1: TINY_V2 narrowed to 192 dims makes
-# 1.5x the steps in about the same time (validation word perplexity 952.7 and 949.6 against 1,056.5),
-# and a linear decay to 0 instead of the cosine adds a little (942.4 and 939.4; 0.84x the Kneser-Ney
-# 5-gram's 1,118.4). Three layers, four at 160 dims or six and eight at 128 were worse in the same
-# time, and so were lr 1.5e-3 and 4e-3, warm-up/stable/decay and weight decay 0.1; bf16 autocast comes
-# from `--amp auto` on CPUs that have it.
+# The main command's recipe: 4 layers × 192 dims with rotary positions (its time on 2 CPU cores:
+# docs/tiny_recipe.md). Chosen on a held-out cut of WikiText-2 valid (docs/tiny_recipe.md, issue 32):
+# TINY_V2 narrowed to 192 dims makes 1.5x the steps in about the same time (validation word perplexity
+# 952.7 and 949.6 over two seeds, against 1,056.5); a linear decay to 0 instead of the cosine adds a
+# little (942.4 and 939.4); rotary positions instead of the learned table add the most (R21 and R21s1 in
+# docs/tiny_recipe.md; the Kneser-Ney 5-gram: 1,118.4). Three layers, four at 160 dims or six and eight
+# at 128 were worse in the same time, and so were lr 1.5e-3 and 4e-3, warm-up/stable/decay, weight decay
+# 0.1 and GELU; bf16 autocast comes from `--amp auto` on CPUs that have it.
 TINY: dict[str, Any] = dict(
     TINY_V2,
     embed_dim=192,
     hidden_dim=768,
+    rotary=True,
     schedule="linear",
     warmup_steps=90,
     max_steps=900,
