@@ -367,17 +367,8 @@ with plots.inline(False):  # the run saves its own figures in its folder
     exit_code = pretrain.run.main(
         [
             *("--preset", "tiny", "--output-dir", str(run_dir), "--overwrite"),
-            *(
-                "--embed-dim",
-                "128",
-                "--hidden-dim",
-                "512",
-                "--lr",
-                "3e-3",
-                "--schedule",
-                "cosine",
-                "--no-rotary",
-            ),
+            *("--embed-dim", "128", "--hidden-dim", "512", "--lr", "3e-3"),
+            *("--schedule", "cosine", "--no-rotary"),
             *(
                 "--max-steps",
                 "200",
