@@ -197,7 +197,7 @@ for name, (shares, baseline, floor) in baselines.items():
 # model trained like this one over many windows of WikiText-2 test text, and there no head rises much
 # above the uniform share. How positions enter matters as much as the minutes: the main command's model
 # (`python -m pretrain`: about three minutes, rotary positions instead of this model's learned table) has
-# heads at 0.19–0.28 on the same measure (docs/tiny_recipe.md, third round of issue 32), and tutorial 5
+# a head at 0.23 on the same measure (docs/tiny_recipe.md, third round of issue 32), and tutorial 5
 # finds a strong previous-token head in MiniLM.
 #
 # The figure is fixed; the **explorer** lets you move around in the same numbers. It runs the model on
