@@ -285,7 +285,11 @@ class Validation:
         event = "final" if final else "valid"
         self.log.log(event, step, split=plan.valid_split, **values, wall_time_s=self.clock.elapsed())
         if idist.get_rank() == 0:
-            shown = ", ".join(f"{k}={v:.3f}" for k, v in values.items() if isinstance(v, float))
+            shown = ", ".join(  # the uniform baselines of the head scores stay in metrics.jsonl
+                f"{k}={v:.3f}"
+                for k, v in values.items()
+                if isinstance(v, float) and not k.endswith("_uniform")
+            )
             where = f"{plan.dataset}/{plan.valid_split}"
             say(f"[step {step}] {'final ' if final else ''}valid ({where}): {shown}")
             if causal:

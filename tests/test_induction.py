@@ -27,7 +27,13 @@ from minitransformer.data.induction import (
     word_token_ids,
     write_corpus,
 )
-from minitransformer.teaching.circuits import hand_built_induction_model, induction_batch
+from minitransformer.teaching.circuits import (
+    hand_built_induction_model,
+    induction_batch,
+    prefix_matching_score,
+    previous_token_share,
+    uniform_attention,
+)
 from minitransformer.tokenization import Tokenizer
 
 SMALL = InductionSpec(num_words=40, passage_words=31, train_passages=300, valid_passages=20)
@@ -113,12 +119,20 @@ def test_copied_and_fresh_loss_of_a_model_that_predicts_the_copies():
 def test_probe_head_scores_find_the_hand_built_circuit_and_restore_the_mode():
     model = hand_built_induction_model()
     model.train()
-    scores = probe_head_scores(model, induction_batch(batch_size=8))
+    probe = induction_batch(batch_size=8)
+    scores = probe_head_scores(model, probe)
     assert model.training
     [[previous_0, _], [previous_1, _]] = scores["previous_token"]  # head 0 of each layer does the work
     [[matching_0, _], [matching_1, _]] = scores["prefix_matching"]
     assert previous_0 > 0.95 and previous_1 < 0.5  # layer 0 is the previous-token head
     assert matching_1 > 0.95 and matching_0 < 0.5  # layer 1 the induction head
+    uniform = uniform_attention(probe.shape[1])  # the baselines: a head that spreads its weight evenly
+    assert scores["previous_token_uniform"] == pytest.approx(
+        float(previous_token_share(uniform)[0]), abs=1e-4
+    )
+    expected = float(prefix_matching_score(uniform, probe)[0])
+    assert scores["prefix_matching_uniform"] == pytest.approx(expected, abs=1e-4)
+    assert 0 < scores["prefix_matching_uniform"] < matching_1 / 4
 
 
 def test_a_tokenizer_that_splits_the_words_is_refused_naming_the_fix():

@@ -168,6 +168,17 @@ def test_head_scores_draw_one_line_per_head_with_its_values():
     ]
     assert list(previous[0].get_ydata()) == [0.1, 0.9] and list(previous[0].get_xdata()) == [0, 10]
     assert list(matching[2].get_ydata()) == [0.1, 0.8]
+    assert "a uniform head" not in [line.get_label() for line in previous]  # none logged: none drawn
+
+
+def test_head_scores_draw_the_logged_uniform_baseline():
+    records = [
+        {"event": "valid", "step": s, "previous_token": [[v]], "previous_token_uniform": 0.2}
+        for s, v in ((0, 0.1), (10, 0.9))
+    ]
+    fig = plots.plot_head_scores(records, scores=("previous_token",))
+    [baseline] = [line for line in fig.axes[0].lines if line.get_label() == "a uniform head"]
+    assert list(baseline.get_ydata()) == [0.2, 0.2] and baseline.get_linestyle() == "--"
 
 
 def test_lr_per_group_keeps_the_order_and_values():

@@ -37,6 +37,7 @@ from minitransformer.teaching.circuits import (
     next_token_losses,
     prefix_matching_score,
     previous_token_share,
+    uniform_attention,
 )
 from minitransformer.tokenization import Tokenizer
 
@@ -181,16 +182,22 @@ def copied_and_fresh_loss(model: nn.Module, ids: Tensor, kinds: Tensor) -> dict[
     }
 
 
-def probe_head_scores(model: nn.Module, ids: Tensor) -> dict[str, list[list[float]]]:
+def probe_head_scores(model: nn.Module, ids: Tensor) -> dict[str, list[list[float]] | float]:
     """Every head's previous-token share and prefix-matching score on probe passages ids (N, T), as
-    lists of layers of heads (L × nh): logged at each evaluation, they show which head forms when."""
+    lists of layers of heads (L × nh): logged at each evaluation, they show which head forms when.
+    `previous_token_uniform` and `prefix_matching_uniform` are the scores of a head that spreads its
+    weight evenly over the same passages: the level a score must rise above to mean anything."""
     ids = ids.to(next(model.parameters()).device)
     with evaluating(model):
         patterns = attention_patterns(model, ids)  # L × (N, nh, T, T)
-    scores = {
+    uniform = uniform_attention(ids.shape[1], model.config.causal, ids.device)  # (1, 1, T, T)
+    per_head = {
         "previous_token": [previous_token_share(a) for a in patterns],
         "prefix_matching": [prefix_matching_score(a, ids) for a in patterns],
     }
-    return {
-        name: [[round(v, 4) for v in layer.tolist()] for layer in values] for name, values in scores.items()
+    scores = {
+        name: [[round(v, 4) for v in layer.tolist()] for layer in values] for name, values in per_head.items()
     }
+    scores["previous_token_uniform"] = round(float(previous_token_share(uniform)[0]), 4)
+    scores["prefix_matching_uniform"] = round(float(prefix_matching_score(uniform, ids)[0]), 4)
+    return scores

@@ -135,7 +135,9 @@ def plot_head_scores(
 
     `metrics`: a `metrics.jsonl` path or its records; each "valid" record holds every score as a list of
     layers of heads (L × nh), as `--dataset induction` runs log them. Each layer has its own colour map
-    (blues for layer 0, oranges for layer 1, ...), so a head's line says its layer at a glance.
+    (blues for layer 0, oranges for layer 1, ...), so a head's line says its layer at a glance. Where the
+    records also hold a score's uniform baseline (`previous_token_uniform`, ...), a dashed grey line
+    shows it.
     """
     records = [r for r in read_metrics(metrics) if r.get("event") == "valid" and scores[0] in r]
     fig = _new_figure(6.0 * len(scores), 3.8)
@@ -147,6 +149,9 @@ def plot_head_scores(
             for head in range(values.shape[2]):
                 colour = cmap(0.45 + 0.5 * head / max(values.shape[2] - 1, 1))
                 ax.plot(steps, values[:, layer, head], color=colour, label=f"layer {layer}, head {head}")
+        if records and f"{name}_uniform" in records[-1]:
+            baseline = [r[f"{name}_uniform"] for r in records]
+            ax.plot(steps, baseline, color="grey", linestyle="--", label="a uniform head")
         ax.set_xlabel("optimisation step")
         ax.set_ylabel("score (0 to 1)")
         ax.set_title(name.replace("_", "-"))
