@@ -514,7 +514,8 @@ for name in ("previous_token", "prefix_matching"):
 
 # %% [markdown]
 # Both scores jump in the same stretch of steps as the copied words' loss: a head of layer 0 becomes a
-# previous-token head (blue) and the heads of layer 1 prefix-matching heads (orange), and neither score
+# previous-token head (blue) and the heads of layer 1 prefix-matching heads (orange), far above the
+# dashed line of a head that spreads its weight evenly over the same passages, and neither score
 # moves much before the other (the printed steps say which crossed 0.4 first in this run; in ours, both
 # at the same evaluation). Each half
 # is useless alone: a previous-token head helps only if a later head reads what it wrote, and a head
