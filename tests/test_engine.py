@@ -7,6 +7,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import sys
 from unittest import mock
 
 import pytest
@@ -113,6 +114,20 @@ def test_progress_epoch_counts_the_epochs_of_a_run_given_in_steps():
     by_epochs.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.append(epoch_of(e)))
     by_epochs.run(range(10), max_epochs=2)
     assert seen[-2:] == ["1/2", "2/2"]
+
+
+@pytest.mark.parametrize("max_iters", [25, 30])  # ends inside the third epoch / at its end
+def test_the_progress_bar_is_closed_when_a_run_ends_so_later_lines_start_on_their_own(capsys, max_iters):
+    """A run given in steps ended inside an epoch with its bar still open: pretrain's "done in ..."
+    was printed onto the bar's line (seen in the README's main command)."""
+    from minitransformer.training.engine import attach_progress
+
+    engine = Engine(lambda e, batch: {"loss": 1.0})
+    attach_progress(engine)
+    engine.run(range(10), max_iters=max_iters, epoch_length=10)
+    print("done", file=sys.stderr)
+    err = capsys.readouterr().err
+    assert err.endswith("\ndone\n"), err[-200:]
 
 
 def lm_loss(model, batch):

@@ -214,7 +214,8 @@ def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = No
     with print."""
     if idist.get_rank() != 0:
         return
-    ProgressBar(persist=True, desc="batch").attach(
+    bar = ProgressBar(persist=True, desc="batch")
+    bar.attach(
         trainer,
         output_transform=lambda out: {
             "epoch": epoch_of(trainer),
@@ -223,6 +224,15 @@ def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = No
             **(extra(trainer) if extra is not None else {}),
         },
     )
+    trainer.add_event_handler(Events.COMPLETED, leave_bar, bar)
+
+
+def leave_bar(trainer: Engine, bar: ProgressBar) -> None:
+    """Close the bar where it stands when a run ends inside an epoch (`--max-steps`): Ignite closes it at
+    an epoch's end only, and what the run prints after training would land on the still open bar."""
+    if bar.pbar is not None:
+        bar.pbar.close()
+        bar.pbar = None
 
 
 def epoch_of(trainer: Engine) -> str:
