@@ -228,9 +228,11 @@ def attach_progress(trainer: Engine, extra: Callable[[Engine], dict] | None = No
 
 
 def leave_bar(trainer: Engine, bar: ProgressBar) -> None:
-    """Close the bar where it stands when a run ends inside an epoch (`--max-steps`): Ignite closes it at
-    an epoch's end only, and what the run prints after training would land on the still open bar."""
+    """Close the bar when a run ends inside an epoch (`--max-steps`): Ignite closes it at an epoch's end
+    only, and what the run prints after training would land on the still open bar. The bar's total
+    becomes the batches run (a notebook draws a bar closed short of its total red, as an error)."""
     if bar.pbar is not None:
+        bar.pbar.total = bar.pbar.n
         bar.pbar.close()
         bar.pbar = None
 
