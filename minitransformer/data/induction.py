@@ -35,9 +35,7 @@ from minitransformer.runs.io import atomic_path, write_json_atomic
 from minitransformer.teaching.circuits import (
     attention_patterns,
     next_token_losses,
-    prefix_matching_score,
-    previous_token_share,
-    uniform_attention,
+    pattern_scores,
 )
 from minitransformer.tokenization import Tokenizer
 
@@ -189,15 +187,12 @@ def probe_head_scores(model: nn.Module, ids: Tensor) -> dict[str, list[list[floa
     weight evenly over the same passages: the level a score must rise above to mean anything."""
     ids = ids.to(next(model.parameters()).device)
     with evaluating(model):
-        patterns = attention_patterns(model, ids)  # L × (N, nh, T, T)
-    uniform = uniform_attention(ids.shape[1], model.config.causal, ids.device)  # (1, 1, T, T)
-    per_head = {
-        "previous_token": [previous_token_share(a) for a in patterns],
-        "prefix_matching": [prefix_matching_score(a, ids) for a in patterns],
-    }
-    scores = {
-        name: [[round(v, 4) for v in layer.tolist()] for layer in values] for name, values in per_head.items()
-    }
-    scores["previous_token_uniform"] = round(float(previous_token_share(uniform)[0]), 4)
-    scores["prefix_matching_uniform"] = round(float(prefix_matching_score(uniform, ids)[0]), 4)
-    return scores
+        scores = pattern_scores(attention_patterns(model, ids), ids, model.config.causal)
+    return {name: _rounded(value) for name, value in scores.items()}
+
+
+def _rounded(value: Tensor) -> list[list[float]] | float:
+    """A score for the metrics log: (L, nh) → lists of layers of heads, () → a float; 4 decimals."""
+    if value.dim() == 0:
+        return round(value.item(), 4)
+    return [[round(v, 4) for v in layer] for layer in value.tolist()]

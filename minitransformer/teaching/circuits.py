@@ -48,6 +48,7 @@ __all__ = [
     "induction_targets",
     "next_token_losses",
     "patch_head",
+    "pattern_scores",
     "prefix_matching_score",
     "previous_token_share",
     "repeated_random_tokens",
@@ -255,15 +256,23 @@ def patch_head(model: nn.Module, layer: int, head: int, source: Tensor) -> Itera
 def head_scores(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
     """Every head's scores on the token ids x (B, T), each (L, nh), and the uniform baselines (scalars).
 
-    Keys: previous_token, prefix_matching (when x repeats a token; else absent), copying, and
-    previous_token_uniform, prefix_matching_uniform: the same scores of a uniform head.
+    Keys: those of `pattern_scores`, and copying (read off the weights).
     """
-    patterns = attention_patterns(model, x)
-    uniform = uniform_attention(x.shape[1], model.config.causal, x.device)
+    scores = pattern_scores(attention_patterns(model, x), x, model.config.causal)
+    scores["copying"] = copying_score(model)
+    return scores
+
+
+def pattern_scores(patterns: tuple[Tensor, ...], x: Tensor, causal: bool = True) -> dict[str, Tensor]:
+    """The scores read off attention patterns L × (B, nh, T, T) of the token ids x (B, T): each (L, nh).
+
+    Keys: previous_token, prefix_matching (when x repeats a token; else absent), and
+    previous_token_uniform, prefix_matching_uniform: the same scores of a uniform head (scalars).
+    """
+    uniform = uniform_attention(x.shape[1], causal, x.device)
     scores = {
         "previous_token": torch.stack([previous_token_share(a) for a in patterns]),
         "previous_token_uniform": previous_token_share(uniform)[0],
-        "copying": copying_score(model),
     }
     if induction_targets(x).any():
         scores["prefix_matching"] = torch.stack([prefix_matching_score(a, x) for a in patterns])
