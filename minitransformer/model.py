@@ -48,10 +48,14 @@ def sinusoidal_table(num_positions: int, dim: int) -> Tensor:
     return table  # (P, dim)
 
 
+ROTARY_BASE = 10000  # RoFormer's: pair i of a head turns base^(-2i/hs) radians per position
+
+
 def rotary_angles(positions: Tensor, head_size: int) -> tuple[Tensor, Tensor]:
     """cos and sin of the rotary angles, each (T, hs/2): pair i of position p turns by p · 10000^(-2i/hs)."""
     half = head_size // 2
-    frequencies = 10000.0 ** (-torch.arange(half, device=positions.device, dtype=torch.float32) / half)
+    exponents = -torch.arange(half, device=positions.device, dtype=torch.float32) / half  # (hs/2,)
+    frequencies = float(ROTARY_BASE) ** exponents
     angles = positions.float()[:, None] * frequencies  # (T, hs/2)
     return angles.cos(), angles.sin()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..config import TransformerConfig
-from ..model import TransformerWithLMHead
+from ..model import ROTARY_BASE, TransformerWithLMHead
 from .mapping import (
     CAUSAL_LM_SWITCHES,
     HF_ACTIVATION_NAMES,
@@ -38,7 +38,6 @@ from .mapping import (
 
 NEOX_ARCHITECTURES = ("GPTNeoXForCausalLM",)
 NEOX_SWITCHES = {**CAUSAL_LM_SWITCHES, "rotary": True}  # what GPT-NeoX's sequential block fixes
-ROTARY_BASE = 10000  # the base of `model.rotary_angles`
 # The untied output matrix: "embed_out" in checkpoints written before transformers 5, "lm_head" after.
 HEAD_KEYS = ("embed_out.weight", "lm_head.weight")
 # Buffers older checkpoints store beside the weights (causal mask, rotary frequencies): we rebuild them.
